@@ -1,0 +1,5 @@
+"""``python -m pcapaudit`` entry point."""
+
+from pcapaudit.cli import run
+
+run()

@@ -1,0 +1,273 @@
+"""The pipeline: capture -> decode -> flows -> classify -> findings -> coverage.
+
+``Auditor`` is fed capture sources (files, stdin or a live interface) and streams: flows are classified
+and checked the moment the flow table emits them, so ``live`` can show findings as they happen and
+``audit`` keeps only finished rows in memory. ``finish()`` flushes the flow table and returns an
+``AuditResult`` whose tables are pandas DataFrames.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from pcapaudit.capture.pcapfile import CaptureFile, PacketBatch
+from pcapaudit.classify import classify
+from pcapaudit.coverage import build_coverage, detect_vendors
+from pcapaudit.decode import Decoder
+from pcapaudit.engine import EngineConfig, FlowEngine
+from pcapaudit.enrich import DnsMap
+from pcapaudit.errors import UsageError
+from pcapaudit.findings import FindingCollector, FindingContext, detect_dns, detect_flow, region_findings
+from pcapaudit.model import (
+    CaptureStats,
+    Classification,
+    CoverageRow,
+    DnsTransaction,
+    Finding,
+    FlowRecord,
+    Severity,
+    Weird,
+)
+from pcapaudit.rules.loader import load_rulebook
+from pcapaudit.rules.matcher import RuleIndex
+from pcapaudit.rules.schema import RuleBook
+
+log = logging.getLogger("pcapaudit")
+
+MAX_WEIRD_ROWS_PER_NAME = 200
+
+
+@dataclass
+class AuditOptions:
+    """Everything that changes what an audit reports."""
+
+    rules: list[str] | None = None
+    vendors: tuple[str, ...] | None = None  # None: every ruleset classifies, coverage for detected vendors
+    tenants: dict[str, str] = field(default_factory=dict)
+    trust_issuers: tuple[str, ...] = ()
+    devices: tuple[str, ...] = ()
+    engine: str = "fast"
+    engine_config: EngineConfig = field(default_factory=EngineConfig)
+
+
+class WeirdCollector:
+    """Keeps the first rows of each weird name and counts all of them."""
+
+    def __init__(self) -> None:
+        self.rows: list[Weird] = []
+        self.counts: Counter[str] = Counter()
+
+    def add(self, w: Weird) -> None:
+        """Count a weird; keep the row while its name has few."""
+        self.counts[w.name] += 1
+        if self.counts[w.name] <= MAX_WEIRD_ROWS_PER_NAME:
+            self.rows.append(w)
+
+    def summary_rows(self) -> list[Weird]:
+        """Rows, plus one summary row per name whose rows were capped."""
+        out = list(self.rows)
+        for name, n in self.counts.items():
+            if n > MAX_WEIRD_ROWS_PER_NAME:
+                out.append(Weird(None, name, None, f"{n - MAX_WEIRD_ROWS_PER_NAME} more not listed", n - MAX_WEIRD_ROWS_PER_NAME))
+        return out
+
+
+class Auditor:
+    """Streaming auditor. Feed sources with ``run_file``/``feed_batch``, then call ``finish``."""
+
+    def __init__(
+        self,
+        options: AuditOptions | None = None,
+        book: RuleBook | None = None,
+        on_finding: Callable[[Finding, bool], None] | None = None,
+        on_flow: Callable[[FlowRecord, Classification], None] | None = None,
+    ):
+        self.options = options or AuditOptions()
+        opts = self.options
+        self.book = book or load_rulebook(opts.rules, opts.tenants, opts.trust_issuers)
+        if opts.vendors:
+            unknown = [v for v in opts.vendors if v not in self.book.vendors]
+            if unknown:
+                raise UsageError(f"--vendor {','.join(unknown)}: no such ruleset ({', '.join(self.book.vendors)})")
+        self.index = RuleIndex(self.book, opts.vendors or None)
+        self.dnsmap = DnsMap()
+        regions = {k.split(".", 1)[0]: v for k, v in self.book.tenants.items() if k.endswith(".region")}
+        self.ctx = FindingContext(self.book, self.index, self.dnsmap, devices=opts.devices, region=regions)
+        self.flows: list[tuple[FlowRecord, Classification]] = []
+        self.dns: list[DnsTransaction] = []
+        self.weirds = WeirdCollector()
+        self.findings = FindingCollector()
+        self._on_finding = on_finding
+        self._on_flow = on_flow
+        self.decoder = Decoder(opts.engine)
+        self.engine = FlowEngine(self._flow, self._dns, self.weirds.add, opts.engine_config, self.dnsmap)
+        self.sources: list[str] = []
+        self.errors: list[str] = []
+        self.packets = 0
+        self.bytes = 0
+        self.first_ts: float | None = None
+        self.last_ts: float | None = None
+        self.decoded = 0
+        self.not_ip = 0
+        self.fragments = 0
+        self.tunnels: Counter[str] = Counter()
+        self.dropped: int | None = None
+        self.if_dropped: int | None = None
+        self._finished = False
+
+    # -- streaming callbacks ---------------------------------------------------------------------
+    def _flow(self, rec: FlowRecord) -> None:
+        cls = classify(rec, self.index)
+        self.flows.append((rec, cls))
+        if self._on_flow:
+            self._on_flow(rec, cls)
+        for fd in detect_flow(rec, cls, self.ctx):
+            self._finding(fd)
+
+    def _dns(self, tx: DnsTransaction) -> None:
+        self.dns.append(tx)
+        for fd in detect_dns(tx, self.ctx):
+            self._finding(fd)
+
+    def _finding(self, fd: Finding) -> None:
+        new = self.findings.add(fd)
+        if self._on_finding:
+            self._on_finding(fd, new)
+
+    # -- input -----------------------------------------------------------------------------------
+    def feed_batch(self, batch: PacketBatch) -> None:
+        """Decode and account one batch of packets."""
+        n = len(batch)
+        if n == 0:
+            return
+        res = self.decoder.decode(batch)
+        for row, name, detail in res.weirds:
+            self.weirds.add(Weird(float(batch.ts[row]), name, None, f"packet {batch.first_index + row + 1}: {detail}"))
+        self.engine.process(batch, res)
+        self.packets += n
+        self.bytes += int(batch.wirelen.sum())
+        lo, hi = float(batch.ts.min()), float(batch.ts.max())
+        self.first_ts = lo if self.first_ts is None else min(self.first_ts, lo)
+        self.last_ts = hi if self.last_ts is None else max(self.last_ts, hi)
+        self.not_ip += res.not_ip
+        self.fragments += res.fragments
+        self.decoded += n - res.not_ip - len(res.weirds)
+        self.tunnels.update(res.tunnels)
+
+    def run_file(self, source: CaptureFile, progress: Callable[[int], None] | None = None) -> None:
+        """Read one capture file to its end (a truncated or corrupt tail is recorded in ``errors``)."""
+        self.sources.append(source.name)
+        for batch in source.batches(first_index=self.packets):
+            self.feed_batch(batch)
+            if progress:
+                progress(source.packets)
+        if source.dropped is not None:
+            self.if_dropped = (self.if_dropped or 0) + source.dropped
+        if source.error:
+            self.errors.append(source.error)
+            self.weirds.add(Weird(self.last_ts, "capture_truncated_or_corrupt", None, source.error))
+
+    # -- results ---------------------------------------------------------------------------------
+    def finish(self) -> AuditResult:
+        """Flush every flow, build coverage and return the result (call once)."""
+        if self._finished:
+            raise RuntimeError("finish() called twice")
+        self._finished = True
+        self.ctx.capture_end = self.last_ts
+        self.engine.flush()
+        if self.decoder.simple.expired_fragments or self.decoder.simple._frags:  # noqa: SLF001
+            n = self.decoder.simple.expired_fragments + len(self.decoder.simple._frags)  # noqa: SLF001
+            self.weirds.add(Weird(self.last_ts, "incomplete_ip_datagram", None,
+                                  f"{n} fragmented datagram(s) never completed"))  # fmt: skip
+        for ts, q, itype, icode, reporter in self.engine.orphan_icmp:
+            self._orphan_icmp(ts, q, itype, icode, reporter)
+        # region: configured, or inferred from pinned device-domain flows; then re-check region rules
+        inferred = region_findings(self.flows, self.ctx)
+        if inferred != self.ctx.region:
+            new_regions = {k: v for k, v in inferred.items() if k not in self.ctx.region}
+            self.ctx.region = inferred
+            for rec, cls in self.flows:
+                rule = self.ctx.rule(cls.rule_id)
+                if rule is not None and rule.region and rule.vendor in new_regions:
+                    for fd in detect_flow(rec, cls, self.ctx):
+                        if fd.code == "region_mismatch":
+                            self._finding(fd)
+        vendors = self.options.vendors or detect_vendors(self.flows, self.book)
+        finding_rows = self.findings.rows()
+        coverage = build_coverage(self.book, self.index, tuple(vendors), self.flows, self.dns, finding_rows)
+        stats = CaptureStats(
+            sources=tuple(self.sources), packets=self.packets, bytes=self.bytes, first_ts=self.first_ts,
+            last_ts=self.last_ts, decoded=self.decoded, not_ip=self.not_ip, weird=sum(self.weirds.counts.values()),
+            dropped=self.dropped, if_dropped=self.if_dropped,
+            extra=tuple(sorted({"fragmented_datagrams": self.fragments, "flows": len(self.flows),
+                                "dns_transactions": len(self.dns), "max_active_flows": self.engine.max_active,
+                                **{f"tunnel_{k}": v for k, v in self.tunnels.items()}}.items())),
+        )  # fmt: skip
+        from pcapaudit.result import AuditResult
+
+        return AuditResult(
+            flows=self.flows, dns=self.dns, findings=finding_rows, coverage=coverage,
+            weirds=self.weirds.summary_rows(), stats=stats, vendors=tuple(vendors),
+            vendors_auto=not self.options.vendors, errors=tuple(self.errors), book=self.book,
+        )  # fmt: skip
+
+    def _orphan_icmp(self, ts, q, itype, icode, reporter) -> None:
+        import ipaddress
+
+        from pcapaudit.decode import icmp as icmpmod
+        from pcapaudit.findings import _f, required_severity
+        from pcapaudit.model import FindingKind
+
+        if not icmpmod.is_unreachable(q.ipver, itype):
+            return
+        dst = str(ipaddress.ip_address(q.dst))
+        src = str(ipaddress.ip_address(q.src))
+        rules = self.index.match_ip(dst)
+        rule = rules[0] if rules else None
+        what = icmpmod.describe(q.ipver, itype, icode)
+        proto = {6: "tcp", 17: "udp"}.get(q.proto, str(q.proto))
+        self._finding(_f(FindingKind.BLOCKED, required_severity(rule), "icmp_unreachable", None, None, rule,
+                         f"{dst}:{q.dport}", f"ICMP {what} from {reporter} for {src} -> {dst}:{q.dport}/{proto} "
+                         "(the quoted packet itself is not in the capture)",
+                         {"icmp_type": itype, "icmp_code": icode, "reporter": reporter},
+                         f"blocked:icmp_unreachable|{rule.id if rule else '-'}|{dst}|{proto}/{q.dport}", ts=ts))  # fmt: skip
+
+
+def audit(
+    captures: str | Iterable[str],
+    *,
+    rules: list[str] | None = None,
+    vendors: Iterable[str] | None = None,
+    tenants: dict[str, str] | None = None,
+    trust_issuers: Iterable[str] = (),
+    devices: Iterable[str] = (),
+    engine: str = "fast",
+):
+    """Audit one or more capture files and return an ``AuditResult`` (``.flows``, ``.findings``, ``.coverage``).
+
+    Raises ``CaptureError`` when a capture cannot be opened at all and ``RulesetError`` for bad rulesets;
+    a capture that is truncated mid-way still returns a result, with the problem in ``result.errors``.
+    """
+    if isinstance(captures, str):
+        captures = [captures]
+    opts = AuditOptions(
+        rules=rules, vendors=tuple(vendors) if vendors else None, tenants=dict(tenants or {}),
+        trust_issuers=tuple(trust_issuers), devices=tuple(devices), engine=engine,
+    )  # fmt: skip
+    a = Auditor(opts)
+    for c in captures:
+        a.run_file(CaptureFile(c))
+    return a.finish()
+
+
+def severity_at_least(findings: list[tuple[Finding, tuple[str, ...]]], threshold: Severity | None) -> bool:
+    """True when any finding reaches ``threshold`` (None: never)."""
+    if threshold is None:
+        return False
+    return any(f.severity >= threshold for f, _ in findings)
+
+
+__all__ = ["AuditOptions", "Auditor", "audit", "severity_at_least", "CoverageRow"]

@@ -1,0 +1,387 @@
+"""Streaming reader for pcap, pcapng and gzip-compressed captures (files or stdin).
+
+The reader never builds per-packet objects: it cuts the file into large chunks and returns, per chunk,
+numpy columns (offset, captured length, wire length, timestamp, link type) over the raw bytes. Record
+headers are walked in a tight loop (one ``struct`` call per record); everything else is vectorised.
+
+A capture that is cut short or corrupt mid-way is not an exception: the batches read so far are
+returned and ``source.error`` holds a one-line message naming the file and the byte offset.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import struct
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import numpy as np
+
+from pcapaudit.errors import CaptureError
+
+CHUNK = 16 << 20
+MAX_RECORD = 16 << 20  # larger captured lengths mean a corrupt file, not a jumbo frame
+
+PCAP_MAGICS = {
+    b"\xd4\xc3\xb2\xa1": ("<", 1e-6, 16),
+    b"\xa1\xb2\xc3\xd4": (">", 1e-6, 16),
+    b"\x4d\x3c\xb2\xa1": ("<", 1e-9, 16),
+    b"\xa1\xb2\x3c\x4d": (">", 1e-9, 16),
+    b"\x34\xcd\xb2\xa1": ("<", 1e-6, 24),  # Kuznetzov "modified" pcap
+    b"\xa1\xb2\xcd\x34": (">", 1e-6, 24),
+}
+PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+@dataclass(slots=True)
+class PacketBatch:
+    """Packets of one chunk as columns over ``buf`` (no per-packet objects)."""
+
+    buf: bytes
+    off: np.ndarray  # int64: start of packet data in buf
+    caplen: np.ndarray  # int64
+    wirelen: np.ndarray  # int64
+    ts: np.ndarray  # float64 seconds since the epoch
+    linktype: np.ndarray  # int32
+    first_index: int  # global number of row 0 (0-based, over the whole run)
+    file_base: int  # byte offset of buf[0] in the (uncompressed) capture
+
+    def __len__(self) -> int:
+        return len(self.off)
+
+
+class CaptureFile:
+    """One capture source (path, ``-`` for stdin, or an open binary file)."""
+
+    def __init__(self, spec: str | BinaryIO, name: str | None = None):
+        self.name = name or (spec if isinstance(spec, str) else getattr(spec, "name", "<stream>"))
+        if spec == "-":
+            self.name = name or "<stdin>"
+        self._spec = spec
+        self.error: str | None = None
+        self.packets = 0
+        self.bytes = 0
+        self.dropped: int | None = None  # from pcapng interface statistics blocks
+        self.format = "unknown"
+        self._consumed = 0
+        self.secrets: list[bytes] = []  # TLS key logs from pcapng decryption secrets blocks
+        self._fh: BinaryIO | None = None
+
+    # -- opening -------------------------------------------------------------------------------
+    def _open(self) -> tuple[BinaryIO, bytes]:
+        spec = self._spec
+        try:
+            if spec == "-":
+                raw: BinaryIO = sys.stdin.buffer
+            elif isinstance(spec, str):
+                raw = open(spec, "rb")  # noqa: SIM115 - closed in close()
+            else:
+                raw = spec
+        except FileNotFoundError:
+            raise CaptureError(f"{self.name}: no such file") from None
+        except IsADirectoryError:
+            raise CaptureError(f"{self.name}: is a directory, not a capture file") from None
+        except PermissionError:
+            raise CaptureError(f"{self.name}: permission denied") from None
+        except OSError as e:
+            raise CaptureError(f"{self.name}: cannot open: {e.strerror or e}") from None
+        head = _read_exact(raw, 4, self.name)
+        if head[:2] == GZIP_MAGIC:
+            rest = raw.read(CHUNK)
+            stream: BinaryIO = gzip.GzipFile(fileobj=_Prepend(head + rest, raw), mode="rb")  # type: ignore[assignment]
+            try:
+                head = _read_exact(stream, 4, self.name)
+            except (OSError, EOFError) as e:
+                raise CaptureError(f"{self.name}: corrupt gzip data: {e}") from None
+            self.format = "gzip+"
+            raw_for_close = raw
+            self._fh = raw_for_close
+            return stream, head
+        self._fh = raw
+        return raw, head
+
+    @property
+    def offset(self) -> int:
+        """Bytes of the underlying file read so far (compressed bytes for gzip), for progress bars."""
+        fh = self._fh
+        if fh is not None and self._spec != "-":
+            try:
+                return fh.tell()
+            except (OSError, ValueError):
+                pass
+        return self._consumed
+
+    def close(self) -> None:
+        """Close the underlying file (not stdin)."""
+        if self._fh is not None and self._spec != "-" and isinstance(self._spec, str):
+            self._fh.close()
+        self._fh = None
+
+    # -- iteration -----------------------------------------------------------------------------
+    def batches(self, first_index: int = 0, chunk: int = CHUNK) -> Iterator[PacketBatch]:
+        """Yield ``PacketBatch`` chunks; sets ``self.error`` (and stops) on truncation/corruption."""
+        stream, head = self._open()
+        try:
+            if head in PCAP_MAGICS:
+                self.format += "pcap"
+                yield from self._pcap(stream, head, first_index, chunk)
+            elif head == PCAPNG_SHB:
+                self.format += "pcapng"
+                yield from self._pcapng(stream, head, first_index, chunk)
+            else:
+                raise CaptureError(
+                    f"{self.name}: not a pcap or pcapng capture (bad magic 0x{head.hex()} at byte offset 0)"
+                )
+        except (OSError, EOFError, gzip.BadGzipFile) as e:
+            if isinstance(e, CaptureError):
+                raise
+            self.error = f"{self.name}: read error after {self.packets} packets: {e}"
+        finally:
+            self.close()
+
+    def _read(self, stream: BinaryIO, n: int) -> bytes:
+        try:
+            return stream.read(n)
+        except (OSError, EOFError, gzip.BadGzipFile, struct.error) as e:
+            raise OSError(f"corrupt compressed data ({e})") from None
+
+    def _pcap(self, stream: BinaryIO, head: bytes, index: int, chunk: int) -> Iterator[PacketBatch]:
+        endian, tick, rec_len = PCAP_MAGICS[head]
+        rest = _read_exact(stream, 20, self.name, "pcap file header")
+        _vmaj, _vmin, _tz, _sig, _snap, linktype = struct.unpack(endian + "HHiIII", rest)
+        linktype &= 0x0FFFFFFF  # upper bits may carry FCS length flags
+        base = 24
+        pending = b""
+        incl_at = struct.Struct(endian + "I").unpack_from
+        while True:
+            data = self._read(stream, chunk)
+            buf = pending + data if pending else data
+            n = len(buf)
+            offs: list[int] = []
+            app = offs.append
+            off = 0
+            bad = None
+            while off + rec_len <= n:
+                incl = incl_at(buf, off + 8)[0]
+                if incl > MAX_RECORD:
+                    bad = (off, incl)
+                    break
+                if off + rec_len + incl > n:
+                    break
+                app(off)
+                off += rec_len + incl
+            self._consumed = base + off
+            if offs:
+                yield self._pcap_batch(buf, offs, endian, tick, rec_len, linktype, index, base)
+                index += len(offs)
+            if bad is not None:
+                self.error = (
+                    f"{self.name}: corrupt pcap record at byte offset {base + bad[0]} "
+                    f"(captured length {bad[1]} is impossible); stopped after {self.packets} packets"
+                )
+                return
+            pending = buf[off:]
+            base += off
+            if not data:
+                if pending:
+                    self.error = (
+                        f"{self.name}: truncated at byte offset {base}: last record is incomplete "
+                        f"({len(pending)} bytes); read {self.packets} packets"
+                    )
+                return
+
+    def _pcap_batch(self, buf, offs, endian, tick, rec_len, linktype, index, base) -> PacketBatch:
+        o = np.asarray(offs, dtype=np.int64)
+        b = np.frombuffer(buf, dtype=np.uint8)
+        dt = np.dtype(endian + "u4")
+        # gather the four header words of every record in one vectorised step
+        idx = o[:, None] + np.arange(16, dtype=np.int64)[None, :]
+        words = b[idx].copy().view(dt).reshape(len(o), 4).astype(np.int64)
+        ts = words[:, 0].astype(np.float64) + words[:, 1].astype(np.float64) * tick
+        caplen = words[:, 2]
+        wirelen = np.maximum(words[:, 3], caplen)
+        self.packets += len(o)
+        self.bytes += int(wirelen.sum())
+        return PacketBatch(
+            buf=buf,
+            off=o + rec_len,
+            caplen=caplen,
+            wirelen=wirelen,
+            ts=ts,
+            linktype=np.full(len(o), linktype, dtype=np.int32),
+            first_index=index,
+            file_base=base,
+        )
+
+    def _pcapng(self, stream: BinaryIO, head: bytes, index: int, chunk: int) -> Iterator[PacketBatch]:
+        pending = head
+        base = 0
+        endian = "<"
+        ifaces: list[tuple[int, float, float]] = []  # (linktype, tick, offset)
+        eof = False
+        while True:
+            data = b"" if eof else self._read(stream, chunk)
+            if not data:
+                eof = True
+            buf = pending + data if pending else data
+            n = len(buf)
+            off = 0
+            offs: list[int] = []
+            caps: list[int] = []
+            wires: list[int] = []
+            tss: list[float] = []
+            lts: list[int] = []
+            err = None
+            while off + 12 <= n:
+                btype_raw = buf[off : off + 4]
+                if btype_raw == PCAPNG_SHB:
+                    if off + 12 > n:
+                        break
+                    bom = buf[off + 8 : off + 12]
+                    if bom == b"\x4d\x3c\x2b\x1a":
+                        endian = "<"
+                    elif bom == b"\x1a\x2b\x3c\x4d":
+                        endian = ">"
+                    else:
+                        err = f"bad pcapng byte-order magic at byte offset {base + off}"
+                        break
+                    ifaces = []
+                blen = struct.unpack_from(endian + "I", buf, off + 4)[0]
+                if blen < 12 or blen % 4 or blen > MAX_RECORD + 64:
+                    err = f"corrupt pcapng block at byte offset {base + off} (length {blen})"
+                    break
+                if off + blen > n:
+                    break
+                btype = struct.unpack_from(endian + "I", buf, off)[0]
+                if btype == 6:  # enhanced packet block
+                    iface, hi, lo, cap, wire = struct.unpack_from(endian + "IIIII", buf, off + 8)
+                    if iface >= len(ifaces) or cap > blen - 32:
+                        err = f"corrupt pcapng packet block at byte offset {base + off}"
+                        break
+                    lt, tick, tsoff = ifaces[iface]
+                    offs.append(off + 28)
+                    caps.append(cap)
+                    wires.append(max(wire, cap))
+                    tss.append(((hi << 32) | lo) * tick + tsoff)
+                    lts.append(lt)
+                elif btype == 3:  # simple packet block
+                    if not ifaces:
+                        err = f"pcapng simple packet block before any interface at byte offset {base + off}"
+                        break
+                    wire = struct.unpack_from(endian + "I", buf, off + 8)[0]
+                    cap = min(wire, blen - 16)
+                    offs.append(off + 12)
+                    caps.append(cap)
+                    wires.append(wire)
+                    tss.append(tss[-1] if tss else 0.0)
+                    lts.append(ifaces[0][0])
+                elif btype == 2:  # obsolete packet block
+                    iface, _drops, hi, lo, cap, wire = struct.unpack_from(endian + "HHIIII", buf, off + 8)
+                    if iface >= len(ifaces) or cap > blen - 32:
+                        err = f"corrupt pcapng packet block at byte offset {base + off}"
+                        break
+                    lt, tick, tsoff = ifaces[iface]
+                    offs.append(off + 28)
+                    caps.append(cap)
+                    wires.append(max(wire, cap))
+                    tss.append(((hi << 32) | lo) * tick + tsoff)
+                    lts.append(lt)
+                elif btype == 1:  # interface description block
+                    lt = struct.unpack_from(endian + "H", buf, off + 8)[0]
+                    tick, tsoff = 1e-6, 0.0
+                    for code, val in _options(buf, off + 16, off + blen - 4, endian):
+                        if code == 9 and val:
+                            r = val[0]
+                            tick = 2.0 ** -(r & 0x7F) if r & 0x80 else 10.0 ** -r
+                        elif code == 14 and len(val) >= 8:
+                            tsoff = float(struct.unpack(endian + "q", val[:8])[0])
+                    ifaces.append((lt, tick, tsoff))
+                elif btype == 5:  # interface statistics block
+                    for code, val in _options(buf, off + 20, off + blen - 4, endian):
+                        if code == 5 and len(val) >= 8:  # isb_ifdrop
+                            self.dropped = (self.dropped or 0) + struct.unpack(endian + "Q", val[:8])[0]
+                elif btype == 0x0A:  # decryption secrets block
+                    stype, slen = struct.unpack_from(endian + "II", buf, off + 8)
+                    if stype == 0x544C534B:  # "TLSK": NSS key log
+                        self.secrets.append(bytes(buf[off + 16 : off + 16 + min(slen, blen - 20)]))
+                off += blen
+            self._consumed = base + off
+            if offs:
+                o = np.asarray(offs, dtype=np.int64)
+                cap_a = np.asarray(caps, dtype=np.int64)
+                wire_a = np.asarray(wires, dtype=np.int64)
+                self.packets += len(o)
+                self.bytes += int(wire_a.sum())
+                yield PacketBatch(
+                    buf=buf,
+                    off=o,
+                    caplen=cap_a,
+                    wirelen=wire_a,
+                    ts=np.asarray(tss, dtype=np.float64),
+                    linktype=np.asarray(lts, dtype=np.int32),
+                    first_index=index,
+                    file_base=base,
+                )
+                index += len(o)
+            if err is not None:
+                self.error = f"{self.name}: {err}; stopped after {self.packets} packets"
+                return
+            pending = buf[off:]
+            base += off
+            if eof:
+                if pending:
+                    self.error = (
+                        f"{self.name}: truncated at byte offset {base}: last block is incomplete "
+                        f"({len(pending)} bytes); read {self.packets} packets"
+                    )
+                return
+
+
+def _options(buf: bytes, start: int, end: int, endian: str) -> Iterator[tuple[int, bytes]]:
+    """Walk pcapng options (code, length, value padded to 4) between start and end."""
+    off = start
+    while off + 4 <= end:
+        code, length = struct.unpack_from(endian + "HH", buf, off)
+        if code == 0:
+            return
+        val = buf[off + 4 : off + 4 + length]
+        yield code, val
+        off += 4 + ((length + 3) & ~3)
+
+
+def _read_exact(stream: BinaryIO, n: int, name: str, what: str = "file header") -> bytes:
+    try:
+        data = stream.read(n)
+    except (OSError, EOFError) as e:
+        raise CaptureError(f"{name}: cannot read {what}: {e}") from None
+    if len(data) < n:
+        if not data and what == "file header":
+            raise CaptureError(f"{name}: empty file, not a capture")
+        raise CaptureError(f"{name}: truncated {what} ({len(data)} of {n} bytes)")
+    return data
+
+
+class _Prepend(io.RawIOBase):
+    """A read-only stream that first returns ``head`` then reads from ``rest``."""
+
+    def __init__(self, head: bytes, rest: BinaryIO):
+        self._head = head
+        self._rest = rest
+
+    def readable(self) -> bool:  # noqa: D102
+        return True
+
+    def readinto(self, b) -> int:  # noqa: D102
+        if self._head:
+            n = min(len(b), len(self._head))
+            b[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._rest.read(len(b))
+        n = len(data)
+        b[:n] = data
+        return n

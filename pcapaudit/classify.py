@@ -1,0 +1,112 @@
+"""Name each flow and match it to a rule: SNI > CONNECT target / HTTP Host > DNS name > CIDR > port.
+
+Among all rules reachable through the available evidence, the first one (in evidence order, then by
+match confidence) that also lists the flow's port and transport wins. When names matched but no rule
+lists the port, the flow is ``unlisted_port``: a known host on a port the documents do not give.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pcapaudit.model import Classification, FlowRecord
+from pcapaudit.rules.matcher import RuleIndex
+from pcapaudit.rules.schema import Rule
+
+VERDICT_ALLOWED = "allowed"
+VERDICT_PORT_ONLY = "port_only"
+VERDICT_UNLISTED_PORT = "unlisted_port"
+VERDICT_LEGACY = "legacy"
+VERDICT_UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where a flow really goes: proxied flows go to the CONNECT/absolute-URI target, not the proxy."""
+
+    port: int
+    transport: str
+    via_proxy: bool
+
+
+def flow_target(f: FlowRecord) -> Target:
+    """The destination port that the vendor rules talk about."""
+    transport = f.transport.value
+    if f.connect_host:
+        return Target(f.connect_port or 443, transport, True)
+    uri = f.http_uri or ""
+    if f.http_method and uri.lower().startswith(("http://", "https://")):
+        scheme, _, rest = uri.partition("://")
+        auth = rest.split("/", 1)[0]
+        port = 443 if scheme.lower() == "https" else 80
+        if auth.rsplit(":", 1)[-1].isdigit() and ":" in auth:
+            port = int(auth.rsplit(":", 1)[-1])
+        return Target(port, transport, True)  # absolute-form requests are only sent to proxies
+    return Target(f.dst_port, transport, False)
+
+
+def evidence_names(f: FlowRecord) -> list[tuple[str, str]]:
+    """(matched_by, name) candidates in priority order."""
+    out: list[tuple[str, str]] = []
+    if f.sni:
+        out.append(("sni", f.sni))
+    if f.connect_host:
+        out.append(("connect", f.connect_host))
+    if f.http_host:
+        out.append(("http_host", f.http_host))
+    for n in f.dns_names:
+        out.append(("dns", n))
+    return out
+
+
+def _verdict(rule: Rule) -> str:
+    return VERDICT_LEGACY if rule.legacy else VERDICT_ALLOWED
+
+
+def classify(f: FlowRecord, index: RuleIndex) -> Classification:
+    """Classify one flow against the index."""
+    tgt = flow_target(f)
+    name_hits = []
+    for by, name in evidence_names(f):
+        for hit in index.match_name(name):
+            name_hits.append((by, name, hit))
+    # 1. a name match on a listed port
+    for by, name, hit in name_hits:
+        if hit.rule.port_ok(tgt.port, tgt.transport):
+            return Classification(
+                hit.rule.vendor, hit.rule.id, hit.rule.service, by, name, hit.confidence, _verdict(hit.rule),
+                f"{by} {name} matches {hit.pattern}",
+            )  # fmt: skip
+    # 2. the server address is in a documented network on a listed port (proxied flows: unknown address)
+    ip_rules = () if tgt.via_proxy else index.match_ip(f.dst_ip)
+    if not name_hits:
+        for r in ip_rules:
+            if r.port_ok(tgt.port, tgt.transport):
+                return Classification(r.vendor, r.id, r.service, "cidr", None, "cidr", _verdict(r),
+                                      f"{f.dst_ip} is in {r.targets_text}")  # fmt: skip
+    # 3. a known name on a port no rule of that host lists
+    if name_hits:
+        by, name, hit = name_hits[0]
+        # a legacy/port rule for the same network may still explain it (APNs binary 2195 to 17/8)
+        for r in ip_rules:
+            if r.port_ok(tgt.port, tgt.transport) and r.legacy:
+                return Classification(r.vendor, r.id, r.service, "cidr", name, "cidr", VERDICT_LEGACY,
+                                      f"{f.dst_ip} is in {r.targets_text}; {by} {name}")  # fmt: skip
+        return Classification(
+            hit.rule.vendor, hit.rule.id, hit.rule.service, by, name, hit.confidence, VERDICT_UNLISTED_PORT,
+            f"{by} {name} matches {hit.pattern} but {tgt.transport}/{tgt.port} is not listed "
+            f"({hit.rule.transport} {hit.rule.ports_text})",
+        )  # fmt: skip
+    if ip_rules:
+        r = ip_rules[0]
+        return Classification(r.vendor, r.id, r.service, "cidr", None, "cidr", VERDICT_UNLISTED_PORT,
+                              f"{f.dst_ip} is in {r.targets_text} but {tgt.transport}/{tgt.port} is not listed "
+                              f"({r.transport} {r.ports_text})")  # fmt: skip
+    # 4. only the port says anything
+    port_rules = index.match_port(tgt.transport, tgt.port)
+    if port_rules:
+        r = port_rules[0]
+        return Classification(r.vendor, r.id, r.service, "port", None, "port", VERDICT_PORT_ONLY,
+                              f"{tgt.transport}/{tgt.port} is listed by {r.id} (no host or network given)")  # fmt: skip
+    return Classification(None, None, None, "none", None, "none", VERDICT_UNKNOWN,
+                          "no ruleset lists this destination")  # fmt: skip

@@ -1,0 +1,409 @@
+"""Command line: ``pcapaudit audit``, ``pcapaudit live``, ``pcapaudit rules``.
+
+``main(argv) -> int`` never raises for bad input: capture, ruleset and usage problems print one line
+to stderr and return 2. Exit codes: 0 no finding at or above ``--fail-on``, 1 findings, 2 cannot run
+(or the input was cut short: the report is still written first), 130 interrupted before a report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+from pcapaudit.errors import CaptureError, PcapAuditError, RulesetError, UsageError
+from pcapaudit.model import Severity
+
+log = logging.getLogger("pcapaudit")
+
+EXIT_OK, EXIT_FINDINGS, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
+FORMATS = ("table", "json", "csv", "parquet", "markdown", "html")
+TABLE_NAMES = ("findings", "coverage", "flows", "dns", "weirds")
+DEFAULT_TEXT_TABLES = ("findings", "coverage", "flows")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2 (argparse's own convention)
+        self.print_usage(sys.stderr)
+        raise UsageError(message)
+
+
+def _common_report_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("rules")
+    g.add_argument("--rules", action="append", metavar="PATH",
+                   help="ruleset file or directory (repeatable; default: the built-in rulesets; env PCAPAUDIT_RULES)")  # fmt: skip
+    g.add_argument("--vendor", metavar="LIST",
+                   help="comma-separated vendors to audit against, e.g. apple,jamf-pro (default: all rulesets, "
+                        "checklist for the vendors seen in the traffic)")  # fmt: skip
+    g.add_argument("--tenant", action="append", default=[], metavar="VENDOR.NAME=VALUE",
+                   help="fill a tenant placeholder or region, e.g. kandji.uuid=..., jamf-pro.instance=acme, kandji.region=eu")  # fmt: skip
+    g.add_argument("--trust-issuer", action="append", default=[], metavar="NAME",
+                   help="also accept certificates issued by this CN or O (glob), e.g. your lab or on-prem CA")  # fmt: skip
+    g.add_argument("--device", action="append", default=[], metavar="CIDR",
+                   help="audited (managed) hosts; 'no ruleset allows' findings only for flows they start")  # fmt: skip
+    g.add_argument("--config", metavar="FILE", help="YAML with any of: rules, vendor, tenants, trust_issuers, devices, fail_on")
+    o = p.add_argument_group("output")
+    o.add_argument("-f", "--format", choices=FORMATS, default=os.environ.get("PCAPAUDIT_FORMAT", "table"),
+                   help="report format (default table; env PCAPAUDIT_FORMAT)")  # fmt: skip
+    o.add_argument("-o", "--output", default=os.environ.get("PCAPAUDIT_OUTPUT"), metavar="PATH",
+                   help="write the report here instead of stdout; csv/parquet with several tables write PATH.<table>.csv")  # fmt: skip
+    o.add_argument("--table", action="append", choices=TABLE_NAMES, metavar="NAME",
+                   help=f"tables to output ({', '.join(TABLE_NAMES)}; repeatable)")  # fmt: skip
+    o.add_argument("--limit", type=int, default=50, metavar="N", help="flows shown in table/markdown output (0: all)")
+    o.add_argument("--fail-on", default=None, metavar="SEVERITY",
+                   help="exit 1 when a finding has at least this severity: info, low, medium (default), high, none")  # fmt: skip
+    o.add_argument("-q", "--quiet", action="store_true", help="no summary line on stderr")
+    o.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument("--engine", choices=("fast", "simple"), default="fast",
+                   help="packet decoder: vectorised (fast) or per-packet reference (simple)")  # fmt: skip
+    p.add_argument("-v", "--verbose", action="count", default=0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser (exposed for the docs and tests)."""
+    from pcapaudit import __version__
+
+    p = _Parser(prog="pcapaudit", description="Audit packet captures against Apple and MDM vendor network requirements.")
+    p.add_argument("-V", "--version", action="version", version=f"pcapaudit {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    a = sub.add_parser("audit", help="audit pcap/pcapng files (gzip ok, '-' for stdin)")
+    a.add_argument("captures", nargs="+", metavar="CAPTURE")
+    _common_report_args(a)
+    lv = sub.add_parser("live", help="capture from an interface and audit in real time")
+    lv.add_argument("interface", metavar="IFACE")
+    lv.add_argument("--bpf", "--filter", dest="bpf", metavar="FILTER", help="BPF capture filter")
+    lv.add_argument("--duration", metavar="TIME", help="stop after this long (e.g. 90, 90s, 5m, 1h)")
+    lv.add_argument("--count", type=int, metavar="N", help="stop after N packets")
+    lv.add_argument("--write", metavar="FILE", help="also keep the raw packets in this pcapng file")
+    lv.add_argument("--rotate-mb", type=float, metavar="MB", help="start a new --write file every MB megabytes")
+    lv.add_argument("--snaplen", type=int, default=65535, metavar="BYTES")
+    _common_report_args(lv)
+    r = sub.add_parser("rules", help="list, show or validate rulesets")
+    rs = r.add_subparsers(dest="rules_command", metavar="ACTION", parser_class=_Parser)
+    rl = rs.add_parser("list", help="one line per rule")
+    rl.add_argument("--vendor", metavar="LIST")
+    rl.add_argument("--rules", action="append", metavar="PATH")
+    rl.add_argument("-f", "--format", choices=("table", "json", "csv"), default="table")
+    rsh = rs.add_parser("show", help="every field of one rule")
+    rsh.add_argument("rule_id")
+    rsh.add_argument("--rules", action="append", metavar="PATH")
+    rv = rs.add_parser("validate", help="check ruleset files (default: the built-in ones)")
+    rv.add_argument("files", nargs="*", metavar="FILE")
+    return p
+
+
+def _parse_kv(items: list[str], flag: str) -> dict[str, str]:
+    out = {}
+    for it in items:
+        k, sep, v = it.partition("=")
+        if not sep or not k or "." not in k:
+            raise UsageError(f"{flag} {it!r}: expected VENDOR.NAME=VALUE")
+        out[k.strip()] = v.strip()
+    return out
+
+
+def _load_config(path: str) -> dict:
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such config file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"{path}: cannot read config: {e}") from None
+    except yaml.YAMLError as e:
+        raise UsageError(f"{path}: invalid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: config must be a mapping")
+    allowed = {"rules", "vendor", "tenants", "trust_issuers", "devices", "fail_on"}
+    bad = sorted(set(data) - allowed)
+    if bad:
+        raise UsageError(f"{path}: unknown config key {bad[0]!r} (allowed: {', '.join(sorted(allowed))})")
+    base = Path(path).resolve().parent
+    if "rules" in data:
+        rules = data["rules"] if isinstance(data["rules"], list) else [data["rules"]]
+        data["rules"] = [str(base / r) if not Path(r).is_absolute() else r for r in rules]
+    return data
+
+
+def _options(args):
+    from pcapaudit.audit import AuditOptions
+
+    cfg = _load_config(args.config) if getattr(args, "config", None) else {}
+    rules = args.rules or cfg.get("rules") or ([os.environ["PCAPAUDIT_RULES"]] if os.environ.get("PCAPAUDIT_RULES") else None)
+    vendor = args.vendor or cfg.get("vendor")
+    if isinstance(vendor, list):
+        vendor = ",".join(vendor)
+    tenants = {str(k): str(v) for k, v in (cfg.get("tenants") or {}).items()}
+    tenants.update(_parse_kv(args.tenant, "--tenant"))
+    trust = tuple(cfg.get("trust_issuers") or ()) + tuple(args.trust_issuer)
+    devices = tuple(cfg.get("devices") or ()) + tuple(args.device)
+    for d in devices:
+        import ipaddress
+
+        try:
+            ipaddress.ip_network(d, strict=False)
+        except ValueError:
+            raise UsageError(f"--device {d!r}: not an address or network") from None
+    fail_on = args.fail_on or cfg.get("fail_on") or "medium"
+    if str(fail_on).lower() == "none":
+        threshold = None
+    else:
+        try:
+            threshold = Severity.parse(str(fail_on))
+        except ValueError as e:
+            raise UsageError(f"--fail-on: {e}") from None
+    opts = AuditOptions(
+        rules=rules, vendors=tuple(v.strip() for v in vendor.split(",") if v.strip()) if vendor else None,
+        tenants=tenants, trust_issuers=trust, devices=devices, engine=args.engine,
+    )  # fmt: skip
+    return opts, threshold
+
+
+def _tables(args) -> tuple[str, ...]:
+    if args.table:
+        return tuple(dict.fromkeys(args.table))
+    if args.format in ("json", "csv", "parquet", "html"):
+        return TABLE_NAMES
+    return DEFAULT_TEXT_TABLES
+
+
+def write_report(result, args) -> None:
+    """Render and write the report; the output file is opened only now, after the audit succeeded."""
+    from pcapaudit.report import render
+
+    tables = _tables(args)
+    fmt = args.format
+    out = args.output
+    if fmt in ("csv", "parquet"):
+        if fmt == "parquet" and not out:
+            raise UsageError("--format parquet needs -o PATH")
+        if len(tables) == 1 and (out in (None, "-") or fmt == "parquet"):
+            df = result.table(tables[0])
+            if fmt == "parquet":
+                render.write_parquet(df, out)
+            else:
+                render.write_csv(df, sys.stdout)
+            return
+        if len(tables) == 1:
+            with open(out, "w", newline="", encoding="utf-8") as fh:
+                render.write_csv(result.table(tables[0]), fh)
+            return
+        if not out or out == "-":
+            raise UsageError(f"--format {fmt} with several tables needs -o PREFIX (or one --table)")
+        prefix = out[: -len(fmt) - 1] if out.endswith("." + fmt) else out
+        for t in tables:
+            path = f"{prefix}.{t}.{fmt}"
+            if fmt == "parquet":
+                render.write_parquet(result.table(t), path)
+            else:
+                with open(path, "w", newline="", encoding="utf-8") as fh:
+                    render.write_csv(result.table(t), fh)
+        return
+    if fmt == "json":
+        text = render.to_json(result, tables)
+    elif fmt == "html":
+        text = render.render_html(result, tables)
+    elif fmt == "markdown":
+        text = render.render_text(result, tables, "github", flow_limit=None if args.limit == 0 else args.limit)
+    else:
+        text = render.render_text(result, tables, "simple", flow_limit=None if args.limit == 0 else args.limit)
+    if out and out != "-":
+        with open(out, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    else:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+
+def _summary_line(result) -> str:
+    n = len(result.finding_records)
+    worst = result.worst_severity()
+    kinds = result.summary()["findings_by_kind"]
+    kind_txt = ", ".join(f"{v} {k}" for k, v in sorted(kinds.items()))
+    return (
+        f"pcapaudit: {n} finding{'s' if n != 1 else ''}"
+        + (f" ({kind_txt}; worst {worst})" if n else "")
+        + f" in {len(result.flow_records)} flows from {result.stats.packets} packets; {result.stats.weird} weird"
+    )
+
+
+class Progress:
+    """A one-line progress bar on stderr (only when stderr is a terminal)."""
+
+    def __init__(self, enabled: bool, total_bytes: int | None, label: str):
+        self.enabled = enabled and sys.stderr.isatty()
+        self.total = total_bytes
+        self.label = label
+        self.t0 = time.monotonic()
+        self.last = 0.0
+
+    def __call__(self, packets: int, done_bytes: int | None = None) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self.last < 0.2:
+            return
+        self.last = now
+        rate = packets / max(now - self.t0, 1e-6)
+        if self.total and done_bytes is not None:
+            frac = min(done_bytes / self.total, 1.0)
+            bar = "#" * int(frac * 30)
+            sys.stderr.write(f"\r{self.label} [{bar:<30}] {frac * 100:5.1f}% {packets:,} pkts {rate:,.0f} pkt/s")
+        else:
+            sys.stderr.write(f"\r{self.label} {packets:,} pkts {rate:,.0f} pkt/s")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        """Erase the bar."""
+        if self.enabled and self.last:
+            sys.stderr.write("\r" + " " * 100 + "\r")
+            sys.stderr.flush()
+
+
+def cmd_audit(args) -> int:
+    """``pcapaudit audit``."""
+    from pcapaudit.audit import Auditor, severity_at_least
+    from pcapaudit.capture.pcapfile import CaptureFile
+
+    opts, threshold = _options(args)
+    auditor = Auditor(opts)
+    sources = []
+    for spec in args.captures:
+        if spec != "-" and not os.path.exists(spec):
+            raise CaptureError(f"{spec}: no such file")
+        sources.append(CaptureFile(spec))
+    interrupted = False
+    try:
+        for src in sources:
+            size = os.path.getsize(src.name) if src.name != "<stdin>" and os.path.isfile(src.name) else None
+            prog = Progress(not args.no_progress and not args.quiet, size, os.path.basename(src.name))
+            try:
+                auditor.run_file(src, progress=lambda n, s=src, p=prog: p(n, s.offset))
+            finally:
+                prog.close()
+    except KeyboardInterrupt:
+        interrupted = True
+        auditor.errors.append("interrupted: the report covers the packets read before Ctrl-C")
+    result = auditor.finish()
+    write_report(result, args)
+    if not args.quiet:
+        print(_summary_line(result), file=sys.stderr)
+    for e in result.errors:
+        print(f"pcapaudit: error: {e}", file=sys.stderr)
+    if result.errors or interrupted:
+        return EXIT_ERROR
+    return EXIT_FINDINGS if severity_at_least(result.finding_records, threshold) else EXIT_OK
+
+
+def cmd_live(args) -> int:
+    """``pcapaudit live``."""
+    from pcapaudit.capture.live import run_live
+
+    opts, threshold = _options(args)
+    return run_live(args, opts, threshold)
+
+
+def cmd_rules(args) -> int:
+    """``pcapaudit rules list|show|validate``."""
+    from pcapaudit.report.render import clean_text
+    from pcapaudit.rules.loader import builtin_dir, load_rulebook
+
+    if args.rules_command == "validate":
+        files = args.files or [str(builtin_dir())]
+        book = load_rulebook(files)
+        n = sum(len(rs.rules) for rs in book.rulesets)
+        print(f"ok: {len(book.rulesets)} ruleset(s), {n} rules, {len(book.issuers)} issuer sets "
+              f"({', '.join(rs.path for rs in book.rulesets)})")  # fmt: skip
+        return EXIT_OK
+    book = load_rulebook(args.rules)
+    if args.rules_command == "show":
+        r = book.rule(args.rule_id)
+        if r is None:
+            raise UsageError(f"rules show {args.rule_id}: no such rule (try: pcapaudit rules list)")
+        rs = book.ruleset(r.vendor)
+        src = next((s for s in rs.sources if s.id == r.source), None) if rs else None
+        fields = [
+            ("id", r.id), ("vendor", r.vendor), ("service", r.service), ("hosts", ", ".join(r.hosts)),
+            ("cidrs", ", ".join(r.cidrs)), ("asns", ", ".join(f"AS{a}" for a in r.asns)),
+            ("ports", f"{r.transport} {r.ports_text}"), ("initiator", r.initiator), ("responder", r.responder),
+            ("required", r.required), ("app_protocol", r.app_protocol), ("tls", r.tls), ("cleartext", r.cleartext),
+            ("secure_alternative", r.secure_alternative), ("tls_inspection_allowed", r.tls_inspection_allowed),
+            ("pinned", r.pinned), ("expected_issuers", r.expected_issuers), ("server_cidrs", ", ".join(r.server_cidrs)),
+            ("proxy", r.proxy), ("legacy", r.legacy), ("region", r.region), ("os", ", ".join(r.os)),
+            ("source", f"{r.source}: {src.title} ({src.file})" if src else r.source), ("seed rows", ", ".join(r.rows)),
+            ("file", r.file), ("notes", r.notes),
+        ]  # fmt: skip
+        w = max(len(k) for k, _ in fields)
+        for k, v in fields:
+            if v not in (None, "", ()):
+                print(f"{k:<{w}}  {clean_text(v)}")
+        return EXIT_OK
+    vendors = [v.strip() for v in args.vendor.split(",")] if args.vendor else None
+    if vendors:
+        unknown = [v for v in vendors if v not in book.vendors]
+        if unknown:
+            raise UsageError(f"--vendor {','.join(unknown)}: no such ruleset ({', '.join(book.vendors)})")
+    rows = [r for r in book.rules if vendors is None or r.vendor in vendors]
+    import pandas as pd
+
+    df = pd.DataFrame(
+        [{"id": r.id, "vendor": r.vendor, "required": r.required, "ports": f"{r.transport} {r.ports_text}",
+          "targets": r.targets_text, "service": r.service, "flags": ",".join(
+              x for x, on in (("legacy", r.legacy), ("cleartext", r.cleartext), ("pinned", r.pinned),
+                               ("no-inspection", not r.tls_inspection_allowed), (r.region or "", bool(r.region))) if on)}
+         for r in rows]  # fmt: skip
+    )
+    if args.format == "json":
+        sys.stdout.write(df.to_json(orient="records", indent=1) + "\n")
+    elif args.format == "csv":
+        df.to_csv(sys.stdout, index=False)
+    else:
+        from pcapaudit.report.render import render_table
+
+        print(render_table(df, list(df.columns), width=60))
+        print(f"\n{len(df)} rules in {len({r.vendor for r in rows})} rulesets")
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        level = logging.WARNING - 10 * (getattr(args, "verbose", 0) or 0)
+        env_level = os.environ.get("PCAPAUDIT_LOGLEVEL")
+        logging.basicConfig(level=env_level or max(level, logging.DEBUG), format="pcapaudit: %(levelname)s: %(message)s")
+        if args.command == "audit":
+            return cmd_audit(args)
+        if args.command == "live":
+            return cmd_live(args)
+        if args.command == "rules":
+            if not args.rules_command:
+                raise UsageError("rules needs an action: list, show or validate")
+            return cmd_rules(args)
+        parser.print_help(sys.stderr)
+        return EXIT_ERROR
+    except (CaptureError, RulesetError, UsageError, PcapAuditError) as e:
+        print(f"pcapaudit: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except BrokenPipeError:
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the interpreter's flush at exit
+        except OSError:
+            pass
+        return EXIT_OK
+    except KeyboardInterrupt:
+        print("pcapaudit: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except MemoryError:
+        print("pcapaudit: error: out of memory", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

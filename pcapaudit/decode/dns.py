@@ -1,0 +1,150 @@
+"""DNS messages (RFC 1035 4.1) over UDP and TCP: questions, rcode and A/AAAA/CNAME answers.
+
+Hostile input is the normal case here: compression pointers may loop or point forward, labels may hold
+any byte, counts may be absurd. Names are rendered like ``dig`` does (``\\DDD`` escapes for bytes that
+are not printable ASCII), a pointer chain is limited, and every failure raises ``DnsError``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from typing import NamedTuple
+
+RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED",
+          6: "YXDOMAIN", 7: "YXRRSET", 8: "NXRRSET", 9: "NOTAUTH", 10: "NOTZONE"}  # fmt: skip
+QTYPES = {1: "A", 2: "NS", 5: "CNAME", 6: "SOA", 12: "PTR", 15: "MX", 16: "TXT", 28: "AAAA", 33: "SRV",
+          41: "OPT", 43: "DS", 46: "RRSIG", 47: "NSEC", 48: "DNSKEY", 64: "SVCB", 65: "HTTPS", 255: "ANY"}  # fmt: skip
+MAX_POINTERS = 32
+MAX_RECORDS = 256
+
+_HDR = struct.Struct(">HHHHHH")
+_RR = struct.Struct(">HHIH")
+
+
+class DnsError(ValueError):
+    """Malformed DNS message."""
+
+
+class DnsMessage(NamedTuple):
+    """The parts of a DNS message the auditor uses."""
+
+    trans_id: int
+    is_response: bool
+    opcode: int
+    rcode: int
+    truncated: bool
+    questions: tuple[tuple[str, int], ...]
+    answers: tuple[tuple[str, int, str, int], ...]  # (owner name, type, value, ttl)
+
+
+_PRINTABLE = bytes(range(0x21, 0x7F))
+_ESC = {i: f"\\{i:03d}" for i in range(256)}
+for _c in _PRINTABLE:
+    _ESC[_c] = chr(_c)
+_ESC[ord(".")] = "\\."
+_ESC[ord("\\")] = "\\\\"
+
+
+def _label(raw: bytes) -> str:
+    if raw.isalnum() or (raw.isascii() and raw.replace(b"-", b"").replace(b"_", b"").isalnum()):
+        return raw.decode("ascii").lower()
+    return "".join(_ESC[c] for c in raw).lower()
+
+
+def read_name(msg: bytes, off: int) -> tuple[str, int]:
+    """Read a possibly compressed name at ``off``; returns (name, offset after the name in place)."""
+    labels: list[str] = []
+    end = -1
+    jumps = 0
+    n = len(msg)
+    total = 0
+    while True:
+        if off >= n:
+            raise DnsError("name runs past the end of the message")
+        ln = msg[off]
+        if ln == 0:
+            off += 1
+            break
+        if ln & 0xC0 == 0xC0:
+            if off + 1 >= n:
+                raise DnsError("truncated compression pointer")
+            ptr = ((ln & 0x3F) << 8) | msg[off + 1]
+            if end < 0:
+                end = off + 2
+            jumps += 1
+            if jumps > MAX_POINTERS:
+                raise DnsError("compression pointer loop")
+            off = ptr
+            continue
+        if ln & 0xC0:
+            raise DnsError(f"unsupported label type 0x{ln & 0xC0:02x}")
+        if off + 1 + ln > n:
+            raise DnsError("label runs past the end of the message")
+        labels.append(_label(msg[off + 1 : off + 1 + ln]))
+        total += ln + 1
+        if total > 255:
+            raise DnsError("name longer than 255 bytes")
+        off += 1 + ln
+    return ".".join(labels), (end if end >= 0 else off)
+
+
+def parse(msg: bytes) -> DnsMessage:
+    """Parse one DNS message (UDP payload, or one TCP message without its length prefix)."""
+    if len(msg) < 12:
+        raise DnsError(f"message of {len(msg)} bytes is shorter than a DNS header")
+    tid, flags, qd, an, ns, ar = _HDR.unpack_from(msg)
+    if qd > MAX_RECORDS or an > MAX_RECORDS:
+        raise DnsError(f"absurd record counts (questions {qd}, answers {an})")
+    off = 12
+    questions = []
+    for _ in range(qd):
+        name, off = read_name(msg, off)
+        if off + 4 > len(msg):
+            raise DnsError("truncated question")
+        qtype = (msg[off] << 8) | msg[off + 1]
+        off += 4
+        questions.append((name, qtype))
+    answers = []
+    for _ in range(an):
+        owner, off = read_name(msg, off)
+        if off + 10 > len(msg):
+            raise DnsError("truncated resource record")
+        rtype, _cls, ttl, rdlen = _RR.unpack_from(msg, off)
+        off += 10
+        if off + rdlen > len(msg):
+            raise DnsError("resource record data runs past the end of the message")
+        if rtype == 1 and rdlen == 4:
+            value = ".".join(str(x) for x in msg[off : off + 4])
+        elif rtype == 28 and rdlen == 16:
+            value = str(ipaddress.IPv6Address(msg[off : off + 16]))
+        elif rtype in (5, 12, 2):
+            value, _ = read_name(msg, off)
+        else:
+            value = ""
+        if rtype in (1, 28, 5, 12, 2, 65, 64):
+            answers.append((owner, rtype, value, ttl))
+        off += rdlen
+    return DnsMessage(
+        trans_id=tid,
+        is_response=bool(flags & 0x8000),
+        opcode=(flags >> 11) & 0xF,
+        rcode=flags & 0xF,
+        truncated=bool(flags & 0x0200),
+        questions=tuple(questions),
+        answers=tuple(answers),
+    )
+
+
+def qtype_name(t: int | None) -> str | None:
+    """1 -> 'A'; unknown types as TYPEnnn (RFC 3597)."""
+    if t is None:
+        return None
+    return QTYPES.get(t, f"TYPE{t}")
+
+
+def rcode_name(r: int | None) -> str | None:
+    """3 -> 'NXDOMAIN'."""
+    if r is None:
+        return None
+    return RCODES.get(r, f"RCODE{r}")

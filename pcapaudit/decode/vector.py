@@ -1,0 +1,297 @@
+"""Vectorised header decoding: link layer, IPv4/IPv6 and TCP/UDP/ICMP fields of a whole batch at once.
+
+This is the fast path. It reads header fields at computed offsets with numpy fancy indexing, never
+building a per-packet object. Anything it does not handle on its own (IP fragments, IPv6 extension
+headers, tunnels, unusual link types, malformed headers) is marked ``SLOW`` and decoded packet by
+packet by ``decode.packet`` — the simple path, which handles every case and is the reference the
+fast path is tested against (``tests/unit/test_decode_vector.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pcapaudit.capture.pcapfile import PacketBatch
+
+# row status
+SKIP = 0  # not IP (ARP, LLDP, ...): counted, not a flow
+FAST = 1  # fully decoded here
+SLOW = 2  # hand to decode.packet
+
+ETH_VLAN = (0x8100, 0x88A8, 0x9100)
+QINQ = 1 << 24  # vlan column: outer id, or QINQ | outer << 12 | inner for two tags
+TUNNEL_UDP_PORTS = np.array([3544, 4789, 2152, 5246, 5247, 8472, 6081], dtype=np.int64)
+SLOW_IP_PROTOS = np.array([4, 41, 47], dtype=np.int64)  # IPIP, 6in4, GRE
+SLOW_V6_NEXT = np.array([0, 43, 44, 60, 135, 139, 140], dtype=np.int64)  # extension headers
+
+LINK_ETHERNET = 1
+LINK_NULL = 0
+LINK_LOOP = 108
+LINK_RAW = (101, 12, 14, 228, 229)
+LINK_SLL = 113
+LINK_SLL2 = 276
+
+
+@dataclass(slots=True)
+class Decoded:
+    """Per-packet header fields of one batch (numpy columns, one row per packet)."""
+
+    status: np.ndarray  # int8: SKIP / FAST / SLOW
+    ipver: np.ndarray  # int8
+    proto: np.ndarray  # int16 (IP protocol number)
+    src_hi: np.ndarray  # uint64 (IPv6 high half; 0 for IPv4)
+    src_lo: np.ndarray  # uint64 (IPv4 address or IPv6 low half)
+    dst_hi: np.ndarray
+    dst_lo: np.ndarray
+    sport: np.ndarray  # int64 (ICMP: 0)
+    dport: np.ndarray  # int64
+    flags: np.ndarray  # int64 TCP flags (0 otherwise)
+    seq: np.ndarray  # int64 TCP sequence number
+    poff: np.ndarray  # int64 offset of the L4 payload in buf (ICMP: of the quoted datagram)
+    plen: np.ndarray  # int64 payload length on the wire
+    pcap: np.ndarray  # int64 payload bytes actually captured
+    iplen: np.ndarray  # int64 IP-layer bytes on the wire
+    vlan: np.ndarray  # int64: -1 untagged, the VLAN id, or QINQ | outer << 12 | inner
+    icmp_type: np.ndarray  # int64, -1 when not ICMP
+    icmp_code: np.ndarray  # int64, -1 when not ICMP
+
+    @classmethod
+    def empty(cls, n: int) -> Decoded:
+        """All-zero columns for n packets (status SKIP)."""
+        z = lambda dt: np.zeros(n, dtype=dt)  # noqa: E731
+        d = cls(
+            status=z(np.int8), ipver=z(np.int8), proto=z(np.int16),
+            src_hi=z(np.uint64), src_lo=z(np.uint64), dst_hi=z(np.uint64), dst_lo=z(np.uint64),
+            sport=z(np.int64), dport=z(np.int64), flags=z(np.int64), seq=z(np.int64),
+            poff=z(np.int64), plen=z(np.int64), pcap=z(np.int64), iplen=z(np.int64),
+            vlan=np.full(n, -1, dtype=np.int64), icmp_type=np.full(n, -1, dtype=np.int64),
+            icmp_code=np.full(n, -1, dtype=np.int64),
+        )  # fmt: skip
+        return d
+
+    def __len__(self) -> int:
+        return len(self.status)
+
+
+def _u8(b: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    return b[idx].astype(np.int64)
+
+
+def _be16(b: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    return (b[idx].astype(np.int64) << 8) | b[idx + 1]
+
+
+def _be32(b: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    return (
+        (b[idx].astype(np.int64) << 24)
+        | (b[idx + 1].astype(np.int64) << 16)
+        | (b[idx + 2].astype(np.int64) << 8)
+        | b[idx + 3]
+    )
+
+
+def _be64(b: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(idx), dtype=np.uint64)
+    for k in range(8):
+        out = (out << np.uint64(8)) | b[idx + k].astype(np.uint64)
+    return out
+
+
+def decode_batch(batch: PacketBatch) -> Decoded:
+    """Decode the headers of every packet in ``batch``; rows it cannot handle are marked SLOW."""
+    n = len(batch)
+    d = Decoded.empty(n)
+    if n == 0:
+        return d
+    # pad so that reads of up to 64 bytes past any offset stay inside the array; validity is
+    # checked against each packet's captured length separately.
+    b = np.frombuffer(batch.buf, dtype=np.uint8)
+    b = np.concatenate([b, np.zeros(80, dtype=np.uint8)]) if len(b) else np.zeros(80, dtype=np.uint8)
+    off = batch.off
+    end = off + batch.caplen
+    lt = batch.linktype
+
+    l3 = np.full(n, -1, dtype=np.int64)
+    ver_hint = np.zeros(n, dtype=np.int64)  # 4 / 6 from the link layer, 0 = read the IP version nibble
+    slow = np.zeros(n, dtype=bool)
+
+    # --- link layer -------------------------------------------------------------------------
+    m = lt == LINK_ETHERNET
+    if m.any():
+        i = np.nonzero(m & (batch.caplen >= 14))[0]
+        o = off[i]
+        et = _be16(b, o + 12)
+        pos = o + 14
+        vlan = np.full(len(i), -1, dtype=np.int64)
+        for _ in range(2):  # 802.1Q / QinQ: the key keeps both tags (see vlan_key)
+            tagged = np.isin(et, ETH_VLAN) & (pos + 4 <= end[i])
+            if not tagged.any():
+                break
+            vid = _be16(b, pos) & 0x0FFF
+            vlan = np.where(tagged, np.where(vlan < 0, vid, QINQ | (vlan << 12) | vid), vlan)
+            et = np.where(tagged, _be16(b, pos + 2), et)
+            pos = np.where(tagged, pos + 4, pos)
+        d.vlan[i] = vlan
+        v4 = et == 0x0800
+        v6 = et == 0x86DD
+        l3[i[v4 | v6]] = pos[v4 | v6]
+        ver_hint[i[v4]] = 4
+        ver_hint[i[v6]] = 6
+        # still tagged after two tags, MPLS, PPPoE, ...: let the simple path try
+        slow[i[np.isin(et, ETH_VLAN + (0x8847, 0x8848, 0x8864))]] = True
+        slow[np.nonzero(m & (batch.caplen < 14))[0]] = True  # runt frame: the simple path reports it
+    m = lt == LINK_SLL
+    if m.any():
+        i = np.nonzero(m & (batch.caplen >= 16))[0]
+        et = _be16(b, off[i] + 14)
+        sel = (et == 0x0800) | (et == 0x86DD)
+        l3[i[sel]] = off[i[sel]] + 16
+        ver_hint[i[et == 0x0800]] = 4
+        ver_hint[i[et == 0x86DD]] = 6
+        slow[i[np.isin(et, ETH_VLAN)]] = True
+    m = lt == LINK_SLL2
+    if m.any():
+        i = np.nonzero(m & (batch.caplen >= 20))[0]
+        et = _be16(b, off[i])
+        sel = (et == 0x0800) | (et == 0x86DD)
+        l3[i[sel]] = off[i[sel]] + 20
+        ver_hint[i[et == 0x0800]] = 4
+        ver_hint[i[et == 0x86DD]] = 6
+        slow[i[np.isin(et, ETH_VLAN)]] = True
+    m = (lt == LINK_NULL) | (lt == LINK_LOOP)
+    if m.any():
+        i = np.nonzero(m & (batch.caplen >= 4))[0]
+        o = off[i]
+        le = b[o].astype(np.int64) | (b[o + 1].astype(np.int64) << 8)
+        be = _be32(b, o)
+        fam = np.where((lt[i] == LINK_NULL) & (le != 0), le, be)
+        is4 = fam == 2
+        is6 = np.isin(fam, (10, 24, 28, 30))
+        l3[i[is4 | is6]] = o[is4 | is6] + 4
+    m = np.isin(lt, LINK_RAW)
+    if m.any():
+        i = np.nonzero(m)[0]
+        l3[i] = off[i]
+    # unknown link types: the simple path knows a few more (PPP, ...)
+    known = np.isin(lt, (LINK_ETHERNET, LINK_SLL, LINK_SLL2, LINK_NULL, LINK_LOOP) + LINK_RAW)
+    slow |= ~known
+
+    # --- IP -----------------------------------------------------------------------------------
+    has_l3 = (l3 >= 0) & ~slow
+    i = np.nonzero(has_l3 & (l3 + 1 <= end))[0]
+    ver = _u8(b, l3[i]) >> 4
+    hint = ver_hint[i]
+    bad_hint = (hint != 0) & (hint != ver)
+    slow[i[bad_hint]] = True  # link says IPv4 but the header disagrees: decode carefully
+    i4 = i[(ver == 4) & ~bad_hint]
+    i6 = i[(ver == 6) & ~bad_hint]
+    slow[i[(ver != 4) & (ver != 6)]] = True
+
+    l4 = np.full(n, -1, dtype=np.int64)
+    ipend = np.zeros(n, dtype=np.int64)
+    if len(i4):
+        o = l3[i4]
+        ok = o + 20 <= end[i4]
+        slow[i4[~ok]] = True
+        i4, o = i4[ok], o[ok]
+        ihl = (_u8(b, o) & 0x0F) * 4
+        total = _be16(b, o + 2)
+        frag = _be16(b, o + 6) & 0x3FFF
+        proto = _u8(b, o + 9)
+        good = (ihl >= 20) & (total >= ihl) & (frag == 0) & (o + ihl <= end[i4])
+        good &= ~np.isin(proto, SLOW_IP_PROTOS)
+        slow[i4[~good]] = True
+        i4, o, ihl, total, proto = i4[good], o[good], ihl[good], total[good], proto[good]
+        d.ipver[i4] = 4
+        d.proto[i4] = proto
+        d.src_lo[i4] = _be32(b, o + 12).astype(np.uint64)
+        d.dst_lo[i4] = _be32(b, o + 16).astype(np.uint64)
+        d.iplen[i4] = total
+        l4[i4] = o + ihl
+        ipend[i4] = o + total
+        d.status[i4] = FAST
+    if len(i6):
+        o = l3[i6]
+        ok = o + 40 <= end[i6]
+        slow[i6[~ok]] = True
+        i6, o = i6[ok], o[ok]
+        plen = _be16(b, o + 4)
+        nh = _u8(b, o + 6)
+        good = ~np.isin(nh, SLOW_V6_NEXT) & ~np.isin(nh, SLOW_IP_PROTOS) & (plen > 0)
+        slow[i6[~good]] = True
+        i6, o, plen, nh = i6[good], o[good], plen[good], nh[good]
+        d.ipver[i6] = 6
+        d.proto[i6] = nh
+        d.src_hi[i6] = _be64(b, o + 8)
+        d.src_lo[i6] = _be64(b, o + 16)
+        d.dst_hi[i6] = _be64(b, o + 24)
+        d.dst_lo[i6] = _be64(b, o + 32)
+        d.iplen[i6] = plen + 40
+        l4[i6] = o + 40
+        ipend[i6] = o + 40 + plen
+        d.status[i6] = FAST
+
+    # --- transport ------------------------------------------------------------------------------
+    fast = d.status == FAST
+    proto = d.proto.astype(np.int64)
+    cap_end = np.minimum(end, np.where(ipend > 0, ipend, end))
+
+    t = np.nonzero(fast & (proto == 6))[0]
+    if len(t):
+        o = l4[t]
+        ok = o + 20 <= end[t]
+        doff = (_u8(b, o + 12) >> 4) * 4
+        ok &= (doff >= 20) & (o + doff <= ipend[t])
+        slow[t[~ok]] = True
+        d.status[t[~ok]] = SLOW
+        t, o, doff = t[ok], o[ok], doff[ok]
+        d.sport[t] = _be16(b, o)
+        d.dport[t] = _be16(b, o + 2)
+        d.seq[t] = _be32(b, o + 4)
+        d.flags[t] = _u8(b, o + 13)
+        d.poff[t] = o + doff
+        d.plen[t] = ipend[t] - (o + doff)
+        d.pcap[t] = np.clip(cap_end[t] - (o + doff), 0, None)
+
+    u = np.nonzero(fast & (proto == 17))[0]
+    if len(u):
+        o = l4[u]
+        ok = o + 8 <= np.minimum(end[u], ipend[u])
+        slow[u[~ok]] = True
+        d.status[u[~ok]] = SLOW
+        u, o = u[ok], o[ok]
+        sp = _be16(b, o)
+        dp = _be16(b, o + 2)
+        tun = np.isin(sp, TUNNEL_UDP_PORTS) | np.isin(dp, TUNNEL_UDP_PORTS)
+        d.status[u[tun]] = SLOW
+        slow[u[tun]] = True
+        u, o, sp, dp = u[~tun], o[~tun], sp[~tun], dp[~tun]
+        d.sport[u] = sp
+        d.dport[u] = dp
+        d.poff[u] = o + 8
+        d.plen[u] = ipend[u] - (o + 8)
+        d.pcap[u] = np.clip(cap_end[u] - (o + 8), 0, None)
+
+    c = np.nonzero(fast & ((proto == 1) | (proto == 58)))[0]
+    if len(c):
+        o = l4[c]
+        ok = o + 8 <= end[c]
+        slow[c[~ok]] = True
+        d.status[c[~ok]] = SLOW
+        c, o = c[ok], o[ok]
+        d.icmp_type[c] = _u8(b, o)
+        d.icmp_code[c] = _u8(b, o + 1)
+        d.poff[c] = o + 8
+        d.plen[c] = ipend[c] - (o + 8)
+        d.pcap[c] = np.clip(cap_end[c] - (o + 8), 0, None)
+
+    other = np.nonzero(fast & ~np.isin(proto, (1, 6, 17, 58)))[0]
+    if len(other):
+        d.poff[other] = l4[other]
+        d.plen[other] = ipend[other] - l4[other]
+        d.pcap[other] = np.clip(cap_end[other] - l4[other], 0, None)
+
+    d.status[slow] = SLOW
+    return d

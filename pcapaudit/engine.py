@@ -1,0 +1,771 @@
+"""The flow table: packets -> bidirectional flows, vectorised per batch.
+
+Most packets only update counters. For each batch the engine
+1. builds a canonical key per packet (lower endpoint first) and a 64-bit hash of it,
+2. groups the batch by hash and finds or creates one slot per flow in a sorted global index,
+3. adds per-flow, per-direction packet/byte counts and the first/last packet number of each TCP
+   event (SYN, SYN-ACK, pure ACK, data, FIN, RST) with numpy reductions,
+4. hands only the packets that still matter to ``DeepState`` (the SYN, the first payload of each
+   direction until its parser is satisfied, every DNS packet, ICMP errors), in capture order,
+5. expires idle and closed flows and turns their slots into frozen ``FlowRecord`` rows.
+
+Slots are reused, so memory follows the number of concurrent flows, not the file size.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from pcapaudit.capture.pcapfile import PacketBatch
+from pcapaudit.decode import FAST, DecodeResult
+from pcapaudit.decode.vector import QINQ
+from pcapaudit.decode import dns as dnsmod
+from pcapaudit.decode import icmp as icmpmod
+from pcapaudit.decode import tls as tlsmod
+from pcapaudit.deep import CLIENT, SERVER, DeepState
+from pcapaudit.enrich import DnsMap, answer_names
+from pcapaudit.model import DnsAnswer, DnsTransaction, FlowRecord, TlsAlert, Transport, Weird
+
+EV_S, EV_H, EV_A, EV_D, EV_F, EV_R = range(6)
+NEV = 6
+NONE_FIRST = np.iinfo(np.int64).max
+HISTORY_LETTERS = "SHADFR"
+
+SYN, ACK, FIN, RST = 0x02, 0x10, 0x01, 0x04
+
+# ports that identify the server side when the first packet seen is not a SYN
+SERVICE_PORTS = np.array(sorted({
+    20, 21, 22, 23, 25, 53, 67, 68, 69, 80, 88, 110, 123, 135, 137, 138, 139, 143, 161, 389, 443, 445, 465,
+    500, 514, 548, 587, 636, 853, 993, 995, 1194, 1433, 1521, 1812, 1900, 2152, 2195, 2196, 2197, 2575, 3128,
+    3268, 3306, 3389, 3478, 3544, 4500, 4789, 5060, 5222, 5223, 5228, 5229, 5230, 5235, 5236, 5353, 5355,
+    5432, 5671, 5672, 8020, 8021, 8027, 8028, 8031, 8032, 8080, 8081, 8383, 8384, 8389, 8443, 8444, 8636,
+    11211, 20001,
+}), dtype=np.int64)  # fmt: skip
+DNS_PORTS = np.array([53, 5353, 5355], dtype=np.int64)
+
+_C1 = np.uint64(0xBF58476D1CE4E5B9)
+_C2 = np.uint64(0x94D049BB133111EB)
+_S33 = np.uint64(33)
+_S31 = np.uint64(31)
+_S27 = np.uint64(27)
+_PERTURB = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser (wrapping uint64 arithmetic)."""
+    x = (x ^ (x >> _S33)) * _C1
+    x = (x ^ (x >> _S31)) * _C2
+    return x ^ (x >> _S27)
+
+
+def flow_hash(ipver, proto, vlan, ahi, alo, aport, bhi, blo, bport) -> np.ndarray:
+    """64-bit hash of canonical flow keys (arrays of equal length)."""
+    with np.errstate(over="ignore"):
+        h = _mix(alo.astype(np.uint64) + _PERTURB)
+        h = _mix(h ^ ahi.astype(np.uint64))
+        h = _mix(h ^ blo.astype(np.uint64))
+        h = _mix(h ^ bhi.astype(np.uint64))
+        small = (
+            (aport.astype(np.uint64) << np.uint64(40))
+            | (bport.astype(np.uint64) << np.uint64(24))
+            | (proto.astype(np.uint64) << np.uint64(8))
+            | ipver.astype(np.uint64)
+        )
+        h = _mix(h ^ small)
+        h = _mix(h ^ (vlan + 1).astype(np.uint64))
+    return h
+
+
+@dataclass
+class EngineConfig:
+    """Timeouts and caps of the flow table."""
+
+    idle_tcp: float = 300.0
+    idle_udp: float = 60.0
+    close_delay: float = 5.0
+    rank_cap: int = 64  # deep-parse at most this many payload packets per flow direction per batch
+
+
+class FlowEngine:
+    """Vectorised flow table feeding ``DeepState`` and emitting ``FlowRecord``s."""
+
+    def __init__(
+        self,
+        on_flow: Callable[[FlowRecord], None],
+        on_dns: Callable[[DnsTransaction], None],
+        on_weird: Callable[[Weird], None],
+        config: EngineConfig | None = None,
+        dnsmap: DnsMap | None = None,
+    ):
+        self.cfg = config or EngineConfig()
+        self.on_flow = on_flow
+        self.on_dns = on_dns
+        self.on_weird = on_weird
+        self.dnsmap = dnsmap if dnsmap is not None else DnsMap()
+        self.cap = 0
+        self._alloc_arrays(1024)
+        self.g_hash = np.zeros(0, dtype=np.uint64)
+        self.g_slot = np.zeros(0, dtype=np.int64)
+        self.free: list[int] = list(range(self.cap - 1, -1, -1))
+        self.deep: dict[int, DeepState] = {}
+        self.now = 0.0
+        self.flows_emitted = 0
+        self.orphan_icmp: list[tuple[float, icmpmod.Quoted, int, int, str]] = []
+        self.max_active = 0
+        self.hash_collisions = 0
+
+    # -- slot storage ----------------------------------------------------------------------------
+    def _alloc_arrays(self, cap: int) -> None:
+        old = self.cap
+        names = {
+            "k_ipver": (np.int8, ()), "k_proto": (np.int16, ()), "k_vlan": (np.int64, ()),
+            "k_ahi": (np.uint64, ()), "k_alo": (np.uint64, ()), "k_bhi": (np.uint64, ()),
+            "k_blo": (np.uint64, ()), "k_aport": (np.int64, ()), "k_bport": (np.int64, ()),
+            "orig_a": (np.bool_, ()), "first_ts": (np.float64, ()), "last_ts": (np.float64, ()),
+            "first_pkt": (np.int64, ()), "pkts": (np.int64, (2,)), "ipb": (np.int64, (2,)),
+            "pay": (np.int64, (2,)), "evf": (np.int64, (2, NEV)), "evl": (np.int64, (2, NEV)),
+            "evn": (np.int64, (2, NEV)), "want": (np.int8, (2,)), "active": (np.bool_, ()),
+            "hash": (np.uint64, ()),
+        }  # fmt: skip
+        for name, (dt, shape) in names.items():
+            arr = np.zeros((cap, *shape), dtype=dt)
+            if name == "evf":
+                arr[:] = NONE_FIRST
+            elif name == "evl":
+                arr[:] = -1
+            if old:
+                arr[:old] = getattr(self, name)
+            setattr(self, name, arr)
+        self.cap = cap
+
+    def _alloc(self, n: int) -> np.ndarray:
+        if len(self.free) < n:
+            old = self.cap
+            new = max(old * 2, old + n)
+            self._alloc_arrays(new)
+            self.free.extend(range(new - 1, old - 1, -1))
+        out = np.array([self.free.pop() for _ in range(n)], dtype=np.int64)
+        return out
+
+    def _reset_slots(self, slots: np.ndarray) -> None:
+        self.pkts[slots] = 0
+        self.ipb[slots] = 0
+        self.pay[slots] = 0
+        self.evf[slots] = NONE_FIRST
+        self.evl[slots] = -1
+        self.evn[slots] = 0
+        self.want[slots] = 0
+        self.active[slots] = False
+
+    @property
+    def active_flows(self) -> int:
+        """Flows currently held in the table."""
+        return len(self.g_hash)
+
+    # -- per batch -------------------------------------------------------------------------------
+    def process(self, batch: PacketBatch, dres: DecodeResult) -> None:
+        """Account every decoded packet of the batch to its flow; deep-parse the ones that matter."""
+        c = dres.cols
+        rows = np.nonzero(c.status == FAST)[0]
+        if len(rows) == 0:
+            if len(batch):
+                self.now = max(self.now, float(batch.ts.max()))
+            return
+        ts = batch.ts[rows]
+        pktno = batch.first_index + rows
+        ipver = c.ipver[rows].astype(np.int64)
+        proto = c.proto[rows].astype(np.int64)
+        vlan = c.vlan[rows]
+        shi, slo, dhi, dlo = c.src_hi[rows], c.src_lo[rows], c.dst_hi[rows], c.dst_lo[rows]
+        sp, dp = c.sport[rows], c.dport[rows]
+        gt = (shi > dhi) | ((shi == dhi) & ((slo > dlo) | ((slo == dlo) & (sp > dp))))
+        ahi = np.where(gt, dhi, shi)
+        alo = np.where(gt, dlo, slo)
+        bhi = np.where(gt, shi, dhi)
+        blo = np.where(gt, slo, dlo)
+        ap = np.where(gt, dp, sp)
+        bp = np.where(gt, sp, dp)
+        d = gt.astype(np.int64)  # 0: a->b, 1: b->a
+        h = flow_hash(ipver, proto, vlan, ahi, alo, ap, bhi, blo, bp)
+        keycols = (ipver, proto, vlan, ahi, alo, ap, bhi, blo, bp)
+
+        # group the batch by flow; a hash shared by different keys is perturbed until unique
+        for _ in range(8):
+            uh, first_idx, inv = np.unique(h, return_index=True, return_inverse=True)
+            rep = first_idx[inv]
+            clash = np.zeros(len(h), dtype=bool)
+            for col in keycols:
+                clash |= col != col[rep]
+            if not clash.any():
+                break
+            self.hash_collisions += int(clash.sum())
+            with np.errstate(over="ignore"):
+                h[clash] = _mix(h[clash] ^ _PERTURB)
+        G = len(uh)
+
+        # find slots; verify stored keys (a global collision is perturbed the same way)
+        slots_u = np.full(G, -1, dtype=np.int64)
+        todo = np.arange(G)
+        hu = uh.copy()
+        for _ in range(8):
+            if len(todo) == 0:
+                break
+            pos = np.searchsorted(self.g_hash, hu[todo])
+            posc = np.minimum(pos, max(len(self.g_hash) - 1, 0))
+            found = (pos < len(self.g_hash)) & (self.g_hash[posc] == hu[todo]) if len(self.g_hash) else np.zeros(len(todo), bool)
+            cand = np.where(found, self.g_slot[posc] if len(self.g_slot) else -1, -1)
+            ok = found.copy()
+            if found.any():
+                fi = np.nonzero(found)[0]
+                s = cand[fi]
+                r = first_idx[todo[fi]]
+                same = (
+                    (self.k_ipver[s] == ipver[r]) & (self.k_proto[s] == proto[r]) & (self.k_vlan[s] == vlan[r])
+                    & (self.k_ahi[s] == ahi[r]) & (self.k_alo[s] == alo[r]) & (self.k_aport[s] == ap[r])
+                    & (self.k_bhi[s] == bhi[r]) & (self.k_blo[s] == blo[r]) & (self.k_bport[s] == bp[r])
+                )  # fmt: skip
+                bad = fi[~same]
+                ok[bad] = False
+                if len(bad):
+                    self.hash_collisions += len(bad)
+                    with np.errstate(over="ignore"):
+                        hu[todo[bad]] = _mix(hu[todo[bad]] ^ _PERTURB)
+                    # keep the collided groups in todo, drop them from "new"
+                good = fi[same]
+                slots_u[todo[good]] = cand[good]
+            newmask = ~found
+            if newmask.any():
+                ng = todo[newmask]
+                ns = self._alloc(len(ng))
+                slots_u[ng] = ns
+                self._init_slots(ns, first_idx[ng], keycols, hu[ng])
+                ins = np.searchsorted(self.g_hash, hu[ng])
+                order = np.argsort(hu[ng], kind="stable")
+                self.g_hash = np.insert(self.g_hash, ins[order], hu[ng][order])
+                self.g_slot = np.insert(self.g_slot, ins[order], ns[order])
+            todo = todo[found & ~ok]
+        new_groups = np.zeros(G, dtype=bool)
+        new_groups[~self.active[slots_u]] = True
+
+        # per-flow aggregates of this batch
+        cell = inv * 2 + d
+        pk = np.bincount(cell, minlength=2 * G).reshape(G, 2)
+        ib = np.bincount(cell, weights=c.iplen[rows], minlength=2 * G).astype(np.int64).reshape(G, 2)
+        py = np.bincount(cell, weights=c.plen[rows], minlength=2 * G).astype(np.int64).reshape(G, 2)
+        fl = c.flags[rows]
+        plen = c.plen[rows]
+        tcp = proto == 6
+        syn = tcp & ((fl & SYN) != 0)
+        ack = (fl & ACK) != 0
+        evmask = (
+            syn & ~ack,
+            syn & ack,
+            tcp & ack & ((fl & (SYN | FIN | RST)) == 0) & (plen == 0),
+            plen > 0,
+            tcp & ((fl & FIN) != 0),
+            tcp & ((fl & RST) != 0),
+        )
+        evf = np.full((2 * G, NEV), NONE_FIRST, dtype=np.int64)
+        evl = np.full((2 * G, NEV), -1, dtype=np.int64)
+        evn = np.zeros((2 * G, NEV), dtype=np.int64)
+        for e, m in enumerate(evmask):
+            sel = np.nonzero(m)[0]
+            if len(sel) == 0:
+                continue
+            cc = cell[sel]
+            pn = pktno[sel]
+            np.minimum.at(evf[:, e], cc, pn)
+            np.maximum.at(evl[:, e], cc, pn)
+            evn[:, e] = np.bincount(cc, minlength=2 * G)
+        last_ts = np.full(G, -np.inf)
+        np.maximum.at(last_ts, inv, ts)
+
+        # new flows: orientation (client = SYN sender, else SYN-ACK receiver, else port heuristics)
+        ng = np.nonzero(new_groups)[0]
+        if len(ng):
+            s = slots_u[ng]
+            f3 = evf.reshape(G, 2, NEV)[ng]
+            sA, sB = f3[:, 0, EV_S], f3[:, 1, EV_S]
+            hA, hB = f3[:, 0, EV_H], f3[:, 1, EV_H]
+            has_s = (sA != NONE_FIRST) | (sB != NONE_FIRST)
+            has_h = (hA != NONE_FIRST) | (hB != NONE_FIRST)
+            fr = first_idx[ng]
+            first_dir = d[fr]
+            snd_port = np.where(first_dir == 0, ap[fr], bp[fr])
+            rcv_port = np.where(first_dir == 0, bp[fr], ap[fr])
+            snd_svc = np.isin(snd_port, SERVICE_PORTS)
+            rcv_svc = np.isin(rcv_port, SERVICE_PORTS)
+            flip = (snd_svc & ~rcv_svc) | ((snd_port < 1024) & (rcv_port >= 1024) & ~rcv_svc)
+            icmp_first = np.isin(proto[fr], (1, 58))
+            flip &= ~icmp_first
+            heur_a = (first_dir == 0) ^ flip
+            orig_a = np.where(has_s, sA <= sB, np.where(has_h, hB <= hA, heur_a))
+            self.orig_a[s] = orig_a
+            self.first_ts[s] = ts[fr]
+            self.first_pkt[s] = pktno[fr]
+            self.last_ts[s] = ts[fr]
+            self.active[s] = True
+            pr = proto[fr]
+            dnsflow = np.isin(ap[fr], DNS_PORTS) | np.isin(bp[fr], DNS_PORTS)
+            w = np.where((pr == 6) | (pr == 17), np.where(dnsflow, 2, 1), 0).astype(np.int8)
+            self.want[s, 0] = w
+            self.want[s, 1] = w
+
+        # merge into the slots (each slot appears once per batch, so fancy assignment is safe)
+        s = slots_u
+        self.pkts[s] += pk
+        self.ipb[s] += ib
+        self.pay[s] += py
+        e3f = evf.reshape(G, 2, NEV)
+        self.evf[s] = np.minimum(self.evf[s], e3f)
+        self.evl[s] = np.maximum(self.evl[s], evl.reshape(G, 2, NEV))
+        self.evn[s] += evn.reshape(G, 2, NEV)
+        self.last_ts[s] = np.maximum(self.last_ts[s], last_ts)
+        self.max_active = max(self.max_active, len(self.g_hash))
+
+        # deep parsing of the packets that still matter
+        slot_r = s[inv]
+        want_r = self.want[slot_r, d]
+        haspay = c.pcap[rows] > 0
+        cand = (want_r > 0) & (haspay | syn)
+        cidx = np.nonzero(cand)[0]
+        if len(cidx):
+            cc = cell[cidx]
+            order = np.argsort(cc, kind="stable")
+            scc = cc[order]
+            starts = np.r_[0, np.nonzero(scc[1:] != scc[:-1])[0] + 1]
+            grp_start = np.repeat(starts, np.diff(np.r_[starts, len(scc)]))
+            rank = np.empty(len(cidx), dtype=np.int64)
+            rank[order] = np.arange(len(scc)) - grp_start
+            keep = (rank < self.cfg.rank_cap) | (want_r[cidx] == 2)
+            cidx = cidx[keep]
+        icmp_rows = np.nonzero(np.isin(proto, (1, 58)) & (c.icmp_type[rows] >= 0))[0]
+        if len(icmp_rows):
+            it = c.icmp_type[rows[icmp_rows]]
+            iv = ipver[icmp_rows]
+            err = np.where(iv == 4, np.isin(it, (3, 11, 12, 5)), np.isin(it, (1, 2, 3, 4)))
+            icmp_rows = icmp_rows[err]
+        if len(cidx) or len(icmp_rows):
+            self._deep_rows(batch, dres, rows, np.union1d(cidx, icmp_rows), slot_r, d, pktno, ts, proto, syn)
+
+        self.now = max(self.now, float(ts.max()))
+        self.expire(self.now)
+
+    def _init_slots(self, ns, reps, keycols, hashes) -> None:
+        ipver, proto, vlan, ahi, alo, ap, bhi, blo, bp = keycols
+        self._reset_slots(ns)
+        self.k_ipver[ns] = ipver[reps]
+        self.k_proto[ns] = proto[reps]
+        self.k_vlan[ns] = vlan[reps]
+        self.k_ahi[ns] = ahi[reps]
+        self.k_alo[ns] = alo[reps]
+        self.k_aport[ns] = ap[reps]
+        self.k_bhi[ns] = bhi[reps]
+        self.k_blo[ns] = blo[reps]
+        self.k_bport[ns] = bp[reps]
+        self.hash[ns] = hashes
+
+    def _deep_rows(self, batch, dres, rows, sel, slot_r, d, pktno, ts, proto, syn) -> None:
+        c = dres.cols
+        buf = batch.buf
+        extra = dres.extra_payload
+        prow = rows[sel]
+        R = dict(
+            row=prow.tolist(), slot=slot_r[sel].tolist(), dir=d[sel].tolist(), pkt=pktno[sel].tolist(),
+            ts=ts[sel].tolist(), proto=proto[sel].tolist(), syn=syn[sel].tolist(),
+            seq=c.seq[prow].tolist(), poff=c.poff[prow].tolist(), pcap=c.pcap[prow].tolist(),
+            ityp=c.icmp_type[prow].tolist(), icode=c.icmp_code[prow].tolist(), ipver=c.ipver[prow].tolist(),
+        )  # fmt: skip
+        deep = self.deep
+        orig_a = self.orig_a
+        want = self.want
+        for i in range(len(prow)):
+            row = R["row"][i]
+            poff = R["poff"][i]
+            payload = buf[poff : poff + R["pcap"][i]] if poff >= 0 else extra.get(row, b"")
+            pr = R["proto"][i]
+            slot = R["slot"][i]
+            if pr in (1, 58):
+                self._icmp_error(R["ts"][i], R["ipver"][i], R["ityp"][i], R["icode"][i], payload, slot, R["dir"][i])
+                continue
+            dd = R["dir"][i]
+            side = CLIENT if (dd == 0) == bool(orig_a[slot]) else SERVER
+            st = deep.get(slot)
+            if st is None:
+                cport = int(self.k_aport[slot] if orig_a[slot] else self.k_bport[slot])
+                sport = int(self.k_bport[slot] if orig_a[slot] else self.k_aport[slot])
+                st = deep[slot] = DeepState(pr, cport, sport, slot)
+            if pr == 6:
+                done = st.tcp(side, R["seq"][i], R["syn"][i], payload, R["pkt"][i], R["ts"][i], self)
+            else:
+                done = st.udp(side, payload, R["ts"][i], self) if payload else False
+            if done:
+                want[slot, dd] = 0
+
+    # -- ICMP ------------------------------------------------------------------------------------
+    def _icmp_error(self, ts, ipver, itype, icode, payload, slot, dd) -> None:
+        try:
+            q = icmpmod.parse_quoted(payload)
+        except ValueError as e:
+            self.on_weird(Weird(ts, "icmp_bad_quote", None, str(e)))
+            return
+        reporter = self._endpoint_ip(slot, dd)
+        target = self._find_slot(q)
+        if target is None:
+            self.orphan_icmp.append((ts, q, itype, icode, reporter))
+            return
+        st = self.deep.get(target)
+        if st is None:
+            pr = int(self.k_proto[target])
+            oa = bool(self.orig_a[target])
+            cport = int(self.k_aport[target] if oa else self.k_bport[target])
+            sport = int(self.k_bport[target] if oa else self.k_aport[target])
+            st = self.deep[target] = DeepState(pr, cport, sport, target)
+            st.done = [True, True]
+        # only errors about client->server packets say the destination is unreachable; an error about a
+        # server->client packet is the client refusing a late reply (a DNS answer after its timeout)
+        client_ip, _server_ip = self._client_server_ips(target)
+        quoted_src = self._ip_str(q.ipver, *((0, int.from_bytes(q.src, "big")) if q.ipver == 4 else
+                                             (int.from_bytes(q.src[:8], "big"), int.from_bytes(q.src[8:], "big"))))
+        if quoted_src == client_ip and len(st.icmp) < 16:
+            st.icmp.append((itype, icode, reporter, ipver))
+        self.last_ts[target] = max(self.last_ts[target], ts)
+
+    def _find_slot(self, q: icmpmod.Quoted) -> int | None:
+        def parts(b: bytes) -> tuple[int, int]:
+            if len(b) == 4:
+                return 0, int.from_bytes(b, "big")
+            return int.from_bytes(b[:8], "big"), int.from_bytes(b[8:], "big")
+
+        shi, slo = parts(q.src)
+        dhi, dlo = parts(q.dst)
+        sp, dp = q.sport, q.dport
+        if (shi, slo, sp) > (dhi, dlo, dp):
+            (shi, slo, sp), (dhi, dlo, dp) = (dhi, dlo, dp), (shi, slo, sp)
+        # the quoted packet carries no VLAN: try the VLANs flows were seen on (usually -1)
+        for vlan in set(self.k_vlan[self.g_slot].tolist()) if len(self.g_slot) < 4096 else {-1}:
+            arr = lambda v, dt=np.uint64: np.array([v], dtype=dt)  # noqa: E731
+            h = flow_hash(arr(q.ipver, np.int64), arr(q.proto, np.int64), arr(vlan, np.int64), arr(shi), arr(slo),
+                          arr(sp, np.int64), arr(dhi), arr(dlo), arr(dp, np.int64))  # fmt: skip
+            for _ in range(3):
+                pos = int(np.searchsorted(self.g_hash, h[0]))
+                if pos < len(self.g_hash) and self.g_hash[pos] == h[0]:
+                    slot = int(self.g_slot[pos])
+                    if (int(self.k_alo[slot]), int(self.k_blo[slot]), int(self.k_aport[slot]), int(self.k_bport[slot])) == (slo, dlo, sp, dp):
+                        return slot
+                    with np.errstate(over="ignore"):
+                        h = _mix(h ^ _PERTURB)
+                else:
+                    break
+        return None
+
+    # -- DNS -------------------------------------------------------------------------------------
+    def dns_transaction(self, st: DeepState, msg, qname, qtype, q_ts, r_ts, side) -> None:
+        """Called by DeepState when a DNS response arrives (``q_ts`` None: query not captured)."""
+        slot = st.slot
+        answers = tuple(DnsAnswer(o, dnsmod.qtype_name(t) or "", v, ttl) for o, t, v, ttl in msg.answers)
+        client, server = self._client_server_ips(slot)
+        if side == CLIENT:  # a "response" from the client side: roles are swapped (mDNS, odd captures)
+            client, server = server, client
+        self.on_dns(
+            DnsTransaction(
+                uid=self._uid(slot), ts=q_ts if q_ts is not None else r_ts, client_ip=client, server_ip=server,
+                transport="tcp" if st.proto == 6 else "udp", trans_id=msg.trans_id, query=qname,
+                qtype=dnsmod.qtype_name(qtype), rcode=dnsmod.rcode_name(msg.rcode), answers=answers,
+                rtt=(r_ts - q_ts) if q_ts is not None else None,
+            )
+        )  # fmt: skip
+        if msg.rcode == 0:
+            for addr, name in answer_names(msg.answers):
+                self.dnsmap.add(r_ts, addr, name)
+
+    # -- expiry and records ----------------------------------------------------------------------
+    def expire(self, now: float, everything: bool = False) -> None:
+        """Emit and free flows that are idle (or closed for a while), or all of them."""
+        if not len(self.g_slot):
+            return
+        s = self.g_slot
+        if everything:
+            dead = np.ones(len(s), dtype=bool)
+        else:
+            last = self.last_ts[s]
+            tcp = self.k_proto[s] == 6
+            closed = (self.evn[s, :, EV_R].sum(axis=1) > 0) | (
+                (self.evn[s, 0, EV_F] > 0) & (self.evn[s, 1, EV_F] > 0)
+            )
+            idle = np.where(tcp, self.cfg.idle_tcp, self.cfg.idle_udp)
+            dead = (last < now - idle) | (tcp & closed & (last < now - self.cfg.close_delay))
+            if not dead.any():
+                return
+        ds = s[dead]
+        order = np.argsort(self.first_pkt[ds], kind="stable")
+        ds = ds[order]
+        self._emit(ds)
+        self._reset_slots(ds)
+        self.free.extend(ds.tolist())
+        self.g_hash = self.g_hash[~dead]
+        self.g_slot = self.g_slot[~dead]
+
+    def flush(self) -> None:
+        """End of input: emit every remaining flow."""
+        self.expire(self.now, everything=True)
+
+    def _ip_str(self, ver: int, hi: int, lo: int) -> str:
+        if ver == 4:
+            return str(ipaddress.IPv4Address(lo))
+        return str(ipaddress.IPv6Address((hi << 64) | lo))
+
+    def _endpoint_ip(self, slot: int, dd: int) -> str:
+        """IP address of the sender in canonical direction dd of a slot."""
+        ver = int(self.k_ipver[slot])
+        if dd == 0:
+            return self._ip_str(ver, int(self.k_ahi[slot]), int(self.k_alo[slot]))
+        return self._ip_str(ver, int(self.k_bhi[slot]), int(self.k_blo[slot]))
+
+    def _client_server_ips(self, slot: int) -> tuple[str, str]:
+        a = self._endpoint_ip(slot, 0)
+        b = self._endpoint_ip(slot, 1)
+        return (a, b) if self.orig_a[slot] else (b, a)
+
+    def _uid(self, slot: int) -> str:
+        st = self.deep.get(slot)
+        if st is not None and st.uid is not None:
+            return st.uid
+        key = (
+            f"{float(self.first_ts[slot]):.6f}|{int(self.first_pkt[slot])}|{int(self.k_ipver[slot])}|"
+            f"{int(self.k_proto[slot])}|{int(self.k_vlan[slot])}|{int(self.k_ahi[slot])}|{int(self.k_alo[slot])}|"
+            f"{int(self.k_aport[slot])}|{int(self.k_bhi[slot])}|{int(self.k_blo[slot])}|{int(self.k_bport[slot])}"
+        )
+        uid = "C" + base64.b32encode(hashlib.blake2b(key.encode(), digest_size=10).digest()).decode()[:16]
+        if st is not None:
+            st.uid = uid
+        return uid
+
+    def _emit(self, slots: np.ndarray) -> None:
+        oa = self.orig_a[slots]
+        cdir = np.where(oa, 0, 1)
+        sdir = 1 - cdir
+        idx = np.arange(len(slots))
+        P = dict(
+            ver=self.k_ipver[slots].tolist(), proto=self.k_proto[slots].tolist(), vlan=self.k_vlan[slots].tolist(),
+            ahi=self.k_ahi[slots].tolist(), alo=self.k_alo[slots].tolist(), aport=self.k_aport[slots].tolist(),
+            bhi=self.k_bhi[slots].tolist(), blo=self.k_blo[slots].tolist(), bport=self.k_bport[slots].tolist(),
+            oa=oa.tolist(), first=self.first_ts[slots].tolist(), last=self.last_ts[slots].tolist(),
+            pc=self.pkts[slots, cdir].tolist(), ps=self.pkts[slots, sdir].tolist(),
+            bc=self.ipb[slots, cdir].tolist(), bs=self.ipb[slots, sdir].tolist(),
+            yc=self.pay[slots, cdir].tolist(), ys=self.pay[slots, sdir].tolist(),
+            evf_c=self.evf[slots, cdir].tolist(), evf_s=self.evf[slots, sdir].tolist(),
+            evn_c=self.evn[slots, cdir].tolist(), evn_s=self.evn[slots, sdir].tolist(),
+            evl_c=self.evl[slots, cdir].tolist(), evl_s=self.evl[slots, sdir].tolist(),
+        )  # fmt: skip
+        del idx
+        for i, slot in enumerate(slots.tolist()):
+            st = self.deep.pop(slot, None)
+            if st is not None:
+                self.deep[slot] = st  # keep for _uid, removed below
+            rec = self._record(slot, i, P, st)
+            self.deep.pop(slot, None)
+            self.flows_emitted += 1
+            self.on_flow(rec)
+            if st is not None:
+                for wts, name, detail in st.weirds:
+                    self.on_weird(Weird(wts or rec.ts, name, rec.uid, detail))
+                for (tid, qname, qtype), (qts, side) in st.dns_pending.items():
+                    client, server = (rec.src_ip, rec.dst_ip) if side == CLIENT else (rec.dst_ip, rec.src_ip)
+                    self.on_dns(DnsTransaction(rec.uid, qts, client, server, str(rec.transport), tid,
+                                               qname or None, dnsmod.qtype_name(qtype), None, (), None))  # fmt: skip
+
+    def _record(self, slot: int, i: int, P: dict, st: DeepState | None) -> FlowRecord:
+        ver, proto = P["ver"][i], P["proto"][i]
+        a_ip = self._ip_str(ver, P["ahi"][i], P["alo"][i])
+        b_ip = self._ip_str(ver, P["bhi"][i], P["blo"][i])
+        if P["oa"][i]:
+            src, sport, dst, dport = a_ip, P["aport"][i], b_ip, P["bport"][i]
+        else:
+            src, sport, dst, dport = b_ip, P["bport"][i], a_ip, P["aport"][i]
+        transport = {6: Transport.TCP, 17: Transport.UDP, 1: Transport.ICMP, 58: Transport.ICMP}.get(
+            proto, Transport.OTHER
+        )
+        fc, fs = P["evf_c"][i], P["evf_s"][i]
+        nc, ns = P["evn_c"][i], P["evn_s"][i]
+        lc, ls = P["evl_c"][i], P["evl_s"][i]
+        pc, ps = P["pc"][i], P["ps"][i]
+        if transport is Transport.TCP:
+            conn_state, state = tcp_state(nc, ns, ps)
+            hist = history(fc, fs)
+        else:
+            conn_state = None
+            state = "reply" if ps > 0 else "no_reply"
+            hist = ""
+        uid = self._uid(slot)
+        v = P["vlan"][i]
+        vlan = inner_vlan = None
+        if v >= QINQ:
+            vlan, inner_vlan = (v >> 12) & 0xFFF, v & 0xFFF
+        elif v >= 0:
+            vlan = v
+        kw: dict = {}
+        if st is not None:
+            kw = self._deep_fields(st, fc, fs, nc, ns, lc, ls, ps)
+        dns_names = self.dnsmap.lookup(dst, P["first"][i])
+        return FlowRecord(
+            uid=uid, ts=P["first"][i], ts_last=P["last"][i], transport=transport, src_ip=src, src_port=sport,
+            dst_ip=dst, dst_port=dport, ip_version=ver, pkts_c2s=pc, pkts_s2c=ps, bytes_c2s=P["bc"][i],
+            bytes_s2c=P["bs"][i], payload_c2s=P["yc"][i], payload_s2c=P["ys"][i], conn_state=conn_state,
+            state=state, history=hist, syn_count=nc[EV_S], vlan=vlan, inner_vlan=inner_vlan,
+            dns_name=dns_names[0] if dns_names else None, dns_names=dns_names, **kw,
+        )  # fmt: skip
+
+    def _deep_fields(self, st: DeepState, fc, fs, nc, ns, lc, ls, ps) -> dict:
+        kw: dict = {}
+        ch = st.client_hello
+        tc, ts_ = st.tls[CLIENT], st.tls[SERVER]
+        sh = ts_.server_hello if ts_ is not None else None
+        if ch is not None:
+            kw["sni"] = ch.sni
+            kw["alpn"] = ch.alpn
+            kw["tls_version"] = tlsmod.version_name(ch.max_version)
+            kw["tls_ech"] = ch.ech or ch.esni
+        elif st.quic is not None and st.quic.sni:
+            kw["sni"] = st.quic.sni
+        if st.quic is not None and st.quic.version is not None:
+            from pcapaudit.decode.quic import version_name
+
+            kw["quic_version"] = version_name(st.quic.version)
+        if sh is not None:
+            kw["tls_server_version"] = tlsmod.version_name(sh.version)
+            kw["tls_cipher"] = f"0x{sh.cipher:04x}"
+        if ts_ is not None and ts_.certs:
+            kw["certs"] = tuple(tlsmod.cert_info(der) for der in ts_.certs[:8])
+        if st.alerts:
+            kw["alerts"] = tuple(
+                TlsAlert("client" if side == CLIENT else "server", lvl, desc, after)
+                for side, lvl, desc, after, _ in st.alerts[:8]
+            )
+        if tc is not None and ch is not None:
+            kw["client_records_after_server"] = tuple(tc.records[1:8])
+        if ch is not None or sh is not None or (tc is not None and tc.sslv2):
+            kw["tls_handshake"] = handshake_outcome(st, fc, fs, nc, ns, lc, ls, ps)
+        if st.http_req is not None:
+            r = st.http_req
+            kw["http_method"] = r.method
+            kw["http_uri"] = r.uri[:512]
+            if r.method == "CONNECT":
+                host, port = r.connect_target or (None, None)
+                kw["connect_host"] = host
+                kw["connect_port"] = port
+            else:
+                kw["http_host"] = r.host
+        if st.http_status is not None:
+            kw["http_status"] = st.http_status
+        kw["app_protocol"] = st.app_protocol()
+        if st.ldap is not None:
+            kw["ldap_simple_bind"] = st.ldap[0]
+            kw["ldap_starttls"] = st.ldap[2]
+        if st.smtp is not None:
+            kw["smtp_starttls"] = st.smtp
+        if st.icmp:
+            kw["icmp"] = tuple((t, c_, rep) for t, c_, rep, _v in st.icmp)
+        return kw
+
+
+def tcp_state(nc: list[int], ns: list[int], ps: int) -> tuple[str, str]:
+    """Zeek-style conn_state and a plain-word state from event counts (client, server)."""
+    o_syn, r_syn = nc[EV_S] > 0, ns[EV_S] > 0
+    r_synack = ns[EV_H] > 0 or r_syn
+    o_fin, r_fin = nc[EV_F] > 0, ns[EV_F] > 0
+    o_rst, r_rst = nc[EV_R] > 0, ns[EV_R] > 0
+    if o_syn and not r_synack:
+        if r_rst:
+            return "REJ", "rejected"
+        if o_rst:
+            return "RSTOS0", "no_reply"
+        if o_fin:
+            return "SH", "no_reply"
+        if ps == 0:
+            return "S0", "no_reply"
+        return "OTH", "midstream"
+    if not o_syn and ns[EV_H] > 0:
+        if r_rst:
+            return "RSTRH", "midstream"
+        if r_fin:
+            return "SHR", "midstream"
+        return "OTH", "midstream"
+    if o_syn and r_synack:
+        if o_rst:
+            return "RSTO", "reset"
+        if r_rst:
+            return "RSTR", "reset"
+        if o_fin and r_fin:
+            return "SF", "closed"
+        if o_fin:
+            return "S2", "closing"
+        if r_fin:
+            return "S3", "closing"
+        return "S1", "established"
+    return "OTH", "midstream"
+
+
+def history(fc: list[int], fs: list[int]) -> str:
+    """Zeek-like history: first occurrence of each event, upper case for the client."""
+    ev = [(v, HISTORY_LETTERS[e]) for e, v in enumerate(fc) if v != NONE_FIRST]
+    ev += [(v, HISTORY_LETTERS[e].lower()) for e, v in enumerate(fs) if v != NONE_FIRST]
+    ev.sort()
+    return "".join(ch for _, ch in ev)
+
+
+def handshake_outcome(st: DeepState, fc, fs, nc, ns, lc, ls, ps) -> str:
+    """How the TLS handshake ended, judged from the clear-text records and TCP events.
+
+    complete, client_alert, server_alert, client_abort_after_server_flight, reset_after_client_hello,
+    silence_after_client_hello, server_closed_after_client_hello, incomplete, no_client_hello.
+    """
+    tc, tsrv = st.tls[CLIENT], st.tls[SERVER]
+    ch_pkt = st.ch_pkt
+    for side, level, _desc, _after, _pkt in st.alerts:
+        if level == 2 and side == SERVER:
+            return "server_alert"
+    if st.client_rejected_cert() is not None:
+        return "client_alert"
+    for side, level, _desc, _after, _pkt in st.alerts:
+        if level == 2 and side == CLIENT:
+            return "client_alert"
+    if tc is None or tc.client_hello is None:
+        return "no_client_hello"
+    sh = tsrv.server_hello if tsrv is not None else None
+    srv_data_first = fs[EV_D]
+    if sh is None:
+        after_ch = ch_pkt if ch_pkt is not None else fc[EV_D]
+        srv_data_after = srv_data_first != NONE_FIRST and ls[EV_D] >= after_ch
+        if not srv_data_after:
+            if ns[EV_R] > 0 and ls[EV_R] >= after_ch:
+                return "reset_after_client_hello"
+            if ns[EV_F] > 0 and ls[EV_F] >= after_ch:
+                return "server_closed_after_client_hello"
+            return "silence_after_client_hello"
+        return "incomplete"
+    # the server answered; did the client go on?
+    after = tc.records[1:]
+    app_data = [ln for t, ln in after if t == 23]
+    if tsrv is not None and sh.version == 0x0304:
+        # TLS 1.3: the client's Finished is one short encrypted record; an encrypted alert is ~19 bytes.
+        finished = any(ln >= 32 for ln in app_data)
+        more = len(app_data) >= 2
+        closed = nc[EV_F] > 0 or nc[EV_R] > 0
+        if not finished and not more and closed:
+            return "client_abort_after_server_flight"
+        if not app_data and closed:
+            return "client_abort_after_server_flight"
+        return "complete" if (finished or more) else "incomplete"
+    types = [t for t, _ in after]
+    if 20 in types or 22 in types:  # ChangeCipherSpec / ClientKeyExchange: the client accepted
+        return "complete"
+    if (nc[EV_F] > 0 or nc[EV_R] > 0) and not after:
+        return "client_abort_after_server_flight"
+    return "incomplete"

@@ -1,0 +1,19 @@
+"""Exceptions that end a run. Each message names the file, interface or flag at fault."""
+
+from __future__ import annotations
+
+
+class PcapAuditError(Exception):
+    """Base class: the CLI prints ``str(exc)`` on one line and exits 2."""
+
+
+class CaptureError(PcapAuditError):
+    """A capture file or interface cannot be read (missing, bad magic, no permission...)."""
+
+
+class RulesetError(PcapAuditError):
+    """A ruleset file is invalid; the message reads ``file: path.to.field: problem``."""
+
+
+class UsageError(PcapAuditError):
+    """A bad flag or option value."""

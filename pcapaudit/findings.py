@@ -1,0 +1,391 @@
+"""Turn classified flows and DNS transactions into findings: blocked, unexpected, TLS-intercepted.
+
+Each detector looks at one flow (or one DNS transaction) and yields ``Finding`` rows. Findings carry a
+dedup ``identifier``; ``FindingCollector`` folds repeats (SYN retries on new source ports, the same
+blocked host seen twenty times) into one row with a count and the uids of every flow involved.
+
+Severity follows the rule's requirement level for blocked destinations (required: high, recommended:
+medium, otherwise low) and the auditor rules of ``../shared/seeds/SUMMARY.md`` §2 elsewhere.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import ipaddress
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from pcapaudit.classify import VERDICT_LEGACY, VERDICT_UNKNOWN, VERDICT_UNLISTED_PORT, flow_target
+from pcapaudit.decode import icmp as icmpmod
+from pcapaudit.decode.tls import ALERT_NAMES, CERT_REJECT_ALERTS
+from pcapaudit.enrich import DnsMap
+from pcapaudit.model import (
+    CertInfo,
+    Classification,
+    DnsTransaction,
+    Finding,
+    FindingKind,
+    FlowRecord,
+    Severity,
+)
+from pcapaudit.rules.matcher import RuleIndex, ip_in
+from pcapaudit.rules.schema import IssuerSet, Rule, RuleBook
+
+BLOCKED, UNEXPECTED, INTERCEPTED = FindingKind.BLOCKED, FindingKind.UNEXPECTED, FindingKind.INTERCEPTED
+INFRA_PORTS = frozenset({53, 67, 68, 137, 138, 546, 547, 1900, 5353, 5355})
+SINKHOLES = frozenset({"0.0.0.0", "127.0.0.1", "::", "::1"})
+END_GRACE = 1.0  # a handshake cut by the end of the capture proves nothing
+
+
+def required_severity(rule: Rule | None) -> Severity:
+    """Blocked-destination severity from the rule's requirement level."""
+    if rule is None:
+        return Severity.LOW
+    return {"required": Severity.HIGH, "recommended": Severity.MEDIUM}.get(rule.required, Severity.LOW)
+
+
+def _is_multicast_or_broadcast(ip: str) -> bool:
+    try:
+        a = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    if a.is_multicast:
+        return True
+    return a.version == 4 and (str(a) == "255.255.255.255" or str(a).endswith(".255"))
+
+
+@dataclass
+class FindingContext:
+    """What detectors need besides the flow itself."""
+
+    book: RuleBook
+    index: RuleIndex
+    dnsmap: DnsMap
+    capture_end: float | None = None
+    devices: tuple[str, ...] = ()  # CIDRs of audited (managed) hosts; empty: every initiator
+    region: dict[str, str] = field(default_factory=dict)  # vendor -> tenant region
+
+    def rule(self, rule_id: str | None) -> Rule | None:
+        """Rule by id (None passes through)."""
+        return self.book.rule(rule_id) if rule_id else None
+
+    def issuer_ok(self, cert: CertInfo, set_name: str) -> bool:
+        """True when the leaf's issuer belongs to the named issuer set or is trusted for this run."""
+        s = self.book.issuers.get(set_name)
+        return self._match(cert, s) or self.trusted(cert)
+
+    def trusted(self, cert: CertInfo) -> bool:
+        """``--trust-issuer`` values match the issuer CN or O (case-insensitive, globs allowed)."""
+        for t in self.book.trusted_issuers:
+            t = t.lower()
+            for v in (cert.issuer_cn, cert.issuer_org):
+                if v and fnmatch.fnmatchcase(v.lower(), t):
+                    return True
+        return False
+
+    @staticmethod
+    def _match(cert: CertInfo, s: IssuerSet | None) -> bool:
+        if s is None:
+            return False
+        org = (cert.issuer_org or "").lower()
+        if org and any(org == o.lower() for o in s.organizations):
+            return True
+        cn = cert.issuer_cn or ""
+        return any(fnmatch.fnmatchcase(cn.lower(), g.lower()) for g in s.common_names)
+
+    def inspection_product(self, cert: CertInfo) -> bool:
+        """The issuer looks like a known TLS-inspection product's CA."""
+        s = self.book.issuers.get("inspection")
+        if s is None:
+            return False
+        if self._match(cert, s):
+            return True
+        text = f"{cert.issuer_cn or ''} {cert.issuer_org or ''}".lower()
+        return any(o.lower() in text for o in s.organizations if len(o) >= 5)
+
+    def is_device(self, ip: str) -> bool:
+        """Whether ``ip`` is an audited host (all hosts when no --device list was given)."""
+        return not self.devices or ip_in(ip, self.devices)
+
+
+def _f(kind, sev, code, flow: FlowRecord | None, cls: Classification | None, rule: Rule | None, target, message,
+       evidence: dict, ident: str, ts=None) -> Finding:  # fmt: skip
+    return Finding(
+        kind=kind,
+        severity=sev,
+        code=code,
+        uid=flow.uid if flow else None,
+        rule_id=rule.id if rule else (cls.rule_id if cls else None),
+        vendor=rule.vendor if rule else (cls.vendor if cls else None),
+        service=rule.service if rule else (cls.service if cls else None),
+        target=target,
+        message=message,
+        evidence=tuple((k, str(v)) for k, v in evidence.items() if v is not None and v != ""),
+        identifier=ident,
+        ts=ts if ts is not None else (flow.ts if flow else None),
+    )
+
+
+def flow_name(f: FlowRecord, cls: Classification | None) -> str:
+    """The best name for a flow's destination (SNI, CONNECT target, Host, DNS, or the address)."""
+    return (cls.matched_name if cls and cls.matched_name else None) or f.sni or f.connect_host or f.http_host or (
+        f.dns_name
+    ) or f.dst_ip
+
+
+def detect_flow(f: FlowRecord, cls: Classification, ctx: FindingContext) -> Iterator[Finding]:
+    """All findings about one flow."""
+    rule = ctx.rule(cls.rule_id)
+    name = flow_name(f, cls)
+    tgt = flow_target(f)
+    where = f"{name}:{tgt.port}" if name == f.dst_ip or tgt.via_proxy else f"{name} ({f.dst_ip}:{f.dst_port})"
+    ident_base = f"{cls.rule_id or '-'}|{name}|{tgt.transport}/{tgt.port}"
+    yield from _blocked(f, cls, rule, ctx, name, where, ident_base)
+    yield from _unexpected(f, cls, rule, ctx, name, where, ident_base, tgt)
+    yield from _intercepted(f, cls, rule, ctx, name, where, ident_base)
+
+
+# -- blocked ---------------------------------------------------------------------------------------
+def _blocked(f, cls, rule, ctx, name, where, ident) -> Iterator[Finding]:
+    sev = required_severity(rule)
+    ev = {"state": f.conn_state or f.state, "history": f.history, "syn_count": f.syn_count or None}
+    ended_early = ctx.capture_end is not None and f.ts_last >= ctx.capture_end - END_GRACE
+    if f.transport.value == "tcp":
+        if f.conn_state in ("S0", "SH", "RSTOS0") and not f.icmp:
+            if not (ended_early and f.syn_count <= 1 and f.ts_last - f.ts < 0.5):
+                yield _f(BLOCKED, sev, "syn_no_reply", f, cls, rule, where,
+                         f"SYN to {where} never answered ({f.syn_count} SYN{'s' if f.syn_count != 1 else ''})",
+                         ev, f"blocked:syn_no_reply|{ident}")  # fmt: skip
+        elif f.conn_state == "REJ":
+            yield _f(BLOCKED, sev, "syn_rejected", f, cls, rule, where,
+                     f"SYN to {where} answered by RST (connection refused or firewall reject)", ev,
+                     f"blocked:syn_rejected|{ident}")  # fmt: skip
+    for itype, icode, reporter in f.icmp:
+        v = f.ip_version
+        if icmpmod.is_unreachable(v, itype):
+            what = icmpmod.describe(v, itype, icode)
+            yield _f(BLOCKED, sev, "icmp_unreachable", f, cls, rule, where,
+                     f"ICMP {what} from {reporter} for {where}",
+                     {**ev, "icmp_type": itype, "icmp_code": icode, "reporter": reporter},
+                     f"blocked:icmp_unreachable|{ident}")  # fmt: skip
+            break
+    hs = f.tls_handshake
+    tev = {**ev, "sni": f.sni, "tls_version": f.tls_version}
+    if hs == "reset_after_client_hello":
+        yield _f(BLOCKED, sev, "rst_after_client_hello", f, cls, rule, where,
+                 f"connection to {where} reset right after the ClientHello (SNI filtering)", tev,
+                 f"blocked:rst_after_client_hello|{ident}")  # fmt: skip
+    elif hs == "server_closed_after_client_hello":
+        yield _f(BLOCKED, sev, "fin_after_client_hello", f, cls, rule, where,
+                 f"server side closed {where} right after the ClientHello without answering (SNI filtering)",
+                 tev, f"blocked:fin_after_client_hello|{ident}")  # fmt: skip
+    elif hs == "silence_after_client_hello" and not ended_early:
+        yield _f(BLOCKED, sev, "silence_after_client_hello", f, cls, rule, where,
+                 f"no answer to the ClientHello for {where} (dropped after SNI inspection?)",
+                 {**tev, "client_packets": f.pkts_c2s}, f"blocked:silence_after_client_hello|{ident}")  # fmt: skip
+    for a in f.alerts:
+        if a.sender == "server" and a.fatal:
+            desc = ALERT_NAMES.get(a.description, str(a.description))
+            yield _f(BLOCKED, sev, "tls_server_alert", f, cls, rule, where,
+                     f"server sent fatal TLS alert {desc} ({a.description}) for {where}",
+                     {**tev, "alert": desc}, f"blocked:tls_server_alert|{ident}|{a.description}")  # fmt: skip
+            break
+    if f.connect_host and f.http_status in (403, 407, 502, 503, 504):
+        what = {403: "403 Forbidden", 407: "407 Proxy Authentication Required"}.get(f.http_status, f"{f.http_status}")
+        code = "proxy_auth_required" if f.http_status == 407 else "proxy_denied"
+        yield _f(BLOCKED, sev, code, f, cls, rule, where,
+                 f"proxy {f.dst_ip}:{f.dst_port} answered CONNECT {f.connect_host}:{f.connect_port} with {what}",
+                 {"proxy": f"{f.dst_ip}:{f.dst_port}", "status": f.http_status, "connect": f"{f.connect_host}:{f.connect_port}"},
+                 f"blocked:{code}|{ident}")  # fmt: skip
+    if (
+        f.transport.value == "udp" and f.pkts_s2c == 0 and not f.icmp and f.dst_port not in INFRA_PORTS
+        and f.src_port not in INFRA_PORTS and not _is_multicast_or_broadcast(f.dst_ip) and not ended_early
+    ):  # fmt: skip
+        yield _f(BLOCKED, sev if rule else Severity.LOW, "udp_no_reply", f, cls, rule, where,
+                 f"UDP to {where} got no reply ({f.pkts_c2s} datagram{'s' if f.pkts_c2s != 1 else ''})",
+                 {"packets": f.pkts_c2s, "app": f.app_protocol}, f"blocked:udp_no_reply|{ident}")  # fmt: skip
+
+
+# -- unexpected ------------------------------------------------------------------------------------
+def _unexpected(f, cls, rule, ctx, name, where, ident, tgt) -> Iterator[Finding]:
+    if not ctx.is_device(f.src_ip):
+        return
+    if cls.verdict == VERDICT_UNKNOWN:
+        if tgt.port in INFRA_PORTS or f.src_port in INFRA_PORTS or f.transport.value in ("icmp", "other"):
+            return
+        if _is_multicast_or_broadcast(f.dst_ip):
+            return
+        yield _f(UNEXPECTED, Severity.LOW, "not_allowed", f, cls, None, where,
+                 f"{where}: no loaded ruleset allows this destination",
+                 {"transport": tgt.transport, "port": tgt.port, "app": f.app_protocol},
+                 f"unexpected:not_allowed|{name}|{tgt.transport}/{tgt.port}")  # fmt: skip
+    elif cls.verdict == VERDICT_UNLISTED_PORT:
+        yield _f(UNEXPECTED, Severity.MEDIUM, "unlisted_port", f, cls, rule, where,
+                 f"{where}: known {rule.vendor if rule else ''} host on {tgt.transport}/{tgt.port}, which the rules do not list",
+                 {"matched": cls.reason, "listed_ports": rule.ports_text if rule else None},
+                 f"unexpected:unlisted_port|{ident}")  # fmt: skip
+    elif cls.verdict == VERDICT_LEGACY:
+        yield _f(UNEXPECTED, Severity.MEDIUM, "legacy_apns_binary", f, cls, rule, where,
+                 f"{where}: legacy binary APNs provider protocol on {tgt.port} (retired by Apple in 2021; use HTTP/2 on 443 or 2197)",
+                 {"state": f.conn_state, "sni": f.sni}, f"unexpected:legacy|{f.src_ip}|{tgt.port}")  # fmt: skip
+    if rule is None:
+        return
+    # cleartext where TLS is expected
+    app = f.app_protocol
+    if rule.cleartext and app != "tls" and f.pkts_s2c + f.pkts_c2s > 0 and f.state not in ("no_reply", "rejected"):
+        upgraded = f.ldap_starttls or f.smtp_starttls is True
+        if not upgraded:
+            alt = ctx.rule(rule.secure_alternative)
+            sev = Severity.HIGH if f.ldap_simple_bind else Severity.MEDIUM
+            detail = " with a simple bind (password in clear)" if f.ldap_simple_bind else ""
+            yield _f(UNEXPECTED, sev, "cleartext", f, cls, rule, where,
+                     f"{where}: cleartext {rule.app_protocol or app or 'protocol'}{detail}"
+                     + (f"; use {alt.app_protocol or alt.service} on {alt.ports_text}" if alt else ""),
+                     {"app": app, "secure_alternative": alt.id if alt else None, "simple_bind": f.ldap_simple_bind or None,
+                      "starttls": f.smtp_starttls if f.smtp_starttls is not None else None},
+                     f"unexpected:cleartext|{ident}")  # fmt: skip
+    elif rule.tls == "required" and app in ("http", "ldap", "smtp", "amqp", "hl7-mllp", "ftp-or-smtp"):
+        yield _f(UNEXPECTED, Severity.MEDIUM, "cleartext", f, cls, rule, where,
+                 f"{where}: {app} in clear where the rule expects TLS", {"app": app},
+                 f"unexpected:cleartext|{ident}")  # fmt: skip
+    # an Apple "no proxy" host reached through an explicit proxy (SUMMARY A4)
+    if f.connect_host and rule.proxy == "no" and f.http_status in (None, 200):
+        yield _f(UNEXPECTED, Severity.MEDIUM, "proxy_not_supported", f, cls, rule, where,
+                 f"{f.connect_host} is documented without proxy support but went through proxy {f.dst_ip}:{f.dst_port}",
+                 {"proxy": f"{f.dst_ip}:{f.dst_port}", "status": f.http_status}, f"unexpected:no_proxy|{ident}")  # fmt: skip
+    # region mismatch (Kandji K2)
+    tenant_region = ctx.region.get(rule.vendor)
+    if rule.region and tenant_region and rule.region != tenant_region:
+        yield _f(UNEXPECTED, Severity.MEDIUM, "region_mismatch", f, cls, rule, where,
+                 f"{where}: {rule.region.upper()} host contacted by a {tenant_region.upper()} tenant",
+                 {"rule_region": rule.region, "tenant_region": tenant_region}, f"unexpected:region|{ident}")  # fmt: skip
+
+
+# -- intercepted -----------------------------------------------------------------------------------
+def _intercepted(f, cls, rule, ctx, name, where, ident) -> Iterator[Finding]:
+    vendor_flow = rule is not None and cls.matched_by in ("sni", "connect", "http_host", "dns", "cidr")
+    protected = vendor_flow and (not rule.tls_inspection_allowed or rule.pinned or rule.expected_issuers)
+    tls_seen = f.sni is not None or f.tls_handshake is not None
+    ev = {"sni": f.sni, "tls_version": f.tls_server_version or f.tls_version, "handshake": f.tls_handshake}
+    leaf = f.certs[0] if f.certs else None
+    if leaf is not None:
+        ev.update(issuer=leaf.issuer, subject=leaf.subject, cert_sha256=leaf.sha256)
+        inspection = ctx.inspection_product(leaf)
+        if protected:
+            set_name = rule.expected_issuers or "public"
+            if inspection or leaf.self_signed or not ctx.issuer_ok(leaf, set_name):
+                why = ("a known TLS-inspection CA" if inspection else "self-signed" if leaf.self_signed
+                       else f"not one of the expected '{set_name}' issuers")  # fmt: skip
+                yield _f(INTERCEPTED, Severity.HIGH, "issuer_mismatch", f, cls, rule, where,
+                         f"{where}: certificate issued by {leaf.issuer_cn or leaf.issuer} ({why})", ev,
+                         f"intercepted:issuer|{ident}|{leaf.issuer}")  # fmt: skip
+        elif inspection and tls_seen:
+            yield _f(INTERCEPTED, Severity.LOW, "inspection_ca_seen", f, cls, rule, where,
+                     f"{where}: certificate issued by TLS-inspection CA {leaf.issuer_cn or leaf.issuer}", ev,
+                     f"intercepted:inspection_ca|{leaf.issuer}")  # fmt: skip
+    rej = [a for a in f.alerts if a.sender == "client" and a.fatal and a.description in CERT_REJECT_ALERTS and a.after_server_flight]
+    if rej and tls_seen:
+        desc = ALERT_NAMES.get(rej[0].description, str(rej[0].description))
+        yield _f(INTERCEPTED, Severity.HIGH if protected else Severity.MEDIUM, "client_rejected_certificate", f, cls,
+                 rule, where, f"{where}: client refused the server certificate (fatal alert {desc})",
+                 {**ev, "alert": desc}, f"intercepted:client_alert|{ident}")  # fmt: skip
+    if protected and f.tls_handshake == "client_abort_after_server_flight" and (rule.pinned or f.tls_server_version == "TLSv1.3"):
+        yield _f(INTERCEPTED, Severity.HIGH if rule.pinned else Severity.MEDIUM, "handshake_aborted_after_server_reply",
+                 f, cls, rule, where,
+                 f"{where}: the client closed the connection right after the server's handshake reply "
+                 f"({'pinned host' if rule.pinned else 'certificate probably rejected'})",
+                 {**ev, "client_records": " ".join(f"{t}:{n}" for t, n in f.client_records_after_server)},
+                 f"intercepted:abort|{ident}")  # fmt: skip
+    if vendor_flow and rule.server_cidrs and cls.matched_by in ("sni", "dns", "http_host") and not ip_in(f.dst_ip, rule.server_cidrs):
+        yield _f(INTERCEPTED, Severity.HIGH, "server_outside_vendor_range", f, cls, rule, where,
+                 f"{where}: {name} is served from {f.dst_ip}, outside {', '.join(rule.server_cidrs)}",
+                 {**ev, "server_ip": f.dst_ip, "expected": ", ".join(rule.server_cidrs)},
+                 f"intercepted:range|{ident}|{f.dst_ip}")  # fmt: skip
+    if vendor_flow and f.sni and cls.matched_by == "sni":
+        answered = ctx.dnsmap.addresses(f.sni)
+        if answered and f.dst_ip not in answered and not any(s in SINKHOLES for s in answered):
+            yield _f(INTERCEPTED, Severity.MEDIUM, "server_not_in_dns_answer", f, cls, rule, where,
+                     f"{where}: DNS answered {', '.join(sorted(answered)[:4])} for {f.sni}, but the connection went to {f.dst_ip}",
+                     {**ev, "dns_answers": ", ".join(sorted(answered)[:8])}, f"intercepted:dns|{ident}|{f.dst_ip}")  # fmt: skip
+    if protected and leaf is None and f.tls_server_version == "TLSv1.3" and f.tls_handshake in ("complete", "incomplete"):
+        yield _f(INTERCEPTED, Severity.INFO, "evidence_unavailable", f, cls, rule, where,
+                 f"{where}: TLS 1.3 hides the certificate; interception can neither be confirmed nor excluded from "
+                 f"the chain (handshake {f.tls_handshake}, no other interception signal)", {**ev, "cert": "unavailable: tls1.3"},
+                 f"intercepted:unavailable|{ident}")  # fmt: skip
+
+
+# -- DNS -------------------------------------------------------------------------------------------
+def detect_dns(tx: DnsTransaction, ctx: FindingContext) -> Iterator[Finding]:
+    """Blocked-by-DNS findings for names a ruleset lists."""
+    if not tx.query:
+        return
+    hits = ctx.index.match_name(tx.query)
+    if not hits:
+        return
+    rule = hits[0].rule
+    sev = required_severity(rule)
+    ev = {"query": tx.query, "qtype": tx.qtype, "rcode": tx.rcode, "resolver": tx.server_ip,
+          "answers": ", ".join(a.value for a in tx.answers[:6])}  # fmt: skip
+    cls = None
+    if tx.rcode in ("NXDOMAIN", "REFUSED", "SERVFAIL"):
+        code = f"dns_{tx.rcode.lower()}"
+        yield _with_uid(
+            _f(BLOCKED, sev, code, None, cls, rule, tx.query, f"DNS {tx.rcode} for {tx.query} from {tx.server_ip}",
+               ev, f"blocked:{code}|{rule.id}|{tx.query}", ts=tx.ts), tx.uid)  # fmt: skip
+    elif tx.sinkholed:
+        yield _with_uid(
+            _f(BLOCKED, sev, "dns_sinkhole", None, cls, rule, tx.query,
+               f"DNS answered {tx.query} with a sinkhole address ({ev['answers']})", ev,
+               f"blocked:dns_sinkhole|{rule.id}|{tx.query}", ts=tx.ts), tx.uid)  # fmt: skip
+
+
+def _with_uid(fd: Finding, uid: str) -> Finding:
+    from dataclasses import replace
+
+    return replace(fd, uid=uid)
+
+
+def region_findings(flows: list[tuple[FlowRecord, Classification]], ctx: FindingContext) -> dict[str, str]:
+    """Infer each vendor's tenant region from pinned device-domain flows when not configured."""
+    out = dict(ctx.region)
+    votes: dict[str, dict[str, int]] = {}
+    for f, c in flows:
+        r = ctx.rule(c.rule_id)
+        if r is None or not r.region or not r.pinned or r.vendor in out:
+            continue
+        votes.setdefault(r.vendor, {}).setdefault(r.region, 0)
+        votes[r.vendor][r.region] += 1
+    for vendor, v in votes.items():
+        out[vendor] = max(v.items(), key=lambda kv: kv[1])[0]
+    return out
+
+
+class FindingCollector:
+    """Folds findings with the same identifier into one row (count, all uids, first time)."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str, Finding] = {}
+        self._uids: dict[str, list[str]] = {}
+        self.raw = 0
+
+    def add(self, fd: Finding) -> bool:
+        """Add a finding; returns True when it is new (not a repeat)."""
+        self.raw += 1
+        old = self._rows.get(fd.identifier)
+        if old is None:
+            self._rows[fd.identifier] = fd
+            self._uids[fd.identifier] = [fd.uid] if fd.uid else []
+            return True
+        from dataclasses import replace
+
+        if fd.uid and fd.uid not in self._uids[fd.identifier] and len(self._uids[fd.identifier]) < 1000:
+            self._uids[fd.identifier].append(fd.uid)
+        first = old if (old.ts or 0) <= (fd.ts or 0) else fd
+        self._rows[fd.identifier] = replace(first, count=old.count + 1, severity=max(old.severity, fd.severity))
+        return False
+
+    def rows(self) -> list[tuple[Finding, tuple[str, ...]]]:
+        """Findings in time order with every uid involved."""
+        out = [(f, tuple(self._uids[k])) for k, f in self._rows.items()]
+        out.sort(key=lambda x: (x[0].ts if x[0].ts is not None else float("inf"), -int(x[0].severity), x[0].code))
+        return out

@@ -1,0 +1,155 @@
+"""Records -> typed pandas DataFrames (the only module that builds frames).
+
+Every column has an explicit dtype: ports ``UInt16``, counters ``UInt64``, times UTC ``datetime64``,
+names ``string``, small vocabularies ``category``. An empty capture gives empty frames with the same
+columns and dtypes, never ``None``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from pcapaudit.model import Classification, CoverageRow, DnsTransaction, Finding, FlowRecord, Weird
+
+SEVERITY_ORDER = ["info", "low", "medium", "high"]
+
+FLOW_COLUMNS: dict[str, str] = {
+    "uid": "string", "ts": "datetime64[ns, UTC]", "ts_last": "datetime64[ns, UTC]", "duration": "float64",
+    "transport": "category", "src_ip": "string", "src_port": "UInt16", "dst_ip": "string", "dst_port": "UInt16",
+    "ip_version": "UInt8", "vlan": "UInt16", "inner_vlan": "UInt16", "state": "category", "conn_state": "category",
+    "history": "string", "syn_count": "UInt32", "pkts_c2s": "UInt64", "pkts_s2c": "UInt64", "bytes_c2s": "UInt64",
+    "bytes_s2c": "UInt64", "payload_c2s": "UInt64", "payload_s2c": "UInt64", "app_protocol": "category",
+    "sni": "string", "alpn": "string", "tls_version": "category", "tls_server_version": "category",
+    "tls_cipher": "string", "tls_handshake": "category", "tls_ech": "boolean", "cert_issuer": "string",
+    "cert_subject": "string", "cert_sha256": "string", "cert_self_signed": "boolean", "tls_alerts": "string",
+    "quic_version": "category", "http_method": "category", "http_host": "string", "http_uri": "string",
+    "http_status": "UInt16", "connect_host": "string", "connect_port": "UInt16", "ldap_simple_bind": "boolean",
+    "ldap_starttls": "boolean", "smtp_starttls": "boolean", "icmp": "string", "dns_name": "string",
+    "dns_names": "string", "vendor": "category", "rule_id": "string", "service": "string",
+    "matched_by": "category", "matched_name": "string", "confidence": "category", "verdict": "category",
+    "reason": "string",
+}  # fmt: skip
+
+FINDING_COLUMNS: dict[str, str] = {
+    "ts": "datetime64[ns, UTC]", "kind": "category", "severity": "category", "code": "category",
+    "vendor": "category", "rule_id": "string", "service": "string", "target": "string", "message": "string",
+    "count": "UInt32", "uid": "string", "uids": "string", "evidence": "string", "identifier": "string",
+}  # fmt: skip
+
+COVERAGE_COLUMNS: dict[str, str] = {
+    "vendor": "category", "rule_id": "string", "service": "string", "required": "category",
+    "targets": "string", "status": "category", "attempted": "boolean", "reached": "boolean",
+    "blocked": "boolean", "intercepted": "boolean", "flows": "UInt32", "uids": "string", "note": "string",
+}  # fmt: skip
+
+DNS_COLUMNS: dict[str, str] = {
+    "uid": "string", "ts": "datetime64[ns, UTC]", "client_ip": "string", "server_ip": "string",
+    "transport": "category", "trans_id": "UInt16", "query": "string", "qtype": "category", "rcode": "category",
+    "answers": "string", "rtt": "float64", "sinkholed": "boolean", "vendor": "category", "rule_id": "string",
+}  # fmt: skip
+
+WEIRD_COLUMNS: dict[str, str] = {
+    "ts": "datetime64[ns, UTC]", "name": "category", "uid": "string", "detail": "string", "count": "UInt64",
+}  # fmt: skip
+
+
+def _frame(rows: list[dict], columns: dict[str, str]) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=list(columns))
+    for col, dt in columns.items():
+        s = df[col]
+        if dt.startswith("datetime64"):
+            df[col] = pd.to_datetime(s.astype("float64"), unit="s", utc=True)
+        elif dt == "category":
+            df[col] = s.astype("string").astype("category")
+        elif dt == "boolean":
+            df[col] = s.astype("boolean")
+        elif dt in ("string",):
+            df[col] = s.astype("string")
+        else:
+            df[col] = s.astype(dt)
+    if "severity" in columns and len(df) >= 0:
+        df["severity"] = pd.Categorical(df["severity"].astype("string"), categories=SEVERITY_ORDER, ordered=True)
+    return df
+
+
+def flows_frame(flows: list[tuple[FlowRecord, Classification]]) -> pd.DataFrame:
+    """The flows table."""
+    rows = []
+    for f, c in flows:
+        leaf = f.certs[0] if f.certs else None
+        rows.append({
+            "uid": f.uid, "ts": f.ts, "ts_last": f.ts_last, "duration": round(f.ts_last - f.ts, 6),
+            "transport": f.transport.value, "src_ip": f.src_ip, "src_port": f.src_port, "dst_ip": f.dst_ip,
+            "dst_port": f.dst_port, "ip_version": f.ip_version, "vlan": f.vlan, "inner_vlan": f.inner_vlan,
+            "state": f.state, "conn_state": f.conn_state, "history": f.history, "syn_count": f.syn_count,
+            "pkts_c2s": f.pkts_c2s, "pkts_s2c": f.pkts_s2c, "bytes_c2s": f.bytes_c2s, "bytes_s2c": f.bytes_s2c,
+            "payload_c2s": f.payload_c2s, "payload_s2c": f.payload_s2c, "app_protocol": f.app_protocol,
+            "sni": f.sni, "alpn": ",".join(f.alpn) if f.alpn else None, "tls_version": f.tls_version,
+            "tls_server_version": f.tls_server_version, "tls_cipher": f.tls_cipher, "tls_handshake": f.tls_handshake,
+            "tls_ech": f.tls_ech if (f.sni or f.tls_handshake) else None,
+            "cert_issuer": leaf.issuer if leaf else None, "cert_subject": leaf.subject if leaf else None,
+            "cert_sha256": leaf.sha256 if leaf else None, "cert_self_signed": leaf.self_signed if leaf else None,
+            "tls_alerts": ";".join(f"{a.sender}:{'fatal' if a.fatal else 'warning'}:{a.description}" for a in f.alerts) or None,
+            "quic_version": f.quic_version, "http_method": f.http_method, "http_host": f.http_host,
+            "http_uri": f.http_uri, "http_status": f.http_status, "connect_host": f.connect_host,
+            "connect_port": f.connect_port,
+            "ldap_simple_bind": f.ldap_simple_bind if f.app_protocol == "ldap" else None,
+            "ldap_starttls": f.ldap_starttls if f.app_protocol == "ldap" else None,
+            "smtp_starttls": f.smtp_starttls,
+            "icmp": ";".join(f"{t}/{code} from {rep}" for t, code, rep in f.icmp) or None,
+            "dns_name": f.dns_name, "dns_names": ";".join(f.dns_names) or None,
+            "vendor": c.vendor, "rule_id": c.rule_id, "service": c.service, "matched_by": c.matched_by,
+            "matched_name": c.matched_name, "confidence": c.confidence, "verdict": c.verdict, "reason": c.reason,
+        })  # fmt: skip
+    return _frame(rows, FLOW_COLUMNS)
+
+
+def findings_frame(findings: list[tuple[Finding, tuple[str, ...]]]) -> pd.DataFrame:
+    """The findings table (one row per dedup identifier)."""
+    rows = [
+        {
+            "ts": f.ts, "kind": f.kind.value, "severity": str(f.severity), "code": f.code, "vendor": f.vendor,
+            "rule_id": f.rule_id, "service": f.service, "target": f.target, "message": f.message, "count": f.count,
+            "uid": f.uid, "uids": " ".join(uids) or None, "evidence": json.dumps(dict(f.evidence), sort_keys=True),
+            "identifier": f.identifier,
+        }
+        for f, uids in findings
+    ]
+    return _frame(rows, FINDING_COLUMNS)
+
+
+def coverage_frame(rows: list[CoverageRow]) -> pd.DataFrame:
+    """The requirement checklist."""
+    out = [
+        {
+            "vendor": r.vendor, "rule_id": r.rule_id, "service": r.service, "required": r.required,
+            "targets": r.targets, "status": r.status, "attempted": r.attempted, "reached": r.reached,
+            "blocked": r.blocked, "intercepted": r.intercepted, "flows": r.flows, "uids": " ".join(r.uids) or None,
+            "note": r.note or None,
+        }
+        for r in rows
+    ]
+    return _frame(out, COVERAGE_COLUMNS)
+
+
+def dns_frame(dns: list[DnsTransaction], index=None) -> pd.DataFrame:
+    """The DNS transactions table (``index``: a RuleIndex to name the vendor of each query)."""
+    rows = []
+    for t in dns:
+        hit = index.match_name(t.query)[0].rule if (index is not None and t.query and index.match_name(t.query)) else None
+        rows.append({
+            "uid": t.uid, "ts": t.ts, "client_ip": t.client_ip, "server_ip": t.server_ip, "transport": t.transport,
+            "trans_id": t.trans_id, "query": t.query, "qtype": t.qtype, "rcode": t.rcode,
+            "answers": ";".join(f"{a.rtype}:{a.value}" for a in t.answers) or None, "rtt": t.rtt,
+            "sinkholed": t.sinkholed if t.answers else None, "vendor": hit.vendor if hit else None,
+            "rule_id": hit.id if hit else None,
+        })  # fmt: skip
+    return _frame(rows, DNS_COLUMNS)
+
+
+def weirds_frame(weirds: list[Weird]) -> pd.DataFrame:
+    """The weirds table."""
+    rows = [{"ts": w.ts, "name": w.name, "uid": w.uid, "detail": w.detail, "count": w.count} for w in weirds]
+    return _frame(rows, WEIRD_COLUMNS)

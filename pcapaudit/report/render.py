@@ -1,0 +1,252 @@
+"""Output formats: terminal table (tabulate), JSON, CSV, Parquet, Markdown and HTML.
+
+Every string that came from a capture (SNI, DNS names, Host headers, certificate fields) is hostile:
+control characters are made visible in terminal and Markdown output, HTML is escaped, and CSV cells
+that a spreadsheet would run as a formula (leading ``=``, ``+``, ``-``, ``@``, tab, CR) are prefixed
+with a quote.
+"""
+
+from __future__ import annotations
+
+import enum
+import html
+import io
+import json
+import math
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO
+
+import pandas as pd
+from tabulate import tabulate
+
+from pcapaudit.result import TABLES, AuditResult
+
+SCHEMA_VERSION = 1
+_CTRL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+class Format(str, enum.Enum):
+    """Report formats."""
+
+    TABLE = "table"
+    JSON = "json"
+    CSV = "csv"
+    PARQUET = "parquet"
+    MARKDOWN = "markdown"
+    HTML = "html"
+
+
+def clean_text(s: object) -> str:
+    """Make control characters (terminal escapes, bidi overrides) visible; never raises."""
+    text = str(s)
+    return _CTRL.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}", text)
+
+
+def csv_safe(s: object) -> object:
+    """Neutralise spreadsheet formulas in a CSV cell."""
+    if isinstance(s, str) and s and s[0] in "=+-@\t\r":
+        return "'" + s
+    return s
+
+
+def _ts(v) -> str | None:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return None
+    return datetime.fromtimestamp(v, tz=timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _jsonable(v):
+    if v is None or v is pd.NA or v is pd.NaT:
+        return None
+    if isinstance(v, pd.Timestamp):
+        return v.isoformat().replace("+00:00", "Z")
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    if hasattr(v, "item"):
+        return v.item()
+    return v
+
+
+def table_records(df: pd.DataFrame, name: str) -> list[dict]:
+    """DataFrame -> list of JSON-ready dicts (evidence decoded back into objects)."""
+    out = []
+    cols = list(df.columns)
+    for row in df.itertuples(index=False, name=None):
+        d = {c: _jsonable(v) for c, v in zip(cols, row)}
+        if name == "findings" and d.get("evidence"):
+            d["evidence"] = json.loads(d["evidence"])
+        for key in ("uids",):
+            if key in d:
+                d[key] = d[key].split() if d[key] else []
+        out.append(d)
+    return out
+
+
+def to_json(result: AuditResult, tables: tuple[str, ...] = TABLES) -> str:
+    """One JSON object: schema_version, summary, and one array per table."""
+    from pcapaudit import __version__
+
+    doc = {
+        "schema_version": SCHEMA_VERSION,
+        "tool": {"name": "pcapaudit", "version": __version__},
+        "summary": {**result.summary(), "first_ts": _ts(result.stats.first_ts), "last_ts": _ts(result.stats.last_ts)},
+        "rulesets": [{"vendor": rs.vendor, "path": rs.path, "sha256": rs.sha256, "rules": len(rs.rules)}
+                     for rs in result.book.rulesets],  # fmt: skip
+    }
+    for t in tables:
+        doc[t] = table_records(result.table(t), t)
+    return json.dumps(doc, sort_keys=True, indent=1, ensure_ascii=False, default=str) + "\n"
+
+
+def write_csv(df: pd.DataFrame, out: IO[str]) -> None:
+    """CSV with formula-prefix neutralisation."""
+    safe = df.copy()
+    for col in safe.columns:
+        if str(safe[col].dtype) in ("string", "category", "object"):
+            safe[col] = safe[col].astype("object").map(lambda v: csv_safe(v) if isinstance(v, str) else v)
+    safe.to_csv(out, index=False)
+
+
+def write_parquet(df: pd.DataFrame, path: str | Path) -> None:
+    """Parquet keeps the dtypes (pyarrow)."""
+    df.to_parquet(path, index=False)
+
+
+# -- terminal / markdown ---------------------------------------------------------------------------
+FINDING_VIEW = ["severity", "kind", "code", "count", "target", "message"]
+COVERAGE_VIEW = ["vendor", "status", "service", "targets", "flows", "note"]
+FLOW_VIEW = ["ts", "src_ip", "src_port", "dst_ip", "dst_port", "transport", "state", "sni", "dns_name",
+             "vendor", "rule_id", "matched_by", "verdict"]  # fmt: skip
+DNS_VIEW = ["ts", "client_ip", "query", "qtype", "rcode", "answers", "vendor"]
+WEIRD_VIEW = ["ts", "name", "count", "uid", "detail"]
+VIEWS = {"findings": FINDING_VIEW, "coverage": COVERAGE_VIEW, "flows": FLOW_VIEW, "dns": DNS_VIEW, "weirds": WEIRD_VIEW}
+
+
+def _cell(v, width: int | None) -> str:
+    if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    if isinstance(v, pd.Timestamp):
+        return v.strftime("%H:%M:%S.%f")[:-3]
+    s = clean_text(v)
+    if width and len(s) > width:
+        s = s[: width - 1] + "…"
+    return s
+
+
+def render_table(df: pd.DataFrame, cols: list[str], fmt: str = "simple", width: int | None = 60, limit: int | None = None) -> str:
+    """A DataFrame view as text (tabulate)."""
+    view = df[cols]
+    if limit is not None:
+        view = view.head(limit)
+    rows = [[_cell(v, width) for v in r] for r in view.itertuples(index=False, name=None)]
+    return tabulate(rows, headers=cols, tablefmt=fmt, disable_numparse=True)
+
+
+def _when(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def header_lines(result: AuditResult) -> list[str]:
+    """Summary lines for the top of a report."""
+    s = result.summary()
+    srcs = ", ".join(clean_text(x) for x in s["sources"]) or "-"
+    lines = [
+        f"pcapaudit: {srcs}",
+        f"  {s['packets']:,} packets, {s['flows']:,} flows, {s['dns_transactions']:,} DNS transactions, "
+        f"{s['weird']:,} weird; {_when(result.stats.first_ts)} to {_when(result.stats.last_ts)} UTC",
+    ]
+    vendors = ", ".join(result.vendors) or "none detected"
+    lines.append(f"  rulesets: {vendors}{' (detected from traffic)' if result.vendors_auto else ''}")
+    if s.get("if_dropped") or s.get("dropped"):
+        lines.append(f"  dropped by capture: kernel {s.get('dropped') or 0:,}, interface {s.get('if_dropped') or 0:,}")
+    for e in result.errors:
+        lines.append(f"  ERROR {clean_text(e)}")
+    return lines
+
+
+def coverage_summary(result: AuditResult) -> str:
+    """'12 reached, 2 blocked, ... of 43 required/recommended'."""
+    cov = result.coverage
+    if cov.empty:
+        return "no requirement rules selected"
+    vc = cov["status"].astype("string").value_counts()
+    order = ["reached", "partly blocked", "blocked", "intercepted", "tried, not reached", "never seen"]
+    parts = [f"{int(vc[k])} {k}" for k in order if k in vc.index]
+    return f"{', '.join(parts)} (of {len(cov)} required/recommended rules)"
+
+
+def render_text(result: AuditResult, tables: tuple[str, ...], fmt: str = "simple", flow_limit: int | None = 50) -> str:
+    """Terminal (``simple``) or Markdown (``github``) report."""
+    md = fmt == "github"
+    out = io.StringIO()
+    head = header_lines(result)
+    if md:
+        out.write("# pcapaudit report\n\n" + "\n".join(f"- {clean_text(x.strip())}" for x in head[1:]) + "\n")
+        out.write(f"- sources: {', '.join(clean_text(x) for x in result.stats.sources)}\n")
+    else:
+        out.write("\n".join(head) + "\n")
+    for t in tables:
+        df = result.table(t)
+        title = {"findings": "FINDINGS", "coverage": "REQUIREMENTS", "flows": "FLOWS", "dns": "DNS", "weirds": "WEIRD"}[t]
+        limit = None
+        extra = ""
+        if t == "coverage":
+            extra = f": {coverage_summary(result)}"
+            if not md and len(df):
+                seen = df[df["status"].astype("string") != "never seen"]
+                never = df[df["status"].astype("string") == "never seen"]
+                df = pd.concat([seen, never])
+        if t == "flows" and flow_limit is not None and len(df) > flow_limit:
+            limit = flow_limit
+            extra = f" (first {flow_limit} of {len(df)}; use --table flows --limit 0 for all)"
+        n = len(df)
+        out.write(f"\n{'## ' if md else ''}{title} ({n}){extra}\n")
+        if md:
+            out.write("\n")
+        if n == 0:
+            out.write("none\n")
+            continue
+        out.write(render_table(df, VIEWS[t], "github" if md else fmt, width=None if md else 70, limit=limit) + "\n")
+    return out.getvalue()
+
+
+def render_html(result: AuditResult, tables: tuple[str, ...]) -> str:
+    """A single self-contained HTML file (inline CSS, no scripts, every value escaped)."""
+    esc = html.escape
+    s = result.summary()
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>pcapaudit report</title>",
+        "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; style-src 'unsafe-inline'\">",
+        "<style>body{font:14px system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0;"
+        "font-size:12px}th,td{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top}"
+        "th{background:#f3f3f3}.high{background:#fdd}.medium{background:#ffe9c7}.low{background:#ffffd8}"
+        ".blocked,.intercepted{background:#fdd}.reached{background:#e3f6e3}h1{font-size:20px}</style></head><body>",
+        "<h1>pcapaudit report</h1><ul>",
+    ]
+    for line in header_lines(result):
+        parts.append(f"<li>{esc(line.strip())}</li>")
+    parts.append(f"<li>{esc(coverage_summary(result))}</li></ul>")
+    del s
+    for t in tables:
+        df = result.table(t)
+        parts.append(f"<h2>{esc(t)} ({len(df)})</h2>")
+        if df.empty:
+            parts.append("<p>none</p>")
+            continue
+        cols = VIEWS[t] if t != "findings" else FINDING_VIEW + ["vendor", "rule_id", "uids", "evidence"]
+        parts.append("<table><thead><tr>" + "".join(f"<th>{esc(c)}</th>" for c in cols) + "</tr></thead><tbody>")
+        for row in df[cols].itertuples(index=False, name=None):
+            cls = ""
+            if t == "findings":
+                cls = f" class='{esc(str(row[0]))}'"
+            elif t == "coverage":
+                cls = f" class='{esc(str(row[1]).split()[0])}'"
+            cells = "".join(f"<td>{esc(_cell(v, None))}</td>" for v in row)
+            parts.append(f"<tr{cls}>{cells}</tr>")
+        parts.append("</tbody></table>")
+    parts.append("</body></html>\n")
+    return "".join(parts)

@@ -1,0 +1,117 @@
+"""``AuditResult``: the records of one audit and their DataFrame views."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import pandas as pd
+
+from pcapaudit.model import CaptureStats, Classification, CoverageRow, DnsTransaction, Finding, FlowRecord, Severity, Weird
+from pcapaudit.report import frames
+from pcapaudit.rules.schema import RuleBook
+
+TABLES = ("findings", "coverage", "flows", "dns", "weirds")
+
+
+class AuditResult:
+    """Result of an audit. Tables (``flows``, ``findings``, ``coverage``, ``dns``, ``weirds``) are
+    typed pandas DataFrames joined by the flow ``uid``; the frozen records stay available as ``records``.
+    """
+
+    def __init__(
+        self,
+        flows: list[tuple[FlowRecord, Classification]],
+        dns: list[DnsTransaction],
+        findings: list[tuple[Finding, tuple[str, ...]]],
+        coverage: list[CoverageRow],
+        weirds: list[Weird],
+        stats: CaptureStats,
+        vendors: tuple[str, ...],
+        vendors_auto: bool,
+        errors: tuple[str, ...],
+        book: RuleBook,
+    ):
+        self.flow_records = flows
+        self.dns_records = dns
+        self.finding_records = findings
+        self.coverage_records = coverage
+        self.weird_records = weirds
+        self.stats = stats
+        self.vendors = vendors
+        self.vendors_auto = vendors_auto
+        self.errors = errors
+        self.book = book
+
+    @cached_property
+    def flows(self) -> pd.DataFrame:
+        """One row per flow, with its classification."""
+        return frames.flows_frame(self.flow_records)
+
+    @cached_property
+    def findings(self) -> pd.DataFrame:
+        """One row per distinct finding (repeats folded into ``count`` and ``uids``)."""
+        return frames.findings_frame(self.finding_records)
+
+    @cached_property
+    def coverage(self) -> pd.DataFrame:
+        """The requirement checklist of the selected (or detected) vendors."""
+        return frames.coverage_frame(self.coverage_records)
+
+    @cached_property
+    def dns(self) -> pd.DataFrame:
+        """DNS transactions (query + response)."""
+        from pcapaudit.rules.matcher import RuleIndex
+
+        return frames.dns_frame(self.dns_records, RuleIndex(self.book))
+
+    @cached_property
+    def weirds(self) -> pd.DataFrame:
+        """Malformed or unusual input, counted per kind."""
+        return frames.weirds_frame(self.weird_records)
+
+    def table(self, name: str) -> pd.DataFrame:
+        """A table by name."""
+        if name not in TABLES:
+            raise KeyError(name)
+        return getattr(self, name)
+
+    def to_frames(self) -> dict[str, pd.DataFrame]:
+        """Every table by name."""
+        return {t: self.table(t) for t in TABLES}
+
+    def worst_severity(self) -> Severity | None:
+        """Highest severity among findings (None when there are none)."""
+        sev = [f.severity for f, _ in self.finding_records]
+        return max(sev) if sev else None
+
+    def summary(self) -> dict:
+        """Counters for the header and JSON ``stats``."""
+        s = self.stats
+        by_kind: dict[str, int] = {}
+        for f, _ in self.finding_records:
+            by_kind[f.kind.value] = by_kind.get(f.kind.value, 0) + 1
+        return {
+            "sources": list(s.sources),
+            "packets": s.packets,
+            "bytes": s.bytes,
+            "first_ts": s.first_ts,
+            "last_ts": s.last_ts,
+            "flows": len(self.flow_records),
+            "dns_transactions": len(self.dns_records),
+            "findings": len(self.finding_records),
+            "findings_by_kind": by_kind,
+            "weird": s.weird,
+            "not_ip": s.not_ip,
+            "vendors": list(self.vendors),
+            "vendors_auto": self.vendors_auto,
+            "dropped": s.dropped,
+            "if_dropped": s.if_dropped,
+            "errors": list(self.errors),
+            **dict(s.extra),
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"<AuditResult {self.stats.packets} packets, {len(self.flow_records)} flows, "
+            f"{len(self.finding_records)} findings>"
+        )

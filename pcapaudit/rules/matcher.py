@@ -1,0 +1,171 @@
+"""Fast lookups over a RuleBook: host names (exact, ``*.`` suffix, tenant patterns), networks, ports."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from functools import lru_cache
+
+from pcapaudit.rules.loader import parse_network
+from pcapaudit.rules.schema import Rule, RuleBook
+
+CONF_ORDER = {"exact": 0, "wildcard": 1, "pattern": 2}
+_PH = re.compile(r"\{([^{}]*)\}")
+
+
+@dataclass(frozen=True, slots=True)
+class HostHit:
+    """A rule whose hosts matched a name, and how strongly."""
+
+    rule: Rule
+    confidence: str  # exact | wildcard | pattern
+    pattern: str
+
+
+class RuleIndex:
+    """Indexes of one RuleBook (optionally restricted to some vendors)."""
+
+    def __init__(self, book: RuleBook, vendors: tuple[str, ...] | None = None):
+        self.book = book
+        self.rules = tuple(r for r in book.rules if vendors is None or r.vendor in vendors)
+        self.exact: dict[str, list[tuple[Rule, str, str]]] = defaultdict(list)
+        self.suffix: dict[str, list[tuple[Rule, str]]] = defaultdict(list)  # "*.a.b" -> key "a.b"
+        self.loose_suffix: list[tuple[str, Rule, str]] = []  # "*ggpht.com"
+        self.label_patterns: list[tuple[tuple[str | None, ...], bool, Rule, str]] = []
+        self.nets4: list[tuple[int, int, Rule]] = []
+        self.nets6: list[tuple[int, int, Rule]] = []
+        self.port_only: dict[tuple[str, int], list[Rule]] = defaultdict(list)
+        self.port_only_ranges: list[Rule] = []
+        for r in self.rules:
+            for h in r.hosts:
+                self._add_host(r, h)
+            for c in r.cidrs:
+                self._add_net(r, c)
+            for a in r.asns:
+                for c in book.asn_prefixes.get(a, ()):
+                    self._add_net(r, c)
+            if not r.hosts and not r.cidrs and not r.asns:
+                if sum(hi - lo + 1 for lo, hi in r.ports) <= 64:
+                    for lo, hi in r.ports:
+                        for p in range(lo, hi + 1):
+                            for t in (("tcp", "udp") if r.transport == "any" else (r.transport,)):
+                                self.port_only[(t, p)].append(r)
+                else:
+                    self.port_only_ranges.append(r)
+        self._name_cache = lru_cache(maxsize=65536)(self._match_name)
+        self._ip_cache = lru_cache(maxsize=65536)(self._match_ip)
+
+    # -- building --------------------------------------------------------------------------------
+    def _fill(self, r: Rule, pattern: str) -> tuple[str, bool] | None:
+        """Fill tenant placeholders. Returns (host, filled_all) or None when a host placeholder is open."""
+        ph_kind = {}
+        rs = self.book.ruleset(r.vendor)
+        if rs is not None:
+            ph_kind = {p.name: p.kind for p in rs.placeholders}
+        out = pattern
+        filled_all = True
+        for name in _PH.findall(pattern):
+            val = self.book.tenants.get(f"{r.vendor}.{name}")
+            if val is not None:
+                out = out.replace("{" + name + "}", val)
+            elif ph_kind.get(name) == "host":
+                return None
+            else:
+                filled_all = False
+        return out, filled_all
+
+    def _add_host(self, r: Rule, pattern: str) -> None:
+        if "[" in pattern:  # clients[2...6].google.com: the document's shorthand for a numbered set
+            m = re.match(r"^(.*)\[(\d+)\.\.\.(\d+)\](.*)$", pattern)
+            if m:
+                for n in range(int(m.group(2)), int(m.group(3)) + 1):
+                    self._add_host(r, f"{m.group(1)}{n}{m.group(4)}")
+                return
+        filled = self._fill(r, pattern)
+        if filled is None:
+            return
+        host, complete = filled
+        if complete:
+            if host.startswith("*."):
+                self.suffix[host[2:]].append((r, pattern))
+            elif host.startswith("*"):
+                self.loose_suffix.append((host[1:], r, pattern))
+            else:
+                self.exact[host].append((r, "exact", pattern))
+            return
+        labels = tuple(None if _PH.fullmatch(x) else x for x in host.split("."))
+        wild = labels[0] == "*"
+        if wild:
+            labels = labels[1:]
+        self.label_patterns.append((labels, wild, r, pattern))
+
+    def _add_net(self, r: Rule, text: str) -> None:
+        for net in parse_network(text):
+            lo, hi = int(net.network_address), int(net.broadcast_address)
+            (self.nets4 if net.version == 4 else self.nets6).append((lo, hi, r))
+
+    # -- lookups ---------------------------------------------------------------------------------
+    def match_name(self, name: str | None) -> tuple[HostHit, ...]:
+        """Rules whose hosts match ``name`` (best confidence first)."""
+        if not name:
+            return ()
+        return self._name_cache(name.lower().rstrip("."))
+
+    def _match_name(self, name: str) -> tuple[HostHit, ...]:
+        hits: list[HostHit] = [HostHit(r, c, p) for r, c, p in self.exact.get(name, ())]
+        labels = name.split(".")
+        for i in range(1, len(labels)):
+            for r, p in self.suffix.get(".".join(labels[i:]), ()):
+                hits.append(HostHit(r, "wildcard", p))
+        for suf, r, p in self.loose_suffix:
+            if name.endswith(suf) and name != suf:
+                hits.append(HostHit(r, "wildcard", p))
+        for pat, wild, r, p in self.label_patterns:
+            n = len(pat)
+            if (len(labels) == n or (wild and len(labels) > n)) and all(
+                a is None or a == b for a, b in zip(pat, labels[len(labels) - n :])
+            ):
+                hits.append(HostHit(r, "pattern", p))
+        hits.sort(key=lambda h: CONF_ORDER[h.confidence])
+        return tuple(hits)
+
+    def match_ip(self, ip: str) -> tuple[Rule, ...]:
+        """Rules whose networks (CIDRs, ASN prefixes) contain ``ip``, most specific network first."""
+        return self._ip_cache(ip)
+
+    def _match_ip(self, ip: str) -> tuple[Rule, ...]:
+        try:
+            a = ipaddress.ip_address(ip)
+        except ValueError:
+            return ()
+        v = int(a)
+        nets = self.nets4 if a.version == 4 else self.nets6
+        found = sorted(((hi - lo, r) for lo, hi, r in nets if lo <= v <= hi), key=lambda x: x[0])
+        seen: set[str] = set()
+        out = []
+        for _, r in found:
+            if r.id not in seen:
+                seen.add(r.id)
+                out.append(r)
+        return tuple(out)
+
+    def match_port(self, transport: str, port: int) -> tuple[Rule, ...]:
+        """Rules without hosts or networks that list this port."""
+        out = list(self.port_only.get((transport, port), ()))
+        out += [r for r in self.port_only_ranges if r.port_ok(port, transport)]
+        return tuple(out)
+
+
+def ip_in(ip: str, cidrs: tuple[str, ...]) -> bool:
+    """True when ``ip`` is inside any of ``cidrs`` (strings as in rulesets)."""
+    try:
+        a = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    for c in cidrs:
+        for net in parse_network(c):
+            if a.version == net.version and a in net:
+                return True
+    return False
