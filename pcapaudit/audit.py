@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pcapaudit.capture.pcapfile import CaptureFile, PacketBatch
 from pcapaudit.classify import classify
 from pcapaudit.coverage import build_coverage, detect_vendors
-from pcapaudit.decode import Decoder
+from pcapaudit.decode import FAST, Decoder
 from pcapaudit.engine import EngineConfig, FlowEngine
 from pcapaudit.enrich import DnsMap
 from pcapaudit.errors import UsageError
@@ -154,7 +154,7 @@ class Auditor:
         self.last_ts = hi if self.last_ts is None else max(self.last_ts, hi)
         self.not_ip += res.not_ip
         self.fragments += res.fragments
-        self.decoded += n - res.not_ip - len(res.weirds)
+        self.decoded += int((res.cols.status == FAST).sum())
         self.tunnels.update(res.tunnels)
 
     def run_file(self, source: CaptureFile, progress: Callable[[int], None] | None = None) -> None:

@@ -55,7 +55,9 @@ class Stream:
         if rel >= HALF:
             rel -= MOD
         if rel < 0:
-            if not self.data and not self.syn_seen and -rel <= REBASE_WINDOW:
+            # without the SYN, the first segment seen may not be the first one sent: a segment that ends
+            # where (or after) our data starts extends the stream backwards
+            if not self.syn_seen and -rel <= REBASE_WINDOW and rel + len(payload) >= 0:
                 self._rebase(seq)
                 rel = 0
             else:

@@ -14,6 +14,7 @@ import gzip
 import io
 import struct
 import sys
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -68,6 +69,7 @@ class CaptureFile:
         self.dropped: int | None = None  # from pcapng interface statistics blocks
         self.format = "unknown"
         self._consumed = 0
+        self.clamped = 0  # pcap records whose captured length exceeded the wire length
         self.secrets: list[bytes] = []  # TLS key logs from pcapng decryption secrets blocks
         self._fh: BinaryIO | None = None
 
@@ -95,7 +97,7 @@ class CaptureFile:
             stream: BinaryIO = gzip.GzipFile(fileobj=_Prepend(head + rest, raw), mode="rb")  # type: ignore[assignment]
             try:
                 head = _read_exact(stream, 4, self.name)
-            except (OSError, EOFError) as e:
+            except (OSError, EOFError, zlib.error) as e:
                 raise CaptureError(f"{self.name}: corrupt gzip data: {e}") from None
             self.format = "gzip+"
             raw_for_close = raw
@@ -136,7 +138,7 @@ class CaptureFile:
                 raise CaptureError(
                     f"{self.name}: not a pcap or pcapng capture (bad magic 0x{head.hex()} at byte offset 0)"
                 )
-        except (OSError, EOFError, gzip.BadGzipFile) as e:
+        except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as e:
             if isinstance(e, CaptureError):
                 raise
             self.error = f"{self.name}: read error after {self.packets} packets: {e}"
@@ -146,7 +148,7 @@ class CaptureFile:
     def _read(self, stream: BinaryIO, n: int) -> bytes:
         try:
             return stream.read(n)
-        except (OSError, EOFError, gzip.BadGzipFile, struct.error) as e:
+        except (OSError, EOFError, gzip.BadGzipFile, struct.error, zlib.error) as e:
             raise OSError(f"corrupt compressed data ({e})") from None
 
     def _pcap(self, stream: BinaryIO, head: bytes, index: int, chunk: int) -> Iterator[PacketBatch]:
@@ -156,7 +158,7 @@ class CaptureFile:
         linktype &= 0x0FFFFFFF  # upper bits may carry FCS length flags
         base = 24
         pending = b""
-        incl_at = struct.Struct(endian + "I").unpack_from
+        lens_at = struct.Struct(endian + "II").unpack_from
         while True:
             data = self._read(stream, chunk)
             buf = pending + data if pending else data
@@ -166,7 +168,10 @@ class CaptureFile:
             off = 0
             bad = None
             while off + rec_len <= n:
-                incl = incl_at(buf, off + 8)[0]
+                incl, orig = lens_at(buf, off + 8)
+                if incl > orig:  # impossible (more captured than sent): trust the wire length
+                    self.clamped += 1
+                    incl = orig
                 if incl > MAX_RECORD:
                     bad = (off, incl)
                     break
@@ -202,8 +207,8 @@ class CaptureFile:
         idx = o[:, None] + np.arange(16, dtype=np.int64)[None, :]
         words = b[idx].copy().view(dt).reshape(len(o), 4).astype(np.int64)
         ts = words[:, 0].astype(np.float64) + words[:, 1].astype(np.float64) * tick
-        caplen = words[:, 2]
-        wirelen = np.maximum(words[:, 3], caplen)
+        caplen = np.minimum(words[:, 2], words[:, 3])
+        wirelen = words[:, 3]
         self.packets += len(o)
         self.bytes += int(wirelen.sum())
         return PacketBatch(
@@ -356,8 +361,8 @@ def _options(buf: bytes, start: int, end: int, endian: str) -> Iterator[tuple[in
 def _read_exact(stream: BinaryIO, n: int, name: str, what: str = "file header") -> bytes:
     try:
         data = stream.read(n)
-    except (OSError, EOFError) as e:
-        raise CaptureError(f"{name}: cannot read {what}: {e}") from None
+    except (OSError, EOFError, zlib.error) as e:
+        raise CaptureError(f"{name}: cannot read {what}: corrupt data ({e})") from None
     if len(data) < n:
         if not data and what == "file header":
             raise CaptureError(f"{name}: empty file, not a capture")

@@ -82,6 +82,8 @@ class Decoder:
                 res.weirds.append((row, "decoder_error", f"{type(e).__name__}: {e}"))
                 continue
             _fill(c, row, f)
+            if f.weird is not None:
+                res.weirds.append((row, *f.weird))
             if f.payload:
                 res.extra_payload[row] = f.payload
             if f.tunnel:

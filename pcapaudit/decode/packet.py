@@ -52,6 +52,7 @@ class PacketFields(NamedTuple):
     icmp_code: int
     tunnel: str | None
     fragments: int  # >1 when reassembled from fragments
+    weird: tuple[str, str] | None = None  # accounted to its flow, but something was wrong with it
 
 
 ETH_VLAN = (0x8100, 0x88A8, 0x9100)
@@ -91,10 +92,11 @@ class SimpleDecoder:
                 raise DecodeError("truncated_link_header", "SLL2")
             return self._ethertype(d, _be16(d, 0)[0], 20, -1, 0)
         if lt in (0, 108):  # BSD null / OpenBSD loop
-            if len(d) < 4:
+            if len(d) < 5:
                 raise DecodeError("truncated_link_header", "loopback")
-            fam = struct.unpack_from("<I" if lt == 0 and d[0] else ">I", d, 0)[0]
-            if fam in (2, 10, 24, 28, 30):
+            # the family field's byte order and AF_INET6 value depend on the capturing OS: go by the
+            # IP version nibble (as decode.vector does)
+            if d[4] >> 4 in (4, 6):
                 return d[4:], -1
             raise NotIP
         if lt in (101, 12, 14, 228, 229):
@@ -298,7 +300,9 @@ class SimpleDecoder:
             seq = _be32(body, 4)[0]
             doff = (body[12] >> 4) * 4
             if doff < 20 or doff > wire:
-                raise DecodeError("bad_tcp_header_length", f"data offset {doff}")
+                # the ports and flags are still there: count the packet, ignore its payload
+                return PacketFields(ver, 6, src, dst, sport, dport, body[13], seq, b"", 0, iplen, vlan, -1, -1,
+                                    tunnel, nfrag, ("bad_tcp_header_length", f"data offset {doff}"))  # fmt: skip
             if len(body) < doff:
                 raise DecodeError("truncated_tcp_header", "TCP options cut off")
             return PacketFields(ver, 6, src, dst, sport, dport, body[13], seq, body[doff:], wire - doff,

@@ -162,14 +162,10 @@ def decode_batch(batch: PacketBatch) -> Decoded:
         slow[i[np.isin(et, ETH_VLAN)]] = True
     m = (lt == LINK_NULL) | (lt == LINK_LOOP)
     if m.any():
-        i = np.nonzero(m & (batch.caplen >= 4))[0]
-        o = off[i]
-        le = b[o].astype(np.int64) | (b[o + 1].astype(np.int64) << 8)
-        be = _be32(b, o)
-        fam = np.where((lt[i] == LINK_NULL) & (le != 0), le, be)
-        is4 = fam == 2
-        is6 = np.isin(fam, (10, 24, 28, 30))
-        l3[i[is4 | is6]] = o[is4 | is6] + 4
+        # the 4-byte address family is in the capturing host's byte order and its AF_INET6 value
+        # differs between systems; like libpcap users (nDPI), trust the IP version nibble instead
+        i = np.nonzero(m & (batch.caplen >= 5))[0]
+        l3[i] = off[i] + 4
     m = np.isin(lt, LINK_RAW)
     if m.any():
         i = np.nonzero(m)[0]

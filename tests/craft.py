@@ -1,0 +1,120 @@
+"""Build small captures for tests with scapy (one function call per scenario, timestamps explicit)."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+from scapy.all import IP, IPv6, TCP, UDP, Ether, Raw, wrpcap  # noqa: F401  (re-exported for tests)
+from scapy.layers.dns import DNS, DNSQR, DNSRR  # noqa: F401
+
+CLIENT, SERVER = "192.168.50.10", "17.57.146.20"
+
+
+def write(path: Path | str, packets, t0: float = 1_700_000_000.0, step: float = 0.01) -> Path:
+    """Write packets (scapy objects) to a pcap with increasing timestamps unless a packet has .time set."""
+    out = []
+    for i, p in enumerate(packets):
+        if not hasattr(p, "_ts"):
+            p.time = t0 + i * step
+        else:
+            p.time = p._ts
+        out.append(p)
+    wrpcap(str(path), out)
+    return Path(path)
+
+
+def at(pkt, ts: float):
+    """Give a packet an explicit timestamp."""
+    pkt._ts = ts
+    return pkt
+
+
+def client_hello(sni: str | None, alpn: tuple[str, ...] = ("h2",), versions=(0x0304, 0x0303), extra_ext: bytes = b"") -> bytes:
+    """A syntactically complete TLS ClientHello record (not a real handshake)."""
+    exts = b""
+    if sni is not None:
+        name = sni.encode() if isinstance(sni, str) else sni
+        sn = b"\x00" + struct.pack(">H", len(name)) + name
+        exts += struct.pack(">HH", 0, len(sn) + 2) + struct.pack(">H", len(sn)) + sn
+    if alpn:
+        lst = b"".join(bytes([len(a)]) + a.encode() for a in alpn)
+        exts += struct.pack(">HHH", 16, len(lst) + 2, len(lst)) + lst
+    if versions:
+        vs = b"".join(struct.pack(">H", v) for v in versions)
+        exts += struct.pack(">HHB", 43, len(vs) + 1, len(vs)) + vs
+    exts += extra_ext
+    body = b"\x03\x03" + b"\x11" * 32 + b"\x00" + b"\x00\x04\x13\x01\x13\x02" + b"\x01\x00" + struct.pack(">H", len(exts)) + exts
+    hs = b"\x01" + len(body).to_bytes(3, "big") + body
+    return b"\x16\x03\x01" + struct.pack(">H", len(hs)) + hs
+
+
+def server_hello(version: int = 0x0303, cipher: int = 0xC02F) -> bytes:
+    """A TLS ServerHello record (TLS 1.3 when version is 0x0304, via supported_versions)."""
+    exts = b""
+    if version == 0x0304:
+        exts = struct.pack(">HHH", 43, 2, 0x0304)
+    body = b"\x03\x03" + b"\x22" * 32 + b"\x00" + struct.pack(">H", cipher) + b"\x00" + struct.pack(">H", len(exts)) + exts
+    hs = b"\x02" + len(body).to_bytes(3, "big") + body
+    return b"\x16\x03\x03" + struct.pack(">H", len(hs)) + hs
+
+
+def certificate(ders: list[bytes]) -> bytes:
+    """A TLS 1.2 Certificate record."""
+    lst = b"".join(len(d).to_bytes(3, "big") + d for d in ders)
+    body = len(lst).to_bytes(3, "big") + lst
+    hs = b"\x0b" + len(body).to_bytes(3, "big") + body
+    return b"\x16\x03\x03" + struct.pack(">H", len(hs)) + hs
+
+
+def alert(level: int, desc: int) -> bytes:
+    """A clear-text TLS alert record."""
+    return b"\x15\x03\x03\x00\x02" + bytes([level, desc])
+
+
+def tcp_session(client, server, sport, dport, c_payloads=(), s_payloads=(), close="fin", t0=1_700_000_000.0,
+                handshake=True, isn=1000, isn_s=5000, v6=False):
+    """A TCP conversation: handshake, alternating client/server payloads, then FIN/RST/none."""
+    L3 = IPv6 if v6 else IP
+    pkts = []
+    t = t0
+    c_seq, s_seq = isn, isn_s
+
+    def add(p):
+        nonlocal t
+        pkts.append(at(Ether() / p, t))
+        t += 0.01
+
+    if handshake:
+        add(L3(src=client, dst=server) / TCP(sport=sport, dport=dport, flags="S", seq=c_seq))
+        add(L3(src=server, dst=client) / TCP(sport=dport, dport=sport, flags="SA", seq=s_seq, ack=c_seq + 1))
+        c_seq += 1
+        s_seq += 1
+        add(L3(src=client, dst=server) / TCP(sport=sport, dport=dport, flags="A", seq=c_seq, ack=s_seq))
+    n = max(len(c_payloads), len(s_payloads))
+    for i in range(n):
+        if i < len(c_payloads) and c_payloads[i]:
+            add(L3(src=client, dst=server) / TCP(sport=sport, dport=dport, flags="PA", seq=c_seq, ack=s_seq) / Raw(c_payloads[i]))
+            c_seq += len(c_payloads[i])
+        if i < len(s_payloads) and s_payloads[i]:
+            add(L3(src=server, dst=client) / TCP(sport=dport, dport=sport, flags="PA", seq=s_seq, ack=c_seq) / Raw(s_payloads[i]))
+            s_seq += len(s_payloads[i])
+    if close == "fin":
+        add(L3(src=client, dst=server) / TCP(sport=sport, dport=dport, flags="FA", seq=c_seq, ack=s_seq))
+        add(L3(src=server, dst=client) / TCP(sport=dport, dport=sport, flags="FA", seq=s_seq, ack=c_seq + 1))
+        add(L3(src=client, dst=server) / TCP(sport=sport, dport=dport, flags="A", seq=c_seq + 1, ack=s_seq + 1))
+    elif close == "rst_server":
+        add(L3(src=server, dst=client) / TCP(sport=dport, dport=sport, flags="R", seq=s_seq))
+    elif close == "rst_client":
+        add(L3(src=client, dst=server) / TCP(sport=sport, dport=dport, flags="R", seq=c_seq))
+    return pkts
+
+
+def write_raw(path: Path | str, frames: list[bytes], linktype: int, t0: float = 1_700_000_000.0) -> Path:
+    """A classic pcap of raw frames with any link type (scapy guesses link types from layers)."""
+    out = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, linktype)
+    for i, fr in enumerate(frames):
+        ts = t0 + i * 0.01
+        out += struct.pack("<IIII", int(ts), int((ts % 1) * 1e6), len(fr), len(fr)) + fr
+    Path(path).write_bytes(out)
+    return Path(path)

@@ -1,0 +1,180 @@
+"""Capture reader: formats, compression, byte order, truncation and corruption."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+
+import pytest
+
+from pcapaudit.capture.pcapfile import CaptureFile
+from pcapaudit.errors import CaptureError
+
+ETH_IP_UDP = bytes.fromhex(
+    "000000000002000000000001080045000021000100004011f9c5c0a80001c0a80002"
+    "0035d43b000dffff" "616263" "6465"
+)[:47]
+
+
+def pcap_bytes(records, endian="<", nano=False, linktype=1, modified=False):
+    magic = 0xA1B23C4D if nano else (0xA1B2CD34 if modified else 0xA1B2C3D4)
+    out = struct.pack(endian + "IHHiIII", magic, 2, 4, 0, 0, 65535, linktype)
+    for ts, data in records:
+        sec = int(ts)
+        frac = int(round((ts - sec) * (1e9 if nano else 1e6)))
+        out += struct.pack(endian + "IIII", sec, frac, len(data), len(data))
+        if modified:
+            out += b"\0" * 8
+        out += data
+    return out
+
+
+def read_all(path_or_file):
+    cf = CaptureFile(path_or_file)
+    batches = list(cf.batches())
+    pkts = []
+    for b in batches:
+        for o, c, t in zip(b.off.tolist(), b.caplen.tolist(), b.ts.tolist()):
+            pkts.append((t, b.buf[o : o + c]))
+    return cf, pkts
+
+
+@pytest.mark.parametrize("endian", ["<", ">"])
+@pytest.mark.parametrize("nano", [False, True])
+def test_pcap_byte_orders_and_resolutions(tmp_path, endian, nano):
+    p = tmp_path / "x.pcap"
+    p.write_bytes(pcap_bytes([(1.5, b"a" * 20), (2.25, b"b" * 30)], endian, nano))
+    cf, pkts = read_all(str(p))
+    assert cf.error is None
+    assert [len(d) for _, d in pkts] == [20, 30]
+    assert pkts[0][0] == pytest.approx(1.5) and pkts[1][0] == pytest.approx(2.25)
+
+
+def test_modified_pcap_24_byte_records(tmp_path):
+    p = tmp_path / "m.pcap"
+    p.write_bytes(pcap_bytes([(1.0, b"x" * 10), (2.0, b"y" * 11)], modified=True))
+    cf, pkts = read_all(str(p))
+    assert [d for _, d in pkts] == [b"x" * 10, b"y" * 11]
+
+
+def test_gzip_and_small_chunks(tmp_path):
+    recs = [(1.0 + i, bytes([i]) * (i + 1)) for i in range(200)]
+    p = tmp_path / "x.pcap.gz"
+    p.write_bytes(gzip.compress(pcap_bytes(recs)))
+    cf = CaptureFile(str(p))
+    got = []
+    for b in cf.batches(chunk=64):  # records straddle many chunk boundaries
+        got += [b.buf[o : o + c] for o, c in zip(b.off.tolist(), b.caplen.tolist())]
+    assert got == [d for _, d in recs]
+    assert cf.error is None
+
+
+def test_truncated_last_record_keeps_earlier_packets(tmp_path):
+    data = pcap_bytes([(1.0, b"a" * 40), (2.0, b"b" * 40)])
+    p = tmp_path / "t.pcap"
+    p.write_bytes(data[:-10])
+    cf, pkts = read_all(str(p))
+    assert len(pkts) == 1
+    assert "truncated at byte offset 80" in cf.error and str(p) in cf.error
+
+
+def test_corrupt_length_names_offset(tmp_path):
+    data = bytearray(pcap_bytes([(1.0, b"a" * 40), (2.0, b"b" * 40)]))
+    struct.pack_into("<II", data, 24 + 16 + 40 + 8, 0x7FFFFFFF, 0x7FFFFFFF)
+    p = tmp_path / "c.pcap"
+    p.write_bytes(bytes(data))
+    cf, pkts = read_all(str(p))
+    assert len(pkts) == 1
+    assert "byte offset 80" in cf.error
+
+
+def test_caplen_larger_than_wire_length_is_clamped(tmp_path):
+    data = bytearray(pcap_bytes([(1.0, b"a" * 40)]))
+    struct.pack_into("<II", data, 24 + 8, 40, 30)  # claims 40 captured of 30 sent
+    p = tmp_path / "w.pcap"
+    p.write_bytes(bytes(data[: 24 + 16 + 30]))
+    cf, pkts = read_all(str(p))
+    assert [len(d) for _, d in pkts] == [30] and cf.clamped == 1
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "empty file"),
+        (b"\x01\x02", "truncated file header"),
+        (b"GIF89a" + b"\0" * 40, "bad magic 0x47494638 at byte offset 0"),
+        (b"\x1f\x8b\x08\x00garbage-not-gzip", "corrupt"),
+        (bytes.fromhex("d4c3b2a1") + b"\0" * 8, "truncated pcap file header"),
+    ],
+)
+def test_unreadable_files_raise_one_line_errors(tmp_path, content, message):
+    p = tmp_path / "bad.pcap"
+    p.write_bytes(content)
+    with pytest.raises(CaptureError) as e:
+        cf = CaptureFile(str(p))
+        list(cf.batches())
+        if cf.error:
+            raise CaptureError(cf.error)
+    assert str(p) in str(e.value) and message in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_missing_file_and_directory(tmp_path):
+    with pytest.raises(CaptureError, match="no such file"):
+        list(CaptureFile(str(tmp_path / "nope.pcap")).batches())
+    with pytest.raises(CaptureError, match="is a directory"):
+        list(CaptureFile(str(tmp_path)).batches())
+
+
+def _pcapng(blocks, endian="<"):
+    return b"".join(blocks)
+
+
+def _block(btype, body, endian="<"):
+    pad = (-len(body)) % 4
+    total = 12 + len(body) + pad
+    return struct.pack(endian + "II", btype, total) + body + b"\0" * pad + struct.pack(endian + "I", total)
+
+
+def _shb(endian="<"):
+    return _block(0x0A0D0D0A, struct.pack(endian + "IHHq", 0x1A2B3C4D, 1, 0, -1), endian)
+
+
+def _idb(linktype, tsresol=None, endian="<"):
+    opts = b""
+    if tsresol is not None:
+        opts = struct.pack(endian + "HH", 9, 1) + bytes([tsresol]) + b"\0\0\0" + struct.pack(endian + "HH", 0, 0)
+    return _block(1, struct.pack(endian + "HHI", linktype, 0, 65535) + opts, endian)
+
+
+def _epb(iface, ts_units, data, endian="<"):
+    return _block(6, struct.pack(endian + "IIIII", iface, ts_units >> 32, ts_units & 0xFFFFFFFF, len(data), len(data)) + data, endian)
+
+
+@pytest.mark.parametrize("endian", ["<", ">"])
+def test_pcapng_interfaces_resolution_and_stats(tmp_path, endian):
+    stats_opts = struct.pack(endian + "HH", 5, 8) + struct.pack(endian + "Q", 7) + struct.pack(endian + "HH", 0, 0)
+    blob = (
+        _shb(endian)
+        + _idb(1, None, endian)
+        + _idb(101, 9, endian)  # nanosecond interface, raw IP
+        + _epb(0, 1_500_000, b"e" * 14, endian)
+        + _epb(1, 2_250_000_000, b"\x45" + b"r" * 19, endian)
+        + _block(5, struct.pack(endian + "III", 0, 0, 0) + stats_opts, endian)
+    )
+    p = tmp_path / "x.pcapng"
+    p.write_bytes(blob)
+    cf = CaptureFile(str(p))
+    (b,) = list(cf.batches())
+    assert b.linktype.tolist() == [1, 101]
+    assert b.ts.tolist() == pytest.approx([1.5, 2.25])
+    assert cf.dropped == 7 and cf.error is None
+
+
+def test_pcapng_truncated_block(tmp_path):
+    blob = _shb() + _idb(1) + _epb(0, 1_000_000, b"e" * 14) + _epb(0, 2_000_000, b"f" * 14)
+    p = tmp_path / "t.pcapng"
+    p.write_bytes(blob[:-6])
+    cf = CaptureFile(str(p))
+    n = sum(len(b) for b in cf.batches())
+    assert n == 1 and "truncated" in cf.error
