@@ -1,0 +1,148 @@
+"""CLI: exit codes, formats, one-line errors, hostile strings in every output format."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pandas as pd
+import pytest
+
+from pcapaudit.cli import main
+from tests.craft import at, client_hello, server_hello, tcp_session, write
+from scapy.all import IP, TCP, Ether
+
+C, S = "192.168.50.10", "17.57.146.20"
+
+
+@pytest.fixture()
+def blocked_capture(tmp_path):
+    pkts = [at(Ether() / IP(src=C, dst=S) / TCP(sport=40000, dport=5223, flags="S"), 1.0 + i) for i in range(3)]
+    pkts += [at(p, 10 + i * 0.01) for i, p in enumerate(tcp_session(C, S, 40001, 443, [client_hello("1-courier.push.apple.com")], [server_hello(0x0304)], t0=10))]
+    return write(tmp_path / "b.pcap", pkts)
+
+
+@pytest.fixture()
+def hostile_capture(tmp_path):
+    evil = "=cmd|' /C calc'!A0<script>alert(1)</script>\x1b[2J.example.com"
+    return write(tmp_path / "h.pcap", tcp_session(C, "93.184.216.34", 40002, 443, [client_hello(evil.encode())], []))
+
+
+def test_exit_codes_and_summary(blocked_capture, capsys):
+    assert main(["audit", str(blocked_capture)]) == 1
+    out, err = capsys.readouterr()
+    assert "syn_no_reply" in out and "1-courier.push.apple.com" in out
+    assert err.strip().startswith("pcapaudit: ") and "finding" in err
+    assert main(["audit", str(blocked_capture), "--fail-on", "none", "-q"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_json_report(blocked_capture, tmp_path):
+    out = tmp_path / "r.json"
+    assert main(["audit", str(blocked_capture), "-f", "json", "-o", str(out), "--fail-on", "none"]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["schema_version"] == 1 and {"flows", "findings", "coverage", "dns", "weirds"} <= set(doc)
+    flow = doc["flows"][0]
+    for key in ("uid", "ts", "src_ip", "src_port", "dst_ip", "dst_port", "transport", "state", "sni", "dns_name",
+                "http_host", "connect_host", "vendor", "rule_id", "matched_by", "verdict"):
+        assert key in flow
+    f = [x for x in doc["findings"] if x["code"] == "syn_no_reply"][0]
+    assert f["kind"] == "blocked" and f["rule_id"] == "apple.apns" and isinstance(f["evidence"], dict)
+    assert f["uid"] in {x["uid"] for x in doc["flows"]}
+
+
+def test_csv_and_parquet_tables_keep_types(blocked_capture, tmp_path):
+    assert main(["audit", str(blocked_capture), "-f", "csv", "-o", str(tmp_path / "r.csv"), "--fail-on", "none"]) == 0
+    for t in ("flows", "findings", "coverage", "dns", "weirds"):
+        assert (tmp_path / f"r.{t}.csv").exists()
+    assert main(["audit", str(blocked_capture), "-f", "parquet", "-o", str(tmp_path / "r.parquet"), "--fail-on", "none"]) == 0
+    df = pd.read_parquet(tmp_path / "r.flows.parquet")
+    assert str(df["dst_port"].dtype) == "UInt16" and str(df["ts"].dtype).startswith("datetime64")
+
+
+def test_single_table_csv_to_stdout(blocked_capture, capsys):
+    assert main(["audit", str(blocked_capture), "-f", "csv", "--table", "findings", "--fail-on", "none", "-q"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert rows and rows[0]["kind"]
+
+
+def test_hostile_strings_are_neutralised(hostile_capture, tmp_path, capsys):
+    assert main(["audit", str(hostile_capture), "--fail-on", "none", "-q", "--table", "flows"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\\x1b" in out
+    main(["audit", str(hostile_capture), "-f", "csv", "--table", "flows", "-o", str(tmp_path / "f.csv"), "-q"])
+    sni = next(csv.DictReader((tmp_path / "f.csv").open()))["sni"]
+    assert sni.startswith("'=")
+    main(["audit", str(hostile_capture), "-f", "html", "-o", str(tmp_path / "r.html"), "-q"])
+    html = (tmp_path / "r.html").read_text()
+    assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["audit", "/nonexistent.pcap"], "/nonexistent.pcap: no such file"),
+        (["audit", "X", "--fail-on", "severe"], "--fail-on: unknown severity 'severe'"),
+        (["audit", "X", "--vendor", "nokia"], "--vendor nokia: no such ruleset"),
+        (["audit", "X", "--tenant", "kandji.uuid"], "expected VENDOR.NAME=VALUE"),
+        (["audit", "X", "-f", "parquet"], "--format parquet needs -o PATH"),
+        (["rules", "show", "apple.nothing"], "no such rule"),
+        (["audit", "X", "--rules", "/nonexistent.yaml"], "/nonexistent.yaml: no such file"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_errors_are_one_line_exit_2(blocked_capture, argv, message, capsys):
+    argv = [str(blocked_capture) if a == "X" else a for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("pcapaudit: error: ") and message in err and "Traceback" not in err
+
+
+def test_bad_capture_is_one_line(tmp_path, capsys):
+    p = tmp_path / "notes.txt"
+    p.write_text("hello, this is not a capture")
+    assert main(["audit", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "bad magic" in err and str(p) in err
+
+
+def test_truncated_capture_still_reports(blocked_capture, tmp_path, capsys):
+    data = blocked_capture.read_bytes()
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(data[:-20])
+    assert main(["audit", str(cut), "-f", "json", "--fail-on", "none"]) == 2
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
+    assert doc["flows"] and "truncated at byte offset" in err
+
+
+def test_rules_subcommands(capsys, tmp_path):
+    assert main(["rules", "list", "--vendor", "kandji"]) == 0
+    out = capsys.readouterr().out
+    assert "kandji.us" in out and "apple.apns" not in out
+    assert main(["rules", "show", "apple.apns"]) == 0
+    out = capsys.readouterr().out
+    assert "17.0.0.0/8" in out and "003" in out
+    assert main(["rules", "validate"]) == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("schema_version: 1\nvendor: bad\n")
+    assert main(["rules", "validate", str(bad)]) == 2
+    assert "bad.yaml" in capsys.readouterr().err
+
+
+def test_config_file(blocked_capture, tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("vendor: [apple]\nfail_on: none\ntenants: {kandji.uuid: abc}\n")
+    assert main(["audit", str(blocked_capture), "--config", str(cfg), "-q"]) == 0
+    cfg.write_text("colour: blue\n")
+    assert main(["audit", str(blocked_capture), "--config", str(cfg)]) == 2
+    assert "unknown config key 'colour'" in capsys.readouterr().err
+
+
+def test_stdin(blocked_capture, monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(blocked_capture.read_bytes())))
+    assert main(["audit", "-", "-f", "json", "--fail-on", "none", "-q"]) == 0
+    assert json.loads(capsys.readouterr().out)["summary"]["sources"] == ["<stdin>"]

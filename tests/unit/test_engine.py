@@ -1,0 +1,140 @@
+"""Flow table: orientation, TCP states, handshake outcomes, ICMP tie-back, DNS pairing, expiry."""
+
+from __future__ import annotations
+
+import pytest
+from scapy.all import DNS, DNSQR, DNSRR, ICMP, IP, TCP, UDP, Ether, Raw
+
+import pcapaudit
+from pcapaudit.capture.pcapfile import CaptureFile
+from pcapaudit.decode import Decoder
+from pcapaudit.engine import EngineConfig, FlowEngine
+from tests.craft import alert, at, client_hello, server_hello, tcp_session, write
+
+C, S = "192.168.50.10", "17.57.146.20"
+
+
+def run(path, **cfg):
+    flows, dns, weirds = [], [], []
+    eng = FlowEngine(flows.append, dns.append, weirds.append, EngineConfig(**cfg))
+    dec = Decoder("fast")
+    for b in CaptureFile(str(path)).batches():
+        eng.process(b, dec.decode(b))
+    eng.flush()
+    return flows, dns, weirds
+
+
+def one(path):
+    flows, _, _ = run(path)
+    assert len(flows) == 1, flows
+    return flows[0]
+
+
+def test_normal_session_orientation_and_counts(tmp_path):
+    pkts = tcp_session(C, S, 50000, 443, [client_hello("gdmf.apple.com")], [server_hello(0x0304)])
+    f = one(write(tmp_path / "a.pcap", pkts))
+    assert (f.src_ip, f.src_port, f.dst_ip, f.dst_port) == (C, 50000, S, 443)
+    assert f.conn_state == "SF" and f.state == "closed"
+    assert f.history == "ShADdFf"  # the server never sent a pure ACK
+    assert f.pkts_c2s == 5 and f.pkts_s2c == 3
+    assert f.sni == "gdmf.apple.com" and f.tls_server_version == "TLSv1.3"
+
+
+def test_midstream_orientation_by_port(tmp_path):
+    pkts = [Ether() / IP(src=S, dst=C) / TCP(sport=443, dport=50001, flags="PA") / Raw(b"x" * 10),
+            Ether() / IP(src=C, dst=S) / TCP(sport=50001, dport=443, flags="A")]
+    f = one(write(tmp_path / "m.pcap", pkts))
+    assert (f.src_ip, f.dst_port, f.conn_state) == (C, 443, "OTH")
+
+
+@pytest.mark.parametrize(
+    "reply, state, friendly",
+    [(None, "S0", "no_reply"), ("R", "REJ", "rejected"), ("SA", "S1", "established")],
+)
+def test_syn_states(tmp_path, reply, state, friendly):
+    pkts = [at(Ether() / IP(src=C, dst=S) / TCP(sport=40000, dport=5223, flags="S", seq=9), 1.0),
+            at(Ether() / IP(src=C, dst=S) / TCP(sport=40000, dport=5223, flags="S", seq=9), 2.0),
+            at(Ether() / IP(src=C, dst=S) / TCP(sport=40000, dport=5223, flags="S", seq=9), 4.0)]
+    if reply:
+        pkts.append(at(Ether() / IP(src=S, dst=C) / TCP(sport=5223, dport=40000, flags=reply, ack=10), 4.1))
+    f = one(write(tmp_path / "s.pcap", pkts))
+    assert f.conn_state == state and f.state == friendly and f.syn_count == 3
+
+
+def test_rst_after_client_hello(tmp_path):
+    pkts = tcp_session(C, S, 50002, 443, [client_hello("mdmenrollment.apple.com")], [], close="rst_server")
+    f = one(write(tmp_path / "r.pcap", pkts))
+    assert f.tls_handshake == "reset_after_client_hello" and f.conn_state == "RSTR"
+
+
+def test_client_alert_after_server_flight(tmp_path):
+    pkts = tcp_session(C, S, 50003, 443, [client_hello("x.kandji.io"), alert(2, 48)], [server_hello(0x0303)],
+                       close="rst_client")
+    f = one(write(tmp_path / "c.pcap", pkts))
+    assert f.tls_handshake == "client_alert"
+    assert [(a.sender, a.description, a.after_server_flight) for a in f.alerts] == [("client", 48, True)]
+
+
+def test_tls13_client_abort_after_server_reply(tmp_path):
+    enc = b"\x17\x03\x03\x00\x13" + b"\x00" * 19  # an encrypted alert is ~19 bytes
+    pkts = tcp_session(C, S, 50004, 443, [client_hello("x.kandji.io"), b"\x14\x03\x03\x00\x01\x01" + enc],
+                       [server_hello(0x0304) + b"\x14\x03\x03\x00\x01\x01" + b"\x17\x03\x03\x01\x00" + b"\x00" * 256])
+    f = one(write(tmp_path / "t.pcap", pkts))
+    assert f.tls_handshake == "client_abort_after_server_flight"
+
+
+def test_icmp_unreachable_is_tied_to_the_quoted_flow(tmp_path):
+    udp = IP(src=C, dst="142.250.1.1") / UDP(sport=41000, dport=5228) / Raw(b"hello")
+    icmp = IP(src="192.168.50.1", dst=C) / ICMP(type=3, code=3) / bytes(udp)[:28]
+    late = IP(src="142.250.1.1", dst=C) / UDP(sport=5228, dport=41000) / Raw(b"late")
+    f_pkts = [Ether() / udp, Ether() / icmp, Ether() / late,
+              Ether() / IP(src=C, dst="142.250.1.1") / ICMP(type=3, code=3) / bytes(late)[:28]]
+    flows, _, _ = run(write(tmp_path / "i.pcap", f_pkts))
+    target = [f for f in flows if f.dst_port == 5228][0]
+    # only the error about the client's own packet counts; the client refusing a late reply does not
+    assert target.icmp == ((3, 3, "192.168.50.1"),)
+
+
+def test_dns_query_response_pairing_and_naming(tmp_path):
+    q = IP(src=C, dst="192.168.50.1") / UDP(sport=33333, dport=53) / DNS(id=7, rd=1, qd=DNSQR(qname="gdmf.apple.com"))
+    r = IP(src="192.168.50.1", dst=C) / UDP(sport=53, dport=33333) / DNS(
+        id=7, qr=1, qd=DNSQR(qname="gdmf.apple.com"), an=DNSRR(rrname="gdmf.apple.com", rdata="17.1.2.3", ttl=30))
+    unanswered = IP(src=C, dst="192.168.50.1") / UDP(sport=33334, dport=53) / DNS(id=8, qd=DNSQR(qname="iprofiles.apple.com"))
+    pkts = [at(Ether() / q, 1.0), at(Ether() / r, 1.01), at(Ether() / unanswered, 1.02)]
+    pkts += [at(p, 2.0 + i * 0.01) for i, p in enumerate(tcp_session(C, "17.1.2.3", 50005, 443, [], [], t0=2.0))]
+    flows, dns, _ = run(write(tmp_path / "d.pcap", pkts))
+    tx = {t.query: t for t in dns}
+    assert tx["gdmf.apple.com"].rcode == "NOERROR" and tx["gdmf.apple.com"].rtt == pytest.approx(0.01)
+    assert tx["iprofiles.apple.com"].rcode is None
+    tcpf = [f for f in flows if f.dst_port == 443][0]
+    assert tcpf.dns_name == "gdmf.apple.com"
+
+
+def test_answer_after_the_connection_does_not_name_it(tmp_path):
+    pkts = [at(p, 1.0 + i * 0.01) for i, p in enumerate(tcp_session(C, "17.9.9.9", 50006, 443, [], []))]
+    r = IP(src="192.168.50.1", dst=C) / UDP(sport=53, dport=33335) / DNS(
+        id=9, qr=1, qd=DNSQR(qname="late.apple.com"), an=DNSRR(rrname="late.apple.com", rdata="17.9.9.9"))
+    pkts.append(at(Ether() / r, 5.0))
+    flows, _, _ = run(write(tmp_path / "l.pcap", pkts))
+    assert [f.dns_name for f in flows if f.dst_port == 443] == [None]
+
+
+def test_idle_expiry_bounds_the_table(tmp_path):
+    pkts = []
+    for i in range(300):
+        pkts.append(at(Ether() / IP(src=C, dst=f"10.1.{i // 250}.{i % 250 + 1}") / UDP(sport=1000 + i, dport=9999), float(i)))
+    flows, dns, weirds = [], [], []
+    eng = FlowEngine(flows.append, dns.append, weirds.append, EngineConfig(idle_udp=5.0))
+    dec = Decoder("fast")
+    for b in CaptureFile(str(write(tmp_path / "e.pcap", pkts))).batches(chunk=2000):
+        eng.process(b, dec.decode(b))
+        assert eng.active_flows <= 8
+    eng.flush()
+    assert len(flows) == 300 and eng.active_flows == 0
+
+
+def test_uids_are_deterministic(tmp_path):
+    p = write(tmp_path / "u.pcap", tcp_session(C, S, 50007, 443, [client_hello("a.b")], []))
+    a = pcapaudit.audit(str(p))
+    b = pcapaudit.audit(str(p), engine="simple")
+    assert list(a.flows.uid) == list(b.flows.uid) and a.flows.uid.iloc[0].startswith("C")

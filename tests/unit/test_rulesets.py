@@ -1,0 +1,159 @@
+"""Rulesets: strict loader errors, seed-row coverage, tenant placeholders, matching."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import pytest
+
+from pcapaudit.errors import RulesetError
+from pcapaudit.rules.loader import builtin_dir, load_rulebook, parse_network
+from pcapaudit.rules.matcher import RuleIndex
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets" / "rulesets"
+
+
+@pytest.mark.parametrize("path", sorted(ASSETS.glob("invalid-*.yaml")), ids=lambda p: p.stem)
+def test_invalid_rulesets_name_file_and_field(path):
+    expect = path.read_text().splitlines()[0].removeprefix("# expect: ")
+    with pytest.raises(RulesetError) as e:
+        load_rulebook([path])
+    msg = str(e.value)
+    assert path.name in msg and expect in msg, msg
+    assert "\n" not in msg
+
+
+def test_duplicate_ids_across_files(tmp_path):
+    for v in ("aa", "bb"):
+        (tmp_path / f"{v}.yaml").write_text(
+            f"schema_version: 1\nvendor: {v}\ndisplay_name: x\nsources: [{{id: t, title: t}}]\n"
+            f"rules: [{{id: aa.same, service: s, ports: [1], source: t, rows: [r]}}]\n"
+        )
+    with pytest.raises(RulesetError, match="bb.yaml"):
+        load_rulebook([tmp_path])
+
+
+def test_tenant_errors(book):
+    with pytest.raises(RulesetError, match="has no placeholder 'uid'"):
+        load_rulebook(tenants={"kandji.uid": "x"})
+    with pytest.raises(RulesetError, match="no ruleset for vendor 'nope'"):
+        load_rulebook(tenants={"nope.x": "y"})
+    with pytest.raises(RulesetError, match="region must be one of eu, us"):
+        load_rulebook(tenants={"kandji.region": "apac"})
+
+
+def test_builtin_rulesets_shape(book):
+    assert set(book.vendors) == {"apple", "jamf-pro", "kandji", "bigfix-mdm", "endpoint-central", "google-fcm"}
+    ids = [r.id for r in book.rules]
+    assert len(ids) == len(set(ids)) and len(ids) >= 190
+    apns = book.rule("apple.apns")
+    assert apns.cidrs == ("17.0.0.0/8",) and {p for lo, hi in apns.ports for p in range(lo, hi + 1)} >= {443, 5223, 2197}
+    legacy = [r for r in book.rules if r.legacy]
+    assert {r.vendor for r in legacy} == {"jamf-pro", "bigfix-mdm", "endpoint-central"}
+    assert all(r.port_ok(2195, "tcp") or r.port_ok(2196, "tcp") for r in legacy)
+    fcm = [r for r in book.rules if r.port_ok(5228, "tcp") and 15169 in r.asns]
+    assert fcm
+    assert any(r.port_ok(2575, "tcp") for r in book.rules)  # HL7
+    assert any(r.port_ok(135, "tcp") and r.vendor == "jamf-pro" for r in book.rules)
+    assert any(r.port_ok(49152, "tcp") and r.port_ok(65535, "tcp") and r.vendor == "jamf-pro" for r in book.rules)
+    ldap = [r for r in book.rules if r.port_ok(389, "tcp") and r.cleartext]
+    assert ldap and all(r.secure_alternative for r in ldap)
+    assert {r.region for r in book.rules if r.vendor == "kandji"} >= {"us", "eu"}
+
+
+def _row_ports(text):
+    out = []
+    for p in filter(None, (x.strip() for x in text.split(";"))):
+        lo, _, hi = p.partition("-")
+        out.append((int(lo), int(hi or lo)))
+    return out
+
+
+def _expand(host: str) -> set[str]:
+    """The documents' numbered-set shorthand clients[2...6].google.com stands for clients2 ... clients6."""
+    m = re.match(r"^(.*)\[(\d+)\.\.\.(\d+)\](.*)$", host)
+    if not m:
+        return {host}
+    return {f"{m.group(1)}{n}{m.group(4)}" for n in range(int(m.group(2)), int(m.group(3)) + 1)}
+
+
+def test_every_seed_row_is_implemented(book):
+    rows = list(csv.DictReader((builtin_dir() / "seed-rows.csv").open(encoding="utf-8")))
+    assert len(rows) == 199
+    counts = {}
+    for r in rows:
+        counts[r["seed"]] = counts.get(r["seed"], 0) + 1
+    assert counts == {"000": 30, "001": 54, "002": 17, "003": 52, "004": 46}
+    by_row = {}
+    for rule in book.rules:
+        for rid in rule.rows:
+            by_row.setdefault(rid, []).append(rule)
+    unknown = set(by_row) - {r["row"] for r in rows}
+    assert not unknown, unknown
+    for row in rows:
+        rules = by_row.get(row["row"])
+        assert rules, f"seed row {row['row']} has no rule"
+        hosts = {x for h in row["hosts"].split(";") if h.strip() for x in _expand(h.strip().lower())}
+        have = {h for r in rules for h in r.hosts}
+        assert hosts <= have, (row["row"], hosts - have)
+        for c in filter(None, (x.strip() for x in row["cidrs"].split(";"))):
+            if c.upper().startswith("AS"):
+                assert any(int(c[2:]) in r.asns for r in rules), (row["row"], c)
+            else:
+                assert any(c in r.cidrs for r in rules), (row["row"], c)
+        for lo, hi in _row_ports(row["ports"]):
+            assert any(
+                any(a <= lo and hi <= b for a, b in r.ports) and r.transport in (row["transport"], "any") for r in rules
+            ), (row["row"], lo, hi)
+
+
+HOST_RE = re.compile(r"(?<![\w.-])(\*?[a-z0-9*][a-z0-9.*\-\[\]]*\.(?:com|net|io|build|cn|org))(?![\w-])", re.I)
+
+
+def test_every_host_in_the_seed_documents_is_in_a_rule(book, seeds):
+    have = {h for r in book.rules for h in r.hosts}
+    ignore = {"docs.microsoft.com", "google.com"}  # reference links in the documents, not endpoints
+    missing = set()
+    for doc in sorted(seeds.glob("00*.txt")):
+        for m in HOST_RE.finditer(doc.read_text(encoding="utf-8")):
+            h = m.group(1).lower().strip(".")
+            h = h.split("/")[0]
+            if all(x in have for x in _expand(h)):
+                continue
+            if h in ignore or h.startswith(("uuid", "subdomain")) or "ioadcsconn" in h:
+                continue
+            if h not in have and not any(x.endswith(h) for x in have):
+                missing.add((doc.name, h))
+    assert not missing, sorted(missing)
+
+
+def test_every_network_parses(book):
+    for r in book.rules:
+        for c in r.cidrs + r.server_cidrs:
+            assert parse_network(c)
+
+
+def test_matcher_exact_wildcard_and_placeholders():
+    idx = RuleIndex(load_rulebook())
+    hits = idx.match_name("1-courier.push.apple.com")
+    assert hits[0].rule.id == "apple.apns" and hits[0].confidence == "wildcard"
+    assert idx.match_name("push.apple.com") == () or all(h.rule.id != "apple.apns" for h in idx.match_name("push.apple.com"))
+    pat = idx.match_name("4f3c2a10-7e55-4d1e-9a4b-2b6f0c8d9e01.web-api.kandji.io")
+    assert pat and pat[0].confidence == "pattern" and pat[0].rule.vendor == "kandji"
+    filled = RuleIndex(load_rulebook(tenants={"kandji.uuid": "4f3c2a10-7e55-4d1e-9a4b-2b6f0c8d9e01"}))
+    hits = filled.match_name("4f3c2a10-7e55-4d1e-9a4b-2b6f0c8d9e01.web-api.kandji.io")
+    assert hits[0].confidence == "exact" and hits[0].rule.pinned
+    assert idx.match_name("clients4.google.com")  # the document's clients[2...6] shorthand
+    assert idx.match_name("lh3.ggpht.com")  # '*ggpht.com' without a dot
+    assert [r.id for r in idx.match_ip("17.248.130.1")][0].startswith("apple.notarization")
+    assert any(15169 in r.asns for r in idx.match_ip("142.250.10.10"))
+    assert idx.match_port("tcp", 3306)
+
+
+def test_jamf_server_host_placeholder_only_matches_when_filled():
+    idx = RuleIndex(load_rulebook())
+    assert not any(h.rule.id == "jamf-pro.web-app" for h in idx.match_name("jamf.example.com"))
+    idx2 = RuleIndex(load_rulebook(tenants={"jamf-pro.server": "jamf.example.com"}))
+    assert idx2.match_name("jamf.example.com")[0].rule.id == "jamf-pro.web-app"
