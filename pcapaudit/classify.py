@@ -103,9 +103,9 @@ def classify(f: FlowRecord, index: RuleIndex) -> Classification:
         return Classification(r.vendor, r.id, r.service, "cidr", None, "cidr", VERDICT_UNLISTED_PORT,
                               f"{f.dst_ip} is in {r.targets_text} but {tgt.transport}/{tgt.port} is not listed "
                               f"({r.transport} {r.ports_text})")  # fmt: skip
-    # 4. only the port says anything: never for a flow whose names matched nothing (example.org:443 is
-    #    not "the MDM server's 443"), and never on the generic web ports
-    port_rules = () if (evidence_names(f) or tgt.port in GENERIC_PORTS) else index.match_port(tgt.transport, tgt.port)
+    # 4. only the port says anything (on-prem servers: LDAP 389, EC 8020, HL7 2575...), never on the
+    #    generic web ports: example.org:443 is not "the MDM server's 443"
+    port_rules = () if tgt.port in GENERIC_PORTS else index.match_port(tgt.transport, tgt.port)
     if port_rules:
         r = port_rules[0]
         return Classification(r.vendor, r.id, r.service, "port", None, "port", VERDICT_PORT_ONLY,

@@ -744,9 +744,11 @@ def handshake_outcome(st: DeepState, fc, fs, nc, ns, lc, ls, ps) -> str:
         after_ch = ch_pkt if ch_pkt is not None else fc[EV_D]
         srv_data_after = srv_data_first != NONE_FIRST and ls[EV_D] >= after_ch
         if not srv_data_after:
-            if ns[EV_R] > 0 and ls[EV_R] >= after_ch:
+            # who ended it first: the server (RST/FIN: a filter) or the client giving up (silence)
+            client_end = min(fc[EV_F], fc[EV_R])
+            if ns[EV_R] > 0 and ls[EV_R] >= after_ch and fs[EV_R] < client_end:
                 return "reset_after_client_hello"
-            if ns[EV_F] > 0 and ls[EV_F] >= after_ch:
+            if ns[EV_F] > 0 and ls[EV_F] >= after_ch and fs[EV_F] < client_end:
                 return "server_closed_after_client_hello"
             return "silence_after_client_hello"
         return "incomplete"

@@ -179,7 +179,8 @@ def _blocked(f, cls, rule, ctx, name, where, ident) -> Iterator[Finding]:
         yield _f(BLOCKED, sev, "fin_after_client_hello", f, cls, rule, where,
                  f"server side closed {where} right after the ClientHello without answering (SNI filtering)",
                  tev, f"blocked:fin_after_client_hello|{ident}")  # fmt: skip
-    elif hs == "silence_after_client_hello" and not ended_early:
+    elif hs == "silence_after_client_hello" and (not ended_early or "F" in f.history or "R" in f.history):
+        # the client giving up (its FIN/RST) is conclusive even at the very end of the capture
         yield _f(BLOCKED, sev, "silence_after_client_hello", f, cls, rule, where,
                  f"no answer to the ClientHello for {where} (dropped after SNI inspection?)",
                  {**tev, "client_packets": f.pkts_c2s}, f"blocked:silence_after_client_hello|{ident}")  # fmt: skip
@@ -199,7 +200,8 @@ def _blocked(f, cls, rule, ctx, name, where, ident) -> Iterator[Finding]:
                  f"blocked:{code}|{ident}")  # fmt: skip
     if (
         f.transport.value == "udp" and f.pkts_s2c == 0 and not f.icmp and f.dst_port not in INFRA_PORTS
-        and f.src_port not in INFRA_PORTS and not _is_multicast_or_broadcast(f.dst_ip) and not ended_early
+        and f.src_port not in INFRA_PORTS and not _is_multicast_or_broadcast(f.dst_ip)
+        and not (ended_early and f.pkts_c2s <= 1)
     ):  # fmt: skip
         yield _f(BLOCKED, sev if rule else Severity.LOW, "udp_no_reply", f, cls, rule, where,
                  f"UDP to {where} got no reply ({f.pkts_c2s} datagram{'s' if f.pkts_c2s != 1 else ''})",
@@ -356,7 +358,9 @@ def region_findings(flows: list[tuple[FlowRecord, Classification]], ctx: Finding
         votes.setdefault(r.vendor, {}).setdefault(r.region, 0)
         votes[r.vendor][r.region] += 1
     for vendor, v in votes.items():
-        out[vendor] = max(v.items(), key=lambda kv: kv[1])[0]
+        ranked = sorted(v.items(), key=lambda kv: -kv[1])
+        if len(ranked) == 1 or ranked[0][1] > ranked[1][1]:  # a tie says nothing
+            out[vendor] = ranked[0][0]
     return out
 
 
