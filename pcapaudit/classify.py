@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pcapaudit.model import Classification, FlowRecord
-from pcapaudit.rules.matcher import RuleIndex
+from pcapaudit.rules.matcher import RuleIndex, ip_in
 from pcapaudit.rules.schema import Rule
 
 VERDICT_ALLOWED = "allowed"
@@ -98,8 +98,11 @@ def classify(f: FlowRecord, index: RuleIndex) -> Classification:
             f"{by} {name} matches {hit.pattern} but {tgt.transport}/{tgt.port} is not listed "
             f"({hit.rule.transport} {hit.rule.ports_text})",
         )  # fmt: skip
-    if ip_rules:
-        r = ip_rules[0]
+    # an address in a vendor-owned block (Apple's 17/8) on an unlisted port is worth a look; an address
+    # that is only in a large AS (Google's AS15169 also hosts cloud customers) says nothing by itself
+    owned = [r for r in ip_rules if r.cidrs and ip_in(f.dst_ip, r.cidrs)]
+    if owned:
+        r = owned[0]
         return Classification(r.vendor, r.id, r.service, "cidr", None, "cidr", VERDICT_UNLISTED_PORT,
                               f"{f.dst_ip} is in {r.targets_text} but {tgt.transport}/{tgt.port} is not listed "
                               f"({r.transport} {r.ports_text})")  # fmt: skip

@@ -285,6 +285,27 @@ def _intercepted(f, cls, rule, ctx, name, where, ident) -> Iterator[Finding]:
             yield _f(INTERCEPTED, Severity.LOW, "inspection_ca_seen", f, cls, rule, where,
                      f"{where}: certificate issued by TLS-inspection CA {leaf.issuer_cn or leaf.issuer}", ev,
                      f"intercepted:inspection_ca|{leaf.issuer}")  # fmt: skip
+        elif leaf.self_signed and not ctx.trusted(leaf):
+            yield _f(INTERCEPTED, Severity.LOW, "self_signed_certificate", f, cls, rule, where,
+                     f"{where}: self-signed certificate {leaf.subject_cn or leaf.subject}", ev,
+                     f"intercepted:self_signed|{leaf.sha256}")  # fmt: skip
+        elif not protected and len(f.certs) > 1 and f.certs[-1].self_signed and not (
+            ctx.issuer_ok(f.certs[-1], "public") or ctx.issuer_ok(leaf, "public")
+        ):
+            root = f.certs[-1]
+            yield _f(INTERCEPTED, Severity.LOW, "private_root", f, cls, rule, where,
+                     f"{where}: the server sent its own root {root.subject_cn or root.subject}, not a public CA", ev,
+                     f"intercepted:private_root|{root.sha256}")  # fmt: skip
+        name = f.sni or f.connect_host
+        if name and leaf.subject_cn is not None or leaf.san:
+            if name and not _cert_names(leaf, name):
+                yield _f(INTERCEPTED, Severity.HIGH if protected else Severity.LOW, "certificate_name_mismatch", f, cls,
+                         rule, where, f"{where}: the certificate ({', '.join(leaf.san[:3]) or leaf.subject_cn}) does not name {name}",
+                         ev, f"intercepted:name|{name}|{leaf.sha256}")  # fmt: skip
+        if leaf.not_after and f.ts and leaf.not_after < _iso(f.ts):
+            yield _f(INTERCEPTED, Severity.MEDIUM if protected else Severity.LOW, "certificate_expired", f, cls, rule,
+                     where, f"{where}: certificate expired on {leaf.not_after[:10]}", ev,
+                     f"intercepted:expired|{leaf.sha256}")  # fmt: skip
     rej = [a for a in f.alerts if a.sender == "client" and a.fatal and a.description in CERT_REJECT_ALERTS and a.after_server_flight]
     if rej and tls_seen:
         desc = ALERT_NAMES.get(rej[0].description, str(rej[0].description))
@@ -314,6 +335,25 @@ def _intercepted(f, cls, rule, ctx, name, where, ident) -> Iterator[Finding]:
                  f"{where}: TLS 1.3 hides the certificate; interception can neither be confirmed nor excluded from "
                  f"the chain (handshake {f.tls_handshake}, no other interception signal)", {**ev, "cert": "unavailable: tls1.3"},
                  f"intercepted:unavailable|{ident}")  # fmt: skip
+
+
+def _iso(ts: float) -> str:
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat()
+
+
+def _cert_names(cert: CertInfo, host: str) -> bool:
+    """True when the certificate's SAN DNS names (or CN when there are none) cover ``host`` (RFC 6125)."""
+    names = cert.san or ((cert.subject_cn,) if cert.subject_cn else ())
+    host = host.lower().rstrip(".")
+    for n in names:
+        n = n.lower().rstrip(".")
+        if n == host:
+            return True
+        if n.startswith("*.") and host.count(".") == n.count(".") and host.endswith(n[1:]):
+            return True
+    return False
 
 
 # -- DNS -------------------------------------------------------------------------------------------
