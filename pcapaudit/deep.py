@@ -250,9 +250,16 @@ class DeepState:
         except dns.DnsError as e:
             self.weirds.append((ts, "dns_malformed", str(e)))
             return
+        if msg.error:
+            self.weirds.append((ts, "dns_malformed", msg.error))
         if msg.opcode != 0 or not msg.questions and not msg.is_response:
             return
-        qname, qtype = msg.questions[0] if msg.questions else (None, None)
+        if msg.questions:
+            qname, qtype = msg.questions[0]
+        elif msg.is_response and msg.first_owner:  # mDNS announcements carry answers without questions
+            qname, qtype = msg.first_owner, None
+        else:
+            qname, qtype = None, None
         key = (msg.trans_id, qname or "", qtype or 0)
         if not msg.is_response:
             if key not in self.dns_pending and len(self.dns_pending) < 4096:

@@ -16,7 +16,7 @@ REBASE_WINDOW = 64 * 1024
 class Stream:
     """Contiguous bytes of one direction from its first byte, up to ``cap`` bytes."""
 
-    __slots__ = ("base", "data", "ooo", "cap", "ooo_bytes", "gaps", "syn_seen")
+    __slots__ = ("base", "data", "ooo", "cap", "ooo_bytes", "gaps", "syn_seen", "alt_bases")
 
     def __init__(self, cap: int):
         self.base: int | None = None
@@ -26,6 +26,7 @@ class Stream:
         self.ooo_bytes = 0
         self.gaps = 0
         self.syn_seen = False
+        self.alt_bases: list[int] = []
 
     @property
     def full(self) -> bool:
@@ -33,17 +34,20 @@ class Stream:
         return len(self.data) >= self.cap
 
     def syn(self, seq: int) -> None:
-        """A SYN with sequence number ``seq``: data starts at seq + 1."""
-        if self.syn_seen:
-            return
-        self.syn_seen = True
+        """A SYN with sequence number ``seq``: data starts at seq + 1.
+
+        A second SYN/SYN-ACK with another sequence number (a retried or injected handshake) is kept as
+        an alternative start: the first data segment decides which one the stream really uses.
+        """
         new_base = (seq + 1) % MOD
-        if self.base is None:
-            self.base = new_base
-        elif not self.data and not self.ooo:
-            self.base = new_base
-        else:
-            self._rebase(new_base)
+        if not self.syn_seen:
+            self.syn_seen = True
+            if self.base is None or (not self.data and not self.ooo):
+                self.base = new_base
+            else:
+                self._rebase(new_base)
+        elif new_base != self.base and new_base not in self.alt_bases and len(self.alt_bases) < 4:
+            self.alt_bases.append(new_base)
 
     def add(self, seq: int, payload: bytes) -> bool:
         """Store a segment; returns True when contiguous data grew."""
@@ -51,9 +55,20 @@ class Stream:
             return False
         if self.base is None:
             self.base = seq
-        rel = (seq - self.base) % MOD
-        if rel >= HALF:
-            rel -= MOD
+        rel = self._rel(seq)
+        if self.alt_bases and not self.data and not 0 <= rel < self.cap:
+            for alt in self.alt_bases:  # the data follows another SYN/SYN-ACK than the first one
+                if 0 <= (seq - alt) % MOD < self.cap:
+                    self.alt_bases.remove(alt)
+                    self.alt_bases.append(self.base)
+                    pending = {(self.base + k) % MOD: v for k, v in self.ooo.items()}
+                    self.base, self.ooo, self.ooo_bytes = alt, {}, 0
+                    for abs_seq, seg in pending.items():
+                        if 0 <= self._rel(abs_seq) < self.cap:
+                            self.ooo[self._rel(abs_seq)] = seg
+                            self.ooo_bytes += len(seg)
+                    rel = self._rel(seq)
+                    break
         if rel < 0:
             # without the SYN, the first segment seen may not be the first one sent: a segment that ends
             # where (or after) our data starts extends the stream backwards
@@ -91,6 +106,11 @@ class Stream:
         if len(self.data) > self.cap:
             del self.data[self.cap :]
         return grew
+
+    def _rel(self, seq: int) -> int:
+        assert self.base is not None
+        rel = (seq - self.base) % MOD
+        return rel - MOD if rel >= HALF else rel
 
     def _rebase(self, new_base: int) -> None:
         assert self.base is not None

@@ -36,6 +36,8 @@ class DnsMessage(NamedTuple):
     truncated: bool
     questions: tuple[tuple[str, int], ...]
     answers: tuple[tuple[str, int, str, int], ...]  # (owner name, type, value, ttl)
+    first_owner: str | None = None  # owner name of the first answer record, whatever its type
+    error: str | None = None  # the answer section was malformed: what was read before it is kept
 
 
 _PRINTABLE = bytes(range(0x21, 0x7F))
@@ -49,6 +51,15 @@ _ESC[ord("\\")] = "\\\\"
 def _label(raw: bytes) -> str:
     if raw.isalnum() or (raw.isascii() and raw.replace(b"-", b"").replace(b"_", b"").isalnum()):
         return raw.decode("ascii").lower()
+    if not raw.isascii():
+        # mDNS/DNS-SD instance names are UTF-8 by design (RFC 6763 4.1.1): keep readable text, but
+        # only when every character is printable and cannot be confused with a label separator
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+        if text is not None and text.isprintable() and "." not in text and "\\" not in text:
+            return text.lower()
     return "".join(_ESC[c] for c in raw).lower()
 
 
@@ -94,37 +105,47 @@ def parse(msg: bytes) -> DnsMessage:
     if len(msg) < 12:
         raise DnsError(f"message of {len(msg)} bytes is shorter than a DNS header")
     tid, flags, qd, an, ns, ar = _HDR.unpack_from(msg)
-    if qd > MAX_RECORDS or an > MAX_RECORDS:
-        raise DnsError(f"absurd record counts (questions {qd}, answers {an})")
     off = 12
-    questions = []
-    for _ in range(qd):
-        name, off = read_name(msg, off)
-        if off + 4 > len(msg):
-            raise DnsError("truncated question")
-        qtype = (msg[off] << 8) | msg[off + 1]
-        off += 4
-        questions.append((name, qtype))
+    questions: list[tuple[str, int]] = []
     answers = []
-    for _ in range(an):
-        owner, off = read_name(msg, off)
-        if off + 10 > len(msg):
-            raise DnsError("truncated resource record")
-        rtype, _cls, ttl, rdlen = _RR.unpack_from(msg, off)
-        off += 10
-        if off + rdlen > len(msg):
-            raise DnsError("resource record data runs past the end of the message")
-        if rtype == 1 and rdlen == 4:
-            value = ".".join(str(x) for x in msg[off : off + 4])
-        elif rtype == 28 and rdlen == 16:
-            value = str(ipaddress.IPv6Address(msg[off : off + 16]))
-        elif rtype in (5, 12, 2):
-            value, _ = read_name(msg, off)
-        else:
-            value = ""
-        if rtype in (1, 28, 5, 12, 2, 65, 64):
-            answers.append((owner, rtype, value, ttl))
-        off += rdlen
+    first_owner = None
+    error = None
+    if qd > MAX_RECORDS or an > MAX_RECORDS:  # read what fits; the message is flagged either way
+        error = f"absurd record counts (questions {qd}, answers {an})"
+        qd, an = min(qd, MAX_RECORDS), min(an, MAX_RECORDS)
+    try:
+        for _ in range(qd):
+            name, off = read_name(msg, off)
+            if off + 4 > len(msg):
+                raise DnsError("truncated question")
+            qtype = (msg[off] << 8) | msg[off + 1]
+            off += 4
+            questions.append((name, qtype))
+        for _ in range(an):
+            owner, off = read_name(msg, off)
+            if first_owner is None:
+                first_owner = owner
+            if off + 10 > len(msg):
+                raise DnsError("truncated resource record")
+            rtype, _cls, ttl, rdlen = _RR.unpack_from(msg, off)
+            off += 10
+            if off + rdlen > len(msg):
+                raise DnsError("resource record data runs past the end of the message")
+            if rtype == 1 and rdlen == 4:
+                value = ".".join(str(x) for x in msg[off : off + 4])
+            elif rtype == 28 and rdlen == 16:
+                value = str(ipaddress.IPv6Address(msg[off : off + 16]))
+            elif rtype in (5, 12, 2):
+                value, _ = read_name(msg, off)
+            else:
+                value = ""
+            if rtype in (1, 28, 5, 12, 2, 65, 64):
+                answers.append((owner, rtype, value, ttl))
+            off += rdlen
+    except DnsError as e:
+        if not questions:
+            raise DnsError(f"{error}; {e}" if error else str(e)) from None
+        error = f"{error}; {e}" if error else str(e)  # keep the questions (and answers) read before the damage
     return DnsMessage(
         trans_id=tid,
         is_response=bool(flags & 0x8000),
@@ -133,6 +154,8 @@ def parse(msg: bytes) -> DnsMessage:
         truncated=bool(flags & 0x0200),
         questions=tuple(questions),
         answers=tuple(answers),
+        first_owner=first_owner,
+        error=error,
     )
 
 

@@ -131,8 +131,10 @@ def test_dns_non_utf8_and_dots_in_labels():
 
 
 def test_dns_absurd_counts_and_short():
-    with pytest.raises(dns.DnsError):
+    with pytest.raises(dns.DnsError, match="absurd"):
         dns.parse(struct.pack(">HHHHHH", 1, 0, 65535, 65535, 0, 0))
+    m = dns.parse(struct.pack(">HHHHHH", 1, 0, 1, 18176, 0, 0) + name(b"x", b"dk") + b"\x00\x21\x00\x01")
+    assert m.questions == (("x.dk", 33),) and "absurd" in m.error
     with pytest.raises(dns.DnsError):
         dns.parse(b"\x00" * 5)
 
@@ -285,3 +287,16 @@ def test_stream_cap():
     s.syn(0)
     s.add(1, b"0123456789")
     assert bytes(s.data) == b"01234567" and s.full
+
+
+def test_stream_second_synack_with_other_isn():
+    # the first SYN-ACK is the real one (kept)...
+    s = Stream(cap=100)
+    s.syn(1000)
+    s.syn(900_000)
+    assert s.add(1001, b"real") and bytes(s.data) == b"real"
+    # ...or the data follows the second one (a retried handshake)
+    s2 = Stream(cap=100)
+    s2.syn(1000)
+    s2.syn(900_000)
+    assert s2.add(900_001, b"retry") and bytes(s2.data) == b"retry"
