@@ -115,3 +115,27 @@ def classify(f: FlowRecord, index: RuleIndex) -> Classification:
                               f"{tgt.transport}/{tgt.port} is listed by {r.id} (no host or network given)")  # fmt: skip
     return Classification(None, None, None, "none", None, "none", VERDICT_UNKNOWN,
                           "no ruleset lists this destination")  # fmt: skip
+
+
+def satisfied_rules(f: FlowRecord, index: RuleIndex) -> list[Rule]:
+    """Every rule this flow satisfies (name or network match on a listed port), not just the best one.
+
+    Several rules can describe one destination (Jamf Cloud's URL serves devices, admins and the web
+    app); a flow to it counts for each of them in the requirement checklist.
+    """
+    tgt = flow_target(f)
+    out: dict[str, Rule] = {}
+    named = False
+    for _by, name in evidence_names(f):
+        hits = index.match_name(name)
+        if any(h.confidence != "pattern" for h in hits):  # an unfilled tenant pattern loses to a real match
+            hits = tuple(h for h in hits if h.confidence != "pattern")
+        for hit in hits:
+            named = True
+            if hit.rule.port_ok(tgt.port, tgt.transport):
+                out.setdefault(hit.rule.id, hit.rule)
+    if not named and not tgt.via_proxy:
+        for r in index.match_ip(f.dst_ip):
+            if r.port_ok(tgt.port, tgt.transport):
+                out.setdefault(r.id, r)
+    return list(out.values())

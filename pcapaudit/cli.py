@@ -207,10 +207,10 @@ def write_report(result, args) -> None:
         text = render.to_json(result, tables)
     elif fmt == "html":
         text = render.render_html(result, tables)
-    elif fmt == "markdown":
-        text = render.render_text(result, tables, "github", flow_limit=None if args.limit == 0 else args.limit)
     else:
-        text = render.render_text(result, tables, "simple", flow_limit=None if args.limit == 0 else args.limit)
+        compact = not args.table  # the default view; an explicit --table coverage shows every row
+        text = render.render_text(result, tables, "github" if fmt == "markdown" else "simple",
+                                  flow_limit=None if args.limit == 0 else args.limit, compact=compact)  # fmt: skip
     if out and out != "-":
         with open(out, "w", encoding="utf-8") as fh:
             fh.write(text)

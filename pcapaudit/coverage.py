@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from pcapaudit.classify import satisfied_rules
 from pcapaudit.model import Classification, CoverageRow, DnsTransaction, Finding, FindingKind, FlowRecord, Severity
 from pcapaudit.rules.matcher import RuleIndex
 from pcapaudit.rules.schema import RuleBook
@@ -53,26 +54,40 @@ def build_coverage(
     """One row per required/recommended rule of the selected vendors."""
     by_rule: dict[str, list[FlowRecord]] = defaultdict(list)
     for f, c in flows:
+        ids = {r.id for r in satisfied_rules(f, index)}
         if c.rule_id:
-            by_rule[c.rule_id].append(f)
+            ids.add(c.rule_id)
+        for rid in ids:
+            by_rule[rid].append(f)
     dns_by_rule: dict[str, list[DnsTransaction]] = defaultdict(list)
     for tx in dns:
         if tx.query:
             for hit in index.match_name(tx.query):
                 dns_by_rule[hit.rule.id].append(tx)
-    blocked: dict[str, list[Finding]] = defaultdict(list)
-    intercepted: dict[str, list[Finding]] = defaultdict(list)
+    # a finding counts for every rule its flows (or its DNS name) satisfy
+    blocked: dict[str, set[str]] = defaultdict(set)
+    intercepted: dict[str, set[str]] = defaultdict(set)
     unavailable: dict[str, int] = defaultdict(int)
-    for fd, _uids in findings:
-        if not fd.rule_id:
-            continue
-        if fd.kind is FindingKind.BLOCKED:
-            blocked[fd.rule_id].append(fd)
-        elif fd.kind is FindingKind.INTERCEPTED:
-            if fd.severity >= Severity.MEDIUM:
-                intercepted[fd.rule_id].append(fd)
-            elif fd.code == "evidence_unavailable":
-                unavailable[fd.rule_id] += 1
+    uid_rules: dict[str, set[str]] = defaultdict(set)
+    for rid, fl in by_rule.items():
+        for f in fl:
+            uid_rules[f.uid].add(rid)
+    for fd, uids in findings:
+        rules = set()
+        for u in uids or ((fd.uid,) if fd.uid else ()):
+            rules |= uid_rules.get(u, set())
+        if fd.code.startswith("dns_") and fd.target:
+            rules |= {h.rule.id for h in index.match_name(fd.target)}
+        if fd.rule_id:
+            rules.add(fd.rule_id)
+        for rid in rules:
+            if fd.kind is FindingKind.BLOCKED:
+                blocked[rid].add(fd.code)
+            elif fd.kind is FindingKind.INTERCEPTED:
+                if fd.severity >= Severity.MEDIUM:
+                    intercepted[rid].add(fd.code)
+                elif fd.code == "evidence_unavailable":
+                    unavailable[rid] += 1
     rows = []
     for r in book.rules:
         if r.vendor not in vendors or r.required not in LEVELS:
@@ -99,9 +114,9 @@ def build_coverage(
         if dq and not fl:
             notes.append(f"{len(dq)} DNS quer{'y' if len(dq) == 1 else 'ies'} only")
         if blk:
-            notes.append("; ".join(sorted({f.code for f in blocked[r.id]})))
+            notes.append("; ".join(sorted(blocked[r.id])))
         if icp:
-            notes.append("; ".join(sorted({f.code for f in intercepted[r.id]})))
+            notes.append("; ".join(sorted(intercepted[r.id])))
         if unavailable.get(r.id) and not icp:
             notes.append("TLS 1.3: certificate not visible, interception not checkable")
         uids = tuple(dict.fromkeys([f.uid for f in fl] + [t.uid for t in dq]))

@@ -90,6 +90,7 @@ class EngineConfig:
     idle_udp: float = 60.0
     close_delay: float = 5.0
     rank_cap: int = 64  # deep-parse at most this many payload packets per flow direction per batch
+    unanswered: float | None = None  # expire flows the responder never answered after this long (live)
 
 
 class FlowEngine:
@@ -501,6 +502,10 @@ class FlowEngine:
             )
             idle = np.where(tcp, self.cfg.idle_tcp, self.cfg.idle_udp)
             dead = (last < now - idle) | (tcp & closed & (last < now - self.cfg.close_delay))
+            if self.cfg.unanswered is not None:
+                resp = np.where(self.orig_a[s], 1, 0)
+                silent = self.pkts[s, resp] == 0
+                dead |= silent & (last < now - self.cfg.unanswered)
             if not dead.any():
                 return
         ds = s[dead]

@@ -179,8 +179,12 @@ def coverage_summary(result: AuditResult) -> str:
     return f"{', '.join(parts)} (of {len(cov)} required/recommended rules)"
 
 
-def render_text(result: AuditResult, tables: tuple[str, ...], fmt: str = "simple", flow_limit: int | None = 50) -> str:
-    """Terminal (``simple``) or Markdown (``github``) report."""
+def render_text(result: AuditResult, tables: tuple[str, ...], fmt: str = "simple", flow_limit: int | None = 50,
+                compact: bool = False) -> str:
+    """Terminal (``simple``) or Markdown (``github``) report.
+
+    ``compact`` lists the checklist's never-seen rules by name under the table instead of one row each.
+    """
     md = fmt == "github"
     out = io.StringIO()
     head = header_lines(result)
@@ -194,23 +198,35 @@ def render_text(result: AuditResult, tables: tuple[str, ...], fmt: str = "simple
         title = {"findings": "FINDINGS", "coverage": "REQUIREMENTS", "flows": "FLOWS", "dns": "DNS", "weirds": "WEIRD"}[t]
         limit = None
         extra = ""
+        never_line = ""
+        total = len(df)
         if t == "coverage":
             extra = f": {coverage_summary(result)}"
-            if not md and len(df):
+            if len(df):
                 seen = df[df["status"].astype("string") != "never seen"]
                 never = df[df["status"].astype("string") == "never seen"]
-                df = pd.concat([seen, never])
+                if compact and len(never):
+                    df = seen
+                    parts = []
+                    for vendor, grp in never.groupby("vendor", observed=True, sort=False):
+                        ids = [str(x).split(".", 1)[1] for x in grp["rule_id"]]
+                        parts.append(f"{vendor}: {', '.join(ids)}")
+                    never_line = f"never seen ({len(never)}): " + "; ".join(parts) + "\n"
+                else:
+                    df = pd.concat([seen, never])
         if t == "flows" and flow_limit is not None and len(df) > flow_limit:
             limit = flow_limit
             extra = f" (first {flow_limit} of {len(df)}; use --table flows --limit 0 for all)"
         n = len(df)
-        out.write(f"\n{'## ' if md else ''}{title} ({n}){extra}\n")
+        out.write(f"\n{'## ' if md else ''}{title} ({total}){extra}\n")
         if md:
             out.write("\n")
         if n == 0:
-            out.write("none\n")
+            out.write("none\n" if not never_line else never_line)
             continue
         out.write(render_table(df, VIEWS[t], "github" if md else fmt, width=None if md else 70, limit=limit) + "\n")
+        if never_line:
+            out.write(("\n" if md else "") + clean_text(never_line.rstrip()) + "\n")
     return out.getvalue()
 
 

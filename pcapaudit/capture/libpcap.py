@@ -1,0 +1,170 @@
+"""Minimal ctypes bindings to libpcap for live capture (open, filter, read, statistics).
+
+libpcap is the one capture library on every platform pcapaudit targets (Linux, macOS); binding the six
+calls it needs keeps live capture free of compiled extensions. Errors become ``CaptureError`` with the
+interface name and a hint on how to fix permissions.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import sys
+
+from pcapaudit.errors import CaptureError
+
+PCAP_ERRBUF_SIZE = 256
+PCAP_ERROR = -1
+PCAP_ERROR_NO_SUCH_DEVICE = -5
+PCAP_ERROR_PERM_DENIED = -8
+PCAP_ERROR_IFACE_NOT_UP = -9
+PCAP_WARNING = 1
+
+
+class _Timeval(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_usec", ctypes.c_long)]
+
+
+class _PktHdr(ctypes.Structure):
+    _fields_ = [("ts", _Timeval), ("caplen", ctypes.c_uint32), ("len", ctypes.c_uint32)]
+
+
+class _Stat(ctypes.Structure):
+    _fields_ = [("ps_recv", ctypes.c_uint), ("ps_drop", ctypes.c_uint), ("ps_ifdrop", ctypes.c_uint)]
+
+
+class _BpfProgram(ctypes.Structure):
+    _fields_ = [("bf_len", ctypes.c_uint), ("bf_insns", ctypes.c_void_p)]
+
+
+_lib = None
+
+
+def load() -> ctypes.CDLL:
+    """Load libpcap once (CaptureError when it is not installed)."""
+    global _lib
+    if _lib is not None:
+        return _lib
+    names = [ctypes.util.find_library("pcap"), "libpcap.so.0.8", "libpcap.so.1", "libpcap.so", "libpcap.dylib"]
+    for name in names:
+        if not name:
+            continue
+        try:
+            lib = ctypes.CDLL(name)
+            break
+        except OSError:
+            continue
+    else:
+        raise CaptureError("libpcap not found: install it (Debian/Ubuntu: apt-get install libpcap0.8; macOS has it)")
+    lib.pcap_create.restype = ctypes.c_void_p
+    lib.pcap_create.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+    lib.pcap_set_snaplen.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    lib.pcap_set_promisc.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    lib.pcap_set_timeout.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    lib.pcap_set_buffer_size.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    lib.pcap_activate.argtypes = [ctypes.c_void_p]
+    lib.pcap_geterr.restype = ctypes.c_char_p
+    lib.pcap_geterr.argtypes = [ctypes.c_void_p]
+    lib.pcap_statustostr.restype = ctypes.c_char_p
+    lib.pcap_compile.argtypes = [ctypes.c_void_p, ctypes.POINTER(_BpfProgram), ctypes.c_char_p, ctypes.c_int, ctypes.c_uint32]
+    lib.pcap_setfilter.argtypes = [ctypes.c_void_p, ctypes.POINTER(_BpfProgram)]
+    lib.pcap_freecode.argtypes = [ctypes.POINTER(_BpfProgram)]
+    lib.pcap_next_ex.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.POINTER(_PktHdr)), ctypes.POINTER(ctypes.POINTER(ctypes.c_ubyte))]
+    lib.pcap_datalink.argtypes = [ctypes.c_void_p]
+    lib.pcap_stats.argtypes = [ctypes.c_void_p, ctypes.POINTER(_Stat)]
+    lib.pcap_breakloop.argtypes = [ctypes.c_void_p]
+    lib.pcap_close.argtypes = [ctypes.c_void_p]
+    _lib = lib
+    return lib
+
+
+def interfaces() -> list[str]:
+    """Interface names (Linux: /sys/class/net; elsewhere: none known)."""
+    try:
+        return sorted(os.listdir("/sys/class/net"))
+    except OSError:
+        return []
+
+
+def _perm_hint(iface: str) -> str:
+    if sys.platform == "darwin":
+        return (f"{iface}: permission denied capturing packets: run as root (sudo pcapaudit live {iface}) or grant "
+                "capture rights (install Wireshark's ChmodBPF / add yourself to the access_bpf group)")  # fmt: skip
+    exe = os.path.realpath(sys.executable)
+    return (f"{iface}: permission denied capturing packets: run as root (sudo pcapaudit live {iface}) or grant "
+            f"capture rights (sudo setcap cap_net_raw,cap_net_admin=eip {exe})")  # fmt: skip
+
+
+class Handle:
+    """An activated capture handle."""
+
+    def __init__(self, iface: str, snaplen: int = 65535, promisc: bool = True, timeout_ms: int = 100,
+                 bpf: str | None = None, buffer_mb: int = 32):  # fmt: skip
+        lib = load()
+        self.lib = lib
+        self.iface = iface
+        err = ctypes.create_string_buffer(PCAP_ERRBUF_SIZE)
+        h = lib.pcap_create(iface.encode(), err)
+        if not h:
+            raise CaptureError(f"{iface}: cannot open for capture: {err.value.decode(errors='replace')}")
+        self.h = ctypes.c_void_p(h)
+        lib.pcap_set_snaplen(self.h, snaplen)
+        lib.pcap_set_promisc(self.h, 1 if promisc else 0)
+        lib.pcap_set_timeout(self.h, timeout_ms)
+        lib.pcap_set_buffer_size(self.h, buffer_mb << 20)
+        rc = lib.pcap_activate(self.h)
+        if rc < 0:
+            msg = (lib.pcap_geterr(self.h) or b"").decode(errors="replace")
+            lib.pcap_close(self.h)
+            self.h = None
+            if rc == PCAP_ERROR_PERM_DENIED or "ermission" in msg or "not permitted" in msg:
+                raise CaptureError(_perm_hint(iface))
+            if rc == PCAP_ERROR_NO_SUCH_DEVICE or "No such device" in msg:
+                avail = ", ".join(interfaces()) or "see `ip link` / `ifconfig`"
+                raise CaptureError(f"{iface}: no such interface (available: {avail})")
+            if rc == PCAP_ERROR_IFACE_NOT_UP:
+                raise CaptureError(f"{iface}: interface is down (bring it up: ip link set {iface} up)")
+            raise CaptureError(f"{iface}: cannot start capture: {msg or rc}")
+        self.linktype = lib.pcap_datalink(self.h)
+        if bpf:
+            prog = _BpfProgram()
+            if lib.pcap_compile(self.h, ctypes.byref(prog), bpf.encode(), 1, 0xFFFFFFFF) < 0:
+                msg = (lib.pcap_geterr(self.h) or b"").decode(errors="replace")
+                self.close()
+                raise CaptureError(f"{iface}: bad capture filter {bpf!r}: {msg}")
+            rc = lib.pcap_setfilter(self.h, ctypes.byref(prog))
+            lib.pcap_freecode(ctypes.byref(prog))
+            if rc < 0:
+                msg = (lib.pcap_geterr(self.h) or b"").decode(errors="replace")
+                self.close()
+                raise CaptureError(f"{iface}: cannot set capture filter: {msg}")
+        self._hdr = ctypes.POINTER(_PktHdr)()
+        self._data = ctypes.POINTER(ctypes.c_ubyte)()
+
+    def next(self) -> tuple[float, int, bytes] | None:
+        """One packet (ts, wire length, captured bytes), None on timeout; raises CaptureError on failure."""
+        rc = self.lib.pcap_next_ex(self.h, ctypes.byref(self._hdr), ctypes.byref(self._data))
+        if rc == 1:
+            hd = self._hdr.contents
+            data = ctypes.string_at(self._data, hd.caplen)
+            return hd.ts.tv_sec + hd.ts.tv_usec * 1e-6, hd.len, data
+        if rc == 0:
+            return None
+        if rc == -2:  # pcap_breakloop
+            return None
+        msg = (self.lib.pcap_geterr(self.h) or b"").decode(errors="replace")
+        raise CaptureError(f"{self.iface}: capture failed: {msg}")
+
+    def stats(self) -> tuple[int, int, int] | None:
+        """(received, dropped by the kernel/buffer, dropped by the interface)."""
+        st = _Stat()
+        if self.h is None or self.lib.pcap_stats(self.h, ctypes.byref(st)) < 0:
+            return None
+        return st.ps_recv, st.ps_drop, st.ps_ifdrop
+
+    def close(self) -> None:
+        """Release the handle."""
+        if self.h is not None:
+            self.lib.pcap_close(self.h)
+            self.h = None
