@@ -63,6 +63,9 @@ def load() -> ctypes.CDLL:
     lib.pcap_set_promisc.argtypes = [ctypes.c_void_p, ctypes.c_int]
     lib.pcap_set_timeout.argtypes = [ctypes.c_void_p, ctypes.c_int]
     lib.pcap_set_buffer_size.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    lib.pcap_set_immediate_mode.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    lib.pcap_setnonblock.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p]
+    lib.pcap_get_selectable_fd.argtypes = [ctypes.c_void_p]
     lib.pcap_activate.argtypes = [ctypes.c_void_p]
     lib.pcap_geterr.restype = ctypes.c_char_p
     lib.pcap_geterr.argtypes = [ctypes.c_void_p]
@@ -113,6 +116,7 @@ class Handle:
         lib.pcap_set_promisc(self.h, 1 if promisc else 0)
         lib.pcap_set_timeout(self.h, timeout_ms)
         lib.pcap_set_buffer_size(self.h, buffer_mb << 20)
+        lib.pcap_set_immediate_mode(self.h, 1)  # deliver packets at once: findings appear as they happen
         rc = lib.pcap_activate(self.h)
         if rc < 0:
             msg = (lib.pcap_geterr(self.h) or b"").decode(errors="replace")
@@ -141,10 +145,24 @@ class Handle:
                 raise CaptureError(f"{iface}: cannot set capture filter: {msg}")
         self._hdr = ctypes.POINTER(_PktHdr)()
         self._data = ctypes.POINTER(ctypes.c_ubyte)()
+        # non-blocking reads plus select(): a read timeout that fires even when no packet arrives (the
+        # pcap timeout alone does not on every platform/kernel), so Ctrl-C and --duration stay responsive
+        self._timeout = timeout_ms / 1000.0
+        self.fd = lib.pcap_get_selectable_fd(self.h)
+        if self.fd >= 0:
+            lib.pcap_setnonblock(self.h, 1, err)
 
     def next(self) -> tuple[float, int, bytes] | None:
         """One packet (ts, wire length, captured bytes), None on timeout; raises CaptureError on failure."""
         rc = self.lib.pcap_next_ex(self.h, ctypes.byref(self._hdr), ctypes.byref(self._data))
+        if rc == 0 and self.fd >= 0:
+            import select
+
+            try:
+                select.select([self.fd], [], [], self._timeout)
+            except InterruptedError:
+                return None
+            rc = self.lib.pcap_next_ex(self.h, ctypes.byref(self._hdr), ctypes.byref(self._data))
         if rc == 1:
             hd = self._hdr.contents
             data = ctypes.string_at(self._data, hd.caplen)
