@@ -117,10 +117,20 @@ class Auditor:
         self.dropped: int | None = None
         self.if_dropped: int | None = None
         self._finished = False
+        self._cls_cache: dict[tuple, Classification] = {}
 
     # -- streaming callbacks ---------------------------------------------------------------------
     def _flow(self, rec: FlowRecord) -> None:
-        cls = classify(rec, self.index)
+        # flows to the same destination classify the same way: cache on everything classify() reads
+        key = (rec.sni, rec.connect_host, rec.connect_port, rec.http_host,
+               rec.http_uri if rec.http_method and rec.http_uri and "://" in rec.http_uri else None,
+               rec.dns_names, rec.dst_ip, rec.dst_port, rec.transport)  # fmt: skip
+        cls = self._cls_cache.get(key)
+        if cls is None:
+            cls = classify(rec, self.index)
+            if len(self._cls_cache) > 100_000:
+                self._cls_cache.clear()
+            self._cls_cache[key] = cls
         self.flows.append((rec, cls))
         if self._on_flow:
             self._on_flow(rec, cls)

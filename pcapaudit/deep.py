@@ -22,7 +22,7 @@ DNS_TCP_CAP = 256 * 1024
 DNS_PORTS = frozenset({53, 5353, 5355})
 LDAP_PORTS = frozenset({389, 3268, 8389})
 SMTP_PORTS = frozenset({25, 587, 2525})
-TLS_CLIENT_RECORDS = 6  # ClientHello + what the client sends after the server's flight
+TLS_CLIENT_RECORDS = 3  # ClientHello + what the client sends after the server's flight
 TLS_SERVER_RECORDS = 8
 
 
@@ -32,11 +32,12 @@ class DeepState:
     __slots__ = (
         "proto", "server_port", "client_port", "streams", "kind", "done", "tls", "tls_off",
         "http_req", "http_status", "connect", "quic", "dns_pending", "icmp", "weirds", "ch_pkt",
-        "sh_pkt", "alerts", "ldap", "smtp", "uid", "udp_app", "sniffed", "slot",
+        "sh_pkt", "alerts", "ldap", "smtp", "uid", "udp_app", "sniffed", "slot", "ips",
     )  # fmt: skip
 
     def __init__(self, proto: int, client_port: int, server_port: int, slot: int = -1):
         self.slot = slot  # the engine's slot for this flow
+        self.ips: tuple[str, str] | None = None  # (client, server) addresses, filled by the engine once
         self.proto = proto
         self.client_port = client_port
         self.server_port = server_port
@@ -62,14 +63,22 @@ class DeepState:
         self.sniffed = [False, False]
 
     # -- TCP -------------------------------------------------------------------------------------
-    def tcp(self, side: int, seq: int, syn: bool, payload: bytes, pkt: int, ts: float, ctx) -> bool:
-        """Feed one TCP segment of ``side``; returns True when this side needs no more packets."""
+    def tcp(self, side: int, seq: int, syn: bool, payload: bytes, pkt: int, ts: float, ctx,
+            isns: tuple[int, int] = (-1, -1)) -> bool:  # fmt: skip
+        """Feed one TCP segment of ``side``; returns True when this side needs no more packets.
+
+        ``isns``: the sequence numbers of the first and of a later, different SYN of this side, as the
+        engine saw them (the SYNs themselves never come here unless they carry data).
+        """
         if self.done[side]:
             return True
         st = self.streams[side]
         if st is None:
             cap = DNS_TCP_CAP if self._is_dns() else (CLIENT_CAP if side == CLIENT else SERVER_CAP)
             st = self.streams[side] = Stream(cap)
+            for isn in isns:
+                if isn >= 0:
+                    st.syn(isn)
         if syn:
             st.syn(seq)
             if not payload:
@@ -79,6 +88,10 @@ class DeepState:
             self._parse(side, st, pkt, ts, ctx)
         if st.full and not self.done[side]:
             self._finish_side(side)
+        if self.done[side]:
+            self.streams[side] = None  # parsed: the bytes are no longer needed
+            if self.tls[side] is not None:
+                self.tls[side].hs = bytearray()
         return self.done[side]
 
     def _is_dns(self) -> bool:
@@ -134,7 +147,6 @@ class DeepState:
         if t is None:
             t = self.tls[side] = TlsStream(is_client=side == CLIENT)
             t.pos = self.tls_off[side]
-        nrec = len(t.records)
         nalerts = len(t.alerts)
         t.feed(data)
         if side == CLIENT and self.ch_pkt is None and t.client_hello is not None:
@@ -151,15 +163,20 @@ class DeepState:
             self.done[side] = True
             return
         if side == CLIENT:
-            limit = TLS_CLIENT_RECORDS
-            if t.client_hello is not None and len(t.records) >= limit:
+            # ClientHello + what the client sends after the server's flight (CCS/Finished, CKE, or an
+            # alert) is all the heuristics need
+            if t.client_hello is not None and len(t.records) >= TLS_CLIENT_RECORDS:
                 self.done[side] = True
         else:
-            if len(t.records) >= TLS_SERVER_RECORDS or (
-                t.server_hello is not None and t.encrypted and len(t.records) > nrec and len(t.records) >= 4
+            sh = t.server_hello
+            if (
+                len(t.records) >= TLS_SERVER_RECORDS
+                or any(level == 2 for level, _d, _r in t.alerts)
+                or t.server_hello_done
+                or (sh is not None and (sh.version == 0x0304 or t.encrypted))
             ):
-                self.done[side] = True
-        if t.done:
+                self.done[side] = True  # TLS 1.3: nothing readable follows; 1.2: the flight is complete
+        if t.done or (side == CLIENT and any(level == 2 for level, _d, _r in t.alerts)):
             self.done[side] = True
 
     def _http(self, side: int, data: bytearray, pkt: int) -> None:

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import ipaddress
+import socket
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -38,6 +39,7 @@ NONE_FIRST = np.iinfo(np.int64).max
 HISTORY_LETTERS = "SHADFR"
 
 SYN, ACK, FIN, RST = 0x02, 0x10, 0x01, 0x04
+_UIDKEY = struct.Struct("<dqbhqQQiQQi")  # first ts, first packet, and the canonical key
 
 # ports that identify the server side when the first packet seen is not a SYN
 SERVICE_PORTS = np.array(sorted({
@@ -120,6 +122,7 @@ class FlowEngine:
         self.orphan_icmp: list[tuple[float, icmpmod.Quoted, int, int, str]] = []
         self.max_active = 0
         self.hash_collisions = 0
+        self._ipcache: dict = {}
 
     # -- slot storage ----------------------------------------------------------------------------
     def _alloc_arrays(self, cap: int) -> None:
@@ -132,13 +135,14 @@ class FlowEngine:
             "first_pkt": (np.int64, ()), "pkts": (np.int64, (2,)), "ipb": (np.int64, (2,)),
             "pay": (np.int64, (2,)), "evf": (np.int64, (2, NEV)), "evl": (np.int64, (2, NEV)),
             "evn": (np.int64, (2, NEV)), "want": (np.int8, (2,)), "active": (np.bool_, ()),
+            "isn": (np.int64, (2,)), "isn2": (np.int64, (2,)),
             "hash": (np.uint64, ()),
         }  # fmt: skip
         for name, (dt, shape) in names.items():
             arr = np.zeros((cap, *shape), dtype=dt)
             if name == "evf":
                 arr[:] = NONE_FIRST
-            elif name == "evl":
+            elif name in ("evl", "isn", "isn2"):
                 arr[:] = -1
             if old:
                 arr[:old] = getattr(self, name)
@@ -163,6 +167,8 @@ class FlowEngine:
         self.evn[slots] = 0
         self.want[slots] = 0
         self.active[slots] = False
+        self.isn[slots] = -1
+        self.isn2[slots] = -1
 
     @property
     def active_flows(self) -> int:
@@ -286,6 +292,18 @@ class FlowEngine:
             evn[:, e] = np.bincount(cc, minlength=2 * G)
         last_ts = np.full(G, -np.inf)
         np.maximum.at(last_ts, inv, ts)
+        # initial sequence numbers of each direction (first SYN, and a later different one), so the
+        # SYN packets themselves never need to reach the stream parsers
+        syn_rows = np.nonzero(syn)[0]
+        if len(syn_rows):
+            cc = cell[syn_rows]
+            sq = c.seq[rows[syn_rows]]
+            u, fi = np.unique(cc, return_index=True)
+            _u, li = np.unique(cc[::-1], return_index=True)
+            li = len(cc) - 1 - li
+            syn_isn = (u, sq[fi], sq[li])
+        else:
+            syn_isn = None
 
         # new flows: orientation (client = SYN sender, else SYN-ACK receiver, else port heuristics)
         ng = np.nonzero(new_groups)[0]
@@ -329,12 +347,19 @@ class FlowEngine:
         self.evn[s] += evn.reshape(G, 2, NEV)
         self.last_ts[s] = np.maximum(self.last_ts[s], last_ts)
         self.max_active = max(self.max_active, len(self.g_hash))
+        if syn_isn is not None:
+            u, first_seq, last_seq = syn_isn
+            us, ud = s[u // 2], u % 2
+            unknown = self.isn[us, ud] < 0
+            self.isn[us[unknown], ud[unknown]] = first_seq[unknown]
+            other = last_seq != self.isn[us, ud]
+            self.isn2[us[other], ud[other]] = last_seq[other]
 
         # deep parsing of the packets that still matter
         slot_r = s[inv]
         want_r = self.want[slot_r, d]
         haspay = c.pcap[rows] > 0
-        cand = (want_r > 0) & (haspay | syn)
+        cand = (want_r > 0) & haspay
         cidx = np.nonzero(cand)[0]
         if len(cidx):
             cc = cell[cidx]
@@ -403,7 +428,8 @@ class FlowEngine:
                 sport = int(self.k_bport[slot] if orig_a[slot] else self.k_aport[slot])
                 st = deep[slot] = DeepState(pr, cport, sport, slot)
             if pr == 6:
-                done = st.tcp(side, R["seq"][i], R["syn"][i], payload, R["pkt"][i], R["ts"][i], self)
+                done = st.tcp(side, R["seq"][i], R["syn"][i], payload, R["pkt"][i], R["ts"][i], self,
+                              (int(self.isn[slot, dd]), int(self.isn2[slot, dd])))
             else:
                 done = st.udp(side, payload, R["ts"][i], self) if payload else False
             if done:
@@ -471,7 +497,9 @@ class FlowEngine:
         """Called by DeepState when a DNS response arrives (``q_ts`` None: query not captured)."""
         slot = st.slot
         answers = tuple(DnsAnswer(o, dnsmod.qtype_name(t) or "", v, ttl) for o, t, v, ttl in msg.answers)
-        client, server = self._client_server_ips(slot)
+        if st.ips is None:
+            st.ips = self._client_server_ips(slot)
+        client, server = st.ips
         if side == CLIENT:  # a "response" from the client side: roles are swapped (mDNS, odd captures)
             client, server = server, client
         self.on_dns(
@@ -522,9 +550,17 @@ class FlowEngine:
         self.expire(self.now, everything=True)
 
     def _ip_str(self, ver: int, hi: int, lo: int) -> str:
-        if ver == 4:
-            return str(ipaddress.IPv4Address(lo))
-        return str(ipaddress.IPv6Address((hi << 64) | lo))
+        key = (hi, lo) if ver == 6 else lo
+        s = self._ipcache.get(key)
+        if s is None:
+            if ver == 4:
+                s = socket.inet_ntop(socket.AF_INET, lo.to_bytes(4, "big"))
+            else:
+                s = socket.inet_ntop(socket.AF_INET6, ((hi << 64) | lo).to_bytes(16, "big"))
+            if len(self._ipcache) > 200_000:
+                self._ipcache.clear()
+            self._ipcache[key] = s
+        return s
 
     def _endpoint_ip(self, slot: int, dd: int) -> str:
         """IP address of the sender in canonical direction dd of a slot."""
@@ -542,12 +578,12 @@ class FlowEngine:
         st = self.deep.get(slot)
         if st is not None and st.uid is not None:
             return st.uid
-        key = (
-            f"{float(self.first_ts[slot]):.6f}|{int(self.first_pkt[slot])}|{int(self.k_ipver[slot])}|"
-            f"{int(self.k_proto[slot])}|{int(self.k_vlan[slot])}|{int(self.k_ahi[slot])}|{int(self.k_alo[slot])}|"
-            f"{int(self.k_aport[slot])}|{int(self.k_bhi[slot])}|{int(self.k_blo[slot])}|{int(self.k_bport[slot])}"
-        )
-        uid = "C" + base64.b32encode(hashlib.blake2b(key.encode(), digest_size=10).digest()).decode()[:16]
+        key = _UIDKEY.pack(
+            round(float(self.first_ts[slot]), 6), int(self.first_pkt[slot]), int(self.k_ipver[slot]),
+            int(self.k_proto[slot]), int(self.k_vlan[slot]), int(self.k_ahi[slot]), int(self.k_alo[slot]),
+            int(self.k_aport[slot]), int(self.k_bhi[slot]), int(self.k_blo[slot]), int(self.k_bport[slot]),
+        )  # fmt: skip
+        uid = "C" + base64.b32encode(hashlib.blake2b(key, digest_size=10).digest()).decode()[:16]
         if st is not None:
             st.uid = uid
         return uid

@@ -7,7 +7,7 @@ are not printable ASCII), a pointer chain is limited, and every failure raises `
 
 from __future__ import annotations
 
-import ipaddress
+import socket
 import struct
 from typing import NamedTuple
 
@@ -19,6 +19,8 @@ MAX_POINTERS = 32
 MAX_RECORDS = 256
 
 _HDR = struct.Struct(">HHHHHH")
+_ntop = socket.inet_ntop
+_AF4, _AF6 = socket.AF_INET, socket.AF_INET6
 _RR = struct.Struct(">HHIH")
 
 
@@ -100,12 +102,37 @@ def read_name(msg: bytes, off: int) -> tuple[str, int]:
     return ".".join(labels), (end if end >= 0 else off)
 
 
+_NAMES: dict[bytes, str] = {}  # raw uncompressed name bytes -> rendered name (names repeat a lot)
+
+
+def _plain_name(msg: bytes, off: int) -> tuple[str, int] | None:
+    """Fast path for an uncompressed name: its rendering from the cache, or None to use read_name."""
+    n = len(msg)
+    p = off
+    while p < n:
+        ln = msg[p]
+        if ln == 0:
+            raw = msg[off : p + 1]
+            name = _NAMES.get(raw)
+            if name is None:
+                name, _ = read_name(msg, off)
+                if len(_NAMES) > 50_000:
+                    _NAMES.clear()
+                _NAMES[raw] = name
+            return name, p + 1
+        if ln & 0xC0:
+            return None
+        p += ln + 1
+    return None
+
+
 def parse(msg: bytes) -> DnsMessage:
     """Parse one DNS message (UDP payload, or one TCP message without its length prefix)."""
     if len(msg) < 12:
         raise DnsError(f"message of {len(msg)} bytes is shorter than a DNS header")
-    tid, flags, qd, an, ns, ar = _HDR.unpack_from(msg)
+    tid, flags, qd, an, _ns, _ar = _HDR.unpack_from(msg)
     off = 12
+    n = len(msg)
     questions: list[tuple[str, int]] = []
     answers = []
     first_owner = None
@@ -115,32 +142,36 @@ def parse(msg: bytes) -> DnsMessage:
         qd, an = min(qd, MAX_RECORDS), min(an, MAX_RECORDS)
     try:
         for _ in range(qd):
-            name, off = read_name(msg, off)
-            if off + 4 > len(msg):
+            fast = _plain_name(msg, off)
+            name, off = fast if fast is not None else read_name(msg, off)
+            if off + 4 > n:
                 raise DnsError("truncated question")
-            qtype = (msg[off] << 8) | msg[off + 1]
+            questions.append((name, (msg[off] << 8) | msg[off + 1]))
             off += 4
-            questions.append((name, qtype))
+        qname = questions[0][0] if questions else None
         for _ in range(an):
-            owner, off = read_name(msg, off)
+            if off + 2 <= n and msg[off] == 0xC0 and msg[off + 1] == 12 and qname is not None:
+                owner, off = qname, off + 2  # the usual pointer back to the question
+            else:
+                owner, off = read_name(msg, off)
             if first_owner is None:
                 first_owner = owner
-            if off + 10 > len(msg):
+            if off + 10 > n:
                 raise DnsError("truncated resource record")
             rtype, _cls, ttl, rdlen = _RR.unpack_from(msg, off)
             off += 10
-            if off + rdlen > len(msg):
+            if off + rdlen > n:
                 raise DnsError("resource record data runs past the end of the message")
-            if rtype == 1 and rdlen == 4:
-                value = ".".join(str(x) for x in msg[off : off + 4])
-            elif rtype == 28 and rdlen == 16:
-                value = str(ipaddress.IPv6Address(msg[off : off + 16]))
+            if rtype == 1:
+                if rdlen == 4:
+                    answers.append((owner, 1, _ntop(_AF4, msg[off : off + 4]), ttl))
+            elif rtype == 28:
+                if rdlen == 16:
+                    answers.append((owner, 28, _ntop(_AF6, msg[off : off + 16]), ttl))
             elif rtype in (5, 12, 2):
-                value, _ = read_name(msg, off)
-            else:
-                value = ""
-            if rtype in (1, 28, 5, 12, 2, 65, 64):
-                answers.append((owner, rtype, value, ttl))
+                answers.append((owner, rtype, read_name(msg, off)[0], ttl))
+            elif rtype in (65, 64):
+                answers.append((owner, rtype, "", ttl))
             off += rdlen
     except DnsError as e:
         if not questions:

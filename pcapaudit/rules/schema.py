@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 SCHEMA_VERSION = 1
 
@@ -154,17 +155,18 @@ class RuleBook:
     tenants: dict[str, str] = field(default_factory=dict)
     trusted_issuers: tuple[str, ...] = ()
 
-    @property
+    @cached_property
     def rules(self) -> tuple[Rule, ...]:
         """All rules of all rulesets, in file order."""
         return tuple(r for rs in self.rulesets for r in rs.rules)
 
+    @cached_property
+    def _by_id(self) -> dict[str, Rule]:
+        return {r.id: r for r in self.rules}
+
     def rule(self, rule_id: str) -> Rule | None:
         """Look a rule up by id."""
-        for r in self.rules:
-            if r.id == rule_id:
-                return r
-        return None
+        return self._by_id.get(rule_id)
 
     @property
     def vendors(self) -> tuple[str, ...]:
