@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from pcapaudit.capture.pcapfile import CaptureFile, PacketBatch
 from pcapaudit.classify import classify
-from pcapaudit.coverage import build_coverage, detect_vendors
+from pcapaudit.coverage import CoverageTracker
 from pcapaudit.decode import FAST, Decoder
 from pcapaudit.engine import EngineConfig, FlowEngine
 from pcapaudit.enrich import DnsMap
@@ -33,7 +33,9 @@ from pcapaudit.model import (
 )
 from pcapaudit.rules.loader import load_rulebook
 from pcapaudit.rules.matcher import RuleIndex
+from pcapaudit.report.frames import DNS_COLUMNS, FLOW_COLUMNS, dns_row, flow_row
 from pcapaudit.rules.schema import RuleBook
+from pcapaudit.store import ColumnStore
 
 log = logging.getLogger("pcapaudit")
 
@@ -96,8 +98,10 @@ class Auditor:
         self.dnsmap = DnsMap()
         regions = {k.split(".", 1)[0]: v for k, v in self.book.tenants.items() if k.endswith(".region")}
         self.ctx = FindingContext(self.book, self.index, self.dnsmap, devices=opts.devices, region=regions)
-        self.flows: list[tuple[FlowRecord, Classification]] = []
-        self.dns: list[DnsTransaction] = []
+        self.flows = ColumnStore(FLOW_COLUMNS)  # the flows table, built as flows finish
+        self.dns = ColumnStore(DNS_COLUMNS)
+        self.coverage = CoverageTracker(self.index)
+        self._regional: list[tuple[FlowRecord, Classification, frozenset[str]]] = []  # for region re-checks
         self.weirds = WeirdCollector()
         self.findings = FindingCollector()
         self._on_finding = on_finding
@@ -125,25 +129,36 @@ class Auditor:
         key = (rec.sni, rec.connect_host, rec.connect_port, rec.http_host,
                rec.http_uri if rec.http_method and rec.http_uri and "://" in rec.http_uri else None,
                rec.dns_names, rec.dst_ip, rec.dst_port, rec.transport)  # fmt: skip
-        cls = self._cls_cache.get(key)
-        if cls is None:
+        hit = self._cls_cache.get(key)
+        if hit is None:
             cls = classify(rec, self.index)
+            hit = (cls, self.coverage.rules_for_flow(rec, cls))
             if len(self._cls_cache) > 100_000:
                 self._cls_cache.clear()
-            self._cls_cache[key] = cls
-        self.flows.append((rec, cls))
+            self._cls_cache[key] = hit
+        cls, rules = hit
+        self.flows.append(flow_row(rec, cls))
+        self.coverage.flow(rec, cls, rules)
+        rule = self.ctx.rule(cls.rule_id)
+        if rule is not None and rule.region:
+            self._regional.append((rec, cls, rules))
         if self._on_flow:
             self._on_flow(rec, cls)
         for fd in detect_flow(rec, cls, self.ctx):
-            self._finding(fd)
+            self._finding(fd, rules)
 
     def _dns(self, tx: DnsTransaction) -> None:
-        self.dns.append(tx)
-        for fd in detect_dns(tx, self.ctx):
-            self._finding(fd)
+        rules = self.coverage.dns_rules(tx)
+        rule = self.index.match_name(tx.query)[0].rule if rules else None
+        self.dns.append(dns_row(tx, rule))
+        self.coverage.dns_query(tx, rules)
+        if rules and (tx.rcode in ("NXDOMAIN", "REFUSED", "SERVFAIL") or tx.sinkholed):
+            for fd in detect_dns(tx, self.ctx):
+                self._finding(fd, rules)
 
-    def _finding(self, fd: Finding) -> None:
+    def _finding(self, fd: Finding, rules: frozenset[str] = frozenset()) -> None:
         new = self.findings.add(fd)
+        self.coverage.finding(fd, rules)
         if self._on_finding:
             self._on_finding(fd, new)
 
@@ -195,19 +210,18 @@ class Auditor:
         for ts, q, itype, icode, reporter in self.engine.orphan_icmp:
             self._orphan_icmp(ts, q, itype, icode, reporter)
         # region: configured, or inferred from pinned device-domain flows; then re-check region rules
-        inferred = region_findings(self.flows, self.ctx)
+        inferred = region_findings([(f, c) for f, c, _r in self._regional], self.ctx)
         if inferred != self.ctx.region:
             new_regions = {k: v for k, v in inferred.items() if k not in self.ctx.region}
             self.ctx.region = inferred
-            for rec, cls in self.flows:
-                rule = self.ctx.rule(cls.rule_id)
-                if rule is not None and rule.region and rule.vendor in new_regions:
+            for rec, cls, rules in self._regional:
+                if self.ctx.rule(cls.rule_id).vendor in new_regions:
                     for fd in detect_flow(rec, cls, self.ctx):
                         if fd.code == "region_mismatch":
-                            self._finding(fd)
-        vendors = self.options.vendors or detect_vendors(self.flows, self.book)
+                            self._finding(fd, rules)
+        vendors = self.options.vendors or self.coverage.detected_vendors(self.book)
         finding_rows = self.findings.rows()
-        coverage = build_coverage(self.book, self.index, tuple(vendors), self.flows, self.dns, finding_rows)
+        coverage = self.coverage.rows(self.book, tuple(vendors))
         stats = CaptureStats(
             sources=tuple(self.sources), packets=self.packets, bytes=self.bytes, first_ts=self.first_ts,
             last_ts=self.last_ts, decoded=self.decoded, not_ip=self.not_ip, weird=sum(self.weirds.counts.values()),

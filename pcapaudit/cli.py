@@ -204,8 +204,14 @@ def write_report(result, args) -> None:
                     render.write_csv(result.table(t), fh)
         return
     if fmt == "json":
-        text = render.to_json(result, tables)
-    elif fmt == "html":
+        if out and out != "-":
+            with open(out, "w", encoding="utf-8") as fh:
+                render.write_json(result, fh, tables)
+        else:
+            render.write_json(result, sys.stdout, tables)
+            sys.stdout.flush()
+        return
+    if fmt == "html":
         text = render.render_html(result, tables)
     else:
         compact = not args.table  # the default view; an explicit --table coverage shows every row
@@ -227,7 +233,7 @@ def _summary_line(result) -> str:
     return (
         f"pcapaudit: {n} finding{'s' if n != 1 else ''}"
         + (f" ({kind_txt}; worst {worst})" if n else "")
-        + f" in {len(result.flow_records)} flows from {result.stats.packets} packets; {result.stats.weird} weird"
+        + f" in {result.flow_count} flows from {result.stats.packets} packets; {result.stats.weird} weird"
     )
 
 

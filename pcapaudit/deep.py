@@ -50,9 +50,9 @@ class DeepState:
         self.http_status: int | None = None
         self.connect = False
         self.quic: quic.QuicClientState | None = None
-        self.dns_pending: dict[tuple[int, str, int], tuple[float, int]] = {}
-        self.icmp: list[tuple[int, int, str, int]] = []  # (type, code, reporter, ipver)
-        self.weirds: list[tuple[float, str, str]] = []
+        self.dns_pending: dict[tuple[int, bytes], tuple[float, int, bytes]] | None = None
+        self.icmp: list[tuple[int, int, str, int]] | None = None  # (type, code, reporter, ipver)
+        self.weirds: list[tuple[float, str, str]] | None = None
         self.ch_pkt: int | None = None
         self.sh_pkt: int | None = None
         self.alerts: list[tuple[int, int, int, bool, int]] = []  # (side, level, desc, after SH, pkt)
@@ -159,7 +159,7 @@ class DeepState:
                 after = sh_seen if side == CLIENT else True
                 self.alerts.append((side, level, desc, after, pkt))
         if t.error is not None:
-            self.weirds.append((0.0, "tls_malformed", t.error))
+            self.weird(0.0, "tls_malformed", t.error)
             self.done[side] = True
             return
         if side == CLIENT:
@@ -185,7 +185,7 @@ class DeepState:
                 try:
                     req = http.parse_request(bytes(data[:http.MAX_HEAD]))
                 except ValueError as e:
-                    self.weirds.append((0.0, "http_malformed", str(e)))
+                    self.weird(0.0, "http_malformed", str(e))
                     self.done[side] = True
                     return
                 if req is None:
@@ -208,7 +208,7 @@ class DeepState:
                 try:
                     res = http.parse_status(bytes(data[:http.MAX_HEAD]))
                 except ValueError as e:
-                    self.weirds.append((0.0, "http_malformed", str(e)))
+                    self.weird(0.0, "http_malformed", str(e))
                     self.done[side] = True
                     return
                 if res is None:
@@ -261,29 +261,55 @@ class DeepState:
         return True
 
     def dns_message(self, side: int, payload: bytes, ts: float, ctx) -> None:
-        """Parse one DNS message and pair queries with responses."""
+        """Pair DNS queries with responses. A query is only stored (its response repeats its question);
+        it is parsed later only if no response ever comes."""
+        if len(payload) >= 12 and not payload[2] & 0x80 and not payload[2] & 0x78:  # a standard query
+            qend = dns.question_end(payload)
+            if qend is not None:
+                if self.dns_pending is None:
+                    self.dns_pending = {}
+                key = ((payload[0] << 8) | payload[1], payload[12:qend])
+                if key not in self.dns_pending and len(self.dns_pending) < 4096:
+                    self.dns_pending[key] = (ts, side, payload)
+                return
         try:
             msg = dns.parse(payload)
         except dns.DnsError as e:
-            self.weirds.append((ts, "dns_malformed", str(e)))
+            self.weird(ts, "dns_malformed", str(e))
             return
         if msg.error:
-            self.weirds.append((ts, "dns_malformed", msg.error))
+            self.weird(ts, "dns_malformed", msg.error)
         if msg.opcode != 0 or not msg.questions and not msg.is_response:
+            return
+        if not msg.is_response:  # a query we could not key cheaply (no or odd question): nothing to pair
             return
         if msg.questions:
             qname, qtype = msg.questions[0]
-        elif msg.is_response and msg.first_owner:  # mDNS announcements carry answers without questions
+        elif msg.first_owner:  # mDNS announcements carry answers without questions
             qname, qtype = msg.first_owner, None
         else:
             qname, qtype = None, None
-        key = (msg.trans_id, qname or "", qtype or 0)
-        if not msg.is_response:
-            if key not in self.dns_pending and len(self.dns_pending) < 4096:
-                self.dns_pending[key] = (ts, side)
-            return
-        sent = self.dns_pending.pop(key, None)
+        sent = None
+        if self.dns_pending:
+            qend = dns.question_end(payload)
+            if qend is not None:
+                sent = self.dns_pending.pop((msg.trans_id, payload[12:qend]), None)
         ctx.dns_transaction(self, msg, qname, qtype, sent[0] if sent else None, ts, side)
+
+    def unanswered_queries(self):
+        """(ts, side, DnsMessage) of queries that never got a response (parsed now)."""
+        for ts, side, payload in (self.dns_pending or {}).values():
+            try:
+                yield ts, side, dns.parse(payload)
+            except dns.DnsError:
+                continue
+
+    def weird(self, ts: float, name: str, detail: str) -> None:
+        """Record a weird for this flow (reported with its uid when the flow ends)."""
+        if self.weirds is None:
+            self.weirds = []
+        if len(self.weirds) < 32:
+            self.weirds.append((ts, name, detail))
 
     # -- results ---------------------------------------------------------------------------------
     @property

@@ -14,8 +14,6 @@ Slots are reused, so memory follows the number of concurrent flows, not the file
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import socket
 import struct
 from collections.abc import Callable
@@ -39,7 +37,6 @@ NONE_FIRST = np.iinfo(np.int64).max
 HISTORY_LETTERS = "SHADFR"
 
 SYN, ACK, FIN, RST = 0x02, 0x10, 0x01, 0x04
-_UIDKEY = struct.Struct("<dqbhqQQiQQi")  # first ts, first packet, and the canonical key
 
 # ports that identify the server side when the first packet seen is not a SYN
 SERVICE_PORTS = np.array(sorted({
@@ -90,6 +87,7 @@ class EngineConfig:
 
     idle_tcp: float = 300.0
     idle_udp: float = 60.0
+    idle_dns: float = 10.0  # a DNS socket is done once answered (Zeek: dns_session_timeout 10 s)
     close_delay: float = 5.0
     rank_cap: int = 64  # deep-parse at most this many payload packets per flow direction per batch
     unanswered: float | None = None  # expire flows the responder never answered after this long (live)
@@ -147,6 +145,7 @@ class FlowEngine:
             if old:
                 arr[:old] = getattr(self, name)
             setattr(self, name, arr)
+        self.uid_of: list[str | None] = getattr(self, "uid_of", []) + [None] * (cap - old)
         self.cap = cap
 
     def _alloc(self, n: int) -> np.ndarray:
@@ -328,6 +327,8 @@ class FlowEngine:
             self.orig_a[s] = orig_a
             self.first_ts[s] = ts[fr]
             self.first_pkt[s] = pktno[fr]
+            for slot, uid in zip(s.tolist(), make_uids(self.hash[s], ts[fr], pktno[fr])):
+                self.uid_of[slot] = uid
             self.last_ts[s] = ts[fr]
             self.active[s] = True
             pr = proto[fr]
@@ -460,8 +461,8 @@ class FlowEngine:
         client_ip, _server_ip = self._client_server_ips(target)
         quoted_src = self._ip_str(q.ipver, *((0, int.from_bytes(q.src, "big")) if q.ipver == 4 else
                                              (int.from_bytes(q.src[:8], "big"), int.from_bytes(q.src[8:], "big"))))
-        if quoted_src == client_ip and len(st.icmp) < 16:
-            st.icmp.append((itype, icode, reporter, ipver))
+        if quoted_src == client_ip and len(st.icmp or ()) < 16:
+            st.icmp = (st.icmp or []) + [(itype, icode, reporter, ipver)]
         self.last_ts[target] = max(self.last_ts[target], ts)
 
     def _find_slot(self, q: icmpmod.Quoted) -> int | None:
@@ -528,7 +529,7 @@ class FlowEngine:
             closed = (self.evn[s, :, EV_R].sum(axis=1) > 0) | (
                 (self.evn[s, 0, EV_F] > 0) & (self.evn[s, 1, EV_F] > 0)
             )
-            idle = np.where(tcp, self.cfg.idle_tcp, self.cfg.idle_udp)
+            idle = np.where(tcp, self.cfg.idle_tcp, np.where(self.want[s, 0] == 2, self.cfg.idle_dns, self.cfg.idle_udp))
             dead = (last < now - idle) | (tcp & closed & (last < now - self.cfg.close_delay))
             if self.cfg.unanswered is not None:
                 resp = np.where(self.orig_a[s], 1, 0)
@@ -575,93 +576,78 @@ class FlowEngine:
         return (a, b) if self.orig_a[slot] else (b, a)
 
     def _uid(self, slot: int) -> str:
-        st = self.deep.get(slot)
-        if st is not None and st.uid is not None:
-            return st.uid
-        key = _UIDKEY.pack(
-            round(float(self.first_ts[slot]), 6), int(self.first_pkt[slot]), int(self.k_ipver[slot]),
-            int(self.k_proto[slot]), int(self.k_vlan[slot]), int(self.k_ahi[slot]), int(self.k_alo[slot]),
-            int(self.k_aport[slot]), int(self.k_bhi[slot]), int(self.k_blo[slot]), int(self.k_bport[slot]),
-        )  # fmt: skip
-        uid = "C" + base64.b32encode(hashlib.blake2b(key, digest_size=10).digest()).decode()[:16]
-        if st is not None:
-            st.uid = uid
-        return uid
+        return self.uid_of[slot]
 
     def _emit(self, slots: np.ndarray) -> None:
+        """Turn finished slots into FlowRecords (the per-flow Python work is kept to the essentials)."""
+        n = len(slots)
         oa = self.orig_a[slots]
         cdir = np.where(oa, 0, 1)
         sdir = 1 - cdir
-        idx = np.arange(len(slots))
-        P = dict(
-            ver=self.k_ipver[slots].tolist(), proto=self.k_proto[slots].tolist(), vlan=self.k_vlan[slots].tolist(),
-            ahi=self.k_ahi[slots].tolist(), alo=self.k_alo[slots].tolist(), aport=self.k_aport[slots].tolist(),
-            bhi=self.k_bhi[slots].tolist(), blo=self.k_blo[slots].tolist(), bport=self.k_bport[slots].tolist(),
-            oa=oa.tolist(), first=self.first_ts[slots].tolist(), last=self.last_ts[slots].tolist(),
-            pc=self.pkts[slots, cdir].tolist(), ps=self.pkts[slots, sdir].tolist(),
+        rows = np.arange(n)
+        evn_c, evn_s = self.evn[slots, cdir], self.evn[slots, sdir]
+        evf_c, evf_s = self.evf[slots, cdir], self.evf[slots, sdir]
+        pc_a, ps_a = self.pkts[slots, cdir], self.pkts[slots, sdir]
+        proto = self.k_proto[slots]
+        tcp = proto == 6
+        conn = np.where(tcp, tcp_states(evn_c, evn_s, ps_a), "")
+        hist = np.where(tcp, histories(evf_c, evf_s), "")
+        state = np.where(tcp, np.vectorize(FRIENDLY.get, otypes=[object])(conn) if n else conn,
+                         np.where(ps_a > 0, "reply", "no_reply"))  # fmt: skip
+        aport, bport = self.k_aport[slots], self.k_bport[slots]
+        L = dict(
+            ver=self.k_ipver[slots].tolist(), proto=proto.tolist(), vlan=self.k_vlan[slots].tolist(),
+            ahi=self.k_ahi[slots].tolist(), alo=self.k_alo[slots].tolist(), bhi=self.k_bhi[slots].tolist(),
+            blo=self.k_blo[slots].tolist(), sport=np.where(oa, aport, bport).tolist(),
+            dport=np.where(oa, bport, aport).tolist(), oa=oa.tolist(), first=self.first_ts[slots].tolist(),
+            last=self.last_ts[slots].tolist(), pc=pc_a.tolist(), ps=ps_a.tolist(),
             bc=self.ipb[slots, cdir].tolist(), bs=self.ipb[slots, sdir].tolist(),
-            yc=self.pay[slots, cdir].tolist(), ys=self.pay[slots, sdir].tolist(),
-            evf_c=self.evf[slots, cdir].tolist(), evf_s=self.evf[slots, sdir].tolist(),
-            evn_c=self.evn[slots, cdir].tolist(), evn_s=self.evn[slots, sdir].tolist(),
-            evl_c=self.evl[slots, cdir].tolist(), evl_s=self.evl[slots, sdir].tolist(),
+            yc=self.pay[slots, cdir].tolist(), ys=self.pay[slots, sdir].tolist(), syn=evn_c[:, EV_S].tolist(),
+            conn=conn.tolist(), state=state.tolist(), hist=hist.tolist(),
         )  # fmt: skip
-        del idx
+        uid_of = self.uid_of
+        ip = self._ip_str
+        lookup = self.dnsmap.lookup
+        deep = self.deep
         for i, slot in enumerate(slots.tolist()):
-            st = self.deep.pop(slot, None)
+            st = deep.pop(slot, None)
+            ver = L["ver"][i]
+            a_ip = ip(ver, L["ahi"][i], L["alo"][i])
+            b_ip = ip(ver, L["bhi"][i], L["blo"][i])
+            src, dst = (a_ip, b_ip) if L["oa"][i] else (b_ip, a_ip)
+            v = L["vlan"][i]
+            vlan = inner_vlan = None
+            if v >= QINQ:
+                vlan, inner_vlan = (v >> 12) & 0xFFF, v & 0xFFF
+            elif v >= 0:
+                vlan = v
+            kw: dict = {}
             if st is not None:
-                self.deep[slot] = st  # keep for _uid, removed below
-            rec = self._record(slot, i, P, st)
-            self.deep.pop(slot, None)
+                j = rows[i]
+                kw = self._deep_fields(st, evf_c[j].tolist(), evf_s[j].tolist(), evn_c[j].tolist(),
+                                       evn_s[j].tolist(), self.evl[slot, cdir[j]].tolist(),
+                                       self.evl[slot, sdir[j]].tolist(), L["ps"][i])  # fmt: skip
+            first = L["first"][i]
+            dns_names = lookup(dst, first)
+            conn_state = L["conn"][i] or None
+            rec = FlowRecord(
+                uid=uid_of[slot], ts=first, ts_last=L["last"][i], transport=TRANSPORTS.get(L["proto"][i], Transport.OTHER),
+                src_ip=src, src_port=L["sport"][i], dst_ip=dst, dst_port=L["dport"][i], ip_version=ver,
+                pkts_c2s=L["pc"][i], pkts_s2c=L["ps"][i], bytes_c2s=L["bc"][i], bytes_s2c=L["bs"][i],
+                payload_c2s=L["yc"][i], payload_s2c=L["ys"][i], conn_state=conn_state, state=L["state"][i],
+                history=L["hist"][i], syn_count=L["syn"][i], vlan=vlan, inner_vlan=inner_vlan,
+                dns_name=dns_names[0] if dns_names else None, dns_names=dns_names, **kw,
+            )  # fmt: skip
             self.flows_emitted += 1
             self.on_flow(rec)
             if st is not None:
-                for wts, name, detail in st.weirds:
+                for wts, name, detail in st.weirds or ():
                     self.on_weird(Weird(wts or rec.ts, name, rec.uid, detail))
-                for (tid, qname, qtype), (qts, side) in st.dns_pending.items():
+                for qts, side, q in st.unanswered_queries():
                     client, server = (rec.src_ip, rec.dst_ip) if side == CLIENT else (rec.dst_ip, rec.src_ip)
-                    self.on_dns(DnsTransaction(rec.uid, qts, client, server, str(rec.transport), tid,
+                    qname, qtype = q.questions[0] if q.questions else (None, None)
+                    self.on_dns(DnsTransaction(rec.uid, qts, client, server, str(rec.transport), q.trans_id,
                                                qname or None, dnsmod.qtype_name(qtype), None, (), None))  # fmt: skip
-
-    def _record(self, slot: int, i: int, P: dict, st: DeepState | None) -> FlowRecord:
-        ver, proto = P["ver"][i], P["proto"][i]
-        a_ip = self._ip_str(ver, P["ahi"][i], P["alo"][i])
-        b_ip = self._ip_str(ver, P["bhi"][i], P["blo"][i])
-        if P["oa"][i]:
-            src, sport, dst, dport = a_ip, P["aport"][i], b_ip, P["bport"][i]
-        else:
-            src, sport, dst, dport = b_ip, P["bport"][i], a_ip, P["aport"][i]
-        transport = {6: Transport.TCP, 17: Transport.UDP, 1: Transport.ICMP, 58: Transport.ICMP}.get(
-            proto, Transport.OTHER
-        )
-        fc, fs = P["evf_c"][i], P["evf_s"][i]
-        nc, ns = P["evn_c"][i], P["evn_s"][i]
-        lc, ls = P["evl_c"][i], P["evl_s"][i]
-        pc, ps = P["pc"][i], P["ps"][i]
-        if transport is Transport.TCP:
-            conn_state, state = tcp_state(nc, ns, ps)
-            hist = history(fc, fs)
-        else:
-            conn_state = None
-            state = "reply" if ps > 0 else "no_reply"
-            hist = ""
-        uid = self._uid(slot)
-        v = P["vlan"][i]
-        vlan = inner_vlan = None
-        if v >= QINQ:
-            vlan, inner_vlan = (v >> 12) & 0xFFF, v & 0xFFF
-        elif v >= 0:
-            vlan = v
-        kw: dict = {}
-        if st is not None:
-            kw = self._deep_fields(st, fc, fs, nc, ns, lc, ls, ps)
-        dns_names = self.dnsmap.lookup(dst, P["first"][i])
-        return FlowRecord(
-            uid=uid, ts=P["first"][i], ts_last=P["last"][i], transport=transport, src_ip=src, src_port=sport,
-            dst_ip=dst, dst_port=dport, ip_version=ver, pkts_c2s=pc, pkts_s2c=ps, bytes_c2s=P["bc"][i],
-            bytes_s2c=P["bs"][i], payload_c2s=P["yc"][i], payload_s2c=P["ys"][i], conn_state=conn_state,
-            state=state, history=hist, syn_count=nc[EV_S], vlan=vlan, inner_vlan=inner_vlan,
-            dns_name=dns_names[0] if dns_names else None, dns_names=dns_names, **kw,
-        )  # fmt: skip
 
     def _deep_fields(self, st: DeepState, fc, fs, nc, ns, lc, ls, ps) -> dict:
         kw: dict = {}
@@ -716,6 +702,56 @@ class FlowEngine:
         return kw
 
 
+TRANSPORTS = {6: Transport.TCP, 17: Transport.UDP, 1: Transport.ICMP, 58: Transport.ICMP}
+FRIENDLY = {"S0": "no_reply", "SH": "no_reply", "RSTOS0": "no_reply", "REJ": "rejected", "S1": "established",
+            "SF": "closed", "S2": "closing", "S3": "closing", "RSTO": "reset", "RSTR": "reset",
+            "RSTRH": "midstream", "SHR": "midstream", "OTH": "midstream", "": ""}  # fmt: skip
+_B32 = np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", dtype=np.uint8)
+_LETTERS = np.array(list(HISTORY_LETTERS + HISTORY_LETTERS.lower()))
+_LETTER_RANK = np.argsort(np.argsort(_LETTERS))  # tie-break same-packet events alphabetically
+
+
+def make_uids(hashes: np.ndarray, first_ts: np.ndarray, first_pkt: np.ndarray) -> list[str]:
+    """Deterministic Zeek-style uids ("C" + 16 base32 chars) from the flow key hash, first time and packet."""
+    with np.errstate(over="ignore"):
+        h1 = _mix(hashes ^ np.ascontiguousarray(first_ts, dtype=np.float64).view(np.uint64))
+        h2 = _mix(h1 ^ (first_pkt.astype(np.uint64) + _PERTURB))
+    n = len(hashes)
+    out = np.empty((n, 17), dtype=np.uint8)
+    out[:, 0] = ord("C")
+    for i in range(12):  # 60 bits of h1, then 20 of h2
+        out[:, 1 + i] = _B32[((h1 >> np.uint64(59 - 5 * i)) & np.uint64(31)).astype(np.intp)]
+    for i in range(4):
+        out[:, 13 + i] = _B32[((h2 >> np.uint64(59 - 5 * i)) & np.uint64(31)).astype(np.intp)]
+    return out.view("S17").ravel().astype("U17").tolist()
+
+
+def tcp_states(nc: np.ndarray, ns: np.ndarray, ps: np.ndarray) -> np.ndarray:
+    """Vectorised ``tcp_state``: Zeek conn_state codes for (n, 6) client/server event counts."""
+    o_syn, r_syn = nc[:, EV_S] > 0, ns[:, EV_S] > 0
+    r_synack = (ns[:, EV_H] > 0) | r_syn
+    o_fin, r_fin = nc[:, EV_F] > 0, ns[:, EV_F] > 0
+    o_rst, r_rst = nc[:, EV_R] > 0, ns[:, EV_R] > 0
+    a = o_syn & ~r_synack
+    b = ~o_syn & (ns[:, EV_H] > 0)
+    c = o_syn & r_synack
+    conds = [a & r_rst, a & o_rst, a & o_fin, a & (ps == 0), a, b & r_rst, b & r_fin, b, c & o_rst, c & r_rst,
+             c & o_fin & r_fin, c & o_fin, c & r_fin, c]  # fmt: skip
+    codes = ["REJ", "RSTOS0", "SH", "S0", "OTH", "RSTRH", "SHR", "OTH", "RSTO", "RSTR", "SF", "S2", "S3", "S1"]
+    return np.select(conds, codes, default="OTH").astype(object)
+
+
+def histories(fc: np.ndarray, fs: np.ndarray) -> np.ndarray:
+    """Vectorised ``history`` for (n, 6) first-occurrence packet numbers of client and server events."""
+    allf = np.concatenate([fc, fs], axis=1)
+    missing = allf == NONE_FIRST
+    key = np.where(missing, np.int64(1) << 58, allf) * 16 + _LETTER_RANK
+    order = np.argsort(key, axis=1)
+    letters = _LETTERS[order]
+    letters[np.take_along_axis(missing, order, axis=1)] = ""
+    return np.ascontiguousarray(letters.astype("U1")).view("U12").ravel().astype(object)
+
+
 def tcp_state(nc: list[int], ns: list[int], ps: int) -> tuple[str, str]:
     """Zeek-style conn_state and a plain-word state from event counts (client, server)."""
     o_syn, r_syn = nc[EV_S] > 0, ns[EV_S] > 0
@@ -754,7 +790,8 @@ def tcp_state(nc: list[int], ns: list[int], ps: int) -> tuple[str, str]:
 
 
 def history(fc: list[int], fs: list[int]) -> str:
-    """Zeek-like history: first occurrence of each event, upper case for the client."""
+    """Zeek-like history: first occurrence of each event, upper case for the client (scalar reference
+    of ``histories``; same-packet events in alphabetical order)."""
     ev = [(v, HISTORY_LETTERS[e]) for e, v in enumerate(fc) if v != NONE_FIRST]
     ev += [(v, HISTORY_LETTERS[e].lower()) for e, v in enumerate(fs) if v != NONE_FIRST]
     ev.sort()

@@ -6,9 +6,10 @@ from functools import cached_property
 
 import pandas as pd
 
-from pcapaudit.model import CaptureStats, Classification, CoverageRow, DnsTransaction, Finding, FlowRecord, Severity, Weird
+from pcapaudit.model import CaptureStats, CoverageRow, Finding, Severity, Weird
 from pcapaudit.report import frames
 from pcapaudit.rules.schema import RuleBook
+from pcapaudit.store import ColumnStore
 
 TABLES = ("findings", "coverage", "flows", "dns", "weirds")
 
@@ -20,8 +21,8 @@ class AuditResult:
 
     def __init__(
         self,
-        flows: list[tuple[FlowRecord, Classification]],
-        dns: list[DnsTransaction],
+        flows: ColumnStore,
+        dns: ColumnStore,
         findings: list[tuple[Finding, tuple[str, ...]]],
         coverage: list[CoverageRow],
         weirds: list[Weird],
@@ -31,8 +32,8 @@ class AuditResult:
         errors: tuple[str, ...],
         book: RuleBook,
     ):
-        self.flow_records = flows
-        self.dns_records = dns
+        self._flow_store = flows
+        self._dns_store = dns
         self.finding_records = findings
         self.coverage_records = coverage
         self.weird_records = weirds
@@ -42,10 +43,20 @@ class AuditResult:
         self.errors = errors
         self.book = book
 
+    @property
+    def flow_count(self) -> int:
+        """Number of flows."""
+        return len(self._flow_store)
+
+    @property
+    def dns_count(self) -> int:
+        """Number of DNS transactions."""
+        return len(self._dns_store)
+
     @cached_property
     def flows(self) -> pd.DataFrame:
         """One row per flow, with its classification."""
-        return frames.flows_frame(self.flow_records)
+        return self._flow_store.to_pandas()
 
     @cached_property
     def findings(self) -> pd.DataFrame:
@@ -60,9 +71,7 @@ class AuditResult:
     @cached_property
     def dns(self) -> pd.DataFrame:
         """DNS transactions (query + response)."""
-        from pcapaudit.rules.matcher import RuleIndex
-
-        return frames.dns_frame(self.dns_records, RuleIndex(self.book))
+        return self._dns_store.to_pandas()
 
     @cached_property
     def weirds(self) -> pd.DataFrame:
@@ -96,8 +105,8 @@ class AuditResult:
             "bytes": s.bytes,
             "first_ts": s.first_ts,
             "last_ts": s.last_ts,
-            "flows": len(self.flow_records),
-            "dns_transactions": len(self.dns_records),
+            "flows": self.flow_count,
+            "dns_transactions": self.dns_count,
             "findings": len(self.finding_records),
             "findings_by_kind": by_kind,
             "weird": s.weird,
@@ -112,6 +121,6 @@ class AuditResult:
 
     def __repr__(self) -> str:
         return (
-            f"<AuditResult {self.stats.packets} packets, {len(self.flow_records)} flows, "
+            f"<AuditResult {self.stats.packets} packets, {self.flow_count} flows, "
             f"{len(self.finding_records)} findings>"
         )

@@ -105,6 +105,25 @@ def read_name(msg: bytes, off: int) -> tuple[str, int]:
 _NAMES: dict[bytes, str] = {}  # raw uncompressed name bytes -> rendered name (names repeat a lot)
 
 
+def question_end(msg: bytes) -> int | None:
+    """End offset of the first question (uncompressed name + type + class), None when there is none.
+
+    Lets a query be stored without parsing it: the response repeats the same question bytes.
+    """
+    n = len(msg)
+    if n < 17 or not (msg[4] or msg[5]):
+        return None
+    p = 12
+    while p < n:
+        ln = msg[p]
+        if ln == 0:
+            return p + 5 if p + 5 <= n else None
+        if ln & 0xC0:
+            return None
+        p += ln + 1
+    return None
+
+
 def _plain_name(msg: bytes, off: int) -> tuple[str, int] | None:
     """Fast path for an uncompressed name: its rendering from the cache, or None to use read_name."""
     n = len(msg)

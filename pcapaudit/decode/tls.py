@@ -158,41 +158,73 @@ def _hostname(raw: bytes) -> str:
 
 
 def parse_client_hello(body: bytes) -> ClientHello:
-    """Parse a ClientHello handshake body (without the 4-byte handshake header)."""
-    r = _Reader(body)
-    ch = ClientHello(legacy_version=r.u16())
-    r.take(32)  # random
-    r.take(r.u8())  # session id
-    ncs = r.u16()
-    r.take(ncs)
+    """Parse a ClientHello handshake body (without the 4-byte handshake header).
+
+    Written with plain indexing (this runs once per TLS flow); every length is checked against the end of
+    its enclosing structure and a violation raises TlsParseError.
+    """
+    n = len(body)
+    if n < 38:
+        raise TlsParseError(f"truncated: ClientHello of {n} bytes")
+    ch = ClientHello(legacy_version=(body[0] << 8) | body[1])
+    p = 34 + 1 + body[34]  # version(2) random(32) session_id
+    if p + 2 > n:
+        raise TlsParseError("truncated: cipher suites")
+    ncs = (body[p] << 8) | body[p + 1]
+    p += 2 + ncs
     ch.ciphers = ncs // 2
-    r.take(r.u8())  # compression methods
-    if r.left() < 2:
+    if p + 1 > n:
+        raise TlsParseError("truncated: compression methods")
+    p += 1 + body[p]
+    if p > n:
+        raise TlsParseError("truncated: compression methods")
+    if p + 2 > n:
         return ch  # no extensions (SSLv3 / old TLS)
-    ext = r.sub(r.u16())
-    while ext.left() >= 4:
-        etype = ext.u16()
-        e = ext.sub(ext.u16())
-        if etype == 0:  # server_name
-            names = e.sub(e.u16())
-            while names.left() >= 3:
-                ntype = names.u8()
-                name = names.take(names.u16())
+    end = p + 2 + ((body[p] << 8) | body[p + 1])
+    if end > n:
+        raise TlsParseError(f"truncated: extensions need {end - n} more bytes")
+    p += 2
+    while p + 4 <= end:
+        etype = (body[p] << 8) | body[p + 1]
+        elen = (body[p + 2] << 8) | body[p + 3]
+        q = p + 4
+        p = q + elen
+        if p > end:
+            raise TlsParseError(f"truncated: extension {etype} runs past the extensions")
+        if etype == 0:  # server_name: list of (type, name)
+            if elen < 2:
+                continue
+            lend = min(q + 2 + ((body[q] << 8) | body[q + 1]), p)
+            q += 2
+            while q + 3 <= lend:
+                ntype = body[q]
+                nlen = (body[q + 1] << 8) | body[q + 2]
+                q += 3
+                if q + nlen > lend:
+                    raise TlsParseError("truncated: server name")
                 if ntype == 0 and ch.sni is None:
-                    ch.sni_raw = name
-                    ch.sni = _hostname(name)
+                    ch.sni_raw = bytes(body[q : q + nlen])
+                    ch.sni = _hostname(ch.sni_raw)
+                q += nlen
         elif etype == 16:  # ALPN
-            lst = e.sub(e.u16())
+            if elen < 2:
+                continue
+            lend = min(q + 2 + ((body[q] << 8) | body[q + 1]), p)
+            q += 2
             out = []
-            while lst.left() >= 1:
-                out.append(lst.take(lst.u8()).decode("ascii", "backslashreplace"))
+            while q < lend:
+                ln = body[q]
+                if q + 1 + ln > lend:
+                    raise TlsParseError("truncated: ALPN protocol")
+                out.append(body[q + 1 : q + 1 + ln].decode("ascii", "backslashreplace"))
+                q += 1 + ln
             ch.alpn = tuple(out)
         elif etype == 43:  # supported_versions
-            lst = e.sub(e.u8())
-            vs = []
-            while lst.left() >= 2:
-                vs.append(lst.u16())
-            ch.versions = tuple(vs)
+            if elen < 1:
+                continue
+            lend = min(q + 1 + body[q], p)
+            q += 1
+            ch.versions = tuple((body[i] << 8) | body[i + 1] for i in range(q, lend - 1, 2))
         elif etype == 0xFE0D:
             ch.ech = True
         elif etype == 0xFFCE:

@@ -23,7 +23,8 @@ FLOW_COLUMNS: dict[str, str] = {
     "bytes_s2c": "UInt64", "payload_c2s": "UInt64", "payload_s2c": "UInt64", "app_protocol": "category",
     "sni": "string", "alpn": "string", "tls_version": "category", "tls_server_version": "category",
     "tls_cipher": "string", "tls_handshake": "category", "tls_ech": "boolean", "cert_issuer": "string",
-    "cert_subject": "string", "cert_sha256": "string", "cert_self_signed": "boolean", "tls_alerts": "string",
+    "cert_subject": "string", "cert_sha256": "string", "cert_self_signed": "boolean", "cert_chain": "string",
+    "tls_alerts": "string",
     "quic_version": "category", "http_method": "category", "http_host": "string", "http_uri": "string",
     "http_status": "UInt16", "connect_host": "string", "connect_port": "UInt16", "ldap_simple_bind": "boolean",
     "ldap_starttls": "boolean", "smtp_starttls": "boolean", "icmp": "string", "dns_name": "string",
@@ -74,36 +75,31 @@ def _frame(rows: list[dict], columns: dict[str, str]) -> pd.DataFrame:
     return df
 
 
+def flow_row(f: FlowRecord, c: Classification) -> tuple:
+    """One flows-table row, values in FLOW_COLUMNS order."""
+    leaf = f.certs[0] if f.certs else None
+    chain = json.dumps([{"subject": x.subject, "issuer": x.issuer, "sha256": x.sha256, "self_signed": x.self_signed,
+                         "not_after": x.not_after} for x in f.certs]) if f.certs else None  # fmt: skip
+    is_ldap = f.app_protocol == "ldap"
+    return (
+        f.uid, f.ts, f.ts_last, round(f.ts_last - f.ts, 6), f.transport.value, f.src_ip, f.src_port, f.dst_ip,
+        f.dst_port, f.ip_version, f.vlan, f.inner_vlan, f.state, f.conn_state, f.history, f.syn_count, f.pkts_c2s,
+        f.pkts_s2c, f.bytes_c2s, f.bytes_s2c, f.payload_c2s, f.payload_s2c, f.app_protocol, f.sni,
+        ",".join(f.alpn) if f.alpn else None, f.tls_version, f.tls_server_version, f.tls_cipher, f.tls_handshake,
+        f.tls_ech if (f.sni or f.tls_handshake) else None, leaf.issuer if leaf else None,
+        leaf.subject if leaf else None, leaf.sha256 if leaf else None, leaf.self_signed if leaf else None, chain,
+        ";".join(f"{a.sender}:{'fatal' if a.fatal else 'warning'}:{a.description}" for a in f.alerts) or None,
+        f.quic_version, f.http_method, f.http_host, f.http_uri, f.http_status, f.connect_host, f.connect_port,
+        f.ldap_simple_bind if is_ldap else None, f.ldap_starttls if is_ldap else None, f.smtp_starttls,
+        ";".join(f"{t}/{code} from {rep}" for t, code, rep in f.icmp) or None, f.dns_name,
+        ";".join(f.dns_names) or None, c.vendor, c.rule_id, c.service, c.matched_by, c.matched_name, c.confidence,
+        c.verdict, c.reason,
+    )  # fmt: skip
+
+
 def flows_frame(flows: list[tuple[FlowRecord, Classification]]) -> pd.DataFrame:
-    """The flows table."""
-    rows = []
-    for f, c in flows:
-        leaf = f.certs[0] if f.certs else None
-        rows.append({
-            "uid": f.uid, "ts": f.ts, "ts_last": f.ts_last, "duration": round(f.ts_last - f.ts, 6),
-            "transport": f.transport.value, "src_ip": f.src_ip, "src_port": f.src_port, "dst_ip": f.dst_ip,
-            "dst_port": f.dst_port, "ip_version": f.ip_version, "vlan": f.vlan, "inner_vlan": f.inner_vlan,
-            "state": f.state, "conn_state": f.conn_state, "history": f.history, "syn_count": f.syn_count,
-            "pkts_c2s": f.pkts_c2s, "pkts_s2c": f.pkts_s2c, "bytes_c2s": f.bytes_c2s, "bytes_s2c": f.bytes_s2c,
-            "payload_c2s": f.payload_c2s, "payload_s2c": f.payload_s2c, "app_protocol": f.app_protocol,
-            "sni": f.sni, "alpn": ",".join(f.alpn) if f.alpn else None, "tls_version": f.tls_version,
-            "tls_server_version": f.tls_server_version, "tls_cipher": f.tls_cipher, "tls_handshake": f.tls_handshake,
-            "tls_ech": f.tls_ech if (f.sni or f.tls_handshake) else None,
-            "cert_issuer": leaf.issuer if leaf else None, "cert_subject": leaf.subject if leaf else None,
-            "cert_sha256": leaf.sha256 if leaf else None, "cert_self_signed": leaf.self_signed if leaf else None,
-            "tls_alerts": ";".join(f"{a.sender}:{'fatal' if a.fatal else 'warning'}:{a.description}" for a in f.alerts) or None,
-            "quic_version": f.quic_version, "http_method": f.http_method, "http_host": f.http_host,
-            "http_uri": f.http_uri, "http_status": f.http_status, "connect_host": f.connect_host,
-            "connect_port": f.connect_port,
-            "ldap_simple_bind": f.ldap_simple_bind if f.app_protocol == "ldap" else None,
-            "ldap_starttls": f.ldap_starttls if f.app_protocol == "ldap" else None,
-            "smtp_starttls": f.smtp_starttls,
-            "icmp": ";".join(f"{t}/{code} from {rep}" for t, code, rep in f.icmp) or None,
-            "dns_name": f.dns_name, "dns_names": ";".join(f.dns_names) or None,
-            "vendor": c.vendor, "rule_id": c.rule_id, "service": c.service, "matched_by": c.matched_by,
-            "matched_name": c.matched_name, "confidence": c.confidence, "verdict": c.verdict, "reason": c.reason,
-        })  # fmt: skip
-    return _frame(rows, FLOW_COLUMNS)
+    """The flows table from records (small inputs; the auditor streams rows into a ColumnStore)."""
+    return _frame([dict(zip(FLOW_COLUMNS, flow_row(f, c))) for f, c in flows], FLOW_COLUMNS)
 
 
 def findings_frame(findings: list[tuple[Finding, tuple[str, ...]]]) -> pd.DataFrame:
@@ -134,18 +130,21 @@ def coverage_frame(rows: list[CoverageRow]) -> pd.DataFrame:
     return _frame(out, COVERAGE_COLUMNS)
 
 
+def dns_row(t: DnsTransaction, rule) -> tuple:
+    """One DNS-table row (``rule``: the rule the query name matched, or None)."""
+    return (
+        t.uid, t.ts, t.client_ip, t.server_ip, t.transport, t.trans_id, t.query, t.qtype, t.rcode,
+        ";".join(f"{a.rtype}:{a.value}" for a in t.answers) or None, t.rtt,
+        t.sinkholed if t.answers else None, rule.vendor if rule else None, rule.id if rule else None,
+    )
+
+
 def dns_frame(dns: list[DnsTransaction], index=None) -> pd.DataFrame:
     """The DNS transactions table (``index``: a RuleIndex to name the vendor of each query)."""
     rows = []
     for t in dns:
-        hit = index.match_name(t.query)[0].rule if (index is not None and t.query and index.match_name(t.query)) else None
-        rows.append({
-            "uid": t.uid, "ts": t.ts, "client_ip": t.client_ip, "server_ip": t.server_ip, "transport": t.transport,
-            "trans_id": t.trans_id, "query": t.query, "qtype": t.qtype, "rcode": t.rcode,
-            "answers": ";".join(f"{a.rtype}:{a.value}" for a in t.answers) or None, "rtt": t.rtt,
-            "sinkholed": t.sinkholed if t.answers else None, "vendor": hit.vendor if hit else None,
-            "rule_id": hit.id if hit else None,
-        })  # fmt: skip
+        hits = index.match_name(t.query) if (index is not None and t.query) else ()
+        rows.append(dict(zip(DNS_COLUMNS, dns_row(t, hits[0].rule if hits else None))))
     return _frame(rows, DNS_COLUMNS)
 
 

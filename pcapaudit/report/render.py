@@ -69,35 +69,61 @@ def _jsonable(v):
     return v
 
 
-def table_records(df: pd.DataFrame, name: str) -> list[dict]:
-    """DataFrame -> list of JSON-ready dicts (evidence decoded back into objects)."""
-    out = []
+def iter_records(df: pd.DataFrame, name: str):
+    """DataFrame rows as JSON-ready dicts (evidence and certificate chains decoded back into objects)."""
     cols = list(df.columns)
     for row in df.itertuples(index=False, name=None):
         d = {c: _jsonable(v) for c, v in zip(cols, row)}
         if name == "findings" and d.get("evidence"):
             d["evidence"] = json.loads(d["evidence"])
-        for key in ("uids",):
-            if key in d:
-                d[key] = d[key].split() if d[key] else []
-        out.append(d)
-    return out
+        if name == "flows" and d.get("cert_chain"):
+            d["cert_chain"] = json.loads(d["cert_chain"])
+        if "uids" in d:
+            d["uids"] = d["uids"].split() if d["uids"] else []
+        yield d
 
 
-def to_json(result: AuditResult, tables: tuple[str, ...] = TABLES) -> str:
-    """One JSON object: schema_version, summary, and one array per table."""
+def table_records(df: pd.DataFrame, name: str) -> list[dict]:
+    """DataFrame -> list of JSON-ready dicts."""
+    return list(iter_records(df, name))
+
+
+def write_json(result: AuditResult, out: IO[str], tables: tuple[str, ...] = TABLES) -> None:
+    """One JSON object (sorted keys): schema_version, tool, summary, rulesets and one array per table.
+
+    Rows are written one per line as they are produced, so a million-flow report never exists as one
+    string or one list of dicts in memory.
+    """
     from pcapaudit import __version__
 
-    doc = {
+    head = {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "pcapaudit", "version": __version__},
         "summary": {**result.summary(), "first_ts": _ts(result.stats.first_ts), "last_ts": _ts(result.stats.last_ts)},
         "rulesets": [{"vendor": rs.vendor, "path": rs.path, "sha256": rs.sha256, "rules": len(rs.rules)}
                      for rs in result.book.rulesets],  # fmt: skip
     }
-    for t in tables:
-        doc[t] = table_records(result.table(t), t)
-    return json.dumps(doc, sort_keys=True, indent=1, ensure_ascii=False, default=str) + "\n"
+    keys = sorted(list(head) + list(tables))
+    out.write("{\n")
+    for i, key in enumerate(keys):
+        sep = ",\n" if i < len(keys) - 1 else "\n"
+        if key in head:
+            out.write(f" {json.dumps(key)}: {json.dumps(head[key], sort_keys=True, ensure_ascii=False, default=str)}{sep}")
+            continue
+        out.write(f" {json.dumps(key)}: [")
+        first = True
+        for row in iter_records(result.table(key), key):
+            out.write(("\n  " if first else ",\n  ") + json.dumps(row, sort_keys=True, ensure_ascii=False, default=str))
+            first = False
+        out.write(("\n ]" if not first else "]") + sep)
+    out.write("}\n")
+
+
+def to_json(result: AuditResult, tables: tuple[str, ...] = TABLES) -> str:
+    """The JSON report as a string (small results; the CLI streams with write_json)."""
+    buf = io.StringIO()
+    write_json(result, buf, tables)
+    return buf.getvalue()
 
 
 def write_csv(df: pd.DataFrame, out: IO[str]) -> None:

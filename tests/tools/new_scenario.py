@@ -32,10 +32,9 @@ def main() -> None:
     spec["exit_code"] = 1 if any(int(f.severity) >= 2 for f, _ in result.finding_records) else 0
     spec["findings"] = sorted(f"{f.kind.value} {f.code} {f.target}" for f, _ in result.finding_records)
     checks = []
-    for f, c in result.flow_records:
-        if c.rule_id:
-            checks.append({"table": "flows", "count": 1, "match": {
-                "dst_ip": f.dst_ip, "dst_port": f.dst_port, "rule_id": c.rule_id, "state": f.state}})
+    for row in result.flows[result.flows.rule_id.notna()].itertuples():
+        checks.append({"table": "flows", "count": 1, "match": {
+            "dst_ip": row.dst_ip, "dst_port": int(row.dst_port), "rule_id": row.rule_id, "state": row.state}})
     spec["checks"] = checks
     print(yaml.safe_dump(spec, sort_keys=False, width=120))
 

@@ -138,3 +138,22 @@ def test_uids_are_deterministic(tmp_path):
     a = pcapaudit.audit(str(p))
     b = pcapaudit.audit(str(p), engine="simple")
     assert list(a.flows.uid) == list(b.flows.uid) and a.flows.uid.iloc[0].startswith("C")
+
+
+def test_vectorised_states_and_histories_match_the_scalar_reference():
+    import itertools
+    import random
+
+    import numpy as np
+
+    from pcapaudit.engine import NONE_FIRST, histories, history, tcp_state, tcp_states
+
+    rows = []
+    for c in itertools.product([0, 1], repeat=9):
+        rows.append(([c[0], c[1], 0, 0, c[2], c[3]], [c[4], c[5], 0, 0, c[6], c[7]], c[8] * 3))
+    nc, ns, ps = (np.array([r[k] for r in rows]) for k in range(3))
+    assert list(tcp_states(nc, ns, ps)) == [tcp_state(*r)[0] for r in rows]
+    rnd = random.Random(1)
+    fc = np.array([[rnd.choice([NONE_FIRST, 1, 2, 3, 5]) for _ in range(6)] for _ in range(400)])
+    fs = np.array([[rnd.choice([NONE_FIRST, 1, 2, 4, 5]) for _ in range(6)] for _ in range(400)])
+    assert list(histories(fc, fs)) == [history(a.tolist(), b.tolist()) for a, b in zip(fc, fs)]

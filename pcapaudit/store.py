@@ -1,0 +1,93 @@
+"""Compact columnar storage for the large output tables (flows, DNS transactions).
+
+A capture of a million flows would need gigabytes as Python objects. Rows arrive one at a time (as
+tuples, in column order) and are turned into typed Arrow record batches every ``chunk`` rows, so memory
+holds a few thousand Python rows at most plus the compact Arrow columns. ``to_pandas`` applies the
+pandas dtype map of ``report/frames.py`` at the edge.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pyarrow as pa
+
+_ARROW = {
+    "string": pa.string(),
+    "category": pa.string(),  # dictionary-encoded per batch
+    "float64": pa.float64(),
+    "boolean": pa.bool_(),
+    "UInt8": pa.uint8(),
+    "UInt16": pa.uint16(),
+    "UInt32": pa.uint32(),
+    "UInt64": pa.uint64(),
+}
+_PANDAS = {
+    pa.uint8(): pd.UInt8Dtype(),
+    pa.uint16(): pd.UInt16Dtype(),
+    pa.uint32(): pd.UInt32Dtype(),
+    pa.uint64(): pd.UInt64Dtype(),
+    pa.bool_(): pd.BooleanDtype(),
+    pa.string(): pd.StringDtype(),
+}
+
+
+def _arrow_type(dtype: str) -> pa.DataType:
+    if dtype.startswith("datetime64"):
+        return pa.float64()  # seconds since the epoch; converted at the edge
+    return _ARROW[dtype]
+
+
+class ColumnStore:
+    """Append rows; keep them as Arrow record batches of ``chunk`` rows."""
+
+    def __init__(self, columns: dict[str, str], chunk: int = 20_000):
+        self.columns = columns
+        self.names = list(columns)
+        self.types = [_arrow_type(t) for t in columns.values()]
+        self.categorical = [t == "category" for t in columns.values()]
+        self.chunk = chunk
+        self._rows: list[tuple] = []
+        self._batches: list[pa.RecordBatch] = []
+        self.count = 0
+
+    def __len__(self) -> int:
+        return self.count
+
+    def append(self, row: tuple) -> None:
+        """Add one row (values in column order)."""
+        self._rows.append(row)
+        self.count += 1
+        if len(self._rows) >= self.chunk:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._rows:
+            return
+        cols = list(zip(*self._rows))
+        arrays = []
+        for values, typ, cat in zip(cols, self.types, self.categorical):
+            arr = pa.array(values, type=typ)
+            arrays.append(arr.dictionary_encode() if cat else arr)
+        self._batches.append(pa.RecordBatch.from_arrays(arrays, names=self.names))
+        self._rows = []
+
+    def table(self) -> pa.Table:
+        """Every row as one Arrow table."""
+        self._flush()
+        if not self._batches:
+            return pa.table({n: pa.array([], type=t) for n, t in zip(self.names, self.types)})
+        schema = pa.unify_schemas([b.schema for b in self._batches])
+        return pa.Table.from_batches([b.cast(schema) if b.schema != schema else b for b in self._batches], schema)
+
+    def to_pandas(self) -> pd.DataFrame:
+        """The table as a DataFrame with the declared pandas dtypes."""
+        df = self.table().to_pandas(types_mapper=_PANDAS.get)
+        for col, dt in self.columns.items():
+            s = df[col]
+            if dt.startswith("datetime64"):
+                df[col] = pd.to_datetime(s.astype("float64"), unit="s", utc=True)
+            elif dt == "category" and not isinstance(s.dtype, pd.CategoricalDtype):
+                df[col] = s.astype("string").astype("category")
+            elif dt == "string" and not isinstance(s.dtype, pd.StringDtype):
+                df[col] = s.astype("string")
+        return df
