@@ -403,36 +403,34 @@ class FlowEngine:
         buf = batch.buf
         extra = dres.extra_payload
         prow = rows[sel]
-        R = dict(
-            row=prow.tolist(), slot=slot_r[sel].tolist(), dir=d[sel].tolist(), pkt=pktno[sel].tolist(),
-            ts=ts[sel].tolist(), proto=proto[sel].tolist(), syn=syn[sel].tolist(),
-            seq=c.seq[prow].tolist(), poff=c.poff[prow].tolist(), pcap=c.pcap[prow].tolist(),
-            ityp=c.icmp_type[prow].tolist(), icode=c.icmp_code[prow].tolist(), ipver=c.ipver[prow].tolist(),
-        )  # fmt: skip
+        slots = slot_r[sel]
+        dirs = d[sel]
+        # per-row facts as Python lists, computed in bulk: the side each packet comes from, its flow's
+        # ports and initial sequence numbers (only read when a flow's state is first created)
+        orig_a = self.orig_a[slots]
+        side_l = np.where((dirs == 0) == orig_a, CLIENT, SERVER).tolist()
+        cport_l = np.where(orig_a, self.k_aport[slots], self.k_bport[slots]).tolist()
+        sport_l = np.where(orig_a, self.k_bport[slots], self.k_aport[slots]).tolist()
+        isn_l = self.isn[slots, dirs].tolist()
+        isn2_l = self.isn2[slots, dirs].tolist()
         deep = self.deep
-        orig_a = self.orig_a
         want = self.want
-        for i in range(len(prow)):
-            row = R["row"][i]
-            poff = R["poff"][i]
-            payload = buf[poff : poff + R["pcap"][i]] if poff >= 0 else extra.get(row, b"")
-            pr = R["proto"][i]
-            slot = R["slot"][i]
-            if pr in (1, 58):
-                self._icmp_error(R["ts"][i], R["ipver"][i], R["ityp"][i], R["icode"][i], payload, slot, R["dir"][i])
+        for row, slot, dd, pkt, t, pr, sy, seq, poff, pcap, side, cport, sport, isn, isn2 in zip(
+            prow.tolist(), slots.tolist(), dirs.tolist(), pktno[sel].tolist(), ts[sel].tolist(),
+            proto[sel].tolist(), syn[sel].tolist(), c.seq[prow].tolist(), c.poff[prow].tolist(),
+            c.pcap[prow].tolist(), side_l, cport_l, sport_l, isn_l, isn2_l,
+        ):  # fmt: skip
+            payload = buf[poff : poff + pcap] if poff >= 0 else extra.get(row, b"")
+            if pr == 1 or pr == 58:
+                self._icmp_error(t, int(c.ipver[row]), int(c.icmp_type[row]), int(c.icmp_code[row]), payload, slot, dd)
                 continue
-            dd = R["dir"][i]
-            side = CLIENT if (dd == 0) == bool(orig_a[slot]) else SERVER
             st = deep.get(slot)
             if st is None:
-                cport = int(self.k_aport[slot] if orig_a[slot] else self.k_bport[slot])
-                sport = int(self.k_bport[slot] if orig_a[slot] else self.k_aport[slot])
                 st = deep[slot] = DeepState(pr, cport, sport, slot)
             if pr == 6:
-                done = st.tcp(side, R["seq"][i], R["syn"][i], payload, R["pkt"][i], R["ts"][i], self,
-                              (int(self.isn[slot, dd]), int(self.isn2[slot, dd])))
+                done = st.tcp(side, seq, sy, payload, pkt, t, self, (isn, isn2))
             else:
-                done = st.udp(side, payload, R["ts"][i], self) if payload else False
+                done = st.udp(side, payload, t, self) if payload else False
             if done:
                 want[slot, dd] = 0
 
@@ -497,7 +495,8 @@ class FlowEngine:
     def dns_transaction(self, st: DeepState, msg, qname, qtype, q_ts, r_ts, side) -> None:
         """Called by DeepState when a DNS response arrives (``q_ts`` None: query not captured)."""
         slot = st.slot
-        answers = tuple(DnsAnswer(o, dnsmod.qtype_name(t) or "", v, ttl) for o, t, v, ttl in msg.answers)
+        qt = dnsmod.QTYPES
+        answers = tuple(DnsAnswer(o, qt.get(t) or f"TYPE{t}", v, ttl) for o, t, v, ttl in msg.answers)
         if st.ips is None:
             st.ips = self._client_server_ips(slot)
         client, server = st.ips

@@ -64,6 +64,7 @@ class FindingContext:
     capture_end: float | None = None
     devices: tuple[str, ...] = ()  # CIDRs of audited (managed) hosts; empty: every initiator
     region: dict[str, str] = field(default_factory=dict)  # vendor -> tenant region
+    _issuer_cache: dict = field(default_factory=dict, repr=False)
 
     def rule(self, rule_id: str | None) -> Rule | None:
         """Rule by id (None passes through)."""
@@ -71,8 +72,11 @@ class FindingContext:
 
     def issuer_ok(self, cert: CertInfo, set_name: str) -> bool:
         """True when the leaf's issuer belongs to the named issuer set or is trusted for this run."""
-        s = self.book.issuers.get(set_name)
-        return self._match(cert, s) or self.trusted(cert)
+        key = (cert.issuer, set_name)
+        hit = self._issuer_cache.get(key)
+        if hit is None:
+            hit = self._issuer_cache[key] = self._match(cert, self.book.issuers.get(set_name)) or self.trusted(cert)
+        return hit
 
     def trusted(self, cert: CertInfo) -> bool:
         """``--trust-issuer`` values match the issuer CN or O (case-insensitive, globs allowed)."""
@@ -95,6 +99,13 @@ class FindingContext:
 
     def inspection_product(self, cert: CertInfo) -> bool:
         """The issuer looks like a known TLS-inspection product's CA."""
+        key = (cert.issuer, "\0inspection")
+        hit = self._issuer_cache.get(key)
+        if hit is None:
+            hit = self._issuer_cache[key] = self._inspection(cert)
+        return hit
+
+    def _inspection(self, cert: CertInfo) -> bool:
         s = self.book.issuers.get("inspection")
         if s is None:
             return False

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
 class Transport(str, enum.Enum):
@@ -84,9 +85,8 @@ class TlsAlert:
         return self.level == 2
 
 
-@dataclass(frozen=True, slots=True)
-class DnsAnswer:
-    """One resource record of an answer section."""
+class DnsAnswer(NamedTuple):
+    """One resource record of an answer section (a tuple: there are many, and they never change)."""
 
     name: str
     rtype: str
