@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import os
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -128,12 +129,13 @@ class Auditor:
     # -- streaming callbacks ---------------------------------------------------------------------
     def _flow(self, rec: FlowRecord) -> None:
         # flows to the same destination classify the same way: cache on everything classify() reads
+        prefer = self.options.vendors or tuple(self.coverage.vendors_seen)
         key = (rec.sni, rec.connect_host, rec.connect_port, rec.http_host,
                rec.http_uri if rec.http_method and rec.http_uri and "://" in rec.http_uri else None,
-               rec.dns_names, rec.dst_ip, rec.dst_port, rec.transport)  # fmt: skip
+               rec.dns_names, rec.dst_ip, rec.dst_port, rec.transport, len(prefer))  # fmt: skip
         hit = self._cls_cache.get(key)
         if hit is None:
-            cls = classify(rec, self.index)
+            cls = classify(rec, self.index, prefer)
             hit = (cls, self.coverage.rules_for_flow(rec, cls))
             if len(self._cls_cache) > 100_000:
                 self._cls_cache.clear()
@@ -277,9 +279,9 @@ def quiet_gc():
 
 
 def audit(
-    captures: str | Iterable[str],
+    captures: str | os.PathLike | Iterable[str | os.PathLike],
     *,
-    rules: list[str] | None = None,
+    rules: list[str | os.PathLike] | None = None,
     vendors: Iterable[str] | None = None,
     tenants: dict[str, str] | None = None,
     trust_issuers: Iterable[str] = (),
@@ -291,8 +293,9 @@ def audit(
     Raises ``CaptureError`` when a capture cannot be opened at all and ``RulesetError`` for bad rulesets;
     a capture that is truncated mid-way still returns a result, with the problem in ``result.errors``.
     """
-    if isinstance(captures, str):
+    if isinstance(captures, (str, os.PathLike)):
         captures = [captures]
+    captures = [os.fspath(c) if isinstance(c, os.PathLike) else c for c in captures]
     opts = AuditOptions(
         rules=rules, vendors=tuple(vendors) if vendors else None, tenants=dict(tenants or {}),
         trust_issuers=tuple(trust_issuers), devices=tuple(devices), engine=engine,

@@ -64,35 +64,54 @@ def _verdict(rule: Rule) -> str:
     return VERDICT_LEGACY if rule.legacy else VERDICT_ALLOWED
 
 
-def classify(f: FlowRecord, index: RuleIndex) -> Classification:
-    """Classify one flow against the index."""
+def _prefer(rules: list[Rule], prefer: tuple[str, ...]) -> Rule:
+    """The first rule of the most preferred vendor (rules are in file order otherwise)."""
+    if prefer and len(rules) > 1:
+        rank = {v: i for i, v in enumerate(prefer)}
+        return min(rules, key=lambda r: rank.get(r.vendor, len(rank)))
+    return rules[0]
+
+
+def classify(f: FlowRecord, index: RuleIndex, prefer: tuple[str, ...] = ()) -> Classification:
+    """Classify one flow against the index.
+
+    ``prefer``: vendors to favour when rules of several vendors match equally well (the legacy APNs
+    port 2195 is listed by Jamf Pro, BigFix and Endpoint Central): the auditor passes the vendors it has
+    already seen by name in the capture, or the ones the user selected.
+    """
     tgt = flow_target(f)
     name_hits = []
     for by, name in evidence_names(f):
         for hit in index.match_name(name):
             name_hits.append((by, name, hit))
-    # 1. a name match on a listed port
-    for by, name, hit in name_hits:
-        if hit.rule.port_ok(tgt.port, tgt.transport):
-            return Classification(
-                hit.rule.vendor, hit.rule.id, hit.rule.service, by, name, hit.confidence, _verdict(hit.rule),
-                f"{by} {name} matches {hit.pattern}",
-            )  # fmt: skip
+    # 1. a name match on a listed port (best evidence, then best confidence, then preferred vendor)
+    ok = [(by, name, hit) for by, name, hit in name_hits if hit.rule.port_ok(tgt.port, tgt.transport)]
+    if ok:
+        by, name, first = ok[0]
+        same = [h.rule for b, n, h in ok if b == by and n == name and h.confidence == first.confidence]
+        rule = _prefer(same, prefer)
+        hit = next(h for b, n, h in ok if h.rule is rule)
+        return Classification(
+            rule.vendor, rule.id, rule.service, by, name, hit.confidence, _verdict(rule),
+            f"{by} {name} matches {hit.pattern}",
+        )  # fmt: skip
     # 2. the server address is in a documented network on a listed port (proxied flows: unknown address)
     ip_rules = () if tgt.via_proxy else index.match_ip(f.dst_ip)
     if not name_hits:
-        for r in ip_rules:
-            if r.port_ok(tgt.port, tgt.transport):
-                return Classification(r.vendor, r.id, r.service, "cidr", None, "cidr", _verdict(r),
-                                      f"{f.dst_ip} is in {r.targets_text}")  # fmt: skip
+        listed = [r for r in ip_rules if r.port_ok(tgt.port, tgt.transport)]
+        if listed:
+            r = _prefer(listed, prefer)
+            return Classification(r.vendor, r.id, r.service, "cidr", None, "cidr", _verdict(r),
+                                  f"{f.dst_ip} is in {r.targets_text}")  # fmt: skip
     # 3. a known name on a port no rule of that host lists
     if name_hits:
         by, name, hit = name_hits[0]
         # a legacy/port rule for the same network may still explain it (APNs binary 2195 to 17/8)
-        for r in ip_rules:
-            if r.port_ok(tgt.port, tgt.transport) and r.legacy:
-                return Classification(r.vendor, r.id, r.service, "cidr", name, "cidr", VERDICT_LEGACY,
-                                      f"{f.dst_ip} is in {r.targets_text}; {by} {name}")  # fmt: skip
+        legacy = [r for r in ip_rules if r.port_ok(tgt.port, tgt.transport) and r.legacy]
+        if legacy:
+            r = _prefer(legacy, prefer)
+            return Classification(r.vendor, r.id, r.service, "cidr", name, "cidr", VERDICT_LEGACY,
+                                  f"{f.dst_ip} is in {r.targets_text}; {by} {name}")  # fmt: skip
         return Classification(
             hit.rule.vendor, hit.rule.id, hit.rule.service, by, name, hit.confidence, VERDICT_UNLISTED_PORT,
             f"{by} {name} matches {hit.pattern} but {tgt.transport}/{tgt.port} is not listed "
@@ -110,7 +129,7 @@ def classify(f: FlowRecord, index: RuleIndex) -> Classification:
     #    generic web ports: example.org:443 is not "the MDM server's 443"
     port_rules = () if tgt.port in GENERIC_PORTS else index.match_port(tgt.transport, tgt.port)
     if port_rules:
-        r = port_rules[0]
+        r = _prefer(list(port_rules), prefer)
         return Classification(r.vendor, r.id, r.service, "port", None, "port", VERDICT_PORT_ONLY,
                               f"{tgt.transport}/{tgt.port} is listed by {r.id} (no host or network given)")  # fmt: skip
     return Classification(None, None, None, "none", None, "none", VERDICT_UNKNOWN,

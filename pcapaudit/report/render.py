@@ -162,11 +162,14 @@ def _cell(v, width: int | None) -> str:
 
 
 def render_table(df: pd.DataFrame, cols: list[str], fmt: str = "simple", width: int | None = 60, limit: int | None = None) -> str:
-    """A DataFrame view as text (tabulate)."""
+    """A DataFrame view as text (tabulate); Markdown cells get their pipes and backticks escaped."""
     view = df[cols]
     if limit is not None:
         view = view.head(limit)
     rows = [[_cell(v, width) for v in r] for r in view.itertuples(index=False, name=None)]
+    if fmt == "github":
+        rows = [[c.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`").replace("<", "&lt;") for c in r]
+                for r in rows]  # fmt: skip
     return tabulate(rows, headers=cols, tablefmt=fmt, disable_numparse=True)
 
 

@@ -146,3 +146,11 @@ def test_stdin(blocked_capture, monkeypatch, capsys):
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(blocked_capture.read_bytes())))
     assert main(["audit", "-", "-f", "json", "--fail-on", "none", "-q"]) == 0
     assert json.loads(capsys.readouterr().out)["summary"]["sources"] == ["<stdin>"]
+
+
+def test_markdown_escapes_table_syntax(hostile_capture, tmp_path):
+    main(["audit", str(hostile_capture), "-f", "markdown", "--table", "flows", "-o", str(tmp_path / "r.md"), "-q"])
+    md = (tmp_path / "r.md").read_text()
+    assert "<script>" not in md and "\x1b" not in md
+    row = [line for line in md.splitlines() if "93.184.216.34" in line][0]
+    assert row.count(" | ") == row.replace("\\|", "").count(" | ")  # every literal pipe is escaped
