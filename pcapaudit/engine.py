@@ -89,7 +89,7 @@ class EngineConfig:
     idle_udp: float = 60.0
     idle_dns: float = 10.0  # a DNS socket is done once answered (Zeek: dns_session_timeout 10 s)
     close_delay: float = 5.0
-    rank_cap: int = 64  # deep-parse at most this many payload packets per flow direction per batch
+    rank_cap: int = 256  # deep-parse at most this many payload packets per flow direction per batch
     unanswered: float | None = None  # expire flows the responder never answered after this long (live)
 
 

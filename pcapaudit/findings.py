@@ -363,7 +363,8 @@ def _intercepted(f, cls, rule, ctx, name, where, ident) -> Iterator[Finding]:
                 yield _f(INTERCEPTED, Severity.HIGH if protected else Severity.LOW, "certificate_name_mismatch", f, cls,
                          rule, where, f"{where}: the certificate ({', '.join(leaf.san[:3]) or leaf.subject_cn}) does not name {name}",
                          ev, f"intercepted:name|{name}|{leaf.sha256}")  # fmt: skip
-        if leaf.not_after and f.ts and leaf.not_after < _iso(f.ts):
+        now = _iso(f.ts) if f.ts else None
+        if leaf.not_after and now and leaf.not_after < now:
             yield _f(INTERCEPTED, Severity.MEDIUM if protected else Severity.LOW, "certificate_expired", f, cls, rule,
                      where, f"{where}: certificate expired on {leaf.not_after[:10]}", ev,
                      f"intercepted:expired|{leaf.sha256}")  # fmt: skip
@@ -398,10 +399,13 @@ def _intercepted(f, cls, rule, ctx, name, where, ident) -> Iterator[Finding]:
                  f"intercepted:unavailable|{ident}")  # fmt: skip
 
 
-def _iso(ts: float) -> str:
+def _iso(ts: float) -> str | None:
     from datetime import datetime, timezone
 
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat()
+    try:
+        return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat()
+    except (ValueError, OverflowError, OSError):
+        return None  # a hostile timestamp: no expiry verdict
 
 
 def _cert_names(cert: CertInfo, host: str) -> bool:

@@ -31,6 +31,11 @@ _PANDAS = {
 }
 
 
+def to_utc(seconds: pd.Series) -> pd.Series:
+    """Epoch seconds -> UTC datetimes; a hostile timestamp outside pandas' range becomes NaT, not an error."""
+    return pd.to_datetime(seconds.astype("float64"), unit="s", utc=True, errors="coerce")
+
+
 def _arrow_type(dtype: str) -> pa.DataType:
     if dtype.startswith("datetime64"):
         return pa.float64()  # seconds since the epoch; converted at the edge
@@ -85,7 +90,7 @@ class ColumnStore:
         for col, dt in self.columns.items():
             s = df[col]
             if dt.startswith("datetime64"):
-                df[col] = pd.to_datetime(s.astype("float64"), unit="s", utc=True)
+                df[col] = to_utc(s)
             elif dt == "category" and not isinstance(s.dtype, pd.CategoricalDtype):
                 df[col] = s.astype("string").astype("category")
             elif dt == "string" and not isinstance(s.dtype, pd.StringDtype):

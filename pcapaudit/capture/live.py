@@ -59,7 +59,10 @@ class LiveDisplay:
         from pcapaudit.report.render import clean_text
 
         self.counts[fd.kind.value] = self.counts.get(fd.kind.value, 0) + 1
-        when = datetime.fromtimestamp(fd.ts or time.time(), tz=timezone.utc).strftime("%H:%M:%S")
+        try:
+            when = datetime.fromtimestamp(fd.ts or time.time(), tz=timezone.utc).strftime("%H:%M:%S")
+        except (ValueError, OverflowError, OSError):
+            when = "--:--:--"
         line = clean_text(f"{when} {str(fd.severity).upper():<6} {fd.kind.value:<15} {fd.code:<28} {fd.message}")
         if self.tty:
             self.recent.append(line)

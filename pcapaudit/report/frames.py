@@ -11,6 +11,8 @@ import json
 
 import pandas as pd
 
+from pcapaudit.store import to_utc
+
 from pcapaudit.model import Classification, CoverageRow, DnsTransaction, Finding, FlowRecord, Weird
 
 SEVERITY_ORDER = ["info", "low", "medium", "high"]
@@ -61,7 +63,7 @@ def _frame(rows: list[dict], columns: dict[str, str]) -> pd.DataFrame:
     for col, dt in columns.items():
         s = df[col]
         if dt.startswith("datetime64"):
-            df[col] = pd.to_datetime(s.astype("float64"), unit="s", utc=True)
+            df[col] = to_utc(s)
         elif dt == "category":
             df[col] = s.astype("string").astype("category")
         elif dt == "boolean":

@@ -51,10 +51,19 @@ def csv_safe(s: object) -> object:
     return s
 
 
-def _ts(v) -> str | None:
+def _utc(v) -> datetime | None:
+    """Epoch seconds -> aware datetime; None for missing or impossible (hostile) timestamps."""
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return None
-    return datetime.fromtimestamp(v, tz=timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    try:
+        return datetime.fromtimestamp(v, tz=timezone.utc)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def _ts(v) -> str | None:
+    d = _utc(v)
+    return d.isoformat(timespec="microseconds").replace("+00:00", "Z") if d else None
 
 
 def _jsonable(v):
@@ -174,9 +183,8 @@ def render_table(df: pd.DataFrame, cols: list[str], fmt: str = "simple", width: 
 
 
 def _when(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    d = _utc(ts)
+    return d.strftime("%Y-%m-%d %H:%M:%S") if d else "-"
 
 
 def header_lines(result: AuditResult) -> list[str]:

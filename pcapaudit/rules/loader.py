@@ -354,13 +354,36 @@ def _expand(paths: Iterable[str | Path]) -> list[Path]:
     return out
 
 
+_CACHE: dict[tuple, RuleBook] = {}
+
+
 def load_rulebook(
     paths: Iterable[str | Path] | None = None,
     tenants: dict[str, str] | None = None,
     trusted_issuers: Iterable[str] = (),
 ) -> RuleBook:
-    """Load vendor rulesets (default: the built-in ones), issuers.yaml and asn.yaml, and check tenants."""
+    """Load vendor rulesets (default: the built-in ones), issuers.yaml and asn.yaml, and check tenants.
+
+    Results are cached on the files' names, sizes and modification times (a notebook or a test suite
+    audits many captures with the same rules); an edited file is read again.
+    """
     files = _expand(paths) if paths else _expand([builtin_dir()])
+    try:
+        stamp = tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files)
+    except OSError:
+        stamp = None  # a missing file: let the loader report it
+    key = (stamp, tuple(sorted((tenants or {}).items())), tuple(trusted_issuers))
+    if stamp is not None and key in _CACHE:
+        return _CACHE[key]
+    book = _load_rulebook(files, tenants, trusted_issuers)
+    if stamp is not None:
+        if len(_CACHE) > 32:
+            _CACHE.clear()
+        _CACHE[key] = book
+    return book
+
+
+def _load_rulebook(files: list[Path], tenants: dict[str, str] | None, trusted_issuers: Iterable[str]) -> RuleBook:
     builtin = builtin_dir()
     issuers_path = next((f for f in files if f.name == "issuers.yaml"), builtin / "issuers.yaml")
     asn_path = next((f for f in files if f.name == "asn.yaml"), builtin / "asn.yaml")

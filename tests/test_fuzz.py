@@ -1,0 +1,209 @@
+"""Hostile input: random packets, hostile protocol payloads and mutated real captures through the whole
+audit. The result must always be partial results plus counted weird rows, or (for a file that is not a
+capture) a one-line error naming the file: never a traceback. Each test prints how many cases it ran.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import struct
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pcapaudit.audit import AuditOptions, Auditor
+from pcapaudit.capture.pcapfile import CaptureFile
+from pcapaudit.cli import main
+from pcapaudit.errors import CaptureError
+from tests.conftest import CORPUS
+from tests.craft import client_hello
+
+ROOT = Path(__file__).resolve().parents[1]
+LINKTYPES = [1, 101, 113, 276, 0, 108, 9, 228, 229, 147]
+CASES: dict[str, int] = {}
+
+
+def _pcap(records: list[bytes], linktype: int) -> bytes:
+    out = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, linktype)
+    for i, r in enumerate(records):
+        out += struct.pack("<IIII", 1_700_000_000 + i, 0, len(r), len(r)) + r
+    return out
+
+
+_BOOK = None
+
+
+def _book():
+    global _BOOK
+    if _BOOK is None:
+        from pcapaudit.rules.loader import load_rulebook
+
+        _BOOK = load_rulebook()
+    return _BOOK
+
+
+def _audit_bytes(data: bytes, tmp: Path, name: str = "f.pcap"):
+    p = tmp / name
+    p.write_bytes(data)
+    a = Auditor(AuditOptions(), book=_book())
+    src = CaptureFile(str(p))
+    a.run_file(src)
+    r = a.finish()
+    # the tables must materialise with their dtypes
+    r.flows, r.findings, r.coverage, r.dns, r.weirds  # noqa: B018
+    return r
+
+
+ETH_IP = bytes.fromhex("0000000000020000000000010800")
+
+
+def _ipv4(proto: int, payload: bytes, src=b"\xc0\xa8\x32\x0a", dst=b"\x11\x39\x92\x14") -> bytes:
+    hdr = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 1, 0, 64, proto, 0, src, dst)
+    return hdr + payload
+
+
+def _udp(sport: int, dport: int, payload: bytes) -> bytes:
+    return struct.pack(">HHHH", sport, dport, 8 + len(payload), 0) + payload
+
+
+def _tcp(sport: int, dport: int, seq: int, flags: int, payload: bytes) -> bytes:
+    return struct.pack(">HHIIBBHHH", sport, dport, seq, 0, 0x50, flags, 65535, 0, 0) + payload
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.binary(min_size=0, max_size=300), min_size=1, max_size=6), st.sampled_from(LINKTYPES))
+def test_random_frames(tmp_path, frames, linktype):
+    CASES["random_frames"] = CASES.get("random_frames", 0) + 1
+    _audit_bytes(_pcap(frames, linktype), tmp_path)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(min_size=0, max_size=400), st.sampled_from([53, 5353, 443, 123, 3544, 4789, 2152, 5247, 9999]))
+def test_hostile_udp_payloads(tmp_path, payload, port):
+    """DNS (compression loops, absurd counts, non-UTF-8), QUIC, tunnels, NTP with garbage."""
+    CASES["udp_payloads"] = CASES.get("udp_payloads", 0) + 1
+    frames = [ETH_IP + _ipv4(17, _udp(40000, port, payload)), ETH_IP + _ipv4(17, _udp(port, 40000, payload[::-1]),
+              src=b"\x11\x39\x92\x14", dst=b"\xc0\xa8\x32\x0a")]  # fmt: skip
+    _audit_bytes(_pcap(frames, 1), tmp_path)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(min_size=0, max_size=600), st.integers(1, 40), st.booleans())
+def test_hostile_tls_streams(tmp_path, body, pieces, reverse):
+    """TLS-looking streams with absurd record and handshake lengths, cut into segments, in any order."""
+    CASES["tls_streams"] = CASES.get("tls_streams", 0) + 1
+    stream = b"\x16\x03\x01" + struct.pack(">H", len(body) + 4) + b"\x01" + struct.pack(">I", len(body))[1:] + body
+    cuts = sorted({0, len(stream), *random.Random(len(body)).sample(range(len(stream) + 1), min(pieces, len(stream)))})
+    segs = [(cuts[i], stream[cuts[i] : cuts[i + 1]]) for i in range(len(cuts) - 1)]
+    if reverse:
+        segs.reverse()
+    frames = [ETH_IP + _ipv4(6, _tcp(40001, 443, 999, 0x02, b""))]
+    frames += [ETH_IP + _ipv4(6, _tcp(40001, 443, 1000 + off, 0x18, seg)) for off, seg in segs]
+    frames.append(ETH_IP + _ipv4(6, _tcp(443, 40001, 5000, 0x18, body), src=b"\x11\x39\x92\x14", dst=b"\xc0\xa8\x32\x0a"))
+    _audit_bytes(_pcap(frames, 1), tmp_path)
+
+
+def test_huge_client_hello_over_many_segments(tmp_path):
+    """A 60 KB ClientHello (padding extension) in 200 tiny out-of-order segments still yields its SNI."""
+    ch = client_hello("huge.example.com", extra_ext=struct.pack(">HH", 21, 60000) + b"\x00" * 60000)
+    hs = ch[5:]  # one handshake message, carried in records of at most 2^14 bytes as TLS requires
+    rec = b"".join(b"\x16\x03\x01" + struct.pack(">H", len(hs[i : i + 16384])) + hs[i : i + 16384]
+                   for i in range(0, len(hs), 16384))  # fmt: skip
+    assert len(rec) > 60000
+    size = len(rec) // 200 + 1
+    segs = [(i, rec[i : i + size]) for i in range(0, len(rec), size)]
+    random.Random(7).shuffle(segs)
+    frames = [ETH_IP + _ipv4(6, _tcp(40002, 443, 999, 0x02, b""))]
+    frames += [ETH_IP + _ipv4(6, _tcp(40002, 443, 1000 + off, 0x18, seg)) for off, seg in segs]
+    r = _audit_bytes(_pcap(frames, 1), tmp_path)
+    assert list(r.flows["sni"]) == ["huge.example.com"]
+
+
+def _mutate(data: bytes, rnd: random.Random) -> bytes:
+    b = bytearray(data)
+    if len(b) < 64:
+        return bytes(b) + bytes(rnd.randrange(256) for _ in range(8))
+    kind = rnd.randrange(6)
+    if kind == 0:  # flip bytes anywhere after the file header
+        for _ in range(rnd.randint(1, 20)):
+            i = rnd.randrange(24, len(b))
+            b[i] = rnd.randrange(256)
+    elif kind == 1:  # truncate
+        del b[rnd.randrange(24, len(b)) :]
+    elif kind == 2:  # duplicate a chunk
+        i = rnd.randrange(24, len(b))
+        j = min(len(b), i + rnd.randint(1, 500))
+        b[i:i] = b[i:j]
+    elif kind == 3:  # delete a chunk
+        i = rnd.randrange(24, len(b))
+        del b[i : i + rnd.randint(1, 300)]
+    elif kind == 4:  # absurd 16/32-bit lengths
+        for _ in range(rnd.randint(1, 5)):
+            i = rnd.randrange(24, len(b) - 4)
+            b[i : i + 2] = rnd.choice([b"\xff\xff", b"\x00\x00", b"\x7f\xff", b"\xc0\x0c"])
+    else:  # damage the file header itself
+        i = rnd.randrange(0, 24)
+        b[i] = rnd.randrange(256)
+    return bytes(b)
+
+
+def _seeds() -> list[Path]:
+    seeds = sorted((ROOT / "tests" / "scenarios").glob("*/input.pcap")) + [ROOT / "captures" / "enrollment-troubleshooting.pcap"]
+    if (CORPUS / "ndpi").is_dir():
+        seeds += [p for p in sorted((CORPUS / "ndpi").glob("*.pcap*")) + sorted((CORPUS / "arkime").glob("*.pcap"))
+                  if p.stat().st_size < 400_000]  # fmt: skip
+    return seeds
+
+
+@pytest.mark.parametrize("rounds", [6])
+def test_mutated_real_captures_through_the_cli(tmp_path, rounds):
+    rnd = random.Random(20261126)
+    cases = 0
+    for seed in _seeds():
+        data = seed.read_bytes()
+        for k in range(rounds):
+            bad = tmp_path / f"m{k}-{seed.name}"
+            bad.write_bytes(_mutate(data, rnd))
+            out, err = io.StringIO(), io.StringIO()
+            with redirect_stdout(out), redirect_stderr(err):
+                code = main(["audit", str(bad), "-f", "json", "-o", str(tmp_path / "r.json"), "--fail-on", "none"])
+            text = err.getvalue()
+            assert "Traceback" not in text, text
+            assert code in (0, 2), (code, text)
+            if code == 2:
+                errors = [line for line in text.splitlines() if line.startswith("pcapaudit: error:")]
+                assert errors and all(str(bad) in e for e in errors), text
+                if (tmp_path / "r.json").exists():  # a cut-short capture still gets its report
+                    assert (tmp_path / "r.json").stat().st_size > 0
+            (tmp_path / "r.json").unlink(missing_ok=True)
+            cases += 1
+    CASES["mutated_captures"] = cases
+    assert cases >= 100
+
+
+def test_every_truncation_point_of_a_small_capture(tmp_path):
+    data = (ROOT / "tests" / "scenarios" / "hl7-2575" / "input.pcap").read_bytes()
+    cases = 0
+    for cut in range(0, min(len(data), 1200)):
+        p = tmp_path / "cut.pcap"
+        p.write_bytes(data[:cut])
+        try:
+            src = CaptureFile(str(p))
+            a = Auditor(AuditOptions(), book=_book())
+            a.run_file(src)
+            a.finish()
+            if cut > 24:
+                assert src.error is None or "byte offset" in src.error
+        except CaptureError as e:
+            assert cut <= 24 and str(p) in str(e)
+        cases += 1
+    CASES["truncations"] = cases
+
+
+def test_report_case_counts():
+    """Not a check: prints how many hostile cases the tests above ran (for the closing note)."""
+    print("\nhostile-input cases run:", CASES, "total", sum(CASES.values()))
