@@ -56,6 +56,7 @@ class AuditOptions:
     devices: tuple[str, ...] = ()
     engine: str = "fast"
     engine_config: EngineConfig = field(default_factory=EngineConfig)
+    partition: tuple[int, int] | None = None  # (k, n): audit only partition k of n (parallel runs)
 
 
 class WeirdCollector:
@@ -70,6 +71,15 @@ class WeirdCollector:
         self.counts[w.name] += 1
         if self.counts[w.name] <= MAX_WEIRD_ROWS_PER_NAME:
             self.rows.append(w)
+
+    def merge(self, other: WeirdCollector) -> None:
+        """Add another partition's weirds (each partition reports only its own flows' weirds; the
+        packet-level ones every partition saw are counted once)."""
+        own = {(w.ts, w.name, w.detail) for w in self.rows}
+        for w in other.rows:
+            if w.uid is None and (w.ts, w.name, w.detail) in own:
+                continue  # a decode-level weird every partition saw
+            self.add(w)
 
     def summary_rows(self) -> list[Weird]:
         """Rows, plus one summary row per name whose rows were capped."""
@@ -110,7 +120,8 @@ class Auditor:
         self._on_finding = on_finding
         self._on_flow = on_flow
         self.decoder = Decoder(opts.engine)
-        self.engine = FlowEngine(self._flow, self._dns, self.weirds.add, opts.engine_config, self.dnsmap)
+        self.engine = FlowEngine(self._flow, self._dns, self.weirds.add, opts.engine_config, self.dnsmap,
+                                 opts.partition)  # fmt: skip
         self.sources: list[str] = []
         self.errors: list[str] = []
         self.packets = 0
@@ -124,18 +135,20 @@ class Auditor:
         self.dropped: int | None = None
         self.if_dropped: int | None = None
         self._finished = False
+        self._max_active = 0
         self._cls_cache: dict[tuple, Classification] = {}
 
     # -- streaming callbacks ---------------------------------------------------------------------
     def _flow(self, rec: FlowRecord) -> None:
         # flows to the same destination classify the same way: cache on everything classify() reads
-        prefer = self.options.vendors or tuple(self.coverage.vendors_seen)
         key = (rec.sni, rec.connect_host, rec.connect_port, rec.http_host,
                rec.http_uri if rec.http_method and rec.http_uri and "://" in rec.http_uri else None,
-               rec.dns_names, rec.dst_ip, rec.dst_port, rec.transport, len(prefer))  # fmt: skip
+               rec.dns_names, rec.dst_ip, rec.dst_port, rec.transport)  # fmt: skip
         hit = self._cls_cache.get(key)
         if hit is None:
-            cls = classify(rec, self.index, prefer)
+            # rules several vendors share (legacy APNs 2195...) go to the selected vendors first, else to
+            # the first ruleset: a fixed order keeps reports identical whatever the flows' order or --jobs
+            cls = classify(rec, self.index, self.options.vendors or ())
             hit = (cls, self.coverage.rules_for_flow(rec, cls))
             if len(self._cls_cache) > 100_000:
                 self._cls_cache.clear()
@@ -202,7 +215,12 @@ class Auditor:
 
     # -- results ---------------------------------------------------------------------------------
     def finish(self) -> AuditResult:
-        """Flush every flow, build coverage and return the result (call once)."""
+        """Flush every flow, build the checklist and return the result (call once)."""
+        self.flush_all()
+        return self.assemble()
+
+    def flush_all(self) -> None:
+        """End of input: emit every remaining flow (the per-partition part of finishing)."""
         if self._finished:
             raise RuntimeError("finish() called twice")
         self._finished = True
@@ -215,6 +233,29 @@ class Auditor:
                                   f"{n} fragmented datagram(s) never completed"))  # fmt: skip
         for ts, q, itype, icode, reporter in self.engine.orphan_icmp:
             self._orphan_icmp(ts, q, itype, icode, reporter)
+        self._max_active = self.engine.max_active
+
+    def export_state(self) -> dict:
+        """What a parallel worker sends back to the parent (picklable; Arrow tables for the big ones)."""
+        self.coverage.index = None  # the parent has its own
+        return {
+            "flows": self.flows.table(), "dns": self.dns.table(), "findings": self.findings,
+            "coverage": self.coverage, "regional": self._regional, "weirds": self.weirds,
+            "max_active": self._max_active,
+        }  # fmt: skip
+
+    def absorb(self, state: dict) -> None:
+        """Merge a worker's state (another partition of the same capture) into this auditor."""
+        self.flows.add_table(state["flows"])
+        self.dns.add_table(state["dns"])
+        self.findings.merge(state["findings"])
+        self.coverage.merge(state["coverage"])
+        self._regional.extend(state["regional"])
+        self.weirds.merge(state["weirds"])
+        self._max_active += state["max_active"]
+
+    def assemble(self) -> AuditResult:
+        """Region checks, the checklist and the result, once every partition is in."""
         # region: configured, or inferred from pinned device-domain flows; then re-check region rules
         inferred = region_findings([(f, c) for f, c, _r in self._regional], self.ctx)
         if inferred != self.ctx.region:
@@ -233,7 +274,7 @@ class Auditor:
             last_ts=self.last_ts, decoded=self.decoded, not_ip=self.not_ip, weird=sum(self.weirds.counts.values()),
             dropped=self.dropped, if_dropped=self.if_dropped,
             extra=tuple(sorted({"fragmented_datagrams": self.fragments, "flows": len(self.flows),
-                                "dns_transactions": len(self.dns), "max_active_flows": self.engine.max_active,
+                                "dns_transactions": len(self.dns), "max_active_flows": self._max_active,
                                 **{f"tunnel_{k}": v for k, v in self.tunnels.items()}}.items())),
         )  # fmt: skip
         from pcapaudit.result import AuditResult

@@ -59,6 +59,9 @@ def _common_report_args(p: argparse.ArgumentParser) -> None:
     o.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--engine", choices=("fast", "simple"), default="fast",
                    help="packet decoder: vectorised (fast) or per-packet reference (simple)")  # fmt: skip
+    p.add_argument("-j", "--jobs", default="auto", metavar="N",
+                   help="processes for one capture (flows are partitioned by client): auto (2+ for files of "
+                        "64 MB or more on a multi-core machine), or a number")  # fmt: skip
     p.add_argument("-v", "--verbose", action="count", default=0)
 
 
@@ -272,16 +275,27 @@ class Progress:
 
 def cmd_audit(args) -> int:
     """``pcapaudit audit``."""
-    from pcapaudit.audit import Auditor, severity_at_least
+    from pcapaudit.audit import Auditor
     from pcapaudit.capture.pcapfile import CaptureFile
 
     opts, threshold = _options(args)
-    auditor = Auditor(opts)
-    sources = []
     for spec in args.captures:
         if spec != "-" and not os.path.exists(spec):
             raise CaptureError(f"{spec}: no such file")
-        sources.append(CaptureFile(spec))
+    jobs = _jobs(args)
+    if jobs > 1:
+        from pcapaudit.parallel import audit_parallel
+
+        def prog(src):
+            size = os.path.getsize(src.name) if os.path.isfile(src.name) else None
+            bar = Progress(not args.no_progress and not args.quiet, size, os.path.basename(src.name))
+            return lambda n, s=src, b=bar: b(n, s.offset)
+
+        result = audit_parallel(opts, list(args.captures), jobs, prog)
+        Progress(False, None, "").close()
+        return _report(result, args, threshold, interrupted=False)
+    auditor = Auditor(opts)
+    sources = [CaptureFile(spec) for spec in args.captures]
     interrupted = False
     try:
         for src in sources:
@@ -295,6 +309,28 @@ def cmd_audit(args) -> int:
         interrupted = True
         auditor.errors.append("interrupted: the report covers the packets read before Ctrl-C")
     result = auditor.finish()
+    return _report(result, args, threshold, interrupted)
+
+
+def _jobs(args) -> int:
+    if args.jobs == "auto":
+        from pcapaudit.parallel import auto_jobs
+
+        return 1 if args.engine != "fast" else auto_jobs(list(args.captures))
+    try:
+        n = int(args.jobs)
+    except ValueError:
+        raise UsageError(f"--jobs {args.jobs!r}: a number or auto") from None
+    if n < 1 or n > 64:
+        raise UsageError(f"--jobs {n}: between 1 and 64")
+    if n > 1 and "-" in args.captures:
+        raise UsageError("--jobs: stdin can only be read by one process (use --jobs 1)")
+    return n
+
+
+def _report(result, args, threshold, interrupted: bool) -> int:
+    from pcapaudit.audit import severity_at_least
+
     write_report(result, args)
     if not args.quiet:
         print(_summary_line(result), file=sys.stderr)

@@ -98,6 +98,24 @@ class CoverageTracker:
                 elif fd.code == "evidence_unavailable":
                     self.unavailable[rid] += 1
 
+    def merge(self, other: CoverageTracker) -> None:
+        """Add another partition's tallies."""
+        for rid, n in other.flows.items():
+            self.flows[rid] += n
+        for rid, lst in other.uids.items():
+            for uid in lst:
+                self._uid(rid, uid)
+        self.reached |= other.reached
+        for rid, n in other.dns.items():
+            self.dns[rid] += n
+        for rid, codes in other.blocked.items():
+            self.blocked[rid] |= codes
+        for rid, codes in other.intercepted.items():
+            self.intercepted[rid] |= codes
+        for rid, n in other.unavailable.items():
+            self.unavailable[rid] += n
+        self.vendors_seen.extend(v for v in other.vendors_seen if v not in self.vendors_seen)
+
     def detected_vendors(self, book: RuleBook) -> tuple[str, ...]:
         """Vendors whose hosts appear by name (not just by network or port) in the capture."""
         seen = list(self.vendors_seen)

@@ -103,8 +103,11 @@ class FlowEngine:
         on_weird: Callable[[Weird], None],
         config: EngineConfig | None = None,
         dnsmap: DnsMap | None = None,
+        partition: tuple[int, int] | None = None,
     ):
         self.cfg = config or EngineConfig()
+        # (k, n): this engine owns the flows whose client endpoint hashes to k of n (see partition_of)
+        self.partition = partition if partition and partition[1] > 1 else None
         self.on_flow = on_flow
         self.on_dns = on_dns
         self.on_weird = on_weird
@@ -179,6 +182,9 @@ class FlowEngine:
         """Account every decoded packet of the batch to its flow; deep-parse the ones that matter."""
         c = dres.cols
         rows = np.nonzero(c.status == FAST)[0]
+        icmp_elsewhere: set[int] = set()
+        if self.partition is not None and len(rows):
+            rows, icmp_elsewhere = self._own_rows(batch, dres, rows)
         if len(rows) == 0:
             if len(batch):
                 self.now = max(self.now, float(batch.ts.max()))
@@ -378,6 +384,8 @@ class FlowEngine:
             iv = ipver[icmp_rows]
             err = np.where(iv == 4, np.isin(it, (3, 11, 12, 5)), np.isin(it, (1, 2, 3, 4)))
             icmp_rows = icmp_rows[err]
+        if icmp_elsewhere and len(icmp_rows):  # errors about flows another partition owns are handled there
+            icmp_rows = icmp_rows[~np.isin(rows[icmp_rows], list(icmp_elsewhere))]
         if len(cidx) or len(icmp_rows):
             self._deep_rows(batch, dres, rows, np.union1d(cidx, icmp_rows), slot_r, d, pktno, ts, proto, syn)
 
@@ -422,7 +430,8 @@ class FlowEngine:
         ):  # fmt: skip
             payload = buf[poff : poff + pcap] if poff >= 0 else extra.get(row, b"")
             if pr == 1 or pr == 58:
-                self._icmp_error(t, int(c.ipver[row]), int(c.icmp_type[row]), int(c.icmp_code[row]), payload, slot, dd)
+                self._icmp_error(t, int(c.ipver[row]), int(c.icmp_type[row]), int(c.icmp_code[row]), payload,
+                                 self._endpoint_ip(slot, dd))  # fmt: skip
                 continue
             st = deep.get(slot)
             if st is None:
@@ -435,13 +444,45 @@ class FlowEngine:
                 want[slot, dd] = 0
 
     # -- ICMP ------------------------------------------------------------------------------------
-    def _icmp_error(self, ts, ipver, itype, icode, payload, slot, dd) -> None:
+    def _own_rows(self, batch, dres, rows: np.ndarray) -> tuple[np.ndarray, set[int]]:
+        """Rows of the flows this partition owns, plus ICMP errors (owned or not) about its flows.
+
+        Returns the rows to account and the set of owned ICMP-error rows whose quoted flow lives in
+        another partition (accounted here, interpreted there). Errors about our flows that arrive in
+        another partition's ICMP flow are handled right away.
+        """
+        c = dres.cols
+        k, n = self.partition  # type: ignore[misc]
+        part = partition_of(c.src_hi[rows], c.src_lo[rows], c.sport[rows], c.dst_hi[rows], c.dst_lo[rows],
+                            c.dport[rows], n)  # fmt: skip
+        proto = c.proto[rows]
+        it = c.icmp_type[rows]
+        v4 = c.ipver[rows] == 4
+        err = ((proto == 1) & v4 & np.isin(it, (3, 11, 12, 5))) | ((proto == 58) & ~v4 & np.isin(it, (1, 2, 3, 4)))
+        elsewhere: set[int] = set()
+        for i in np.nonzero(err)[0].tolist():
+            row = int(rows[i])
+            poff = int(c.poff[row])
+            payload = batch.buf[poff : poff + int(c.pcap[row])] if poff >= 0 else dres.extra_payload.get(row, b"")
+            try:
+                q = icmpmod.parse_quoted(payload)
+            except ValueError:
+                continue  # reported as a weird by the partition that owns the ICMP flow
+            qk = int(partition_of(*_endpoint_arrays(q), n)[0])
+            if qk == k and part[i] != k:
+                ver = int(c.ipver[row])
+                self._icmp_error(float(batch.ts[row]), ver, int(it[i]), int(c.icmp_code[row]), payload,
+                                 self._ip_str(ver, int(c.src_hi[row]), int(c.src_lo[row])))  # fmt: skip
+            elif qk != k and part[i] == k:
+                elsewhere.add(row)
+        return rows[part == k], elsewhere
+
+    def _icmp_error(self, ts, ipver, itype, icode, payload, reporter: str) -> None:
         try:
             q = icmpmod.parse_quoted(payload)
         except ValueError as e:
             self.on_weird(Weird(ts, "icmp_bad_quote", None, str(e)))
             return
-        reporter = self._endpoint_ip(slot, dd)
         target = self._find_slot(q)
         if target is None:
             self.orphan_icmp.append((ts, q, itype, icode, reporter))
@@ -708,6 +749,35 @@ FRIENDLY = {"S0": "no_reply", "SH": "no_reply", "RSTOS0": "no_reply", "REJ": "re
 _B32 = np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", dtype=np.uint8)
 _LETTERS = np.array(list(HISTORY_LETTERS + HISTORY_LETTERS.lower()))
 _LETTER_RANK = np.argsort(np.argsort(_LETTERS))  # tie-break same-packet events alphabetically
+
+
+def partition_of(shi, slo, sport, dhi, dlo, dport, n: int) -> np.ndarray:
+    """Partition (0..n-1) of packets by their flow's client endpoint, for parallel audits.
+
+    The endpoint with the higher port is taken as the client (ephemeral ports are high); on a tie, the
+    lower address. A device's DNS lookups and the connections they name then land in the same partition,
+    so naming flows by DNS keeps working inside each partition. Both directions of a flow agree.
+    """
+    shi, slo, dhi, dlo = (np.asarray(x, dtype=np.uint64) for x in (shi, slo, dhi, dlo))
+    sport, dport = np.asarray(sport, dtype=np.int64), np.asarray(dport, dtype=np.int64)
+    s_lower = (shi < dhi) | ((shi == dhi) & (slo <= dlo))
+    use_src = (sport > dport) | ((sport == dport) & s_lower)
+    hi = np.where(use_src, shi, dhi)
+    lo = np.where(use_src, slo, dlo)
+    with np.errstate(over="ignore"):
+        h = _mix(_mix(lo + _PERTURB) ^ hi)
+    return (h % np.uint64(n)).astype(np.int64)
+
+
+def _endpoint_arrays(q: icmpmod.Quoted):
+    def parts(b: bytes) -> tuple[int, int]:
+        if len(b) == 4:
+            return 0, int.from_bytes(b, "big")
+        return int.from_bytes(b[:8], "big"), int.from_bytes(b[8:], "big")
+
+    shi, slo = parts(q.src)
+    dhi, dlo = parts(q.dst)
+    return [shi], [slo], [q.sport], [dhi], [dlo], [q.dport]
 
 
 def make_uids(hashes: np.ndarray, first_ts: np.ndarray, first_pkt: np.ndarray) -> list[str]:

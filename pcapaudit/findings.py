@@ -493,6 +493,23 @@ class FindingCollector:
         self._rows[fd.identifier] = replace(first, count=old.count + 1, severity=max(old.severity, fd.severity))
         return False
 
+    def merge(self, other: FindingCollector) -> None:
+        """Fold another collector (another partition of the capture) into this one."""
+        from dataclasses import replace
+
+        for key, fd in other._rows.items():
+            uids = other._uids[key]
+            old = self._rows.get(key)
+            if old is None:
+                self._rows[key] = fd
+                self._uids[key] = list(uids)
+                continue
+            first = old if (old.ts or 0) <= (fd.ts or 0) else fd
+            self._rows[key] = replace(first, count=old.count + fd.count, severity=max(old.severity, fd.severity))
+            have = self._uids[key]
+            have.extend(u for u in uids if u not in have and len(have) < 1000)
+        self.raw += other.raw
+
     def rows(self) -> list[tuple[Finding, tuple[str, ...]]]:
         """Findings in time order with every uid involved."""
         out = [(f, tuple(self._uids[k])) for k, f in self._rows.items()]

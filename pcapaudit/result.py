@@ -56,7 +56,7 @@ class AuditResult:
     @cached_property
     def flows(self) -> pd.DataFrame:
         """One row per flow, with its classification."""
-        return self._flow_store.to_pandas()
+        return self._flow_store.to_pandas(sort_by=["ts", "uid"])
 
     @cached_property
     def findings(self) -> pd.DataFrame:
@@ -71,7 +71,7 @@ class AuditResult:
     @cached_property
     def dns(self) -> pd.DataFrame:
         """DNS transactions (query + response)."""
-        return self._dns_store.to_pandas()
+        return self._dns_store.to_pandas(sort_by=["ts", "uid"])
 
     @cached_property
     def weirds(self) -> pd.DataFrame:

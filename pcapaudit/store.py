@@ -76,6 +76,12 @@ class ColumnStore:
         self._batches.append(pa.RecordBatch.from_arrays(arrays, names=self.names))
         self._rows = []
 
+    def add_table(self, table: pa.Table) -> None:
+        """Append the rows of another store's table (from a parallel worker)."""
+        self._flush()
+        self._batches.extend(table.to_batches())
+        self.count += table.num_rows
+
     def table(self) -> pa.Table:
         """Every row as one Arrow table."""
         self._flush()
@@ -84,9 +90,17 @@ class ColumnStore:
         schema = pa.unify_schemas([b.schema for b in self._batches])
         return pa.Table.from_batches([b.cast(schema) if b.schema != schema else b for b in self._batches], schema)
 
-    def to_pandas(self) -> pd.DataFrame:
-        """The table as a DataFrame with the declared pandas dtypes."""
-        df = self.table().to_pandas(types_mapper=_PANDAS.get)
+    def to_pandas(self, sort_by: list[str] | None = None) -> pd.DataFrame:
+        """The table as a DataFrame with the declared pandas dtypes (rows sorted by ``sort_by``)."""
+        table = self.table()
+        if sort_by and table.num_rows:
+            table = table.sort_by([(c, "ascending") for c in sort_by])
+        df = self.table_to_pandas(table)
+        return df
+
+    def table_to_pandas(self, table: pa.Table) -> pd.DataFrame:
+        """Apply the pandas dtype map to an Arrow table of this store."""
+        df = table.to_pandas(types_mapper=_PANDAS.get)
         for col, dt in self.columns.items():
             s = df[col]
             if dt.startswith("datetime64"):
