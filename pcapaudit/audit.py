@@ -150,7 +150,7 @@ class Auditor:
             # the first ruleset: a fixed order keeps reports identical whatever the flows' order or --jobs
             cls = classify(rec, self.index, self.options.vendors or ())
             hit = (cls, self.coverage.rules_for_flow(rec, cls))
-            if len(self._cls_cache) > 100_000:
+            if len(self._cls_cache) > 20_000:
                 self._cls_cache.clear()
             self._cls_cache[key] = hit
         cls, rules = hit

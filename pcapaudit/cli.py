@@ -185,15 +185,14 @@ def write_report(result, args) -> None:
         if fmt == "parquet" and not out:
             raise UsageError("--format parquet needs -o PATH")
         if len(tables) == 1 and (out in (None, "-") or fmt == "parquet"):
-            df = result.table(tables[0])
             if fmt == "parquet":
-                render.write_parquet(df, out)
+                render.write_table_parquet(result, tables[0], out)
             else:
-                render.write_csv(df, sys.stdout)
+                render.write_table_csv(result, tables[0], sys.stdout)
             return
         if len(tables) == 1:
             with open(out, "w", newline="", encoding="utf-8") as fh:
-                render.write_csv(result.table(tables[0]), fh)
+                render.write_table_csv(result, tables[0], fh)
             return
         if not out or out == "-":
             raise UsageError(f"--format {fmt} with several tables needs -o PREFIX (or one --table)")
@@ -201,10 +200,10 @@ def write_report(result, args) -> None:
         for t in tables:
             path = f"{prefix}.{t}.{fmt}"
             if fmt == "parquet":
-                render.write_parquet(result.table(t), path)
+                render.write_table_parquet(result, t, path)
             else:
                 with open(path, "w", newline="", encoding="utf-8") as fh:
-                    render.write_csv(result.table(t), fh)
+                    render.write_table_csv(result, t, fh)
         return
     if fmt == "json":
         if out and out != "-":

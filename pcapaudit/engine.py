@@ -90,7 +90,7 @@ class EngineConfig:
     idle_dns: float = 10.0  # a DNS socket is done once answered (Zeek: dns_session_timeout 10 s)
     close_delay: float = 5.0
     rank_cap: int = 256  # deep-parse at most this many payload packets per flow direction per batch
-    unanswered: float | None = None  # expire flows the responder never answered after this long (live)
+    unanswered: float | None = 60.0  # a flow the responder never answered is over after this long
 
 
 class FlowEngine:
@@ -598,7 +598,7 @@ class FlowEngine:
                 s = socket.inet_ntop(socket.AF_INET, lo.to_bytes(4, "big"))
             else:
                 s = socket.inet_ntop(socket.AF_INET6, ((hi << 64) | lo).to_bytes(16, "big"))
-            if len(self._ipcache) > 200_000:
+            if len(self._ipcache) > 50_000:
                 self._ipcache.clear()
             self._ipcache[key] = s
         return s

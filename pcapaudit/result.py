@@ -54,9 +54,39 @@ class AuditResult:
         return len(self._dns_store)
 
     @cached_property
+    def flows_arrow(self):
+        """The flows table as a pyarrow Table (what exports use: no pandas copy)."""
+        return self._flow_store.typed_table(sort_by=["ts", "uid"])
+
+    @cached_property
+    def dns_arrow(self):
+        """The DNS table as a pyarrow Table."""
+        return self._dns_store.typed_table(sort_by=["ts", "uid"])
+
+    @cached_property
     def flows(self) -> pd.DataFrame:
         """One row per flow, with its classification."""
-        return self._flow_store.to_pandas(sort_by=["ts", "uid"])
+        from pcapaudit.store import table_to_pandas
+
+        return table_to_pandas(self.flows_arrow, frames.FLOW_COLUMNS)
+
+    def head(self, name: str, n: int | None) -> pd.DataFrame:
+        """The first ``n`` rows of a table (all when None) without converting the rest to pandas."""
+        if n is not None and name in ("flows", "dns") and name not in self.__dict__:
+            from pcapaudit.store import table_to_pandas
+
+            table, cols = (self.flows_arrow, frames.FLOW_COLUMNS) if name == "flows" else (self.dns_arrow, frames.DNS_COLUMNS)
+            return table_to_pandas(table.slice(0, n), cols)
+        df = self.table(name)
+        return df if n is None else df.head(n)
+
+    def arrow(self, name: str):
+        """A big table (flows, dns) as Arrow, or None for the small ones."""
+        return {"flows": self.flows_arrow, "dns": self.dns_arrow}[name] if name in ("flows", "dns") else None
+
+    def rows(self, name: str) -> int:
+        """Number of rows of a table."""
+        return {"flows": self.flow_count, "dns": self.dns_count}.get(name) or len(self.table(name))
 
     @cached_property
     def findings(self) -> pd.DataFrame:
@@ -71,7 +101,9 @@ class AuditResult:
     @cached_property
     def dns(self) -> pd.DataFrame:
         """DNS transactions (query + response)."""
-        return self._dns_store.to_pandas(sort_by=["ts", "uid"])
+        from pcapaudit.store import table_to_pandas
+
+        return table_to_pandas(self.dns_arrow, frames.DNS_COLUMNS)
 
     @cached_property
     def weirds(self) -> pd.DataFrame:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 _ARROW = {
     "string": pa.string(),
@@ -90,23 +91,39 @@ class ColumnStore:
         schema = pa.unify_schemas([b.schema for b in self._batches])
         return pa.Table.from_batches([b.cast(schema) if b.schema != schema else b for b in self._batches], schema)
 
-    def to_pandas(self, sort_by: list[str] | None = None) -> pd.DataFrame:
-        """The table as a DataFrame with the declared pandas dtypes (rows sorted by ``sort_by``)."""
+    def typed_table(self, sort_by: list[str] | None = None) -> pa.Table:
+        """The rows as an Arrow table with final types (UTC timestamps), sorted by ``sort_by``.
+
+        Exports (Parquet, CSV, JSON) and the first rows shown in a terminal are taken from here without a
+        full pandas copy; only ``to_pandas`` builds the DataFrame.
+        """
         table = self.table()
         if sort_by and table.num_rows:
             table = table.sort_by([(c, "ascending") for c in sort_by])
-        df = self.table_to_pandas(table)
-        return df
-
-    def table_to_pandas(self, table: pa.Table) -> pd.DataFrame:
-        """Apply the pandas dtype map to an Arrow table of this store."""
-        df = table.to_pandas(types_mapper=_PANDAS.get)
-        for col, dt in self.columns.items():
-            s = df[col]
+        for i, (col, dt) in enumerate(self.columns.items()):
             if dt.startswith("datetime64"):
-                df[col] = to_utc(s)
-            elif dt == "category" and not isinstance(s.dtype, pd.CategoricalDtype):
-                df[col] = s.astype("string").astype("category")
-            elif dt == "string" and not isinstance(s.dtype, pd.StringDtype):
-                df[col] = s.astype("string")
-        return df
+                table = table.set_column(i, col, seconds_to_timestamp(table.column(col)))
+        return table
+
+    def to_pandas(self, sort_by: list[str] | None = None) -> pd.DataFrame:
+        """The table as a DataFrame with the declared pandas dtypes (rows sorted by ``sort_by``)."""
+        return table_to_pandas(self.typed_table(sort_by), self.columns)
+
+
+def seconds_to_timestamp(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Epoch seconds (float) -> timestamp[us, UTC]; hostile values outside pandas' range become null."""
+    ok = pc.and_(pc.greater(col, -9.2e9), pc.less(col, 9.2e9))  # 1678..2261: what pandas can hold
+    us = pc.cast(pc.round(pc.multiply(pc.if_else(ok, col, None), 1e6)), pa.int64())
+    return pc.cast(us, pa.timestamp("us", tz="UTC"))
+
+
+def table_to_pandas(table: pa.Table, columns: dict[str, str]) -> pd.DataFrame:
+    """An Arrow table of a store -> DataFrame with the declared pandas dtypes."""
+    df = table.to_pandas(types_mapper=_PANDAS.get)
+    for col, dt in columns.items():
+        s = df[col]
+        if dt == "category" and not isinstance(s.dtype, pd.CategoricalDtype):
+            df[col] = s.astype("string").astype("category")
+        elif dt == "string" and not isinstance(s.dtype, pd.StringDtype):
+            df[col] = s.astype("string")
+    return df

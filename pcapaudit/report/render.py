@@ -70,7 +70,7 @@ def _jsonable(v):
     if v is None or v is pd.NA or v is pd.NaT:
         return None
     if isinstance(v, pd.Timestamp):
-        return v.isoformat().replace("+00:00", "Z")
+        return v.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     if isinstance(v, float) and math.isnan(v):
         return None
     if hasattr(v, "item"):
@@ -90,6 +90,20 @@ def iter_records(df: pd.DataFrame, name: str):
         if "uids" in d:
             d["uids"] = d["uids"].split() if d["uids"] else []
         yield d
+
+
+def iter_arrow_records(table, name: str):
+    """Rows of an Arrow table as JSON-ready dicts, a batch at a time (no pandas copy), keys sorted."""
+    names = sorted(table.column_names)
+    table = table.select(names)
+    for batch in table.to_batches(max_chunksize=4096):
+        for d in batch.to_pylist():
+            for k, v in d.items():
+                if isinstance(v, datetime):
+                    d[k] = v.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            if name == "flows" and d.get("cert_chain"):
+                d["cert_chain"] = json.loads(d["cert_chain"])
+            yield d
 
 
 def table_records(df: pd.DataFrame, name: str) -> list[dict]:
@@ -121,7 +135,9 @@ def write_json(result: AuditResult, out: IO[str], tables: tuple[str, ...] = TABL
             continue
         out.write(f" {json.dumps(key)}: [")
         first = True
-        for row in iter_records(result.table(key), key):
+        table = result.arrow(key)
+        rows = iter_arrow_records(table, key) if table is not None else iter_records(result.table(key), key)
+        for row in rows:
             out.write(("\n  " if first else ",\n  ") + json.dumps(row, sort_keys=True, ensure_ascii=False, default=str))
             first = False
         out.write(("\n ]" if not first else "]") + sep)
@@ -133,6 +149,57 @@ def to_json(result: AuditResult, tables: tuple[str, ...] = TABLES) -> str:
     buf = io.StringIO()
     write_json(result, buf, tables)
     return buf.getvalue()
+
+
+def _safe_arrow(table):
+    """String columns with spreadsheet-formula prefixes neutralised; dictionaries decoded (CSV)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    cols = []
+    for col in table.columns:
+        if pa.types.is_dictionary(col.type):
+            col = col.cast(pa.string())
+        if pa.types.is_string(col.type):
+            risky = pc.match_substring_regex(col, r"^[=+\-@\t\r]")
+            col = pc.if_else(risky, pc.binary_join_element_wise("'", col, ""), col)
+        cols.append(col)
+    return pa.table(cols, names=table.column_names)
+
+
+def write_table_csv(result: AuditResult, name: str, out) -> None:
+    """One table as CSV (Arrow's writer for the big tables)."""
+    table = result.arrow(name)
+    if table is None:
+        write_csv(result.table(name), out)
+        return
+    import pyarrow.csv as pacsv
+
+    safe = _safe_arrow(table)
+    if isinstance(out, io.TextIOBase) or hasattr(out, "buffer"):
+        buf = io.BytesIO()
+        pacsv.write_csv(safe, buf)
+        out.write(buf.getvalue().decode("utf-8"))
+    else:
+        pacsv.write_csv(safe, out)
+
+
+def write_table_parquet(result: AuditResult, name: str, path: str | Path) -> None:
+    """One table as Parquet (typed: UInt16 ports, UTC timestamps, dictionary-encoded categories)."""
+    table = result.arrow(name)
+    if table is None:
+        write_parquet(result.table(name), path)
+        return
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pcapaudit.report import frames
+    from pcapaudit.store import table_to_pandas
+
+    # carry pandas' dtype metadata (UInt16, category, string...) so read_parquet gives the same frame
+    cols = frames.FLOW_COLUMNS if name == "flows" else frames.DNS_COLUMNS
+    meta = pa.Schema.from_pandas(table_to_pandas(table.slice(0, 0), cols), preserve_index=False).metadata
+    pq.write_table(table.replace_schema_metadata(meta), str(path))
 
 
 def write_csv(df: pd.DataFrame, out: IO[str]) -> None:
@@ -231,7 +298,7 @@ def render_text(result: AuditResult, tables: tuple[str, ...], fmt: str = "simple
     else:
         out.write("\n".join(head) + "\n")
     for t in tables:
-        df = result.table(t)
+        df = result.head(t, flow_limit if t == "flows" else None)
         title = {"findings": "FINDINGS", "coverage": "REQUIREMENTS", "flows": "FLOWS", "dns": "DNS", "weirds": "WEIRD"}[t]
         limit = None
         extra = ""
@@ -251,9 +318,11 @@ def render_text(result: AuditResult, tables: tuple[str, ...], fmt: str = "simple
                     never_line = f"never seen ({len(never)}): " + "; ".join(parts) + "\n"
                 else:
                     df = pd.concat([seen, never])
-        if t == "flows" and flow_limit is not None and len(df) > flow_limit:
-            limit = flow_limit
-            extra = f" (first {flow_limit} of {len(df)}; use --table flows --limit 0 for all)"
+        if t in ("flows", "dns"):
+            total = result.rows(t)
+            if t == "flows" and flow_limit is not None and total > flow_limit:
+                limit = flow_limit
+                extra = f" (first {flow_limit} of {total}; use --table flows --limit 0 for all)"
         n = len(df)
         out.write(f"\n{'## ' if md else ''}{title} ({total}){extra}\n")
         if md:
