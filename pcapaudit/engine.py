@@ -87,10 +87,11 @@ class EngineConfig:
 
     idle_tcp: float = 300.0
     idle_udp: float = 60.0
-    idle_dns: float = 10.0  # a DNS socket is done once answered (Zeek: dns_session_timeout 10 s)
+    idle_dns: float = 10.0  # a DNS socket still waiting for an answer (Zeek: dns_session_timeout 10 s)
+    idle_dns_answered: float = 2.0  # a DNS socket whose every query got an answer
     close_delay: float = 5.0
     rank_cap: int = 256  # deep-parse at most this many payload packets per flow direction per batch
-    unanswered: float | None = 60.0  # a flow the responder never answered is over after this long
+    unanswered: float | None = 30.0  # a flow the responder never answered is over after this long
 
 
 class FlowEngine:
@@ -569,7 +570,10 @@ class FlowEngine:
             closed = (self.evn[s, :, EV_R].sum(axis=1) > 0) | (
                 (self.evn[s, 0, EV_F] > 0) & (self.evn[s, 1, EV_F] > 0)
             )
-            idle = np.where(tcp, self.cfg.idle_tcp, np.where(self.want[s, 0] == 2, self.cfg.idle_dns, self.cfg.idle_udp))
+            dns = self.want[s, 0] == 2
+            answered = dns & (self.pkts[s, 0] == self.pkts[s, 1])  # as many answers as queries
+            idle = np.where(tcp, self.cfg.idle_tcp, np.where(dns, np.where(answered, self.cfg.idle_dns_answered,
+                                                                           self.cfg.idle_dns), self.cfg.idle_udp))  # fmt: skip
             dead = (last < now - idle) | (tcp & closed & (last < now - self.cfg.close_delay))
             if self.cfg.unanswered is not None:
                 resp = np.where(self.orig_a[s], 1, 0)
