@@ -43,6 +43,10 @@ from pcapaudit.store import ColumnStore
 log = logging.getLogger("pcapaudit")
 
 MAX_WEIRD_ROWS_PER_NAME = 200
+REPETITIVE_FLOW_COLUMNS = frozenset({
+    "src_ip", "dst_ip", "history", "sni", "alpn", "tls_cipher", "cert_issuer", "cert_subject", "cert_sha256",
+    "http_host", "connect_host", "dns_name", "dns_names", "rule_id", "service", "matched_name", "reason",
+})  # fmt: skip
 
 
 @dataclass
@@ -111,8 +115,8 @@ class Auditor:
         self.dnsmap = DnsMap()
         regions = {k.split(".", 1)[0]: v for k, v in self.book.tenants.items() if k.endswith(".region")}
         self.ctx = FindingContext(self.book, self.index, self.dnsmap, devices=opts.devices, region=regions)
-        self.flows = ColumnStore(FLOW_COLUMNS)  # the flows table, built as flows finish
-        self.dns = ColumnStore(DNS_COLUMNS)
+        self.flows = ColumnStore(FLOW_COLUMNS, repetitive=REPETITIVE_FLOW_COLUMNS)  # built as flows finish
+        self.dns = ColumnStore(DNS_COLUMNS, repetitive=frozenset({"client_ip", "server_ip", "query", "answers"}))
         self.coverage = CoverageTracker(self.index)
         self._regional: list[tuple[FlowRecord, Classification, frozenset[str]]] = []  # for region re-checks
         self.weirds = WeirdCollector()

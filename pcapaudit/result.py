@@ -73,16 +73,35 @@ class AuditResult:
     def head(self, name: str, n: int | None) -> pd.DataFrame:
         """The first ``n`` rows of a table (all when None) without converting the rest to pandas."""
         if n is not None and name in ("flows", "dns") and name not in self.__dict__:
+            import pyarrow as pa
+
             from pcapaudit.store import table_to_pandas
 
-            table, cols = (self.flows_arrow, frames.FLOW_COLUMNS) if name == "flows" else (self.dns_arrow, frames.DNS_COLUMNS)
+            store, cols = (self._flow_store, frames.FLOW_COLUMNS) if name == "flows" else (self._dns_store, frames.DNS_COLUMNS)
+            first = next(store.sorted_batches(["ts", "uid"], chunk=max(n, 1)), None)
+            table = pa.Table.from_batches([first]) if first is not None else store.typed_table()
             return table_to_pandas(table.slice(0, n), cols)
         df = self.table(name)
         return df if n is None else df.head(n)
 
-    def arrow(self, name: str):
-        """A big table (flows, dns) as Arrow, or None for the small ones."""
-        return {"flows": self.flows_arrow, "dns": self.dns_arrow}[name] if name in ("flows", "dns") else None
+    def batches(self, name: str):
+        """A big table (flows, dns) as typed Arrow record batches in time order, or None for the small ones."""
+        if name == "flows":
+            return self._flow_store.sorted_batches(["ts", "uid"])
+        if name == "dns":
+            return self._dns_store.sorted_batches(["ts", "uid"])
+        return None
+
+    def arrow_schema(self, name: str):
+        """Schema of the batches of a big table (with pandas dtype metadata)."""
+        import pyarrow as pa
+
+        from pcapaudit.store import table_to_pandas
+
+        store, cols = (self._flow_store, frames.FLOW_COLUMNS) if name == "flows" else (self._dns_store, frames.DNS_COLUMNS)
+        empty = store._typed(store.table().slice(0, 0))  # noqa: SLF001
+        meta = pa.Schema.from_pandas(table_to_pandas(empty, cols), preserve_index=False).metadata
+        return empty.schema.with_metadata(meta)
 
     def rows(self, name: str) -> int:
         """Number of rows of a table."""

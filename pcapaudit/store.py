@@ -46,11 +46,14 @@ def _arrow_type(dtype: str) -> pa.DataType:
 class ColumnStore:
     """Append rows; keep them as Arrow record batches of ``chunk`` rows."""
 
-    def __init__(self, columns: dict[str, str], chunk: int = 20_000):
+    def __init__(self, columns: dict[str, str], chunk: int = 20_000, repetitive: frozenset[str] = frozenset()):
         self.columns = columns
         self.names = list(columns)
         self.types = [_arrow_type(t) for t in columns.values()]
-        self.categorical = [t == "category" for t in columns.values()]
+        # categories, and string columns whose values repeat a lot (SNI, rule reasons...), are kept
+        # dictionary-encoded: a fraction of the memory of one string per row
+        self.categorical = [t == "category" or n in repetitive for n, t in columns.items()]
+        self.repetitive = repetitive
         self.chunk = chunk
         self._rows: list[tuple] = []
         self._batches: list[pa.RecordBatch] = []
@@ -91,6 +94,24 @@ class ColumnStore:
         schema = pa.unify_schemas([b.schema for b in self._batches])
         return pa.Table.from_batches([b.cast(schema) if b.schema != schema else b for b in self._batches], schema)
 
+    def sorted_batches(self, sort_by: list[str] | None = None, chunk: int = 16384):
+        """Typed record batches in ``sort_by`` order, ``chunk`` rows at a time: an export never holds a
+        second full copy of the table (only the sort permutation, 8 bytes a row)."""
+        table = self.table()
+        n = table.num_rows
+        idx = pc.sort_indices(table.select(sort_by), sort_keys=[(c, "ascending") for c in sort_by]) if sort_by and n else None
+        for start in range(0, n, chunk):
+            part = table.take(idx.slice(start, chunk)) if idx is not None else table.slice(start, chunk)
+            yield from self._typed(part).combine_chunks().to_batches()
+
+    def _typed(self, table: pa.Table) -> pa.Table:
+        for i, (col, dt) in enumerate(self.columns.items()):
+            if dt.startswith("datetime64"):
+                table = table.set_column(i, col, seconds_to_timestamp(table.column(col)))
+            elif col in self.repetitive:
+                table = table.set_column(i, col, table.column(col).cast(pa.string()))
+        return table
+
     def typed_table(self, sort_by: list[str] | None = None) -> pa.Table:
         """The rows as an Arrow table with final types (UTC timestamps), sorted by ``sort_by``.
 
@@ -100,10 +121,7 @@ class ColumnStore:
         table = self.table()
         if sort_by and table.num_rows:
             table = table.sort_by([(c, "ascending") for c in sort_by])
-        for i, (col, dt) in enumerate(self.columns.items()):
-            if dt.startswith("datetime64"):
-                table = table.set_column(i, col, seconds_to_timestamp(table.column(col)))
-        return table
+        return self._typed(table)
 
     def to_pandas(self, sort_by: list[str] | None = None) -> pd.DataFrame:
         """The table as a DataFrame with the declared pandas dtypes (rows sorted by ``sort_by``)."""

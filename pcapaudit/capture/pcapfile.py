@@ -23,7 +23,7 @@ import numpy as np
 
 from pcapaudit.errors import CaptureError
 
-CHUNK = 16 << 20
+CHUNK = 8 << 20  # bytes per read: large enough for vectorising, small enough to keep memory flat
 MAX_RECORD = 16 << 20  # larger captured lengths mean a corrupt file, not a jumbo frame
 
 PCAP_MAGICS = {

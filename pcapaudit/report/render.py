@@ -92,11 +92,10 @@ def iter_records(df: pd.DataFrame, name: str):
         yield d
 
 
-def iter_arrow_records(table, name: str):
-    """Rows of an Arrow table as JSON-ready dicts, a batch at a time (no pandas copy), keys sorted."""
-    names = sorted(table.column_names)
-    table = table.select(names)
-    for batch in table.to_batches(max_chunksize=4096):
+def iter_arrow_records(batches, name: str):
+    """Rows of Arrow record batches as JSON-ready dicts (no pandas copy), keys sorted."""
+    for batch in batches:
+        batch = batch.select(sorted(batch.schema.names))
         for d in batch.to_pylist():
             for k, v in d.items():
                 if isinstance(v, datetime):
@@ -135,8 +134,8 @@ def write_json(result: AuditResult, out: IO[str], tables: tuple[str, ...] = TABL
             continue
         out.write(f" {json.dumps(key)}: [")
         first = True
-        table = result.arrow(key)
-        rows = iter_arrow_records(table, key) if table is not None else iter_records(result.table(key), key)
+        batches = result.batches(key)
+        rows = iter_arrow_records(batches, key) if batches is not None else iter_records(result.table(key), key)
         for row in rows:
             out.write(("\n  " if first else ",\n  ") + json.dumps(row, sort_keys=True, ensure_ascii=False, default=str))
             first = False
@@ -168,38 +167,41 @@ def _safe_arrow(table):
 
 
 def write_table_csv(result: AuditResult, name: str, out) -> None:
-    """One table as CSV (Arrow's writer for the big tables)."""
-    table = result.arrow(name)
-    if table is None:
+    """One table as CSV (Arrow's writer, batch by batch, for the big tables)."""
+    batches = result.batches(name)
+    if batches is None:
         write_csv(result.table(name), out)
         return
+    import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    safe = _safe_arrow(table)
-    if isinstance(out, io.TextIOBase) or hasattr(out, "buffer"):
+    first = True
+    for batch in batches:
         buf = io.BytesIO()
-        pacsv.write_csv(safe, buf)
+        pacsv.write_csv(_safe_arrow(pa.Table.from_batches([batch])), buf,
+                        pacsv.WriteOptions(include_header=first))  # fmt: skip
         out.write(buf.getvalue().decode("utf-8"))
-    else:
-        pacsv.write_csv(safe, out)
+        first = False
+    if first:  # no rows: still write the header
+        buf = io.BytesIO()
+        pacsv.write_csv(_safe_arrow(pa.Table.from_batches([], schema=result.arrow_schema(name))), buf)
+        out.write(buf.getvalue().decode("utf-8"))
 
 
 def write_table_parquet(result: AuditResult, name: str, path: str | Path) -> None:
     """One table as Parquet (typed: UInt16 ports, UTC timestamps, dictionary-encoded categories)."""
-    table = result.arrow(name)
-    if table is None:
+    batches = result.batches(name)
+    if batches is None:
         write_parquet(result.table(name), path)
         return
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from pcapaudit.report import frames
-    from pcapaudit.store import table_to_pandas
-
-    # carry pandas' dtype metadata (UInt16, category, string...) so read_parquet gives the same frame
-    cols = frames.FLOW_COLUMNS if name == "flows" else frames.DNS_COLUMNS
-    meta = pa.Schema.from_pandas(table_to_pandas(table.slice(0, 0), cols), preserve_index=False).metadata
-    pq.write_table(table.replace_schema_metadata(meta), str(path))
+    # the schema carries pandas' dtype metadata (UInt16, category, string...) so read_parquet gives the
+    # same DataFrame as the API; rows are written a batch at a time
+    schema = result.arrow_schema(name)
+    with pq.ParquetWriter(str(path), schema) as writer:
+        for batch in batches:
+            writer.write_batch(batch.cast(schema) if batch.schema != schema else batch)
 
 
 def write_csv(df: pd.DataFrame, out: IO[str]) -> None:
