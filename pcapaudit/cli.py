@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--rotate-mb", type=float, metavar="MB", help="start a new --write file every MB megabytes")
     lv.add_argument("--snaplen", type=int, default=65535, metavar="BYTES")
     _common_report_args(lv)
+    cc = sub.add_parser("crosscheck", help="compare SNI and DNS names with tshark's dissection (needs pyshark)")
+    cc.add_argument("capture", metavar="CAPTURE")
+    cc.add_argument("--limit", type=int, default=50, metavar="N", help="differences shown (0: all)")
     r = sub.add_parser("rules", help="list, show or validate rulesets")
     rs = r.add_subparsers(dest="rules_command", metavar="ACTION", parser_class=_Parser)
     rl = rs.add_parser("list", help="one line per rule")
@@ -348,6 +351,20 @@ def cmd_live(args) -> int:
     return run_live(args, opts, threshold)
 
 
+def cmd_crosscheck(args) -> int:
+    """``pcapaudit crosscheck``: exit 0 when tshark and pcapaudit agree, 1 otherwise."""
+    from pcapaudit.crosscheck import crosscheck
+    from pcapaudit.report.render import render_table
+
+    if not os.path.exists(args.capture):
+        raise CaptureError(f"{args.capture}: no such file")
+    diff, summary = crosscheck(args.capture)
+    print(" ".join(f"{k}={v}" for k, v in summary.items()))
+    if len(diff):
+        print(render_table(diff, list(diff.columns), limit=None if args.limit == 0 else args.limit))
+    return EXIT_OK if not len(diff) else EXIT_FINDINGS
+
+
 def cmd_rules(args) -> int:
     """``pcapaudit rules list|show|validate``."""
     from pcapaudit.report.render import clean_text
@@ -434,6 +451,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_audit(args)
         if args.command == "live":
             return cmd_live(args)
+        if args.command == "crosscheck":
+            return cmd_crosscheck(args)
         if args.command == "rules":
             if not args.rules_command:
                 raise UsageError("rules needs an action: list, show or validate")

@@ -1,0 +1,90 @@
+"""Cross-check pcapaudit's decoding against Wireshark's (tshark, through pyshark).
+
+An independent second opinion for a capture you are about to rely on: every flow's TLS/QUIC server name
+and every DNS query name as tshark dissects them, next to what pcapaudit found. Optional: needs pyshark
+(``pip install 'pcapaudit[pyshark]'``) and tshark; the audit itself never uses either. pyshark dissects a
+few hundred packets a second, so only the packets that carry names are asked for.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import defaultdict
+
+import pandas as pd
+
+from pcapaudit.errors import PcapAuditError
+
+DISPLAY_FILTER = "tls.handshake.type == 1 || quic || gquic || dns"
+
+
+def _key(proto: str, a: str, ap: int, b: str, bp: int) -> tuple:
+    a, b = str(ipaddress.ip_address(a)), str(ipaddress.ip_address(b))
+    return (proto, *sorted([(a, ap), (b, bp)]))
+
+
+def tshark_names(path: str, timeout: float = 600.0) -> tuple[dict[tuple, set[str]], set[str]]:
+    """(flow key -> SNIs, DNS query names) as tshark dissects them (out-of-order reassembly on)."""
+    try:
+        import pyshark
+    except ImportError:
+        raise PcapAuditError("crosscheck needs pyshark: pip install 'pcapaudit[pyshark]' (and tshark)") from None
+    snis: dict[tuple, set[str]] = defaultdict(set)
+    dns: set[str] = set()
+    try:
+        cap = pyshark.FileCapture(
+            path, display_filter=DISPLAY_FILTER, keep_packets=False,
+            override_prefs={"tcp.reassemble_out_of_order": "TRUE", "tcp.desegment_tcp_streams": "TRUE"},
+        )  # fmt: skip
+        for pkt in cap:
+            ip = getattr(pkt, "ip", None) or getattr(pkt, "ipv6", None)
+            proto = (pkt.transport_layer or "").lower()
+            if ip is None or proto not in ("tcp", "udp"):
+                continue
+            l4 = pkt[pkt.transport_layer]
+            key = _key(proto, ip.src, int(l4.srcport), ip.dst, int(l4.dstport))
+            for layer in pkt.layers:
+                for field in layer.field_names:
+                    # TLS and QUIC CRYPTO frames: handshake_extensions_server_name; Google QUIC: *tag_sni (the
+                    # prefix pyshark leaves depends on whether gquic is its own layer or nested in quic's).
+                    if field.endswith("handshake_extensions_server_name") or field.endswith("tag_sni"):
+                        name = layer.get_field_value(field)
+                        if name:
+                            snis[key].add(str(name).lower().rstrip("."))
+            if hasattr(pkt, "dns"):
+                q = pkt.dns.get_field_value("qry_name")
+                if q:
+                    dns.add(str(q).lower().rstrip("."))
+        cap.close()
+    except (pyshark.capture.capture.TSharkCrashException, FileNotFoundError) as e:
+        raise PcapAuditError(f"{path}: tshark failed: {e}") from None
+    return snis, dns
+
+
+def crosscheck(path: str, result=None) -> tuple[pd.DataFrame, dict]:
+    """Compare pcapaudit's SNI per flow and DNS names with tshark's; returns (differences, summary)."""
+    import pcapaudit
+
+    result = result or pcapaudit.audit(path)
+    ours: dict[tuple, set[str]] = defaultdict(set)
+    for r in result.flows[result.flows["sni"].notna()].itertuples(index=False):
+        ours[_key(str(r.transport), r.src_ip, int(r.src_port), r.dst_ip, int(r.dst_port))].add(r.sni)
+    our_dns = set(result.dns["query"].dropna())
+    theirs, their_dns = tshark_names(path)
+    rows = []
+    for key in sorted(set(ours) | set(theirs), key=str):
+        a, b = ours.get(key, set()), theirs.get(key, set())
+        if a != b:
+            (p, (ip1, p1), (ip2, p2)) = key
+            rows.append({"transport": p, "endpoint_a": f"{ip1}:{p1}", "endpoint_b": f"{ip2}:{p2}",
+                         "pcapaudit_sni": ", ".join(sorted(a)) or None, "tshark_sni": ", ".join(sorted(b)) or None})  # fmt: skip
+    for name in sorted(our_dns ^ their_dns):
+        rows.append({"transport": "dns", "endpoint_a": None, "endpoint_b": None,
+                     "pcapaudit_sni": name if name in our_dns else None, "tshark_sni": name if name in their_dns else None})  # fmt: skip
+    summary = {
+        "flows_with_sni_pcapaudit": len(ours), "flows_with_sni_tshark": len(theirs),
+        "sni_agree": sum(1 for k in set(ours) & set(theirs) if ours[k] == theirs[k]),
+        "dns_names_pcapaudit": len(our_dns), "dns_names_tshark": len(their_dns),
+        "dns_agree": len(our_dns & their_dns), "differences": len(rows),
+    }  # fmt: skip
+    return pd.DataFrame(rows, columns=["transport", "endpoint_a", "endpoint_b", "pcapaudit_sni", "tshark_sni"]), summary

@@ -1,0 +1,64 @@
+"""The optional tshark cross-check (pyshark) agrees with pcapaudit on the lab captures."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
+@pytest.mark.parametrize("name", ["sni-filtered-rst", "dns-blocked", "proxy-connect-denied"])
+def test_crosscheck_agrees(name):
+    pytest.importorskip("pyshark")
+    from pcapaudit.crosscheck import crosscheck
+
+    diff, summary = crosscheck(str(ROOT / "tests" / "scenarios" / name / "input.pcap"))
+    assert summary["flows_with_sni_tshark"] >= 1 or summary["dns_names_tshark"] >= 1
+    assert diff.empty, diff.to_string()
+
+
+def test_crosscheck_without_pyshark_is_one_line(monkeypatch, capsys):
+    import builtins
+
+    real = builtins.__import__
+
+    def fake(name, *a, **k):
+        if name == "pyshark":
+            raise ImportError("no pyshark")
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", fake)
+    from pcapaudit.cli import main
+
+    assert main(["crosscheck", str(ROOT / "captures" / "enrollment-troubleshooting.pcap")]) == 2
+    assert "needs pyshark" in capsys.readouterr().err
+
+
+CORPUS = ROOT.parent / "shared" / "corpus"
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
+@pytest.mark.parametrize("rel", ["ndpi/quic.pcap", "ndpi/gquic.pcap", "arkime/quicietfooo.pcap"])
+def test_crosscheck_agrees_on_quic_corpus(rel):
+    """QUIC v1 CRYPTO frames, Google QUIC tags and out-of-order Initials: same names both ways."""
+    pytest.importorskip("pyshark")
+    path = CORPUS / rel
+    if not path.exists():
+        pytest.skip("../shared/corpus not present")
+    from pcapaudit.crosscheck import crosscheck
+
+    diff, summary = crosscheck(str(path))
+    assert summary["flows_with_sni_tshark"] >= 1
+    assert diff.empty, diff.to_string()
+
+
+def test_crosscheck_missing_file_exits_2(capsys):
+    from pcapaudit.cli import main
+
+    assert main(["crosscheck", "/nonexistent/x.pcap"]) == 2
+    err = capsys.readouterr().err
+    assert "/nonexistent/x.pcap" in err and "Traceback" not in err
