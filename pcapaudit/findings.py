@@ -470,48 +470,73 @@ def region_findings(flows: list[tuple[FlowRecord, Classification]], ctx: Finding
 
 
 class FindingCollector:
-    """Folds findings with the same identifier into one row (count, all uids, first time)."""
+    """Folds findings with the same identifier into one row (count, uids, first time, worst severity).
+
+    Repeats are the common case (every unanswered SYN to one host, every flow to one unknown service), so
+    a repeat costs a few dict operations: the folded ``Finding`` is only built by ``rows()``.
+    """
+
+    MAX_UIDS = 1000  # uids kept per finding row (the count keeps counting)
 
     def __init__(self) -> None:
-        self._rows: dict[str, Finding] = {}
-        self._uids: dict[str, list[str]] = {}
+        self._first: dict[str, Finding] = {}  # identifier -> earliest occurrence
+        self._count: dict[str, int] = {}
+        self._sev: dict[str, Severity] = {}
+        self._uids: dict[str, dict[str, None]] = {}  # insertion-ordered sets
         self.raw = 0
+
+    def __len__(self) -> int:
+        return len(self._first)
 
     def add(self, fd: Finding) -> bool:
         """Add a finding; returns True when it is new (not a repeat)."""
         self.raw += 1
-        old = self._rows.get(fd.identifier)
+        key = fd.identifier
+        old = self._first.get(key)
         if old is None:
-            self._rows[fd.identifier] = fd
-            self._uids[fd.identifier] = [fd.uid] if fd.uid else []
+            self._first[key] = fd
+            self._count[key] = fd.count
+            self._sev[key] = fd.severity
+            self._uids[key] = {fd.uid: None} if fd.uid else {}
             return True
-        from dataclasses import replace
-
-        if fd.uid and fd.uid not in self._uids[fd.identifier] and len(self._uids[fd.identifier]) < 1000:
-            self._uids[fd.identifier].append(fd.uid)
-        first = old if (old.ts or 0) <= (fd.ts or 0) else fd
-        self._rows[fd.identifier] = replace(first, count=old.count + 1, severity=max(old.severity, fd.severity))
+        uids = self._uids[key]
+        if fd.uid and len(uids) < self.MAX_UIDS:
+            uids[fd.uid] = None
+        if (fd.ts or 0) < (old.ts or 0):
+            self._first[key] = fd
+        self._count[key] += fd.count
+        if fd.severity > self._sev[key]:
+            self._sev[key] = fd.severity
         return False
 
     def merge(self, other: FindingCollector) -> None:
         """Fold another collector (another partition of the capture) into this one."""
-        from dataclasses import replace
-
-        for key, fd in other._rows.items():
-            uids = other._uids[key]
-            old = self._rows.get(key)
+        for key, fd in other._first.items():
+            old = self._first.get(key)
             if old is None:
-                self._rows[key] = fd
-                self._uids[key] = list(uids)
+                self._first[key] = fd
+                self._count[key] = other._count[key]
+                self._sev[key] = other._sev[key]
+                self._uids[key] = dict(other._uids[key])
                 continue
-            first = old if (old.ts or 0) <= (fd.ts or 0) else fd
-            self._rows[key] = replace(first, count=old.count + fd.count, severity=max(old.severity, fd.severity))
+            if (fd.ts or 0) < (old.ts or 0):
+                self._first[key] = fd
+            self._count[key] += other._count[key]
+            self._sev[key] = max(self._sev[key], other._sev[key])
             have = self._uids[key]
-            have.extend(u for u in uids if u not in have and len(have) < 1000)
+            for u in other._uids[key]:
+                if len(have) >= self.MAX_UIDS:
+                    break
+                have[u] = None
         self.raw += other.raw
 
     def rows(self) -> list[tuple[Finding, tuple[str, ...]]]:
         """Findings in time order with every uid involved."""
-        out = [(f, tuple(self._uids[k])) for k, f in self._rows.items()]
+        from dataclasses import replace
+
+        out = [
+            (replace(f, count=self._count[k], severity=self._sev[k]), tuple(self._uids[k]))
+            for k, f in self._first.items()
+        ]
         out.sort(key=lambda x: (x[0].ts if x[0].ts is not None else float("inf"), -int(x[0].severity), x[0].code))
         return out
