@@ -499,20 +499,14 @@ class FlowEngine:
         # only errors about client->server packets say the destination is unreachable; an error about a
         # server->client packet is the client refusing a late reply (a DNS answer after its timeout)
         client_ip, _server_ip = self._client_server_ips(target)
-        quoted_src = self._ip_str(q.ipver, *((0, int.from_bytes(q.src, "big")) if q.ipver == 4 else
-                                             (int.from_bytes(q.src[:8], "big"), int.from_bytes(q.src[8:], "big"))))
+        quoted_src = self._ip_str(q.ipver, *_addr_parts(q.src))
         if quoted_src == client_ip and len(st.icmp or ()) < 16:
             st.icmp = (st.icmp or []) + [(itype, icode, reporter, ipver)]
         self.last_ts[target] = max(self.last_ts[target], ts)
 
     def _find_slot(self, q: icmpmod.Quoted) -> int | None:
-        def parts(b: bytes) -> tuple[int, int]:
-            if len(b) == 4:
-                return 0, int.from_bytes(b, "big")
-            return int.from_bytes(b[:8], "big"), int.from_bytes(b[8:], "big")
-
-        shi, slo = parts(q.src)
-        dhi, dlo = parts(q.dst)
+        shi, slo = _addr_parts(q.src)
+        dhi, dlo = _addr_parts(q.dst)
         sp, dp = q.sport, q.dport
         if (shi, slo, sp) > (dhi, dlo, dp):
             (shi, slo, sp), (dhi, dlo, dp) = (dhi, dlo, dp), (shi, slo, sp)
@@ -773,14 +767,16 @@ def partition_of(shi, slo, sport, dhi, dlo, dport, n: int) -> np.ndarray:
     return (h % np.uint64(n)).astype(np.int64)
 
 
-def _endpoint_arrays(q: icmpmod.Quoted):
-    def parts(b: bytes) -> tuple[int, int]:
-        if len(b) == 4:
-            return 0, int.from_bytes(b, "big")
-        return int.from_bytes(b[:8], "big"), int.from_bytes(b[8:], "big")
+def _addr_parts(b: bytes) -> tuple[int, int]:
+    """A quoted address as the flow table's (hi, lo) key halves: IPv4 in lo with hi 0, IPv6 split 64/64."""
+    if len(b) == 4:
+        return 0, int.from_bytes(b, "big")
+    return int.from_bytes(b[:8], "big"), int.from_bytes(b[8:], "big")
 
-    shi, slo = parts(q.src)
-    dhi, dlo = parts(q.dst)
+
+def _endpoint_arrays(q: icmpmod.Quoted):
+    shi, slo = _addr_parts(q.src)
+    dhi, dlo = _addr_parts(q.dst)
     return [shi], [slo], [q.sport], [dhi], [dlo], [q.dport]
 
 
