@@ -1345,17 +1345,7 @@ class Gen:
                 out.write(b"".join(parts))
                 parts.clear()
                 nbytes = 0
-            try:
-                d, fr2, tag2 = next(gen)
-            except StopIteration:
-                continue
-            if self._pending_spawns:
-                sp = self._pending_spawns
-                self._pending_spawns = []
-                for dd, g in sp:
-                    push(t + dd, g)
-            seq += 1
-            heappush(heap, (t + d, seq, fr2, tag2, gen))
+            push(t, gen)  # the flow's next packet
         out.write(b"".join(parts))
         self.first_ts, self.last_ts = t0, last_t
         self.active_at_end = len(heap)
