@@ -10,6 +10,8 @@ import os
 import socket
 import struct
 
+from tests.lab.protocols import recv_exact
+
 QTYPES = {"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "PTR": 12, "MX": 15, "TXT": 16, "AAAA": 28, "SRV": 33,
           "HTTPS": 65}
 QTYPE_NAMES = {v: k for k, v in QTYPES.items()}
@@ -110,8 +112,8 @@ def query(server: str, qname: str, qtype: str = "A", transport: str = "udp", tim
         else:
             s.connect((server, port))
             s.sendall(struct.pack("!H", len(msg)) + msg)
-            hdr = _recv_exact(s, 2)
-            data = _recv_exact(s, struct.unpack("!H", hdr)[0])
+            hdr = recv_exact(s, 2)
+            data = recv_exact(s, struct.unpack("!H", hdr)[0])
         parsed = parse_message(data)
         res["rcode"] = parsed["rcode"]
         res["answers"] = [a["data"] for a in parsed["answers"] if a["type"] in ("A", "AAAA")]
@@ -139,16 +141,6 @@ def query(server: str, qname: str, qtype: str = "A", transport: str = "udp", tim
     finally:
         s.close()
     return res
-
-
-def _recv_exact(s: socket.socket, n: int) -> bytes:
-    buf = b""
-    while len(buf) < n:
-        chunk = s.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionError("short read")
-        buf += chunk
-    return buf
 
 
 def source_address_for(dst: str) -> str:

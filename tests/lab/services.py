@@ -105,30 +105,33 @@ class TLSFactory:
         self._cache = {}
         self._lock = threading.Lock()
 
+    def _build(self, host: str, hierarchy: str, spec: dict) -> ssl.SSLContext:
+        """A new server context for ``host``'s leaf certificate, configured from ``spec``."""
+        chain, keyp = self.issuer.leaf(host, hierarchy)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = VERSIONS[spec.get("min") or "TLSv1.2"]
+        ctx.maximum_version = VERSIONS[spec.get("max") or "TLSv1.3"]
+        if spec.get("ciphers"):
+            ctx.set_ciphers(spec["ciphers"])
+        if spec.get("alpn"):
+            ctx.set_alpn_protocols(spec["alpn"])
+        ctx.load_cert_chain(chain, keyp)
+        ctx._lab_cert = labpki.describe_pem_file(chain)
+        ctx._lab_cert["hierarchy"] = hierarchy
+        return ctx
+
     def context(self, host: str, hierarchy: str, spec: dict) -> ssl.SSLContext:
         key = (host, hierarchy, spec.get("min"), spec.get("max"), tuple(spec.get("alpn") or ()),
                spec.get("ciphers"))
         with self._lock:
             ctx = self._cache.get(key)
             if ctx is None:
-                chain, keyp = self.issuer.leaf(host, hierarchy)
-                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-                ctx.minimum_version = VERSIONS[spec.get("min") or "TLSv1.2"]
-                ctx.maximum_version = VERSIONS[spec.get("max") or "TLSv1.3"]
-                if spec.get("ciphers"):
-                    ctx.set_ciphers(spec["ciphers"])
-                if spec.get("alpn"):
-                    ctx.set_alpn_protocols(spec["alpn"])
-                ctx.load_cert_chain(chain, keyp)
-                ctx._lab_cert = labpki.describe_pem_file(chain)
-                ctx._lab_cert["hierarchy"] = hierarchy
-                self._cache[key] = ctx
+                ctx = self._cache[key] = self._build(host, hierarchy, spec)
             return ctx
 
     def server_context(self, spec: dict) -> ssl.SSLContext:
         hosts = spec["hosts"]
         hierarchy = spec.get("hierarchy", "public")
-        base = self.context(hosts[0], hierarchy, spec)
         others = {h.lower(): self.context(h, hierarchy, spec) for h in hosts}
 
         def on_sni(sslobj, server_name, _ctx):
@@ -136,34 +139,10 @@ class TLSFactory:
             if server_name and server_name.lower() in others:
                 sslobj.context = others[server_name.lower()]
             return None
-        if len(hosts) > 1:
-            # a dedicated base context per listener so the callback never leaks between listeners
-            base = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            first = others[hosts[0].lower()]
-            base.minimum_version = first.minimum_version
-            base.maximum_version = first.maximum_version
-            if spec.get("ciphers"):
-                base.set_ciphers(spec["ciphers"])
-            if spec.get("alpn"):
-                base.set_alpn_protocols(spec["alpn"])
-            chain, keyp = self.issuer.leaf(hosts[0], hierarchy)
-            base.load_cert_chain(chain, keyp)
-            base._lab_cert = first._lab_cert
-            base.sni_callback = on_sni
-        else:
-            # record the SNI even with a single certificate
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            ctx.minimum_version = base.minimum_version
-            ctx.maximum_version = base.maximum_version
-            if spec.get("ciphers"):
-                ctx.set_ciphers(spec["ciphers"])
-            if spec.get("alpn"):
-                ctx.set_alpn_protocols(spec["alpn"])
-            chain, keyp = self.issuer.leaf(hosts[0], hierarchy)
-            ctx.load_cert_chain(chain, keyp)
-            ctx._lab_cert = base._lab_cert
-            ctx.sni_callback = on_sni
-            base = ctx
+        # a dedicated base context per listener, so the callback never leaks between listeners; it
+        # switches certificates by SNI and records the SNI even when there is a single certificate
+        base = self._build(hosts[0], hierarchy, spec)
+        base.sni_callback = on_sni
         return base
 
 

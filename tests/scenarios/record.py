@@ -24,6 +24,7 @@ sys.path.insert(0, REPO)
 
 from tests.lab import Lab, cleanup_stale, hosts as H  # noqa: E402
 from tests.lab.pki import build_pki  # noqa: E402
+from tests.lab.protocols import LDAP_BIND_PASSWORD  # noqa: E402
 from tests.lab.recording import Recording  # noqa: E402
 from tests.lab.topology import forward_filter, https, nat_redirect, tls  # noqa: E402
 
@@ -250,7 +251,7 @@ Captured on the Jamf Pro server's interface.
 def s_ldap(lab, rec):
     lab.start_corp()
     src = H.JAMF_PRO
-    rec.note(f"the cleartext bind carries the password '{__import__('tests.lab.protocols', fromlist=['x']).LDAP_BIND_PASSWORD}' "
+    rec.note(f"the cleartext bind carries the password '{LDAP_BIND_PASSWORD}' "
              "for CN=svc-jamfpro,OU=Service Accounts,DC=corp,DC=example (a lab credential)")
     with rec.capture():
         rec.run("srv", [
