@@ -150,6 +150,7 @@ class FlowEngine:
                 arr[:old] = getattr(self, name)
             setattr(self, name, arr)
         self.uid_of: list[str | None] = getattr(self, "uid_of", []) + [None] * (cap - old)
+        self.ips_of: list[tuple[str, str] | None] = getattr(self, "ips_of", []) + [None] * (cap - old)
         self.cap = cap
 
     def _alloc(self, n: int) -> np.ndarray:
@@ -334,8 +335,15 @@ class FlowEngine:
             self.orig_a[s] = orig_a
             self.first_ts[s] = ts[fr]
             self.first_pkt[s] = pktno[fr]
-            for slot, uid in zip(s.tolist(), make_uids(self.hash[s], ts[fr], pktno[fr])):
-                self.uid_of[slot] = uid
+            # uid and (client, server) address strings, made once per flow
+            ip, uid_of, ips_of = self._ip_str, self.uid_of, self.ips_of
+            for slot, uid, ver, a_hi, a_lo, b_hi, b_lo, o in zip(
+                s.tolist(), make_uids(self.hash[s], ts[fr], pktno[fr]), ipver[fr].tolist(), ahi[fr].tolist(),
+                alo[fr].tolist(), bhi[fr].tolist(), blo[fr].tolist(), orig_a.tolist(),
+            ):  # fmt: skip
+                uid_of[slot] = uid
+                a_ip, b_ip = ip(ver, a_hi, a_lo), ip(ver, b_hi, b_lo)
+                ips_of[slot] = (a_ip, b_ip) if o else (b_ip, a_ip)
             self.last_ts[s] = ts[fr]
             self.active[s] = True
             pr = proto[fr]
@@ -609,9 +617,7 @@ class FlowEngine:
         return self._ip_str(ver, int(self.k_bhi[slot]), int(self.k_blo[slot]))
 
     def _client_server_ips(self, slot: int) -> tuple[str, str]:
-        a = self._endpoint_ip(slot, 0)
-        b = self._endpoint_ip(slot, 1)
-        return (a, b) if self.orig_a[slot] else (b, a)
+        return self.ips_of[slot]  # type: ignore[return-value]
 
     def _uid(self, slot: int) -> str:
         return self.uid_of[slot]
@@ -622,7 +628,6 @@ class FlowEngine:
         oa = self.orig_a[slots]
         cdir = np.where(oa, 0, 1)
         sdir = 1 - cdir
-        rows = np.arange(n)
         evn_c, evn_s = self.evn[slots, cdir], self.evn[slots, sdir]
         evf_c, evf_s = self.evf[slots, cdir], self.evf[slots, sdir]
         pc_a, ps_a = self.pkts[slots, cdir], self.pkts[slots, sdir]
@@ -633,61 +638,56 @@ class FlowEngine:
         state = np.where(tcp, np.vectorize(FRIENDLY.get, otypes=[object])(conn) if n else conn,
                          np.where(ps_a > 0, "reply", "no_reply"))  # fmt: skip
         aport, bport = self.k_aport[slots], self.k_bport[slots]
-        L = dict(
-            ver=self.k_ipver[slots].tolist(), proto=proto.tolist(), vlan=self.k_vlan[slots].tolist(),
-            ahi=self.k_ahi[slots].tolist(), alo=self.k_alo[slots].tolist(), bhi=self.k_bhi[slots].tolist(),
-            blo=self.k_blo[slots].tolist(), sport=np.where(oa, aport, bport).tolist(),
-            dport=np.where(oa, bport, aport).tolist(), oa=oa.tolist(), first=self.first_ts[slots].tolist(),
-            last=self.last_ts[slots].tolist(), pc=pc_a.tolist(), ps=ps_a.tolist(),
-            bc=self.ipb[slots, cdir].tolist(), bs=self.ipb[slots, sdir].tolist(),
-            yc=self.pay[slots, cdir].tolist(), ys=self.pay[slots, sdir].tolist(), syn=evn_c[:, EV_S].tolist(),
-            conn=conn.tolist(), state=state.tolist(), hist=hist.tolist(),
-        )  # fmt: skip
-        uid_of = self.uid_of
-        ip = self._ip_str
+        # TCP event tables of the flows whose TLS handshake is judged (rows are fetched only for those)
+        ev = (evf_c, evf_s, evn_c, evn_s, self.evl[slots, cdir], self.evl[slots, sdir])
+        uid_of, ips_of = self.uid_of, self.ips_of
         lookup = self.dnsmap.lookup
         deep = self.deep
-        for i, slot in enumerate(slots.tolist()):
+        transports = TRANSPORTS
+        other = Transport.OTHER
+        on_flow = self.on_flow
+        for i, (slot, ver, pr, v, sport, dport, first, last, pc, ps, bc, bs, yc, ys, syn, cs, stt, hs) in enumerate(zip(
+            slots.tolist(), self.k_ipver[slots].tolist(), proto.tolist(), self.k_vlan[slots].tolist(),
+            np.where(oa, aport, bport).tolist(), np.where(oa, bport, aport).tolist(),
+            self.first_ts[slots].tolist(), self.last_ts[slots].tolist(), pc_a.tolist(), ps_a.tolist(),
+            self.ipb[slots, cdir].tolist(), self.ipb[slots, sdir].tolist(), self.pay[slots, cdir].tolist(),
+            self.pay[slots, sdir].tolist(), evn_c[:, EV_S].tolist(), conn.tolist(), state.tolist(), hist.tolist(),
+        )):  # fmt: skip
             st = deep.pop(slot, None)
-            ver = L["ver"][i]
-            a_ip = ip(ver, L["ahi"][i], L["alo"][i])
-            b_ip = ip(ver, L["bhi"][i], L["blo"][i])
-            src, dst = (a_ip, b_ip) if L["oa"][i] else (b_ip, a_ip)
-            v = L["vlan"][i]
+            src, dst = ips_of[slot]
             vlan = inner_vlan = None
             if v >= QINQ:
                 vlan, inner_vlan = (v >> 12) & 0xFFF, v & 0xFFF
             elif v >= 0:
                 vlan = v
-            kw: dict = {}
-            if st is not None:
-                j = rows[i]
-                kw = self._deep_fields(st, evf_c[j].tolist(), evf_s[j].tolist(), evn_c[j].tolist(),
-                                       evn_s[j].tolist(), self.evl[slot, cdir[j]].tolist(),
-                                       self.evl[slot, sdir[j]].tolist(), L["ps"][i])  # fmt: skip
-            first = L["first"][i]
+            kw = self._deep_fields(st, ev, i, ps) if st is not None else {}
             dns_names = lookup(dst, first)
-            conn_state = L["conn"][i] or None
             rec = FlowRecord(
-                uid=uid_of[slot], ts=first, ts_last=L["last"][i], transport=TRANSPORTS.get(L["proto"][i], Transport.OTHER),
-                src_ip=src, src_port=L["sport"][i], dst_ip=dst, dst_port=L["dport"][i], ip_version=ver,
-                pkts_c2s=L["pc"][i], pkts_s2c=L["ps"][i], bytes_c2s=L["bc"][i], bytes_s2c=L["bs"][i],
-                payload_c2s=L["yc"][i], payload_s2c=L["ys"][i], conn_state=conn_state, state=L["state"][i],
-                history=L["hist"][i], syn_count=L["syn"][i], vlan=vlan, inner_vlan=inner_vlan,
+                uid=uid_of[slot], ts=first, ts_last=last, transport=transports.get(pr, other),
+                src_ip=src, src_port=sport, dst_ip=dst, dst_port=dport, ip_version=ver,
+                pkts_c2s=pc, pkts_s2c=ps, bytes_c2s=bc, bytes_s2c=bs,
+                payload_c2s=yc, payload_s2c=ys, conn_state=cs or None, state=stt,
+                history=hs, syn_count=syn, vlan=vlan, inner_vlan=inner_vlan,
                 dns_name=dns_names[0] if dns_names else None, dns_names=dns_names, **kw,
             )  # fmt: skip
             self.flows_emitted += 1
-            self.on_flow(rec)
+            on_flow(rec)
             if st is not None:
                 for wts, name, detail in st.weirds or ():
                     self.on_weird(Weird(wts or rec.ts, name, rec.uid, detail))
-                for qts, side, q in st.unanswered_queries():
-                    client, server = (rec.src_ip, rec.dst_ip) if side == CLIENT else (rec.dst_ip, rec.src_ip)
-                    qname, qtype = q.questions[0] if q.questions else (None, None)
-                    self.on_dns(DnsTransaction(rec.uid, qts, client, server, str(rec.transport), q.trans_id,
-                                               qname or None, dnsmod.qtype_name(qtype), None, (), None))  # fmt: skip
+                if st.dns_pending:
+                    for qts, side, q in st.unanswered_queries():
+                        client, server = (rec.src_ip, rec.dst_ip) if side == CLIENT else (rec.dst_ip, rec.src_ip)
+                        qname, qtype = q.questions[0] if q.questions else (None, None)
+                        self.on_dns(DnsTransaction(rec.uid, qts, client, server, str(rec.transport), q.trans_id,
+                                                   qname or None, dnsmod.qtype_name(qtype), None, (), None))  # fmt: skip
 
-    def _deep_fields(self, st: DeepState, fc, fs, nc, ns, lc, ls, ps) -> dict:
+    def _deep_fields(self, st: DeepState, ev: tuple, i: int, ps: int) -> dict:
+        """The application fields of a flow's record; ``ev`` holds the (client, server) TCP event tables
+        (first packet, count, last packet) of the emitted flows and ``i`` this flow's row in them."""
+        if st.kind[0] is None and st.kind[1] is None and st.quic is None and not st.alerts and not st.icmp:
+            # DNS over UDP, NTP and other datagrams: nothing but the protocol name
+            return {"app_protocol": st.app_protocol()}
         kw: dict = {}
         ch = st.client_hello
         tc, ts_ = st.tls[CLIENT], st.tls[SERVER]
@@ -716,6 +716,7 @@ class FlowEngine:
         if tc is not None and ch is not None:
             kw["client_records_after_server"] = tuple(tc.records[1:8])
         if ch is not None or sh is not None or (tc is not None and tc.sslv2):
+            fc, fs, nc, ns, lc, ls = (a[i].tolist() for a in ev)
             kw["tls_handshake"] = handshake_outcome(st, fc, fs, nc, ns, lc, ls, ps)
         if st.http_req is not None:
             r = st.http_req
