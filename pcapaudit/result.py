@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from functools import cached_property
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from pcapaudit.model import CaptureStats, CoverageRow, Finding, Severity, Weird
-from pcapaudit.report import frames
+from pcapaudit.report import columns
 from pcapaudit.rules.schema import RuleBook
 from pcapaudit.store import ColumnStore
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TABLES = ("findings", "coverage", "flows", "dns", "weirds")
 
@@ -68,7 +70,7 @@ class AuditResult:
         """One row per flow, with its classification."""
         from pcapaudit.store import table_to_pandas
 
-        return table_to_pandas(self.flows_arrow, frames.FLOW_COLUMNS)
+        return table_to_pandas(self.flows_arrow, columns.FLOW_COLUMNS)
 
     def head(self, name: str, n: int | None) -> pd.DataFrame:
         """The first ``n`` rows of a table (all when None) without converting the rest to pandas."""
@@ -77,7 +79,7 @@ class AuditResult:
 
             from pcapaudit.store import table_to_pandas
 
-            store, cols = (self._flow_store, frames.FLOW_COLUMNS) if name == "flows" else (self._dns_store, frames.DNS_COLUMNS)
+            store, cols = (self._flow_store, columns.FLOW_COLUMNS) if name == "flows" else (self._dns_store, columns.DNS_COLUMNS)
             first = next(store.sorted_batches(["ts", "uid"], chunk=max(n, 1)), None)
             table = pa.Table.from_batches([first]) if first is not None else store.typed_table()
             return table_to_pandas(table.slice(0, n), cols)
@@ -98,7 +100,7 @@ class AuditResult:
 
         from pcapaudit.store import table_to_pandas
 
-        store, cols = (self._flow_store, frames.FLOW_COLUMNS) if name == "flows" else (self._dns_store, frames.DNS_COLUMNS)
+        store, cols = (self._flow_store, columns.FLOW_COLUMNS) if name == "flows" else (self._dns_store, columns.DNS_COLUMNS)
         empty = store._typed(store.table().slice(0, 0))  # noqa: SLF001
         meta = pa.Schema.from_pandas(table_to_pandas(empty, cols), preserve_index=False).metadata
         return empty.schema.with_metadata(meta)
@@ -110,11 +112,15 @@ class AuditResult:
     @cached_property
     def findings(self) -> pd.DataFrame:
         """One row per distinct finding (repeats folded into ``count`` and ``uids``)."""
+        from pcapaudit.report import frames
+
         return frames.findings_frame(self.finding_records)
 
     @cached_property
     def coverage(self) -> pd.DataFrame:
         """The requirement checklist of the selected (or detected) vendors."""
+        from pcapaudit.report import frames
+
         return frames.coverage_frame(self.coverage_records)
 
     @cached_property
@@ -122,11 +128,13 @@ class AuditResult:
         """DNS transactions (query + response)."""
         from pcapaudit.store import table_to_pandas
 
-        return table_to_pandas(self.dns_arrow, frames.DNS_COLUMNS)
+        return table_to_pandas(self.dns_arrow, columns.DNS_COLUMNS)
 
     @cached_property
     def weirds(self) -> pd.DataFrame:
         """Malformed or unusual input, counted per kind."""
+        from pcapaudit.report import frames
+
         return frames.weirds_frame(self.weird_records)
 
     def table(self, name: str) -> pd.DataFrame:

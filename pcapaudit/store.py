@@ -3,14 +3,19 @@
 A capture of a million flows would need gigabytes as Python objects. Rows arrive one at a time (as
 tuples, in column order) and are turned into typed Arrow record batches every ``chunk`` rows, so memory
 holds a few thousand Python rows at most plus the compact Arrow columns. ``to_pandas`` applies the
-pandas dtype map of ``report/frames.py`` at the edge.
+pandas dtype map of ``report/columns.py`` at the edge; pandas is only imported there, so a streaming
+audit (and each parallel worker) does not carry it.
 """
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
+
 import pyarrow as pa
 import pyarrow.compute as pc
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _ARROW = {
     "string": pa.string(),
@@ -22,18 +27,26 @@ _ARROW = {
     "UInt32": pa.uint32(),
     "UInt64": pa.uint64(),
 }
-_PANDAS = {
-    pa.uint8(): pd.UInt8Dtype(),
-    pa.uint16(): pd.UInt16Dtype(),
-    pa.uint32(): pd.UInt32Dtype(),
-    pa.uint64(): pd.UInt64Dtype(),
-    pa.bool_(): pd.BooleanDtype(),
-    pa.string(): pd.StringDtype(),
-}
+
+
+def _pandas_types() -> dict:
+    """Arrow type -> nullable pandas dtype (UInt16 ports, boolean, string)."""
+    import pandas as pd
+
+    return {
+        pa.uint8(): pd.UInt8Dtype(),
+        pa.uint16(): pd.UInt16Dtype(),
+        pa.uint32(): pd.UInt32Dtype(),
+        pa.uint64(): pd.UInt64Dtype(),
+        pa.bool_(): pd.BooleanDtype(),
+        pa.string(): pd.StringDtype(),
+    }
 
 
 def to_utc(seconds: pd.Series) -> pd.Series:
     """Epoch seconds -> UTC datetimes; a hostile timestamp outside pandas' range becomes NaT, not an error."""
+    import pandas as pd
+
     return pd.to_datetime(seconds.astype("float64"), unit="s", utc=True, errors="coerce")
 
 
@@ -79,6 +92,20 @@ class ColumnStore:
             arrays.append(arr.dictionary_encode() if cat else arr)
         self._batches.append(pa.RecordBatch.from_arrays(arrays, names=self.names))
         self._rows = []
+
+    def write_ipc(self, path: str) -> None:
+        """Write every row to an Arrow IPC stream file, a batch at a time (no concatenated copy)."""
+        self._flush()
+        schema = self._batches[0].schema if self._batches else self.table().schema
+        with pa.OSFile(path, "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
+            for b in self._batches:
+                writer.write_batch(b if b.schema == schema else b.cast(schema))
+
+    def add_ipc(self, path: str) -> None:
+        """Append the rows of a file written by ``write_ipc`` (memory-mapped: the rows are not copied
+        into this process; the file may be unlinked afterwards)."""
+        with pa.memory_map(path) as source:
+            self.add_table(pa.ipc.open_stream(source).read_all())
 
     def add_table(self, table: pa.Table) -> None:
         """Append the rows of another store's table (from a parallel worker)."""
@@ -137,7 +164,9 @@ def seconds_to_timestamp(col: pa.ChunkedArray) -> pa.ChunkedArray:
 
 def table_to_pandas(table: pa.Table, columns: dict[str, str]) -> pd.DataFrame:
     """An Arrow table of a store -> DataFrame with the declared pandas dtypes."""
-    df = table.to_pandas(types_mapper=_PANDAS.get)
+    import pandas as pd
+
+    df = table.to_pandas(types_mapper=_pandas_types().get)
     for col, dt in columns.items():
         s = df[col]
         if dt == "category" and not isinstance(s.dtype, pd.CategoricalDtype):

@@ -11,51 +11,18 @@ import json
 
 import pandas as pd
 
-from pcapaudit.store import to_utc
-
 from pcapaudit.model import Classification, CoverageRow, DnsTransaction, Finding, FlowRecord, Weird
-
-SEVERITY_ORDER = ["info", "low", "medium", "high"]
-
-FLOW_COLUMNS: dict[str, str] = {
-    "uid": "string", "ts": "datetime64[ns, UTC]", "ts_last": "datetime64[ns, UTC]", "duration": "float64",
-    "transport": "category", "src_ip": "string", "src_port": "UInt16", "dst_ip": "string", "dst_port": "UInt16",
-    "ip_version": "UInt8", "vlan": "UInt16", "inner_vlan": "UInt16", "state": "category", "conn_state": "category",
-    "history": "string", "syn_count": "UInt32", "pkts_c2s": "UInt64", "pkts_s2c": "UInt64", "bytes_c2s": "UInt64",
-    "bytes_s2c": "UInt64", "payload_c2s": "UInt64", "payload_s2c": "UInt64", "app_protocol": "category",
-    "sni": "string", "alpn": "string", "tls_version": "category", "tls_server_version": "category",
-    "tls_cipher": "string", "tls_handshake": "category", "tls_ech": "boolean", "cert_issuer": "string",
-    "cert_subject": "string", "cert_sha256": "string", "cert_self_signed": "boolean", "cert_chain": "string",
-    "tls_alerts": "string",
-    "quic_version": "category", "http_method": "category", "http_host": "string", "http_uri": "string",
-    "http_status": "UInt16", "connect_host": "string", "connect_port": "UInt16", "ldap_simple_bind": "boolean",
-    "ldap_starttls": "boolean", "smtp_starttls": "boolean", "icmp": "string", "dns_name": "string",
-    "dns_names": "string", "vendor": "category", "rule_id": "string", "service": "string",
-    "matched_by": "category", "matched_name": "string", "confidence": "category", "verdict": "category",
-    "reason": "string",
-}  # fmt: skip
-
-FINDING_COLUMNS: dict[str, str] = {
-    "ts": "datetime64[ns, UTC]", "kind": "category", "severity": "category", "code": "category",
-    "vendor": "category", "rule_id": "string", "service": "string", "target": "string", "message": "string",
-    "count": "UInt32", "uid": "string", "uids": "string", "evidence": "string", "identifier": "string",
-}  # fmt: skip
-
-COVERAGE_COLUMNS: dict[str, str] = {
-    "vendor": "category", "rule_id": "string", "service": "string", "required": "category",
-    "targets": "string", "status": "category", "attempted": "boolean", "reached": "boolean",
-    "blocked": "boolean", "intercepted": "boolean", "flows": "UInt32", "uids": "string", "note": "string",
-}  # fmt: skip
-
-DNS_COLUMNS: dict[str, str] = {
-    "uid": "string", "ts": "datetime64[ns, UTC]", "client_ip": "string", "server_ip": "string",
-    "transport": "category", "trans_id": "UInt16", "query": "string", "qtype": "category", "rcode": "category",
-    "answers": "string", "rtt": "float64", "sinkholed": "boolean", "vendor": "category", "rule_id": "string",
-}  # fmt: skip
-
-WEIRD_COLUMNS: dict[str, str] = {
-    "ts": "datetime64[ns, UTC]", "name": "category", "uid": "string", "detail": "string", "count": "UInt64",
-}  # fmt: skip
+from pcapaudit.report.columns import (  # noqa: F401  (re-exported: the column maps and row builders)
+    COVERAGE_COLUMNS,
+    DNS_COLUMNS,
+    FINDING_COLUMNS,
+    FLOW_COLUMNS,
+    SEVERITY_ORDER,
+    WEIRD_COLUMNS,
+    dns_row,
+    flow_row,
+)
+from pcapaudit.store import to_utc
 
 
 def _frame(rows: list[dict], columns: dict[str, str]) -> pd.DataFrame:
@@ -75,28 +42,6 @@ def _frame(rows: list[dict], columns: dict[str, str]) -> pd.DataFrame:
     if "severity" in columns and len(df) >= 0:
         df["severity"] = pd.Categorical(df["severity"].astype("string"), categories=SEVERITY_ORDER, ordered=True)
     return df
-
-
-def flow_row(f: FlowRecord, c: Classification) -> tuple:
-    """One flows-table row, values in FLOW_COLUMNS order."""
-    leaf = f.certs[0] if f.certs else None
-    chain = json.dumps([{"subject": x.subject, "issuer": x.issuer, "sha256": x.sha256, "self_signed": x.self_signed,
-                         "not_after": x.not_after} for x in f.certs]) if f.certs else None  # fmt: skip
-    is_ldap = f.app_protocol == "ldap"
-    return (
-        f.uid, f.ts, f.ts_last, round(f.ts_last - f.ts, 6), f.transport.value, f.src_ip, f.src_port, f.dst_ip,
-        f.dst_port, f.ip_version, f.vlan, f.inner_vlan, f.state, f.conn_state, f.history, f.syn_count, f.pkts_c2s,
-        f.pkts_s2c, f.bytes_c2s, f.bytes_s2c, f.payload_c2s, f.payload_s2c, f.app_protocol, f.sni,
-        ",".join(f.alpn) if f.alpn else None, f.tls_version, f.tls_server_version, f.tls_cipher, f.tls_handshake,
-        f.tls_ech if (f.sni or f.tls_handshake) else None, leaf.issuer if leaf else None,
-        leaf.subject if leaf else None, leaf.sha256 if leaf else None, leaf.self_signed if leaf else None, chain,
-        ";".join(f"{a.sender}:{'fatal' if a.fatal else 'warning'}:{a.description}" for a in f.alerts) or None,
-        f.quic_version, f.http_method, f.http_host, f.http_uri, f.http_status, f.connect_host, f.connect_port,
-        f.ldap_simple_bind if is_ldap else None, f.ldap_starttls if is_ldap else None, f.smtp_starttls,
-        ";".join(f"{t}/{code} from {rep}" for t, code, rep in f.icmp) or None, f.dns_name,
-        ";".join(f.dns_names) or None, c.vendor, c.rule_id, c.service, c.matched_by, c.matched_name, c.confidence,
-        c.verdict, c.reason,
-    )  # fmt: skip
 
 
 def flows_frame(flows: list[tuple[FlowRecord, Classification]]) -> pd.DataFrame:
@@ -130,15 +75,6 @@ def coverage_frame(rows: list[CoverageRow]) -> pd.DataFrame:
         for r in rows
     ]
     return _frame(out, COVERAGE_COLUMNS)
-
-
-def dns_row(t: DnsTransaction, rule) -> tuple:
-    """One DNS-table row (``rule``: the rule the query name matched, or None)."""
-    return (
-        t.uid, t.ts, t.client_ip, t.server_ip, t.transport, t.trans_id, t.query, t.qtype, t.rcode,
-        ";".join(f"{a.rtype}:{a.value}" for a in t.answers) or None, t.rtt,
-        t.sinkholed if t.answers else None, rule.vendor if rule else None, rule.id if rule else None,
-    )
 
 
 def dns_frame(dns: list[DnsTransaction], index=None) -> pd.DataFrame:
