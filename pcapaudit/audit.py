@@ -36,7 +36,7 @@ from pcapaudit.model import (
 )
 from pcapaudit.rules.loader import load_rulebook
 from pcapaudit.rules.matcher import RuleIndex
-from pcapaudit.report.frames import DNS_COLUMNS, FLOW_COLUMNS, dns_row, flow_row
+from pcapaudit.report.columns import DNS_COLUMNS, FLOW_COLUMNS, dns_row, flow_row
 from pcapaudit.rules.schema import RuleBook
 from pcapaudit.store import ColumnStore
 
@@ -239,19 +239,22 @@ class Auditor:
             self._orphan_icmp(ts, q, itype, icode, reporter)
         self._max_active = self.engine.max_active
 
-    def export_state(self) -> dict:
-        """What a parallel worker sends back to the parent (picklable; Arrow tables for the big ones)."""
+    def export_state(self, spill: str) -> dict:
+        """What a parallel worker sends back to the parent (picklable). The big tables go to Arrow IPC
+        files named ``spill``.flows/.dns, which the parent maps instead of receiving a pickled copy."""
         self.coverage.index = None  # the parent has its own
+        self.flows.write_ipc(spill + ".flows")
+        self.dns.write_ipc(spill + ".dns")
         return {
-            "flows": self.flows.table(), "dns": self.dns.table(), "findings": self.findings,
+            "flows": spill + ".flows", "dns": spill + ".dns", "findings": self.findings,
             "coverage": self.coverage, "regional": self._regional, "weirds": self.weirds,
             "max_active": self._max_active,
         }  # fmt: skip
 
     def absorb(self, state: dict) -> None:
         """Merge a worker's state (another partition of the same capture) into this auditor."""
-        self.flows.add_table(state["flows"])
-        self.dns.add_table(state["dns"])
+        self.flows.add_ipc(state["flows"])
+        self.dns.add_ipc(state["dns"])
         self.findings.merge(state["findings"])
         self.coverage.merge(state["coverage"])
         self._regional.extend(state["regional"])

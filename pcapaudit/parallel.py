@@ -5,7 +5,9 @@ packets of its partition; the Python-level work per flow, per DNS message and pe
 the time of an audit — is divided among the processes. A device's DNS lookups land in the same
 partition as the connections they name (see ``engine.partition_of``), and ICMP errors are interpreted
 by the partition that owns the flow they quote. The parent runs partition 0 itself and merges the
-others' tables (Arrow), findings, checklist tallies and weirds.
+others' findings, checklist tallies and weirds (pickled, small) and their flow and DNS tables, which a
+worker writes to Arrow IPC files that the parent memory-maps: no pickled copy of the big tables exists
+in either process. Neither the workers nor the streaming part of the parent import pandas.
 
 What differs from a single process: a flow named only by a DNS answer that *another* device received
 (a shared resolver cache seen on the wire) is not named, and the vendor preference for rules several
@@ -14,8 +16,11 @@ vendors share is learnt per partition.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -42,12 +47,12 @@ def auto_jobs(paths: list[str]) -> int:
     return min(cpus, 4) if total >= MIN_PARALLEL_BYTES else 1
 
 
-def _worker(opts: AuditOptions, paths: list[str], k: int, n: int) -> dict:
+def _worker(opts: AuditOptions, paths: list[str], k: int, n: int, spill: str) -> dict:
     a = Auditor(replace(opts, partition=(k, n)))
     for p in paths:
         a.run_file(CaptureFile(p))
     a.flush_all()
-    return a.export_state()
+    return a.export_state(spill)
 
 
 def audit_parallel(opts: AuditOptions, paths: list[str], jobs: int,
@@ -62,12 +67,23 @@ def audit_parallel(opts: AuditOptions, paths: list[str], jobs: int,
     methods = mp.get_all_start_methods()
     ctx = mp.get_context("fork" if "fork" in methods else "spawn")
     parent = Auditor(replace(opts, partition=(0, jobs)))
-    with ctx.Pool(jobs - 1) as pool:
-        pending = [pool.apply_async(_worker, (opts, paths, k, jobs)) for k in range(1, jobs)]
-        for p in paths:
-            src = CaptureFile(p)
-            parent.run_file(src, progress(src) if progress else None)
-        parent.flush_all()
-        for job in pending:
-            parent.absorb(job.get())
+    # the workers' flow and DNS tables come back as Arrow files in a private directory; once mapped
+    # they are unlinked (the mapping keeps them readable), and the directory goes in any case
+    spill_dir = tempfile.mkdtemp(prefix="pcapaudit-")
+    try:
+        with ctx.Pool(jobs - 1) as pool:
+            pending = [pool.apply_async(_worker, (opts, paths, k, jobs, os.path.join(spill_dir, f"part{k}")))
+                       for k in range(1, jobs)]  # fmt: skip
+            for p in paths:
+                src = CaptureFile(p)
+                parent.run_file(src, progress(src) if progress else None)
+            parent.flush_all()
+            for job in pending:
+                state = job.get()
+                parent.absorb(state)
+                for key in ("flows", "dns"):
+                    with contextlib.suppress(OSError):
+                        os.unlink(state[key])
+    finally:
+        shutil.rmtree(spill_dir, ignore_errors=True)
     return parent.assemble()

@@ -37,3 +37,57 @@ def test_parallel_equals_single(path):
 def test_auto_jobs_small_files_stay_single(tmp_path):
     assert auto_jobs([str(CAPTURES[0])]) == 1
     assert auto_jobs(["-"]) == 1
+
+
+def test_store_ipc_round_trip(tmp_path):
+    """A worker's table written batch by batch and mapped back gives the same rows, dictionary columns
+    with a different dictionary per batch included, and an empty store too."""
+    import pandas as pd
+
+    from pcapaudit.store import ColumnStore
+
+    cols = {"uid": "string", "ts": "datetime64[ns, UTC]", "port": "UInt16", "name": "string", "kind": "category"}
+    src = ColumnStore(cols, chunk=3, repetitive=frozenset({"name"}))
+    rows = [(f"C{i}", 1.7e9 + i, i, None if i % 4 == 0 else f"host{i % 3}", "tls" if i % 2 else None) for i in range(10)]
+    for r in rows:
+        src.append(r)
+    src.write_ipc(str(tmp_path / "t.flows"))
+    dst = ColumnStore(cols, chunk=3, repetitive=frozenset({"name"}))
+    dst.append(("C-own", 1.6e9, 1, "own", "dns"))
+    dst.add_ipc(str(tmp_path / "t.flows"))
+    (tmp_path / "t.flows").unlink()  # the mapping keeps the rows readable
+    df = dst.to_pandas(sort_by=["ts", "uid"])
+    assert len(dst) == 11
+    assert df["uid"].tolist() == ["C-own"] + [r[0] for r in rows]
+    assert [None if v is pd.NA else v for v in df["name"]][1:] == [r[3] for r in rows]
+    assert [None if pd.isna(v) else v for v in df["kind"].astype("object")][1:] == [r[4] for r in rows]
+    assert df["port"].tolist() == [1] + list(range(10))
+    empty = ColumnStore(cols)
+    empty.write_ipc(str(tmp_path / "e.dns"))
+    again = ColumnStore(cols)
+    again.add_ipc(str(tmp_path / "e.dns"))
+    assert len(again) == 0 and again.to_pandas().columns.tolist() == list(cols)
+
+
+def test_parallel_leaves_no_spill_files_and_workers_skip_pandas(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    code = (
+        "import sys, tempfile; tempfile.tempdir = None\n"
+        "import pcapaudit.parallel as P\n"
+        "from pcapaudit.audit import AuditOptions\n"
+        "orig = P._worker\n"
+        "def w(*a):\n"
+        "    assert 'pandas' not in sys.modules, 'a worker imported pandas'\n"
+        "    return orig(*a)\n"
+        "P._worker = w\n"
+        f"r = P.audit_parallel(AuditOptions(), [{str(CAPTURES[0])!r}], 2)\n"
+        "assert 'pandas' not in sys.modules\n"
+        "print(len(r.flows))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout.strip()) > 0
+    assert list(tmp_path.iterdir()) == []
