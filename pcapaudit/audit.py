@@ -18,25 +18,34 @@ from dataclasses import dataclass, field
 
 from pcapaudit.capture.pcapfile import CaptureFile, PacketBatch
 from pcapaudit.classify import classify
-from pcapaudit.coverage import CoverageTracker
+from pcapaudit.coverage import CoverageTracker, reached
 from pcapaudit.decode import FAST, Decoder
 from pcapaudit.engine import EngineConfig, FlowEngine
 from pcapaudit.enrich import DnsMap
 from pcapaudit.errors import UsageError
-from pcapaudit.findings import FindingCollector, FindingContext, detect_dns, detect_flow, region_findings
+from pcapaudit.findings import (
+    INFRA_PORTS,
+    FindingCollector,
+    FindingContext,
+    detect_dns,
+    detect_flow,
+    quiet,
+    region_findings,
+)
 from pcapaudit.model import (
     CaptureStats,
     Classification,
     CoverageRow,
     DnsTransaction,
     Finding,
+    FlowBase,
     FlowRecord,
     Severity,
     Weird,
 )
 from pcapaudit.rules.loader import load_rulebook
 from pcapaudit.rules.matcher import RuleIndex
-from pcapaudit.report.columns import DNS_COLUMNS, FLOW_COLUMNS, dns_row, flow_row
+from pcapaudit.report.columns import DNS_COLUMNS, FLOW_COLUMNS, dns_row, flow_row, plain_row
 from pcapaudit.rules.schema import RuleBook
 from pcapaudit.store import ColumnStore
 
@@ -125,7 +134,7 @@ class Auditor:
         self._on_flow = on_flow
         self.decoder = Decoder(opts.engine)
         self.engine = FlowEngine(self._flow, self._dns, self.weirds.add, opts.engine_config, self.dnsmap,
-                                 opts.partition)  # fmt: skip
+                                 opts.partition, on_plain=self._plain)  # fmt: skip
         self.sources: list[str] = []
         self.errors: list[str] = []
         self.packets = 0
@@ -141,6 +150,8 @@ class Auditor:
         self._finished = False
         self._max_active = 0
         self._cls_cache: dict[tuple, Classification] = {}
+        self._plain_cache: dict[tuple, tuple[bool, bool]] = {}
+        self._device_cache: dict[str, bool] = {}
 
     # -- streaming callbacks ---------------------------------------------------------------------
     def _flow(self, rec: FlowRecord) -> None:
@@ -167,6 +178,44 @@ class Auditor:
             self._on_flow(rec, cls)
         for fd in detect_flow(rec, cls, self.ctx):
             self._finding(fd, rules)
+
+    def _plain(self, b: FlowBase) -> None:
+        """A flow without application details (most DNS and NTP flows): when its destination is already
+        classified and such a flow can have no finding, only its row and checklist tallies are made.
+
+        Whether it can have a finding (``quiet``) and whether it ``reached`` its server are decided by
+        the same functions as for any flow, on a real record, once per combination of everything they
+        read from a plain flow; tests/unit/test_findings.py checks this against the full path.
+        """
+        key = (None, None, None, None, None, b.dns_names, b.dst_ip, b.dst_port, b.transport)
+        hit = self._cls_cache.get(key)
+        if hit is None or self._on_flow is not None:
+            self._flow(FlowRecord(**b._asdict()))
+            return
+        cls, rules = hit
+        ctx = self.ctx
+        if ctx.devices:
+            dev = self._device_cache.get(b.src_ip)
+            if dev is None:
+                if len(self._device_cache) > 50_000:
+                    self._device_cache.clear()
+                dev = self._device_cache[b.src_ip] = ctx.is_device(b.src_ip)
+        else:
+            dev = True
+        pkey = (key, b.conn_state, b.state, b.pkts_s2c == 0, b.src_port in INFRA_PORTS, b.app_protocol, dev)
+        fast = self._plain_cache.get(pkey)
+        if fast is None:
+            rec = FlowRecord(**b._asdict())
+            rule = ctx.rule(cls.rule_id)
+            fast = (quiet(rec, cls, rule, ctx) and not (rule is not None and rule.region), reached(rec))
+            if len(self._plain_cache) > 50_000:
+                self._plain_cache.clear()
+            self._plain_cache[pkey] = fast
+        if not fast[0]:
+            self._flow(FlowRecord(**b._asdict()))
+            return
+        self.flows.append(plain_row(b, cls))
+        self.coverage.account(b.uid, fast[1], cls, rules)
 
     def _dns(self, tx: DnsTransaction) -> None:
         rules = self.coverage.dns_rules(tx)

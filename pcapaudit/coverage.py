@@ -64,12 +64,15 @@ class CoverageTracker:
 
     def flow(self, f: FlowRecord, cls: Classification, rules: frozenset[str]) -> None:
         """Account a finished flow."""
+        self.account(f.uid, reached(f), cls, rules)
+
+    def account(self, uid: str, ok: bool, cls: Classification, rules: frozenset[str]) -> None:
+        """Account a finished flow given its uid and whether it was ``reached``."""
         if cls.vendor and cls.matched_by in NAME_EVIDENCE and cls.vendor not in self.vendors_seen:
             self.vendors_seen.append(cls.vendor)
-        ok = reached(f)
         for rid in rules:
             self.flows[rid] += 1
-            self._uid(rid, f.uid)
+            self._uid(rid, uid)
             if ok:
                 self.reached.add(rid)
 

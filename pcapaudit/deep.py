@@ -332,6 +332,12 @@ class DeepState:
             return self.quic.sni
         return None
 
+    @property
+    def plain(self) -> bool:
+        """Nothing to report but the protocol name: no TLS/HTTP/LDAP/SMTP/DNS-over-TCP stream, no QUIC,
+        alerts or ICMP errors (DNS over UDP, NTP and other datagrams)."""
+        return self.kind[0] is None and self.kind[1] is None and self.quic is None and not self.alerts and not self.icmp
+
     def client_rejected_cert(self) -> tuple[int, int] | None:
         """(level, description) of a client fatal certificate alert after the server's flight."""
         for side, level, desc, after, _pkt in self.alerts:

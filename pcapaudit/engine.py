@@ -29,7 +29,7 @@ from pcapaudit.decode import icmp as icmpmod
 from pcapaudit.decode import tls as tlsmod
 from pcapaudit.deep import CLIENT, SERVER, DeepState
 from pcapaudit.enrich import DnsMap, answer_names
-from pcapaudit.model import DnsAnswer, DnsTransaction, FlowRecord, TlsAlert, Transport, Weird
+from pcapaudit.model import DnsAnswer, DnsTransaction, FlowBase, FlowRecord, TlsAlert, Transport, Weird
 
 EV_S, EV_H, EV_A, EV_D, EV_F, EV_R = range(6)
 NEV = 6
@@ -105,8 +105,12 @@ class FlowEngine:
         config: EngineConfig | None = None,
         dnsmap: DnsMap | None = None,
         partition: tuple[int, int] | None = None,
+        on_plain: Callable[[FlowBase], None] | None = None,
     ):
         self.cfg = config or EngineConfig()
+        # flows without application details (most DNS and NTP flows) go here as FlowBase tuples when set,
+        # else to on_flow as FlowRecords
+        self.on_plain = on_plain
         # (k, n): this engine owns the flows whose client endpoint hashes to k of n (see partition_of)
         self.partition = partition if partition and partition[1] > 1 else None
         self.on_flow = on_flow
@@ -645,7 +649,7 @@ class FlowEngine:
         deep = self.deep
         transports = TRANSPORTS
         other = Transport.OTHER
-        on_flow = self.on_flow
+        on_flow, on_plain = self.on_flow, self.on_plain
         for i, (slot, ver, pr, v, sport, dport, first, last, pc, ps, bc, bs, yc, ys, syn, cs, stt, hs) in enumerate(zip(
             slots.tolist(), self.k_ipver[slots].tolist(), proto.tolist(), self.k_vlan[slots].tolist(),
             np.where(oa, aport, bport).tolist(), np.where(oa, bport, aport).tolist(),
@@ -660,33 +664,40 @@ class FlowEngine:
                 vlan, inner_vlan = (v >> 12) & 0xFFF, v & 0xFFF
             elif v >= 0:
                 vlan = v
-            kw = self._deep_fields(st, ev, i, ps) if st is not None else {}
+            uid = uid_of[slot]
+            transport = transports.get(pr, other)
             dns_names = lookup(dst, first)
-            rec = FlowRecord(
-                uid=uid_of[slot], ts=first, ts_last=last, transport=transports.get(pr, other),
-                src_ip=src, src_port=sport, dst_ip=dst, dst_port=dport, ip_version=ver,
-                pkts_c2s=pc, pkts_s2c=ps, bytes_c2s=bc, bytes_s2c=bs,
-                payload_c2s=yc, payload_s2c=ys, conn_state=cs or None, state=stt,
-                history=hs, syn_count=syn, vlan=vlan, inner_vlan=inner_vlan,
-                dns_name=dns_names[0] if dns_names else None, dns_names=dns_names, **kw,
-            )  # fmt: skip
             self.flows_emitted += 1
-            on_flow(rec)
+            if on_plain is not None and (st is None or st.plain):
+                on_plain(FlowBase(
+                    uid, first, last, transport, src, sport, dst, dport, ver, pc, ps, bc, bs, yc, ys, cs or None,
+                    stt, hs, syn, vlan, inner_vlan, st.app_protocol() if st is not None else None,
+                    dns_names[0] if dns_names else None, dns_names,
+                ))  # fmt: skip
+            else:
+                kw = self._deep_fields(st, ev, i, ps) if st is not None else {}
+                on_flow(FlowRecord(
+                    uid=uid, ts=first, ts_last=last, transport=transport,
+                    src_ip=src, src_port=sport, dst_ip=dst, dst_port=dport, ip_version=ver,
+                    pkts_c2s=pc, pkts_s2c=ps, bytes_c2s=bc, bytes_s2c=bs,
+                    payload_c2s=yc, payload_s2c=ys, conn_state=cs or None, state=stt,
+                    history=hs, syn_count=syn, vlan=vlan, inner_vlan=inner_vlan,
+                    dns_name=dns_names[0] if dns_names else None, dns_names=dns_names, **kw,
+                ))  # fmt: skip
             if st is not None:
                 for wts, name, detail in st.weirds or ():
-                    self.on_weird(Weird(wts or rec.ts, name, rec.uid, detail))
+                    self.on_weird(Weird(wts or first, name, uid, detail))
                 if st.dns_pending:
                     for qts, side, q in st.unanswered_queries():
-                        client, server = (rec.src_ip, rec.dst_ip) if side == CLIENT else (rec.dst_ip, rec.src_ip)
+                        client, server = (src, dst) if side == CLIENT else (dst, src)
                         qname, qtype = q.questions[0] if q.questions else (None, None)
-                        self.on_dns(DnsTransaction(rec.uid, qts, client, server, str(rec.transport), q.trans_id,
+                        self.on_dns(DnsTransaction(uid, qts, client, server, str(transport), q.trans_id,
                                                    qname or None, dnsmod.qtype_name(qtype), None, (), None))  # fmt: skip
 
     def _deep_fields(self, st: DeepState, ev: tuple, i: int, ps: int) -> dict:
         """The application fields of a flow's record; ``ev`` holds the (client, server) TCP event tables
         (first packet, count, last packet) of the emitted flows and ``i`` this flow's row in them."""
-        if st.kind[0] is None and st.kind[1] is None and st.quic is None and not st.alerts and not st.icmp:
-            # DNS over UDP, NTP and other datagrams: nothing but the protocol name
+        if st.plain:  # DNS over UDP, NTP and other datagrams: nothing but the protocol name
             return {"app_protocol": st.app_protocol()}
         kw: dict = {}
         ch = st.client_hello

@@ -131,6 +131,36 @@ class Weird:
     count: int = 1
 
 
+class FlowBase(NamedTuple):
+    """A flow with nothing but counters and names (no TLS, HTTP, QUIC, ICMP or alerts): most DNS and NTP
+    flows. A tuple because there are many; ``FlowRecord(**base._asdict())`` is the same flow as a record."""
+
+    uid: str
+    ts: float
+    ts_last: float
+    transport: Transport
+    src_ip: str
+    src_port: int
+    dst_ip: str
+    dst_port: int
+    ip_version: int
+    pkts_c2s: int
+    pkts_s2c: int
+    bytes_c2s: int
+    bytes_s2c: int
+    payload_c2s: int
+    payload_s2c: int
+    conn_state: str | None
+    state: str
+    history: str
+    syn_count: int
+    vlan: int | None
+    inner_vlan: int | None
+    app_protocol: str | None
+    dns_name: str | None
+    dns_names: tuple[str, ...]
+
+
 @dataclass(frozen=True, slots=True)
 class FlowRecord:
     """One bidirectional flow, oriented client (``src``) -> server (``dst``)."""

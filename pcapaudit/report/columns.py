@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from pcapaudit.model import Classification, DnsTransaction, FlowRecord
+from pcapaudit.model import Classification, DnsTransaction, FlowBase, FlowRecord
 
 SEVERITY_ORDER = ["info", "low", "medium", "high"]
 
@@ -73,6 +73,21 @@ def flow_row(f: FlowRecord, c: Classification) -> tuple:
         ";".join(f"{t}/{code} from {rep}" for t, code, rep in f.icmp) or None, f.dns_name,
         ";".join(f.dns_names) or None, c.vendor, c.rule_id, c.service, c.matched_by, c.matched_name, c.confidence,
         c.verdict, c.reason,
+    )  # fmt: skip
+
+
+_PLAIN_MIDDLE = (None,) * 24  # sni .. icmp: what flow_row gives a record without TLS/QUIC/HTTP/LDAP/SMTP/ICMP
+
+
+def plain_row(b: FlowBase, c: Classification) -> tuple:
+    """``flow_row`` of a ``FlowBase`` (tests/unit/test_engine.py checks that they agree)."""
+    return (
+        b.uid, b.ts, b.ts_last, round(b.ts_last - b.ts, 6), b.transport.value, b.src_ip, b.src_port, b.dst_ip,
+        b.dst_port, b.ip_version, b.vlan, b.inner_vlan, b.state, b.conn_state, b.history, b.syn_count, b.pkts_c2s,
+        b.pkts_s2c, b.bytes_c2s, b.bytes_s2c, b.payload_c2s, b.payload_s2c, b.app_protocol,
+        *_PLAIN_MIDDLE,
+        b.dns_name, ";".join(b.dns_names) or None, c.vendor, c.rule_id, c.service, c.matched_by, c.matched_name,
+        c.confidence, c.verdict, c.reason,
     )  # fmt: skip
 
 

@@ -157,3 +157,22 @@ def test_vectorised_states_and_histories_match_the_scalar_reference():
     fc = np.array([[rnd.choice([NONE_FIRST, 1, 2, 3, 5]) for _ in range(6)] for _ in range(400)])
     fs = np.array([[rnd.choice([NONE_FIRST, 1, 2, 4, 5]) for _ in range(6)] for _ in range(400)])
     assert list(histories(fc, fs)) == [history(a.tolist(), b.tolist()) for a, b in zip(fc, fs)]
+
+
+def test_plain_row_is_flow_row_of_the_same_flow():
+    from pcapaudit.model import Classification, FlowBase, FlowRecord, Transport
+    from pcapaudit.report.columns import FLOW_COLUMNS, flow_row, plain_row
+
+    cls = Classification("apple", "apple.ntp", "time", "dns", "time.apple.com", "high", "allowed", "why")
+    bases = [
+        FlowBase("C1", 1.0, 2.5, Transport.UDP, "10.0.0.1", 5353, "10.0.0.53", 53, 4, 1, 1, 60, 120, 32, 92, None,
+                 "reply", "", 0, None, None, None, None, ()),
+        FlowBase("C2", 1.0, 1.1234567, Transport.UDP, "fd00::1", 123, "fd00::2", 123, 6, 3, 0, 1, 2, 3, 4, None,
+                 "no_reply", "", 0, 30, 40, "ntp", "time.apple.com", ("time.apple.com", "time.g.aaplimg.com")),
+        FlowBase("C3", 5.0, 9.0, Transport.TCP, "10.0.0.1", 50000, "17.1.1.1", 5223, 4, 2, 0, 120, 0, 0, 0, "S0",
+                 "no_reply", "S", 2, 7, None, None, None, ()),
+    ]  # fmt: skip
+    for b in bases:
+        row = plain_row(b, cls)
+        assert len(row) == len(FLOW_COLUMNS)
+        assert row == flow_row(FlowRecord(**b._asdict()), cls)
