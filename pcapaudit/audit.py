@@ -151,6 +151,7 @@ class Auditor:
         self._max_active = 0
         self._cls_cache: dict[tuple, Classification] = {}
         self._plain_cache: dict[tuple, tuple[bool, bool]] = {}
+        self._dns_cache: dict[str | None, tuple[frozenset[str], object]] = {}  # query -> (rule ids, first rule)
         self._device_cache: dict[str, bool] = {}
 
     # -- streaming callbacks ---------------------------------------------------------------------
@@ -218,11 +219,19 @@ class Auditor:
         self.coverage.account(b.uid, fast[1], cls, rules)
 
     def _dns(self, tx: DnsTransaction) -> None:
-        rules = self.coverage.dns_rules(tx)
-        rule = self.index.match_name(tx.query)[0].rule if rules else None
+        hit = self._dns_cache.get(tx.query)
+        if hit is None:
+            rules = self.coverage.dns_rules(tx)
+            hit = (rules, self.index.match_name(tx.query)[0].rule if rules else None)
+            if len(self._dns_cache) > 50_000:
+                self._dns_cache.clear()
+            self._dns_cache[tx.query] = hit
+        rules, rule = hit
         self.dns.append(dns_row(tx, rule))
+        if not rules:
+            return
         self.coverage.dns_query(tx, rules)
-        if rules and (tx.rcode in ("NXDOMAIN", "REFUSED", "SERVFAIL") or tx.sinkholed):
+        if tx.rcode in ("NXDOMAIN", "REFUSED", "SERVFAIL") or tx.sinkholed:
             for fd in detect_dns(tx, self.ctx):
                 self._finding(fd, rules)
 
