@@ -111,8 +111,10 @@ class FlowEngine:
         # flows without application details (most DNS and NTP flows) go here as FlowBase tuples when set,
         # else to on_flow as FlowRecords
         self.on_plain = on_plain
-        # (k, n): this engine owns the flows whose client endpoint hashes to k of n (see partition_of)
+        # (k, n): this engine owns the flows whose client endpoint the Partitioner gives to k of n
         self.partition = partition if partition and partition[1] > 1 else None
+        self.partitioner: Partitioner | None = None
+        self._foreign_icmp: list[tuple] = []
         self.on_flow = on_flow
         self.on_dns = on_dns
         self.on_weird = on_weird
@@ -192,6 +194,7 @@ class FlowEngine:
         if self.partition is not None and len(rows):
             rows, icmp_elsewhere = self._own_rows(batch, dres, rows)
         if len(rows) == 0:
+            self._foreign_icmp_errors()
             if len(batch):
                 self.now = max(self.now, float(batch.ts.max()))
             return
@@ -401,6 +404,7 @@ class FlowEngine:
             icmp_rows = icmp_rows[~np.isin(rows[icmp_rows], list(icmp_elsewhere))]
         if len(cidx) or len(icmp_rows):
             self._deep_rows(batch, dres, rows, np.union1d(cidx, icmp_rows), slot_r, d, pktno, ts, proto, syn)
+        self._foreign_icmp_errors()
 
         self.now = max(self.now, float(ts.max()))
         self.expire(self.now)
@@ -466,8 +470,10 @@ class FlowEngine:
         """
         c = dres.cols
         k, n = self.partition  # type: ignore[misc]
-        part = partition_of(c.src_hi[rows], c.src_lo[rows], c.sport[rows], c.dst_hi[rows], c.dst_lo[rows],
-                            c.dport[rows], n)  # fmt: skip
+        if self.partitioner is None:
+            self.partitioner = Partitioner(n)
+        part = self.partitioner.assign(c.src_hi[rows], c.src_lo[rows], c.sport[rows], c.dst_hi[rows],
+                                       c.dst_lo[rows], c.dport[rows])  # fmt: skip
         proto = c.proto[rows]
         it = c.icmp_type[rows]
         v4 = c.ipver[rows] == 4
@@ -481,14 +487,22 @@ class FlowEngine:
                 q = icmpmod.parse_quoted(payload)
             except ValueError:
                 continue  # reported as a weird by the partition that owns the ICMP flow
-            qk = int(partition_of(*_endpoint_arrays(q), n)[0])
+            qk = self.partitioner.lookup(*_endpoint_parts(q))
             if qk == k and part[i] != k:
                 ver = int(c.ipver[row])
-                self._icmp_error(float(batch.ts[row]), ver, int(it[i]), int(c.icmp_code[row]), payload,
-                                 self._ip_str(ver, int(c.src_hi[row]), int(c.src_lo[row])))  # fmt: skip
+                self._foreign_icmp.append((float(batch.ts[row]), ver, int(it[i]), int(c.icmp_code[row]), payload,
+                                           self._ip_str(ver, int(c.src_hi[row]), int(c.src_lo[row]))))  # fmt: skip
             elif qk != k and part[i] == k:
                 elsewhere.add(row)
         return rows[part == k], elsewhere
+
+    def _foreign_icmp_errors(self) -> None:
+        """ICMP errors about this partition's flows that arrived in another partition's ICMP flow. They
+        are interpreted once the batch's own packets are in, so a flow that began in the same batch as
+        the error already has its slot."""
+        for args in self._foreign_icmp:
+            self._icmp_error(*args)
+        self._foreign_icmp.clear()
 
     def _icmp_error(self, ts, ipver, itype, icode, payload, reporter: str) -> None:
         try:
@@ -761,8 +775,8 @@ _LETTERS = np.array(list(HISTORY_LETTERS + HISTORY_LETTERS.lower()))
 _LETTER_RANK = np.argsort(np.argsort(_LETTERS))  # tie-break same-packet events alphabetically
 
 
-def partition_of(shi, slo, sport, dhi, dlo, dport, n: int) -> np.ndarray:
-    """Partition (0..n-1) of packets by their flow's client endpoint, for parallel audits.
+def client_key(shi, slo, sport, dhi, dlo, dport) -> np.ndarray:
+    """64-bit hash of each packet's client endpoint address, for parallel audits.
 
     The endpoint with the higher port is taken as the client (ephemeral ports are high); on a tie, the
     lower address. A device's DNS lookups and the connections they name then land in the same partition,
@@ -775,8 +789,54 @@ def partition_of(shi, slo, sport, dhi, dlo, dport, n: int) -> np.ndarray:
     hi = np.where(use_src, shi, dhi)
     lo = np.where(use_src, slo, dlo)
     with np.errstate(over="ignore"):
-        h = _mix(_mix(lo + _PERTURB) ^ hi)
-    return (h % np.uint64(n)).astype(np.int64)
+        return _mix(_mix(lo + _PERTURB) ^ hi)
+
+
+def partition_of(shi, slo, sport, dhi, dlo, dport, n: int) -> np.ndarray:
+    """Partition (0..n-1) of packets by a hash of their client endpoint (see ``client_key``)."""
+    return (client_key(shi, slo, sport, dhi, dlo, dport) % np.uint64(n)).astype(np.int64)
+
+
+class Partitioner:
+    """Assigns client endpoints to the partitions of a parallel audit, balancing their packets.
+
+    A hash alone leaves the partitions as uneven as the clients are (one busy device can carry 5 % of
+    a SPAN capture). Instead a client seen for the first time goes to the partition with the fewest
+    packets so far. Every process reads the same packets in the same order, so every process makes the
+    same choices without talking to the others. Past ``max_clients`` new clients fall back to the hash.
+    """
+
+    def __init__(self, n: int, max_clients: int = 2_000_000):
+        self.n = n
+        self.max_clients = max_clients
+        self.owner: dict[int, int] = {}
+        self.load = np.zeros(n, dtype=np.int64)
+
+    def assign(self, shi, slo, sport, dhi, dlo, dport) -> np.ndarray:
+        """Partition of each packet (learning the clients seen for the first time)."""
+        key = client_key(shi, slo, sport, dhi, dlo, dport)
+        uk, first, inv = np.unique(key, return_index=True, return_inverse=True)
+        counts = np.bincount(inv, minlength=len(uk))
+        owner = self.owner
+        parts = np.array([owner.get(k, -1) for k in uk.tolist()], dtype=np.int64)
+        known = parts >= 0
+        np.add.at(self.load, parts[known], counts[known])
+        new = np.nonzero(~known)[0]
+        for j in new[np.argsort(first[new], kind="stable")].tolist():  # in order of first appearance
+            k = int(uk[j])
+            if len(owner) < self.max_clients:
+                p = int(np.argmin(self.load))
+                owner[k] = p
+            else:
+                p = k % self.n
+            parts[j] = p
+            self.load[p] += counts[j]
+        return parts[inv]
+
+    def lookup(self, shi, slo, sport, dhi, dlo, dport) -> int:
+        """Partition of one flow (an ICMP error's quoted packet) without learning its client."""
+        k = int(client_key([shi], [slo], [sport], [dhi], [dlo], [dport])[0])
+        return self.owner.get(k, k % self.n)
 
 
 def _addr_parts(b: bytes) -> tuple[int, int]:
@@ -786,10 +846,10 @@ def _addr_parts(b: bytes) -> tuple[int, int]:
     return int.from_bytes(b[:8], "big"), int.from_bytes(b[8:], "big")
 
 
-def _endpoint_arrays(q: icmpmod.Quoted):
+def _endpoint_parts(q: icmpmod.Quoted) -> tuple[int, int, int, int, int, int]:
     shi, slo = _addr_parts(q.src)
     dhi, dlo = _addr_parts(q.dst)
-    return [shi], [slo], [q.sport], [dhi], [dlo], [q.dport]
+    return shi, slo, q.sport, dhi, dlo, q.dport
 
 
 def make_uids(hashes: np.ndarray, first_ts: np.ndarray, first_pkt: np.ndarray) -> list[str]:

@@ -7,7 +7,7 @@ partition as the connections they name (see ``engine.partition_of``), and ICMP e
 by the partition that owns the flow they quote. The parent runs partition 0 itself and merges the
 others' findings, checklist tallies and weirds (pickled, small) and their flow and DNS tables, which a
 worker writes to Arrow IPC files that the parent memory-maps: no pickled copy of the big tables exists
-in either process. Neither the workers nor the streaming part of the parent import pandas.
+in either process. Workers never import pandas (see ``_NoPandas``).
 
 What differs from a single process: a flow named only by a DNS answer that *another* device received
 (a shared resolver cache seen on the wire) is not named, and the vendor preference for rules several
@@ -20,6 +20,7 @@ import contextlib
 import multiprocessing as mp
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import replace
@@ -47,7 +48,20 @@ def auto_jobs(paths: list[str]) -> int:
     return min(cpus, 4) if total >= MIN_PARALLEL_BYTES else 1
 
 
+class _NoPandas:
+    """Import hook of a worker process: pyarrow imports pandas (about 50 MB) the first time it converts a
+    Python list, only to check whether the list is a pandas object. A worker never builds a DataFrame,
+    so it tells pyarrow there is no pandas (pyarrow then converts the same way)."""
+
+    def find_spec(self, name, path=None, target=None):  # noqa: D102 - importlib.abc.MetaPathFinder
+        if name == "pandas" or name.startswith("pandas."):
+            raise ModuleNotFoundError("pandas is not used in pcapaudit worker processes", name=name)
+        return None
+
+
 def _worker(opts: AuditOptions, paths: list[str], k: int, n: int, spill: str) -> dict:
+    if "pandas" not in sys.modules:  # already imported before the fork: shared with the parent, keep it
+        sys.meta_path.insert(0, _NoPandas())
     a = Auditor(replace(opts, partition=(k, n)))
     for p in paths:
         a.run_file(CaptureFile(p))

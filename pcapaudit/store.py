@@ -3,8 +3,8 @@
 A capture of a million flows would need gigabytes as Python objects. Rows arrive one at a time (as
 tuples, in column order) and are turned into typed Arrow record batches every ``chunk`` rows, so memory
 holds a few thousand Python rows at most plus the compact Arrow columns. ``to_pandas`` applies the
-pandas dtype map of ``report/columns.py`` at the edge; pandas is only imported there, so a streaming
-audit (and each parallel worker) does not carry it.
+pandas dtype map of ``report/columns.py`` at the edge, the only place this module imports pandas
+(pyarrow itself imports it at its first list conversion; parallel workers tell it not to).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Column maps and row builders of the output tables, without pandas.
 
-The streaming side of an audit (and every parallel worker) builds rows with these and never imports
-pandas; ``frames.py`` turns rows into typed DataFrames at the edge.
+The streaming side of an audit builds rows with these without importing pandas (parallel workers never
+load it); ``frames.py`` turns rows into typed DataFrames at the edge.
 """
 
 from __future__ import annotations

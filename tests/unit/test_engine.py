@@ -176,3 +176,32 @@ def test_plain_row_is_flow_row_of_the_same_flow():
         row = plain_row(b, cls)
         assert len(row) == len(FLOW_COLUMNS)
         assert row == flow_row(FlowRecord(**b._asdict()), cls)
+
+
+def test_partitioner_balances_clients_deterministically():
+    """A busy client early on does not drag half the capture with it: later clients go to the other
+    partitions; both directions of a flow, and a second run over the same packets, agree."""
+    import numpy as np
+
+    from pcapaudit.engine import Partitioner
+
+    rng = np.random.default_rng(5)
+    # client 10.0.0.1 sends 40 % of the packets; 200 others share the rest
+    clients = np.where(rng.random(20_000) < 0.4, 1, rng.integers(2, 202, 20_000)).astype(np.uint64) + np.uint64(0x0A000000)
+    server = np.full(len(clients), 0x11000001, dtype=np.uint64)
+    cport = rng.integers(49152, 65535, len(clients))
+    sport = np.full(len(clients), 443)
+    zero = np.zeros(len(clients), dtype=np.uint64)
+    runs = []
+    for _ in range(2):
+        p = Partitioner(2)
+        parts = np.concatenate([p.assign(zero[i:i + 1000], clients[i:i + 1000], cport[i:i + 1000], zero[i:i + 1000],
+                                         server[i:i + 1000], sport[i:i + 1000]) for i in range(0, len(clients), 1000)])
+        back = p.assign(zero, server, sport, zero, clients, cport)  # the replies
+        assert (back == parts).all()
+        runs.append(parts)
+        share = np.bincount(parts, minlength=2) / len(parts)
+        assert abs(share[0] - 0.5) < 0.05, share  # a hash would give 0.4 + 0.6 * (its half) to one side
+        assert p.lookup(0, int(clients[0]), int(cport[0]), 0, 0x11000001, 443) == parts[0]
+    assert (runs[0] == runs[1]).all()
+    assert len({int(x) for x in parts[clients == clients[clients == 0x0A000001][0]]}) == 1  # a client stays put
