@@ -65,6 +65,9 @@ def _label(raw: bytes) -> str:
     return "".join(_ESC[c] for c in raw).lower()
 
 
+_LABELS: dict[bytes, str] = {}  # raw label -> rendered label (labels repeat a lot: com, apple, akadns...)
+
+
 def read_name(msg: bytes, off: int) -> tuple[str, int]:
     """Read a possibly compressed name at ``off``; returns (name, offset after the name in place)."""
     labels: list[str] = []
@@ -94,7 +97,13 @@ def read_name(msg: bytes, off: int) -> tuple[str, int]:
             raise DnsError(f"unsupported label type 0x{ln & 0xC0:02x}")
         if off + 1 + ln > n:
             raise DnsError("label runs past the end of the message")
-        labels.append(_label(msg[off + 1 : off + 1 + ln]))
+        raw = msg[off + 1 : off + 1 + ln]
+        text = _LABELS.get(raw)
+        if text is None:
+            if len(_LABELS) > 100_000:
+                _LABELS.clear()
+            text = _LABELS[raw] = _label(raw)
+        labels.append(text)
         total += ln + 1
         if total > 255:
             raise DnsError("name longer than 255 bytes")
