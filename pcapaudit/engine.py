@@ -157,6 +157,7 @@ class FlowEngine:
             setattr(self, name, arr)
         self.uid_of: list[str | None] = getattr(self, "uid_of", []) + [None] * (cap - old)
         self.ips_of: list[tuple[str, str] | None] = getattr(self, "ips_of", []) + [None] * (cap - old)
+        self.names_of: list[tuple[str, ...]] = getattr(self, "names_of", []) + [()] * (cap - old)
         self.cap = cap
 
     def _alloc(self, n: int) -> np.ndarray:
@@ -405,6 +406,13 @@ class FlowEngine:
         if len(cidx) or len(icmp_rows):
             self._deep_rows(batch, dres, rows, np.union1d(cidx, icmp_rows), slot_r, d, pktno, ts, proto, syn)
         self._foreign_icmp_errors()
+        if len(ng):
+            # name new flows now, by the DNS answers seen up to their first packet (this batch's included):
+            # by the time a long flow ends, later answers for a busy shared address may have pushed the
+            # one that named it out of the bounded DnsMap
+            lookup, ips_of, names_of = self.dnsmap.lookup, self.ips_of, self.names_of
+            for slot, first in zip(slots_u[ng].tolist(), ts[first_idx[ng]].tolist()):
+                names_of[slot] = lookup(ips_of[slot][1], first)  # type: ignore[index]
 
         self.now = max(self.now, float(ts.max()))
         self.expire(self.now)
@@ -658,7 +666,7 @@ class FlowEngine:
         aport, bport = self.k_aport[slots], self.k_bport[slots]
         # TCP event tables of the flows whose TLS handshake is judged (rows are fetched only for those)
         ev = (evf_c, evf_s, evn_c, evn_s, self.evl[slots, cdir], self.evl[slots, sdir])
-        uid_of, ips_of = self.uid_of, self.ips_of
+        uid_of, ips_of, names_of = self.uid_of, self.ips_of, self.names_of
         lookup = self.dnsmap.lookup
         deep = self.deep
         transports = TRANSPORTS
@@ -680,7 +688,7 @@ class FlowEngine:
                 vlan = v
             uid = uid_of[slot]
             transport = transports.get(pr, other)
-            dns_names = lookup(dst, first)
+            dns_names = names_of[slot] or lookup(dst, first)
             self.flows_emitted += 1
             if on_plain is not None and (st is None or st.plain):
                 on_plain(FlowBase(

@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections import OrderedDict
 
 MAX_ADDRESSES = 500_000
-MAX_NAMES_PER_ADDRESS = 8
+MAX_NAMES_PER_ADDRESS = 32  # CDN addresses serve many names; a flow is named when it starts (engine)
 CLOCK_SLACK = 0.001  # answers time-stamped within a millisecond after the SYN still count
 
 
 class DnsMap:
-    """address -> [(answer time, queried name)], newest last; least recently updated addresses evicted.
+    """address -> [(first answer time, queried name)], most recently confirmed last; least recently
+    updated addresses evicted.
 
     The reverse direction (name -> addresses) is kept too, to notice a connection whose SNI names a host
     that DNS resolved to other addresses (a transparent redirect).
@@ -40,9 +41,12 @@ class DnsMap:
                 self.evicted += 1
         else:
             self._map.move_to_end(address)
-        for i, (_, n) in enumerate(lst):
+        for i, (t, n) in enumerate(lst):
             if n == name:
+                # seen again (another client, a refresh): it has mapped here since it was first seen, so
+                # the first time stays; the entry moves to the end as the most recently confirmed name
                 del lst[i]
+                ts = min(t, ts)
                 break
         lst.append((ts, name))
         if len(lst) > MAX_NAMES_PER_ADDRESS:

@@ -205,3 +205,35 @@ def test_partitioner_balances_clients_deterministically():
         assert p.lookup(0, int(clients[0]), int(cport[0]), 0, 0x11000001, 443) == parts[0]
     assert (runs[0] == runs[1]).all()
     assert len({int(x) for x in parts[clients == clients[clients == 0x0A000001][0]]}) == 1  # a client stays put
+
+
+@pytest.mark.parametrize("others,chunk", [(12, 1 << 20), (40, 700)], ids=["one-batch", "later-batches"])
+def test_long_flow_keeps_the_dns_name_it_started_with(tmp_path, others, chunk):
+    """A flow is named by the answers seen before its first packet, however often other devices
+    re-resolve its name, and however many other names for the same shared address arrive in later
+    batches while it lasts (more than the map keeps for one address)."""
+    from tests import craft
+    from tests.craft import DNS, DNSQR, DNSRR, IP, UDP, Ether, at
+
+    from pcapaudit.audit import AuditOptions, Auditor
+    from pcapaudit.capture.pcapfile import CaptureFile
+
+    t0 = 1_700_000_000.0
+    addr = "17.253.1.1"
+
+    def answer(client, name, ts, qid):
+        return at(Ether() / IP(src="10.10.0.53", dst=client) / UDP(sport=53, dport=40000 + qid)
+                  / DNS(id=qid, qr=1, qd=DNSQR(qname=name), an=DNSRR(rrname=name, type="A", rdata=addr, ttl=60)), ts)
+
+    first = answer("10.0.0.9", "gdmf.apple.com", t0, 1)  # another device resolves it first
+    session = craft.tcp_session("10.0.0.1", addr, 50000, 443, [craft.client_hello(None), b"\x17\x03\x03\x00\x01x"],
+                                [b"\x16\x03\x03\x00\x01x"], t0=t0 + 1.0)  # fmt: skip
+    churn = [answer(f"10.0.1.{i}", f"cdn{i}.example.net", t0 + 1.035 + i * 0.0001, 10 + i) for i in range(others)]
+    churn.append(answer("10.0.2.1", "gdmf.apple.com", t0 + 1.05, 99))  # re-resolved by someone else
+    path = craft.write(tmp_path / "shared.pcap", [first] + sorted(session + churn, key=lambda p: p._ts))
+    a = Auditor(AuditOptions())
+    for batch in CaptureFile(str(path)).batches(chunk=chunk):
+        a.feed_batch(batch)
+    flows = a.finish().flows
+    row = flows[(flows.dst_ip == addr) & (flows.dst_port == 443)].iloc[0]
+    assert row["dns_name"] == "gdmf.apple.com"

@@ -160,6 +160,20 @@ def test_answer_names_follow_cname_to_the_query():
     assert m.addresses("gdmf.apple.com") == {"17.1.1.1"}
 
 
+def test_dns_map_keeps_when_a_name_first_mapped():
+    """Another client resolving the same name later must not hide that it mapped before a flow began
+    (this hid the DNS name of most flows to shared CDN addresses on busy captures)."""
+    from pcapaudit.enrich import DnsMap
+
+    m = DnsMap()
+    m.add(1.0, "17.1.1.1", "gdmf.apple.com")
+    m.add(2.0, "17.1.1.1", "mesu.apple.com")
+    m.add(5.0, "17.1.1.1", "gdmf.apple.com")  # re-resolved later by someone else
+    assert m.lookup("17.1.1.1", 3.0) == ("gdmf.apple.com", "mesu.apple.com")
+    assert m.lookup("17.1.1.1", 0.5) == ()
+    assert m.lookup("17.1.1.1", 6.0)[0] == "gdmf.apple.com"  # the most recently confirmed name first
+
+
 # -- QUIC ----------------------------------------------------------------------------------------------
 def test_quic_initial_keys_rfc9001_appendix_a():
     key, iv, hp = quic.initial_keys(1, bytes.fromhex("8394c8f03e515708"))
