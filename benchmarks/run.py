@@ -436,6 +436,68 @@ def pcapaudit_found(path):
     return found_map_from_records(recs), keys, len(flows)
 
 
+DNS_ANSWER_DELAY = 0.2  # a truth query's answer is on the wire within this long (the truth keeps query times)
+
+
+def dns_naming_check(truth, path):
+    """DNS names on pcapaudit's flows against the truth.
+
+    A truth TLS/QUIC flow is *nameable* when some client's query, made at least DNS_ANSWER_DELAY before
+    the flow's first packet, was answered with the flow's server address. Such a flow should carry one
+    of those query names in ``dns_names`` (names the address got only later must not appear first).
+    ``own``: the flow's own client made such a query for the flow's SNI.
+    """
+    import bisect
+
+    import pandas as pd
+
+    answers: dict[str, list[tuple[float, str]]] = {}
+    own: dict[tuple[str, str], list[float]] = {}
+    for q in truth.get("dns", []):
+        if q.get("rcode") != 0 or not q.get("answers"):
+            continue
+        for a in q["answers"]:
+            answers.setdefault(norm_ip(a), []).append((q["ts"], q["qname"].lower().rstrip(".")))
+            own.setdefault((q["client_ip"], norm_ip(a)), []).append(q["ts"])
+    for v in answers.values():
+        v.sort()
+    df = pd.read_parquet(path, columns=["src_ip", "src_port", "dst_ip", "dst_port", "transport", "dns_name", "dns_names"])
+    names = {}
+    for r in df.astype(object).itertuples(index=False):
+        key = (norm_proto(r.transport), norm_ip(r.src_ip), int(r.src_port), norm_ip(r.dst_ip), int(r.dst_port))
+        names[key] = (None if r.dns_name is pd.NA else r.dns_name,
+                      set() if r.dns_names is pd.NA or not r.dns_names else set(r.dns_names.split(";")))
+    out = {"nameable": 0, "named": 0, "unnamed": 0, "wrong": 0, "own_lookup": 0, "own_named": 0, "examples": []}
+    for f in truth["flows"]:
+        if f["kind"] not in ("tls", "quic"):
+            continue
+        sip = norm_ip(f["server_ip"])
+        lst = answers.get(sip, [])
+        i = bisect.bisect_right(lst, (f["first_ts"] - DNS_ANSWER_DELAY, "\uffff"))
+        before = {n for _, n in lst[:i]}
+        if not before:
+            continue
+        out["nameable"] += 1
+        key = (norm_proto(f["proto"]), norm_ip(f["client_ip"]), f["client_port"], sip, f["server_port"])
+        got_name, got = names.get(key, (None, set()))
+        is_own = any(t < f["first_ts"] - DNS_ANSWER_DELAY for t in own.get((f["client_ip"], sip), ()))
+        out["own_lookup"] += is_own
+        if got & before:
+            out["named"] += 1
+            out["own_named"] += is_own
+        elif got_name is None:
+            out["unnamed"] += 1
+            if len(out["examples"]) < 5:
+                out["examples"].append(f"{f['client_ip']}:{f['client_port']} -> {sip}:{f['server_port']} unnamed "
+                                       f"(answered before: {sorted(before)[:3]})")
+        else:
+            out["wrong"] += 1
+            if len(out["examples"]) < 5:
+                out["examples"].append(f"{f['client_ip']}:{f['client_port']} -> {sip}:{f['server_port']} named "
+                                       f"{got_name!r}, answered before: {sorted(before)[:3]}")
+    return out
+
+
 def tshark_found(path):
     recs = []
     with open(path, errors="replace") as f:
@@ -636,6 +698,20 @@ def correctness(tools, truth, log, results):
         results.setdefault("correctness", {})[t.name] = {
             k: v for k, v in c.items() if k not in ("missing", "wrong")} | {
             "first_missing": [describe_missing(r) for r in bad[:10]]}
+        if t.name == "pcapaudit" and str(t.output).endswith(".parquet") and truth.get("dns"):
+            try:
+                d = dns_naming_check(truth, t.output)
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                print(f"pcapaudit DNS naming: cannot check ({e})")
+                continue
+            print(f"pcapaudit DNS naming: {d['nameable']} truth TLS/QUIC flows had their server address answered "
+                  f"before they began ({d['own_lookup']} by their own client's lookup); {d['named']} carry one of "
+                  f"those names ({d['own_named']} of the own-lookup ones), {d['unnamed']} no name, "
+                  f"{d['wrong']} only other names")  # fmt: skip
+            for ex in d["examples"]:
+                print("   ", ex)
+            print(f"DNS names lost: {d['unnamed'] + d['wrong']}")
+            results["correctness"]["pcapaudit"]["dns_naming"] = d
 
 
 def main(argv=None):
