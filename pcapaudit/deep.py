@@ -240,10 +240,11 @@ class DeepState:
         self.done[side] = True
 
     # -- UDP -------------------------------------------------------------------------------------
-    def udp(self, side: int, payload: bytes, ts: float, ctx) -> bool:
-        """Feed one UDP datagram; returns True when this side needs no more packets."""
+    def udp(self, side: int, payload: bytes, ts: float, ctx, parsed=None) -> bool:
+        """Feed one UDP datagram; returns True when this side needs no more packets. ``parsed``: the
+        engine's parse of a DNS response (a DnsMessage or the DnsError), to avoid parsing it twice."""
         if self._is_dns():
-            self.dns_message(side, payload, ts, ctx)
+            self.dns_message(side, payload, ts, ctx, parsed)
             return False
         if side == CLIENT:
             if self.quic is None:
@@ -260,7 +261,7 @@ class DeepState:
         self.done[side] = True
         return True
 
-    def dns_message(self, side: int, payload: bytes, ts: float, ctx) -> None:
+    def dns_message(self, side: int, payload: bytes, ts: float, ctx, parsed=None) -> None:
         """Pair DNS queries with responses. A query is only stored (its response repeats its question);
         it is parsed later only if no response ever comes."""
         if len(payload) >= 12 and not payload[2] & 0x80 and not payload[2] & 0x78:  # a standard query
@@ -273,7 +274,9 @@ class DeepState:
                     self.dns_pending[key] = (ts, side, payload)
                 return
         try:
-            msg = dns.parse(payload)
+            if isinstance(parsed, dns.DnsError):
+                raise parsed
+            msg = parsed if parsed is not None else dns.parse(payload)
         except dns.DnsError as e:
             self.weird(ts, "dns_malformed", str(e))
             return

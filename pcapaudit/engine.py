@@ -47,6 +47,7 @@ SERVICE_PORTS = np.array(sorted({
     11211, 20001,
 }), dtype=np.int64)  # fmt: skip
 DNS_PORTS = np.array([53, 5353, 5355], dtype=np.int64)
+ICMP_VLAN_SCAN_MAX = 4096  # below this many live flows, an ICMP error's flow is also looked for on every VLAN
 
 _C1 = np.uint64(0xBF58476D1CE4E5B9)
 _C2 = np.uint64(0x94D049BB133111EB)
@@ -192,6 +193,7 @@ class FlowEngine:
         c = dres.cols
         rows = np.nonzero(c.status == FAST)[0]
         icmp_elsewhere: set[int] = set()
+        parsed = self._name_by_dns(batch, dres, rows)
         if self.partition is not None and len(rows):
             rows, icmp_elsewhere = self._own_rows(batch, dres, rows)
         if len(rows) == 0:
@@ -404,7 +406,7 @@ class FlowEngine:
         if icmp_elsewhere and len(icmp_rows):  # errors about flows another partition owns are handled there
             icmp_rows = icmp_rows[~np.isin(rows[icmp_rows], list(icmp_elsewhere))]
         if len(cidx) or len(icmp_rows):
-            self._deep_rows(batch, dres, rows, np.union1d(cidx, icmp_rows), slot_r, d, pktno, ts, proto, syn)
+            self._deep_rows(batch, dres, rows, np.union1d(cidx, icmp_rows), slot_r, d, pktno, ts, proto, syn, parsed)
         self._foreign_icmp_errors()
         if len(ng):
             # name new flows now, by the DNS answers seen up to their first packet (this batch's included):
@@ -431,7 +433,43 @@ class FlowEngine:
         self.k_bport[ns] = bp[reps]
         self.hash[ns] = hashes
 
-    def _deep_rows(self, batch, dres, rows, sel, slot_r, d, pktno, ts, proto, syn) -> None:
+    def _name_by_dns(self, batch: PacketBatch, dres: DecodeResult, rows: np.ndarray) -> dict:
+        """Feed the answers of every DNS response over UDP in the batch to the DnsMap, in capture order.
+
+        Every partition of a parallel audit does this for all responses, not only its own, so a flow is
+        named exactly as in a single process (also by answers another device received). Returns the
+        parsed messages (or the DnsError) by row, for the DNS transactions of the partition's own flows.
+        """
+        c = dres.cols
+        if not len(rows):
+            return {}
+        pr, sp, dp, n = c.proto[rows], c.sport[rows], c.dport[rows], c.pcap[rows]
+        sel = rows[(pr == 17) & (n >= 12) & (np.isin(sp, DNS_PORTS) | np.isin(dp, DNS_PORTS))]
+        if not len(sel):
+            return {}
+        poff = c.poff[sel]
+        inbuf = poff >= 0
+        qr = np.ones(len(sel), dtype=bool)  # payloads outside the buffer (reassembled) are checked below
+        if inbuf.any():
+            qr[inbuf] = (np.frombuffer(batch.buf, dtype=np.uint8)[poff[inbuf] + 2] & 0x80) != 0
+        buf, extra, add = batch.buf, dres.extra_payload, self.dnsmap.add
+        parsed: dict[int, object] = {}
+        for row, off, ln, t in zip(sel[qr].tolist(), poff[qr].tolist(), c.pcap[sel[qr]].tolist(),
+                                   batch.ts[sel[qr]].tolist()):  # fmt: skip
+            payload = buf[off : off + ln] if off >= 0 else extra.get(row, b"")
+            if len(payload) < 12 or not payload[2] & 0x80:
+                continue
+            try:
+                msg = parsed[row] = dnsmod.parse(payload)
+            except dnsmod.DnsError as e:
+                parsed[row] = e
+                continue
+            if msg.opcode == 0 and msg.rcode == 0:
+                for addr, name in answer_names(msg.answers):
+                    add(t, addr, name)
+        return parsed
+
+    def _deep_rows(self, batch, dres, rows, sel, slot_r, d, pktno, ts, proto, syn, parsed=None) -> None:
         c = dres.cols
         buf = batch.buf
         extra = dres.extra_payload
@@ -456,7 +494,7 @@ class FlowEngine:
             payload = buf[poff : poff + pcap] if poff >= 0 else extra.get(row, b"")
             if pr == 1 or pr == 58:
                 self._icmp_error(t, int(c.ipver[row]), int(c.icmp_type[row]), int(c.icmp_code[row]), payload,
-                                 self._endpoint_ip(slot, dd))  # fmt: skip
+                                 self._endpoint_ip(slot, dd), int(c.vlan[row]))  # fmt: skip
                 continue
             st = deep.get(slot)
             if st is None:
@@ -464,7 +502,7 @@ class FlowEngine:
             if pr == 6:
                 done = st.tcp(side, seq, sy, payload, pkt, t, self, (isn, isn2))
             else:
-                done = st.udp(side, payload, t, self) if payload else False
+                done = st.udp(side, payload, t, self, parsed.get(row) if parsed else None) if payload else False
             if done:
                 want[slot, dd] = 0
 
@@ -499,7 +537,8 @@ class FlowEngine:
             if qk == k and part[i] != k:
                 ver = int(c.ipver[row])
                 self._foreign_icmp.append((float(batch.ts[row]), ver, int(it[i]), int(c.icmp_code[row]), payload,
-                                           self._ip_str(ver, int(c.src_hi[row]), int(c.src_lo[row]))))  # fmt: skip
+                                           self._ip_str(ver, int(c.src_hi[row]), int(c.src_lo[row])),
+                                           int(c.vlan[row])))  # fmt: skip
             elif qk != k and part[i] == k:
                 elsewhere.add(row)
         return rows[part == k], elsewhere
@@ -512,13 +551,13 @@ class FlowEngine:
             self._icmp_error(*args)
         self._foreign_icmp.clear()
 
-    def _icmp_error(self, ts, ipver, itype, icode, payload, reporter: str) -> None:
+    def _icmp_error(self, ts, ipver, itype, icode, payload, reporter: str, vlan: int = -1) -> None:
         try:
             q = icmpmod.parse_quoted(payload)
         except ValueError as e:
             self.on_weird(Weird(ts, "icmp_bad_quote", None, str(e)))
             return
-        target = self._find_slot(q)
+        target = self._find_slot(q, vlan)
         if target is None:
             self.orphan_icmp.append((ts, q, itype, icode, reporter))
             return
@@ -538,14 +577,19 @@ class FlowEngine:
             st.icmp = (st.icmp or []) + [(itype, icode, reporter, ipver)]
         self.last_ts[target] = max(self.last_ts[target], ts)
 
-    def _find_slot(self, q: icmpmod.Quoted) -> int | None:
+    def _find_slot(self, q: icmpmod.Quoted, vlan: int = -1) -> int | None:
+        """The slot of the flow an ICMP error quotes (``vlan``: the error's own VLAN tags)."""
         shi, slo = _addr_parts(q.src)
         dhi, dlo = _addr_parts(q.dst)
         sp, dp = q.sport, q.dport
         if (shi, slo, sp) > (dhi, dlo, dp):
             (shi, slo, sp), (dhi, dlo, dp) = (dhi, dlo, dp), (shi, slo, sp)
-        # the quoted packet carries no VLAN: try the VLANs flows were seen on (usually -1)
-        for vlan in set(self.k_vlan[self.g_slot].tolist()) if len(self.g_slot) < 4096 else {-1}:
+        # the quoted packet carries no VLAN: the error's own VLAN first (it travels where the flow does),
+        # then untagged, then (small tables only) every VLAN flows were seen on
+        tries = dict.fromkeys([vlan, -1])
+        if len(self.g_slot) < ICMP_VLAN_SCAN_MAX:
+            tries.update(dict.fromkeys(sorted(set(self.k_vlan[self.g_slot].tolist()))))
+        for vlan in tries:
             arr = lambda v, dt=np.uint64: np.array([v], dtype=dt)  # noqa: E731
             h = flow_hash(arr(q.ipver, np.int64), arr(q.proto, np.int64), arr(vlan, np.int64), arr(shi), arr(slo),
                           arr(sp, np.int64), arr(dhi), arr(dlo), arr(dp, np.int64))  # fmt: skip
@@ -580,7 +624,7 @@ class FlowEngine:
                 rtt=(r_ts - q_ts) if q_ts is not None else None,
             )
         )  # fmt: skip
-        if msg.rcode == 0:
+        if msg.rcode == 0 and st.proto == 6:  # answers over UDP went to the DnsMap in _name_by_dns
             for addr, name in answer_names(msg.answers):
                 self.dnsmap.add(r_ts, addr, name)
 

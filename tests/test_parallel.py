@@ -91,3 +91,28 @@ def test_parallel_leaves_no_spill_files_and_workers_skip_pandas(tmp_path, monkey
     assert out.returncode == 0, out.stderr
     assert int(out.stdout.strip()) > 0
     assert list(tmp_path.iterdir()) == []
+
+
+def test_parallel_equals_single_on_a_generated_span_capture(tmp_path):
+    """Many devices sharing a resolver and CDN addresses, VLANs, ICMP errors: every flow column and
+    every finding (count, first uid, time) is the same whatever the job count; names given by another
+    device's DNS answer included."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "span.pcap"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gen_capture.py"), str(out), "--packets", "30000",
+                    "--seed", "11"], check=True, capture_output=True)  # fmt: skip
+    opts = AuditOptions()
+    results = {j: audit_parallel(opts, [str(out)], j) for j in (1, 2, 3)}
+    one = results[1]
+    assert one.flows["dns_name"].notna().sum() > 100
+    for j in (2, 3):
+        many = results[j]
+        assert one.flows.equals(many.flows), j
+        f1 = sorted((f.identifier, f.count, f.uid, f.ts, f.severity) for f, _ in one.finding_records)
+        fj = sorted((f.identifier, f.count, f.uid, f.ts, f.severity) for f, _ in many.finding_records)
+        assert f1 == fj, j
+        assert one.dns.equals(many.dns), j
+        cov = ["rule_id", "status", "flows", "attempted", "reached", "blocked", "intercepted"]
+        assert one.coverage[cov].equals(many.coverage[cov]), j

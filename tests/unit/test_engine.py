@@ -237,3 +237,28 @@ def test_long_flow_keeps_the_dns_name_it_started_with(tmp_path, others, chunk):
     flows = a.finish().flows
     row = flows[(flows.dst_ip == addr) & (flows.dst_port == 443)].iloc[0]
     assert row["dns_name"] == "gdmf.apple.com"
+
+
+def test_icmp_error_finds_its_vlan_tagged_flow_in_a_big_table(tmp_path, monkeypatch):
+    """The quoted packet has no VLAN tag; the error's own tag finds the flow even when the table is too
+    big to try every VLAN (this left port-unreachable errors on tagged NTP flows unattached)."""
+    from scapy.layers.inet import ICMP as ICMP4
+    from scapy.layers.l2 import Dot1Q
+
+    import pcapaudit.engine as eng
+    from pcapaudit.audit import AuditOptions, Auditor
+
+    monkeypatch.setattr(eng, "ICMP_VLAN_SCAN_MAX", 0)
+    datagram = IP(src="10.30.1.42", dst="17.248.228.105") / UDP(sport=40123, dport=123) / Raw(b"\x23" + b"\x00" * 47)
+    pkts = [
+        at(Ether() / Dot1Q(vlan=30) / datagram, 1_700_000_000.0),
+        at(Ether() / Dot1Q(vlan=30) / IP(src="17.248.228.105", dst="10.30.1.42") / ICMP4(type=3, code=3)
+           / bytes(datagram)[:28], 1_700_000_000.01),
+    ]  # fmt: skip
+    path = write(tmp_path / "vlan-icmp.pcap", pkts)
+    a = Auditor(AuditOptions())
+    a.run_file(CaptureFile(str(path)))
+    r = a.finish()
+    ntp = r.flows[r.flows.dst_port == 123].iloc[0]
+    assert ntp["vlan"] == 30 and ntp["icmp"] == "3/3 from 17.248.228.105"
+    assert "icmp_unreachable" in {f.code for f, _ in r.finding_records}
