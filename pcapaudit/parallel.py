@@ -1,17 +1,17 @@
-"""Audit one capture with several processes: flows are hash-partitioned by their client endpoint.
+"""Audit one capture with several processes: flows are partitioned by their client endpoint.
 
 Every process reads the whole file (reading and the vectorised decode are cheap) but keeps only the
 packets of its partition; the Python-level work per flow, per DNS message and per handshake — most of
-the time of an audit — is divided among the processes. A device's DNS lookups land in the same
-partition as the connections they name (see ``engine.partition_of``), and ICMP errors are interpreted
-by the partition that owns the flow they quote. The parent runs partition 0 itself and merges the
-others' findings, checklist tallies and weirds (pickled, small) and their flow and DNS tables, which a
-worker writes to Arrow IPC files that the parent memory-maps: no pickled copy of the big tables exists
-in either process. Workers never import pandas (see ``_NoPandas``).
+the time of an audit — is divided among the processes. A client goes to the least-loaded partition when
+first seen (``engine.Partitioner``: every process makes the same choice from the same packets), every
+process feeds every DNS answer to its own DnsMap (so flows are named as in one process), and ICMP
+errors are interpreted by the partition that owns the flow they quote. The parent runs partition 0
+itself and merges the others' findings, checklist tallies and weirds (pickled, small) and their flow
+and DNS tables, which a worker writes to Arrow IPC files that the parent memory-maps: no pickled copy
+of the big tables exists in either process. Workers never import pandas (see ``_NoPandas``).
 
-What differs from a single process: a flow named only by a DNS answer that *another* device received
-(a shared resolver cache seen on the wire) is not named, and the vendor preference for rules several
-vendors share is learnt per partition.
+The report is the same as with one process (tests/test_parallel.py compares every flow column and
+every finding); only the order of the uid lists in the findings and the checklist may differ.
 """
 
 from __future__ import annotations
