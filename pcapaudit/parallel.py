@@ -11,7 +11,8 @@ and DNS tables, which a worker writes to Arrow IPC files that the parent memory-
 of the big tables exists in either process. Workers never import pandas (see ``_NoPandas``).
 
 The report is the same as with one process (tests/test_parallel.py compares every flow column and
-every finding); only the order of the uid lists in the findings and the checklist may differ.
+every finding); only the uid lists of findings and checklist rows, which are capped, may list other
+uids or list them in another order.
 """
 
 from __future__ import annotations
