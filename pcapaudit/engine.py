@@ -451,13 +451,17 @@ class FlowEngine:
         inbuf = poff >= 0
         qr = np.ones(len(sel), dtype=bool)  # payloads outside the buffer (reassembled) are checked below
         if inbuf.any():
-            qr[inbuf] = (np.frombuffer(batch.buf, dtype=np.uint8)[poff[inbuf] + 2] & 0x80) != 0
+            # only responses (QR) of standard queries (opcode 0) with rcode 0 and answers can name flows;
+            # the others are parsed by their own flow's DNS state, as before
+            b = np.frombuffer(batch.buf, dtype=np.uint8)
+            o = poff[inbuf]
+            qr[inbuf] = ((b[o + 2] & 0xF8) == 0x80) & ((b[o + 3] & 0x0F) == 0) & ((b[o + 6] | b[o + 7]) != 0)
         buf, extra, add = batch.buf, dres.extra_payload, self.dnsmap.add
         parsed: dict[int, object] = {}
         for row, off, ln, t in zip(sel[qr].tolist(), poff[qr].tolist(), c.pcap[sel[qr]].tolist(),
                                    batch.ts[sel[qr]].tolist()):  # fmt: skip
             payload = buf[off : off + ln] if off >= 0 else extra.get(row, b"")
-            if len(payload) < 12 or not payload[2] & 0x80:
+            if len(payload) < 12 or payload[2] & 0xF8 != 0x80 or payload[3] & 0x0F or not (payload[6] or payload[7]):
                 continue
             try:
                 msg = parsed[row] = dnsmod.parse(payload)
