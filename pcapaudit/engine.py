@@ -1,13 +1,17 @@
 """The flow table: packets -> bidirectional flows, vectorised per batch.
 
 Most packets only update counters. For each batch the engine
-1. builds a canonical key per packet (lower endpoint first) and a 64-bit hash of it,
-2. groups the batch by hash and finds or creates one slot per flow in a sorted global index,
-3. adds per-flow, per-direction packet/byte counts and the first/last packet number of each TCP
+1. feeds the answers of the batch's DNS responses to the ``DnsMap`` (all of them, in every partition
+   of a parallel audit, so naming does not depend on the partitioning),
+2. builds a canonical key per packet (lower endpoint first) and a 64-bit hash of it,
+3. groups the batch by hash and finds or creates one slot per flow in a sorted global index,
+4. adds per-flow, per-direction packet/byte counts and the first/last packet number of each TCP
    event (SYN, SYN-ACK, pure ACK, data, FIN, RST) with numpy reductions,
-4. hands only the packets that still matter to ``DeepState`` (the SYN, the first payload of each
+5. hands only the packets that still matter to ``DeepState`` (the SYN, the first payload of each
    direction until its parser is satisfied, every DNS packet, ICMP errors), in capture order,
-5. expires idle and closed flows and turns their slots into frozen ``FlowRecord`` rows.
+6. names the flows that started in the batch by the DNS answers seen up to their first packet,
+7. expires idle and closed flows and turns their slots into frozen ``FlowRecord`` rows (or, for flows
+   without application details, ``FlowBase`` tuples).
 
 Slots are reused, so memory follows the number of concurrent flows, not the file size.
 """
