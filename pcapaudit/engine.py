@@ -866,7 +866,7 @@ class Partitioner:
     same choices without talking to the others. Past ``max_clients`` new clients fall back to the hash.
     """
 
-    def __init__(self, n: int, max_clients: int = 2_000_000):
+    def __init__(self, n: int, max_clients: int = 262_144):
         self.n = n
         self.max_clients = max_clients
         self.owner: dict[int, int] = {}

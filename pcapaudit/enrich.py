@@ -11,6 +11,7 @@ from collections import OrderedDict
 
 MAX_ADDRESSES = 500_000
 MAX_NAMES_PER_ADDRESS = 32  # CDN addresses serve many names; a flow is named when it starts (engine)
+MAX_ENTRIES = 1_000_000  # (address, name) pairs kept in each direction, whatever the answers look like
 CLOCK_SLACK = 0.001  # answers time-stamped within a millisecond after the SYN still count
 
 
@@ -22,10 +23,13 @@ class DnsMap:
     that DNS resolved to other addresses (a transparent redirect).
     """
 
-    def __init__(self, max_addresses: int = MAX_ADDRESSES):
+    def __init__(self, max_addresses: int = MAX_ADDRESSES, max_entries: int = MAX_ENTRIES):
         self._map: OrderedDict[str, list[tuple[float, str]]] = OrderedDict()
         self._names: OrderedDict[str, set[str]] = OrderedDict()
         self._max = max_addresses
+        self._max_entries = max_entries
+        self._entries = 0  # pairs in _map
+        self._name_entries = 0  # pairs in _names
         self.evicted = 0
 
     def __len__(self) -> int:
@@ -36,9 +40,6 @@ class DnsMap:
         lst = self._map.get(address)
         if lst is None:
             lst = self._map[address] = []
-            if len(self._map) > self._max:
-                self._map.popitem(last=False)
-                self.evicted += 1
         else:
             self._map.move_to_end(address)
         for i, (t, n) in enumerate(lst):
@@ -47,17 +48,28 @@ class DnsMap:
                 # the first time stays; the entry moves to the end as the most recently confirmed name
                 del lst[i]
                 ts = min(t, ts)
+                self._entries -= 1
                 break
         lst.append((ts, name))
+        self._entries += 1
         if len(lst) > MAX_NAMES_PER_ADDRESS:
             del lst[0]
+            self._entries -= 1
+        while len(self._map) > self._max or self._entries > self._max_entries:
+            _addr, old = self._map.popitem(last=False)  # the least recently answered address
+            self._entries -= len(old)
+            self.evicted += 1
         addrs = self._names.get(name)
         if addrs is None:
             addrs = self._names[name] = set()
-            if len(self._names) > self._max:
-                self._names.popitem(last=False)
-        if len(addrs) < 64:
+        else:
+            self._names.move_to_end(name)
+        if len(addrs) < 64 and address not in addrs:
             addrs.add(address)
+            self._name_entries += 1
+        while len(self._names) > self._max or self._name_entries > self._max_entries:
+            _name, old_addrs = self._names.popitem(last=False)
+            self._name_entries -= len(old_addrs)
 
     def addresses(self, name: str) -> frozenset[str]:
         """Every address DNS answered for ``name`` so far (bounded)."""

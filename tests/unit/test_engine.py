@@ -262,3 +262,23 @@ def test_icmp_error_finds_its_vlan_tagged_flow_in_a_big_table(tmp_path, monkeypa
     ntp = r.flows[r.flows.dst_port == 123].iloc[0]
     assert ntp["vlan"] == 30 and ntp["icmp"] == "3/3 from 17.248.228.105"
     assert "icmp_unreachable" in {f.code for f, _ in r.finding_records}
+
+
+def test_partitioner_falls_back_to_the_hash_past_its_client_budget():
+    """Spoofed sources (a SYN flood) cannot grow the client table without bound; every process still
+    agrees on where each packet goes."""
+    import numpy as np
+
+    from pcapaudit.engine import Partitioner, partition_of
+
+    rng = np.random.default_rng(3)
+    src = rng.integers(1, 2**32, 5000).astype(np.uint64)
+    zero = np.zeros(5000, dtype=np.uint64)
+    sport = rng.integers(1024, 65535, 5000)
+    dst = np.full(5000, 0x0A000001, dtype=np.uint64)
+    dport = np.full(5000, 80)
+    a, b = Partitioner(3, max_clients=100), Partitioner(3, max_clients=100)
+    pa_, pb = a.assign(zero, src, sport, zero, dst, dport), b.assign(zero, src, sport, zero, dst, dport)
+    assert len(np.unique(src)) == 5000  # every packet a new client
+    assert (pa_ == pb).all() and len(a.owner) == 100
+    assert (pa_[100:] == partition_of(zero, src, sport, zero, dst, dport, 3)[100:]).all()

@@ -314,3 +314,18 @@ def test_stream_second_synack_with_other_isn():
     s2.syn(1000)
     s2.syn(900_000)
     assert s2.add(900_001, b"retry") and bytes(s2.data) == b"retry"
+
+
+def test_dns_map_stays_bounded_under_a_flood_of_answers():
+    """Random names for random addresses (a hostile or huge capture) cannot grow the map past its
+    entry budget; the most recent answers are the ones kept."""
+    from pcapaudit.enrich import DnsMap
+
+    m = DnsMap(max_addresses=1000, max_entries=100)
+    for i in range(5000):
+        k = i % 300
+        m.add(float(i), f"10.0.{k // 256}.{k % 256}", f"n{i}.example")
+    assert m._entries <= 100 and m._name_entries <= 100  # noqa: SLF001
+    assert m.lookup("10.0.0.135", 1e9)[0] == "n4935.example"  # 4935 % 300 == 135: the newest answer
+    assert m.addresses("n4999.example") == {"10.0.0.199"}  # 4999 % 300 == 199
+    assert m.evicted > 0
