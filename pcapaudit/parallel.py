@@ -18,6 +18,7 @@ uids or list them in another order.
 from __future__ import annotations
 
 import contextlib
+import logging
 import multiprocessing as mp
 import os
 import shutil
@@ -28,7 +29,10 @@ from dataclasses import replace
 
 from pcapaudit.audit import AuditOptions, Auditor
 from pcapaudit.capture.pcapfile import GZIP_MAGIC, CaptureFile
+from pcapaudit.errors import PcapAuditError
 from pcapaudit.result import AuditResult
+
+log = logging.getLogger("pcapaudit")
 
 MIN_PARALLEL_BYTES = 64 << 20
 
@@ -73,6 +77,13 @@ def _worker(opts: AuditOptions, paths: list[str], k: int, n: int, spill: str) ->
 def audit_parallel(opts: AuditOptions, paths: list[str], jobs: int,
                    progress: Callable[[CaptureFile], Callable[[int], None] | None] | None = None) -> AuditResult:  # fmt: skip
     """Audit ``paths`` with ``jobs`` processes (the calling process is one of them)."""
+    spill_dir = None
+    if jobs > 1:
+        try:
+            spill_dir = tempfile.mkdtemp(prefix="pcapaudit-")
+        except OSError as e:  # no writable temporary directory: one process needs none
+            log.warning("--jobs %d: no temporary directory for the workers' tables (%s); using one process", jobs, e)
+            jobs = 1
     if jobs <= 1:
         a = Auditor(opts)
         for p in paths:
@@ -84,7 +95,7 @@ def audit_parallel(opts: AuditOptions, paths: list[str], jobs: int,
     parent = Auditor(replace(opts, partition=(0, jobs)))
     # the workers' flow and DNS tables come back as Arrow files in a private directory; once mapped
     # they are unlinked (the mapping keeps them readable), and the directory goes in any case
-    spill_dir = tempfile.mkdtemp(prefix="pcapaudit-")
+    assert spill_dir is not None
     try:
         with ctx.Pool(jobs - 1) as pool:
             pending = [pool.apply_async(_worker, (opts, paths, k, jobs, os.path.join(spill_dir, f"part{k}")))
@@ -94,8 +105,12 @@ def audit_parallel(opts: AuditOptions, paths: list[str], jobs: int,
                 parent.run_file(src, progress(src) if progress else None)
             parent.flush_all()
             for job in pending:
-                state = job.get()
-                parent.absorb(state)
+                try:
+                    state = job.get()
+                    parent.absorb(state)
+                except OSError as e:  # e.g. the temporary directory filled up
+                    raise PcapAuditError(f"--jobs {jobs}: a worker's table could not be written or read in "
+                                         f"{spill_dir} ({e}); run with --jobs 1") from None  # fmt: skip
                 for key in ("flows", "dns"):
                     with contextlib.suppress(OSError):
                         os.unlink(state[key])

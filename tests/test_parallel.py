@@ -116,3 +116,26 @@ def test_parallel_equals_single_on_a_generated_span_capture(tmp_path):
         assert one.dns.equals(many.dns), j
         cov = ["rule_id", "status", "flows", "attempted", "reached", "blocked", "intercepted"]
         assert one.coverage[cov].equals(many.coverage[cov]), j
+
+
+def test_parallel_without_a_temporary_directory_uses_one_process(monkeypatch, caplog):
+    import tempfile
+
+    def no_tmp(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "mkdtemp", no_tmp)
+    r = audit_parallel(AuditOptions(), [str(CAPTURES[0])], 2)
+    assert r.flow_count > 0 and "using one process" in caplog.text
+
+
+def test_parallel_worker_that_cannot_write_its_table_is_a_one_line_error(monkeypatch):
+    from pcapaudit.errors import PcapAuditError
+    from pcapaudit.store import ColumnStore
+
+    def full(self, path):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ColumnStore, "write_ipc", full)  # inherited by the forked worker
+    with pytest.raises(PcapAuditError, match="run with --jobs 1"):
+        audit_parallel(AuditOptions(), [str(CAPTURES[0])], 2)
