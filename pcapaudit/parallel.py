@@ -68,6 +68,8 @@ def _worker(opts: AuditOptions, paths: list[str], k: int, n: int, spill: str) ->
     if "pandas" not in sys.modules:  # already imported before the fork: shared with the parent, keep it
         sys.meta_path.insert(0, _NoPandas())
     a = Auditor(replace(opts, partition=(k, n)))
+    a.flows.spill_to(spill + ".flows")  # written as they fill, handed back as is by export_state
+    a.dns.spill_to(spill + ".dns")
     for p in paths:
         a.run_file(CaptureFile(p))
     a.flush_all()
@@ -93,9 +95,12 @@ def audit_parallel(opts: AuditOptions, paths: list[str], jobs: int,
     methods = mp.get_all_start_methods()
     ctx = mp.get_context("fork" if "fork" in methods else "spawn")
     parent = Auditor(replace(opts, partition=(0, jobs)))
-    # the workers' flow and DNS tables come back as Arrow files in a private directory; once mapped
-    # they are unlinked (the mapping keeps them readable), and the directory goes in any case
+    # every process writes its flow and DNS tables to Arrow files in a private directory as they fill;
+    # the parent maps them at the end and unlinks them (the mapping keeps them readable), and the
+    # directory goes in any case
     assert spill_dir is not None
+    parent.flows.spill_to(os.path.join(spill_dir, "part0.flows"))
+    parent.dns.spill_to(os.path.join(spill_dir, "part0.dns"))
     try:
         with ctx.Pool(jobs - 1) as pool:
             pending = [pool.apply_async(_worker, (opts, paths, k, jobs, os.path.join(spill_dir, f"part{k}")))
@@ -114,6 +119,8 @@ def audit_parallel(opts: AuditOptions, paths: list[str], jobs: int,
                 for key in ("flows", "dns"):
                     with contextlib.suppress(OSError):
                         os.unlink(state[key])
+            parent.flows.settle()
+            parent.dns.settle()
     finally:
         shutil.rmtree(spill_dir, ignore_errors=True)
     return parent.assemble()

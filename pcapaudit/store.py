@@ -9,6 +9,7 @@ pandas dtype map of ``report/columns.py`` at the edge, the only place this modul
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -71,6 +72,10 @@ class ColumnStore:
         self._rows: list[tuple] = []
         self._batches: list[pa.RecordBatch] = []
         self.count = 0
+        self._spill_path: str | None = None  # batches go to this Arrow IPC stream file (see spill_to)
+        self._sink = None
+        self._writer = None
+        self._schema: pa.Schema | None = None
 
     def __len__(self) -> int:
         return self.count
@@ -90,16 +95,57 @@ class ColumnStore:
         for values, typ, cat in zip(cols, self.types, self.categorical):
             arr = pa.array(values, type=typ)
             arrays.append(arr.dictionary_encode() if cat else arr)
-        self._batches.append(pa.RecordBatch.from_arrays(arrays, names=self.names))
+        batch = pa.RecordBatch.from_arrays(arrays, names=self.names)
         self._rows = []
+        if self._spill_path is None:
+            self._batches.append(batch)
+        else:
+            self._spill(batch)
+
+    def _spill(self, batch: pa.RecordBatch) -> None:
+        if self._writer is None:
+            self._sink = pa.OSFile(self._spill_path, "wb")
+            self._schema = batch.schema
+            self._writer = pa.ipc.new_stream(self._sink, self._schema)
+        self._writer.write_batch(batch if batch.schema == self._schema else batch.cast(self._schema))
+
+    def spill_to(self, path: str) -> None:
+        """From now on write each full batch to an Arrow IPC stream file at ``path`` instead of keeping
+        it in memory (parallel audits: the tables wait on disk, not in the processes, until the end)."""
+        self.settle()
+        self._spill_path = path
+        for b in self._batches:
+            self._spill(b)
+        self._batches = []
+
+    def settle(self) -> None:
+        """Stop spilling: close the file and map its batches back (zero-copy; the file may then be
+        unlinked, the mapping keeps the rows readable)."""
+        self._flush()
+        if self._writer is not None:
+            self._writer.close()
+            self._sink.close()  # type: ignore[union-attr]
+            with pa.memory_map(self._spill_path) as source:  # type: ignore[arg-type]
+                self._batches[:0] = pa.ipc.open_stream(source).read_all().to_batches()
+            self._writer = self._sink = None
+        self._spill_path = None
 
     def write_ipc(self, path: str) -> None:
         """Write every row to an Arrow IPC stream file, a batch at a time (no concatenated copy)."""
         self._flush()
+        if self._spill_path == path and self._writer is not None and not self._batches:
+            self._writer.close()  # everything is in that file already
+            self._sink.close()  # type: ignore[union-attr]
+            self._writer = self._sink = None
+            self._spill_path = None
+            return
+        self.settle()
         schema = self._batches[0].schema if self._batches else self.table().schema
-        with pa.OSFile(path, "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
+        tmp = path + ".part"  # then renamed: a mapped file of the same name stays readable
+        with pa.OSFile(tmp, "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
             for b in self._batches:
                 writer.write_batch(b if b.schema == schema else b.cast(schema))
+        os.replace(tmp, path)
 
     def add_ipc(self, path: str) -> None:
         """Append the rows of a file written by ``write_ipc`` (memory-mapped: the rows are not copied
@@ -115,7 +161,7 @@ class ColumnStore:
 
     def table(self) -> pa.Table:
         """Every row as one Arrow table."""
-        self._flush()
+        self.settle()
         if not self._batches:
             return pa.table({n: pa.array([], type=t) for n, t in zip(self.names, self.types)})
         schema = pa.unify_schemas([b.schema for b in self._batches])

@@ -139,3 +139,40 @@ def test_parallel_worker_that_cannot_write_its_table_is_a_one_line_error(monkeyp
     monkeypatch.setattr(ColumnStore, "write_ipc", full)  # inherited by the forked worker
     with pytest.raises(PcapAuditError, match="run with --jobs 1"):
         audit_parallel(AuditOptions(), [str(CAPTURES[0])], 2)
+
+
+def test_store_spills_batches_to_disk_and_maps_them_back(tmp_path):
+    """A spilling store keeps no full batch in memory; settle() maps the file back; write_ipc to the
+    spill file itself just closes it; rows added before spilling or absorbed later are kept."""
+    import pandas as pd
+
+    from pcapaudit.store import ColumnStore
+
+    cols = {"uid": "string", "ts": "datetime64[ns, UTC]", "port": "UInt16", "name": "string"}
+    rows = [(f"C{i:02d}", 1.7e9 + i, i, f"h{i % 4}" if i % 5 else None) for i in range(23)]
+    s = ColumnStore(cols, chunk=4, repetitive=frozenset({"name"}))
+    for r in rows[:5]:
+        s.append(r)  # one batch in memory, one row pending
+    s.spill_to(str(tmp_path / "own.flows"))
+    for r in rows[5:]:
+        s.append(r)
+    assert s._batches == [] and (tmp_path / "own.flows").stat().st_size > 0  # noqa: SLF001
+    other = ColumnStore(cols, chunk=4, repetitive=frozenset({"name"}))
+    other.append(("X", 1.6e9, 7, "x"))
+    other.write_ipc(str(tmp_path / "w.flows"))
+    s.add_ipc(str(tmp_path / "w.flows"))
+    s.settle()
+    (tmp_path / "own.flows").unlink()  # mapped: still readable
+    df = s.to_pandas(sort_by=["ts", "uid"])
+    assert df["uid"].tolist() == ["X"] + [r[0] for r in rows]
+    assert [None if v is pd.NA else v for v in df["name"]][1:] == [r[3] for r in rows]
+    assert len(s) == 24
+
+    w = ColumnStore(cols, chunk=4)
+    w.spill_to(str(tmp_path / "part1.flows"))
+    for r in rows:
+        w.append(r)
+    w.write_ipc(str(tmp_path / "part1.flows"))  # the spill file is the export: closed, not rewritten
+    back = ColumnStore(cols)
+    back.add_ipc(str(tmp_path / "part1.flows"))
+    assert len(back) == len(rows) and back.to_pandas()["port"].tolist() == list(range(23))
