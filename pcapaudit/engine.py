@@ -597,9 +597,11 @@ class FlowEngine:
         tries = dict.fromkeys([vlan, -1])
         if len(self.g_slot) < ICMP_VLAN_SCAN_MAX:
             tries.update(dict.fromkeys(sorted(set(self.k_vlan[self.g_slot].tolist()))))
-        for vlan in tries:
-            arr = lambda v, dt=np.uint64: np.array([v], dtype=dt)  # noqa: E731
-            h = flow_hash(arr(q.ipver, np.int64), arr(q.proto, np.int64), arr(vlan, np.int64), arr(shi), arr(slo),
+        def arr(x, dt=np.uint64):
+            return np.array([x], dtype=dt)
+
+        for tag in tries:
+            h = flow_hash(arr(q.ipver, np.int64), arr(q.proto, np.int64), arr(tag, np.int64), arr(shi), arr(slo),
                           arr(sp, np.int64), arr(dhi), arr(dlo), arr(dp, np.int64))  # fmt: skip
             for _ in range(3):
                 pos = int(np.searchsorted(self.g_hash, h[0]))

@@ -58,10 +58,10 @@ class _NoPandas:
     Python list, only to check whether the list is a pandas object. A worker never builds a DataFrame,
     so it tells pyarrow there is no pandas (pyarrow then converts the same way)."""
 
-    def find_spec(self, name, path=None, target=None):  # noqa: D102 - importlib.abc.MetaPathFinder
+    def find_spec(self, name, path=None, target=None):
+        """importlib.abc.MetaPathFinder: refuse pandas, leave everything else to the other finders."""
         if name == "pandas" or name.startswith("pandas."):
             raise ModuleNotFoundError("pandas is not used in pcapaudit worker processes", name=name)
-        return None
 
 
 def _worker(opts: AuditOptions, paths: list[str], k: int, n: int, spill: str) -> dict:

@@ -156,7 +156,7 @@ def test_store_spills_batches_to_disk_and_maps_them_back(tmp_path):
     s.spill_to(str(tmp_path / "own.flows"))
     for r in rows[5:]:
         s.append(r)
-    assert s._batches == [] and (tmp_path / "own.flows").stat().st_size > 0  # noqa: SLF001
+    assert s._batches == [] and (tmp_path / "own.flows").stat().st_size > 0
     other = ColumnStore(cols, chunk=4, repetitive=frozenset({"name"}))
     other.append(("X", 1.6e9, 7, "x"))
     other.write_ipc(str(tmp_path / "w.flows"))

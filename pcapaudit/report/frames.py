@@ -12,7 +12,7 @@ import json
 import pandas as pd
 
 from pcapaudit.model import Classification, CoverageRow, DnsTransaction, Finding, FlowRecord, Weird
-from pcapaudit.report.columns import (  # noqa: F401  (re-exported: the column maps and row builders)
+from pcapaudit.report.columns import (  # re-exported: the column maps and row builders
     COVERAGE_COLUMNS,
     DNS_COLUMNS,
     FINDING_COLUMNS,

@@ -212,11 +212,10 @@ def test_long_flow_keeps_the_dns_name_it_started_with(tmp_path, others, chunk):
     """A flow is named by the answers seen before its first packet, however often other devices
     re-resolve its name, and however many other names for the same shared address arrive in later
     batches while it lasts (more than the map keeps for one address)."""
-    from tests import craft
-    from tests.craft import DNS, DNSQR, DNSRR, IP, UDP, Ether, at
-
     from pcapaudit.audit import AuditOptions, Auditor
     from pcapaudit.capture.pcapfile import CaptureFile
+    from tests import craft
+    from tests.craft import DNS, DNSQR, DNSRR, IP, UDP, Ether, at
 
     t0 = 1_700_000_000.0
     addr = "17.253.1.1"

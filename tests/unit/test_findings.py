@@ -8,6 +8,7 @@ import pytest
 
 from pcapaudit.audit import AuditOptions, Auditor
 from pcapaudit.capture.pcapfile import CaptureFile
+from pcapaudit.errors import CaptureError
 from pcapaudit.findings import FindingCollector, _detect, quiet
 from pcapaudit.model import Finding, FindingKind, Severity
 from tests.conftest import CORPUS
@@ -105,9 +106,9 @@ def test_plain_flows_in_the_corpus(corpus):
     for path in paths:
         try:
             fast, n = _tables(path, True)
-            full, _ = _tables(path, False)
-        except Exception:  # noqa: BLE001 - unreadable corpus files are tested elsewhere
+        except CaptureError:  # unreadable corpus files are tested elsewhere
             continue
+        full, _ = _tables(path, False)
         used += n
         for got, want in zip(fast, full):
             assert got.equals(want) if hasattr(got, "equals") else got == want, path

@@ -325,7 +325,7 @@ def test_dns_map_stays_bounded_under_a_flood_of_answers():
     for i in range(5000):
         k = i % 300
         m.add(float(i), f"10.0.{k // 256}.{k % 256}", f"n{i}.example")
-    assert m._entries <= 100 and m._name_entries <= 100  # noqa: SLF001
+    assert m._entries <= 100 and m._name_entries <= 100
     assert m.lookup("10.0.0.135", 1e9)[0] == "n4935.example"  # 4935 % 300 == 135: the newest answer
     assert m.addresses("n4999.example") == {"10.0.0.199"}  # 4999 % 300 == 199
     assert m.evicted > 0
