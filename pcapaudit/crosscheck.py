@@ -9,11 +9,14 @@ few hundred packets a second, so only the packets that carry names are asked for
 from __future__ import annotations
 
 import ipaddress
+import logging
 from collections import defaultdict
 
 import pandas as pd
 
 from pcapaudit.errors import PcapAuditError
+
+log = logging.getLogger("pcapaudit")
 
 DISPLAY_FILTER = "tls.handshake.type == 1 || quic || gquic || dns"
 
@@ -23,19 +26,36 @@ def _key(proto: str, a: str, ap: int, b: str, bp: int) -> tuple:
     return (proto, *sorted([(a, ap), (b, bp)]))
 
 
-def tshark_names(path: str, timeout: float = 600.0) -> tuple[dict[tuple, set[str]], set[str]]:
-    """(flow key -> SNIs, DNS query names) as tshark dissects them (out-of-order reassembly on)."""
+def tshark_names(path: str, timeout: float = 600.0, attempts: int = 2) -> tuple[dict[tuple, set[str]], set[str]]:
+    """(flow key -> SNIs, DNS query names) as tshark dissects them (out-of-order reassembly on).
+
+    tshark occasionally exits with status 255 as pyshark closes it, after every packet was read; a run
+    that fails that way is repeated once before it counts as an error.
+    """
     try:
         import pyshark
     except ImportError:
         raise PcapAuditError("crosscheck needs pyshark: pip install 'pcapaudit[pyshark]' (and tshark)") from None
+    for attempt in range(1, attempts + 1):
+        try:
+            return _tshark_names_once(pyshark, path)
+        except FileNotFoundError as e:
+            raise PcapAuditError(f"{path}: tshark failed: {e}") from None
+        except pyshark.capture.capture.TSharkCrashException as e:
+            if attempt == attempts:
+                raise PcapAuditError(f"{path}: tshark failed: {e}") from None
+            log.warning("%s: tshark exited abnormally (%s); running it again", path, str(e).splitlines()[0])
+    raise AssertionError("unreachable")
+
+
+def _tshark_names_once(pyshark, path: str) -> tuple[dict[tuple, set[str]], set[str]]:
     snis: dict[tuple, set[str]] = defaultdict(set)
     dns: set[str] = set()
+    cap = pyshark.FileCapture(
+        path, display_filter=DISPLAY_FILTER, keep_packets=False,
+        override_prefs={"tcp.reassemble_out_of_order": "TRUE", "tcp.desegment_tcp_streams": "TRUE"},
+    )  # fmt: skip
     try:
-        cap = pyshark.FileCapture(
-            path, display_filter=DISPLAY_FILTER, keep_packets=False,
-            override_prefs={"tcp.reassemble_out_of_order": "TRUE", "tcp.desegment_tcp_streams": "TRUE"},
-        )  # fmt: skip
         for pkt in cap:
             ip = getattr(pkt, "ip", None) or getattr(pkt, "ipv6", None)
             proto = (pkt.transport_layer or "").lower()
@@ -55,9 +75,8 @@ def tshark_names(path: str, timeout: float = 600.0) -> tuple[dict[tuple, set[str
                 q = pkt.dns.get_field_value("qry_name")
                 if q:
                     dns.add(str(q).lower().rstrip("."))
+    finally:
         cap.close()
-    except (pyshark.capture.capture.TSharkCrashException, FileNotFoundError) as e:
-        raise PcapAuditError(f"{path}: tshark failed: {e}") from None
     return snis, dns
 
 

@@ -62,3 +62,29 @@ def test_crosscheck_missing_file_exits_2(capsys):
     assert main(["crosscheck", "/nonexistent/x.pcap"]) == 2
     err = capsys.readouterr().err
     assert "/nonexistent/x.pcap" in err and "Traceback" not in err
+
+
+def test_tshark_that_exits_abnormally_once_is_run_again(monkeypatch, caplog):
+    pyshark = pytest.importorskip("pyshark")
+    from pcapaudit import crosscheck as cc
+    from pcapaudit.errors import PcapAuditError
+
+    crash = pyshark.capture.capture.TSharkCrashException("TShark (pid 1) seems to have crashed (retcode: 255).")
+    calls = []
+
+    def flaky(_mod, path):
+        calls.append(path)
+        if len(calls) == 1:
+            raise crash
+        return {("udp", ("10.0.0.1", 1), ("10.0.0.2", 443)): {"a.example"}}, {"a.example"}
+
+    monkeypatch.setattr(cc, "_tshark_names_once", flaky)
+    _snis, dns = cc.tshark_names("x.pcap")
+    assert len(calls) == 2 and dns == {"a.example"} and "running it again" in caplog.text
+
+    def broken(_mod, path):
+        raise crash
+
+    monkeypatch.setattr(cc, "_tshark_names_once", broken)
+    with pytest.raises(PcapAuditError, match="x.pcap: tshark failed"):
+        cc.tshark_names("x.pcap")
