@@ -205,6 +205,7 @@ class Auditor:
             dev = True
         pkey = (key, b.conn_state, b.state, b.pkts_s2c == 0, b.src_port in INFRA_PORTS, b.app_protocol, dev)
         fast = self._plain_cache.get(pkey)
+        rec = None
         if fast is None:
             rec = FlowRecord(**b._asdict())
             rule = ctx.rule(cls.rule_id)
@@ -213,7 +214,7 @@ class Auditor:
                 self._plain_cache.clear()
             self._plain_cache[pkey] = fast
         if not fast[0]:
-            self._flow(FlowRecord(**b._asdict()))
+            self._flow(rec or FlowRecord(**b._asdict()))
             return
         self.flows.append(plain_row(b, cls))
         self.coverage.account(b.uid, fast[1], cls, rules)

@@ -453,10 +453,11 @@ class FlowEngine:
             return {}
         poff = c.poff[sel]
         inbuf = poff >= 0
-        qr = np.ones(len(sel), dtype=bool)  # payloads outside the buffer (reassembled) are checked below
+        # only responses (QR) of standard queries (opcode 0) with rcode 0 and answers can name flows; the
+        # others are parsed by their own flow's DNS state, as before. Payloads in the buffer are checked
+        # here at once, reassembled ones (outside it) one by one below.
+        qr = np.ones(len(sel), dtype=bool)
         if inbuf.any():
-            # only responses (QR) of standard queries (opcode 0) with rcode 0 and answers can name flows;
-            # the others are parsed by their own flow's DNS state, as before
             b = np.frombuffer(batch.buf, dtype=np.uint8)
             o = poff[inbuf]
             qr[inbuf] = ((b[o + 2] & 0xF8) == 0x80) & ((b[o + 3] & 0x0F) == 0) & ((b[o + 6] | b[o + 7]) != 0)
@@ -464,17 +465,19 @@ class FlowEngine:
         parsed: dict[int, object] = {}
         for row, off, ln, t in zip(sel[qr].tolist(), poff[qr].tolist(), c.pcap[sel[qr]].tolist(),
                                    batch.ts[sel[qr]].tolist()):  # fmt: skip
-            payload = buf[off : off + ln] if off >= 0 else extra.get(row, b"")
-            if len(payload) < 12 or payload[2] & 0xF8 != 0x80 or payload[3] & 0x0F or not (payload[6] or payload[7]):
-                continue
+            if off >= 0:
+                payload = buf[off : off + ln]
+            else:
+                payload = extra.get(row, b"")
+                if len(payload) < 12 or payload[2] & 0xF8 != 0x80 or payload[3] & 0x0F or not (payload[6] or payload[7]):
+                    continue
             try:
                 msg = parsed[row] = dnsmod.parse(payload)
             except dnsmod.DnsError as e:
                 parsed[row] = e
                 continue
-            if msg.opcode == 0 and msg.rcode == 0:
-                for addr, name in answer_names(msg.answers):
-                    add(t, addr, name)
+            for addr, name in answer_names(msg.answers):  # opcode 0 and rcode 0: checked above
+                add(t, addr, name)
         return parsed
 
     def _deep_rows(self, batch, dres, rows, sel, slot_r, d, pktno, ts, proto, syn, parsed=None) -> None:
@@ -854,18 +857,14 @@ def client_key(shi, slo, sport, dhi, dlo, dport) -> np.ndarray:
         return _mix(_mix(lo + _PERTURB) ^ hi)
 
 
-def partition_of(shi, slo, sport, dhi, dlo, dport, n: int) -> np.ndarray:
-    """Partition (0..n-1) of packets by a hash of their client endpoint (see ``client_key``)."""
-    return (client_key(shi, slo, sport, dhi, dlo, dport) % np.uint64(n)).astype(np.int64)
-
-
 class Partitioner:
     """Assigns client endpoints to the partitions of a parallel audit, balancing their packets.
 
     A hash alone leaves the partitions as uneven as the clients are (one busy device can carry 5 % of
     a SPAN capture). Instead a client seen for the first time goes to the partition with the fewest
     packets so far. Every process reads the same packets in the same order, so every process makes the
-    same choices without talking to the others. Past ``max_clients`` new clients fall back to the hash.
+    same choices without talking to the others. Past ``max_clients`` new clients fall back to the hash
+    (``client_key`` modulo the number of partitions).
     """
 
     def __init__(self, n: int, max_clients: int = 262_144):

@@ -125,8 +125,7 @@ class ColumnStore:
         if self._writer is not None:
             self._writer.close()
             self._sink.close()  # type: ignore[union-attr]
-            with pa.memory_map(self._spill_path) as source:  # type: ignore[arg-type]
-                self._batches[:0] = pa.ipc.open_stream(source).read_all().to_batches()
+            self._batches[:0] = _read_ipc(self._spill_path).to_batches()  # type: ignore[arg-type]
             self._writer = self._sink = None
         self._spill_path = None
 
@@ -150,8 +149,7 @@ class ColumnStore:
     def add_ipc(self, path: str) -> None:
         """Append the rows of a file written by ``write_ipc`` (memory-mapped: the rows are not copied
         into this process; the file may be unlinked afterwards)."""
-        with pa.memory_map(path) as source:
-            self.add_table(pa.ipc.open_stream(source).read_all())
+        self.add_table(_read_ipc(path))
 
     def add_table(self, table: pa.Table) -> None:
         """Append the rows of another store's table (from a parallel worker)."""
@@ -199,6 +197,12 @@ class ColumnStore:
     def to_pandas(self, sort_by: list[str] | None = None) -> pd.DataFrame:
         """The table as a DataFrame with the declared pandas dtypes (rows sorted by ``sort_by``)."""
         return table_to_pandas(self.typed_table(sort_by), self.columns)
+
+
+def _read_ipc(path: str) -> pa.Table:
+    """An Arrow IPC stream file as a table over a memory map (zero-copy; stays readable once unlinked)."""
+    with pa.memory_map(path) as source:
+        return pa.ipc.open_stream(source).read_all()
 
 
 def seconds_to_timestamp(col: pa.ChunkedArray) -> pa.ChunkedArray:
