@@ -176,3 +176,20 @@ def test_store_spills_batches_to_disk_and_maps_them_back(tmp_path):
     back = ColumnStore(cols)
     back.add_ipc(str(tmp_path / "part1.flows"))
     assert len(back) == len(rows) and back.to_pandas()["port"].tolist() == list(range(23))
+
+
+def test_audit_stores_hold_a_few_thousand_python_rows_at_most():
+    """Rows wait as Python objects (~1.5 kB a flow row) only until the next batch: an Auditor's stores
+    flush every few thousand rows, and the batches hold every row in order."""
+    from pcapaudit.audit import Auditor
+    from pcapaudit.store import ColumnStore
+
+    a = Auditor(AuditOptions())
+    assert a.flows.chunk <= 4096 and a.dns.chunk <= 4096
+    s = ColumnStore({"uid": "string", "port": "UInt16"})  # the default chunk, as the Auditor's stores use
+    peak = 0
+    for i in range(3 * s.chunk + 5):
+        s.append((f"C{i}", i % 65536))
+        peak = max(peak, len(s._rows))
+    assert peak < s.chunk and len(s._batches) == 3 and all(b.num_rows == s.chunk for b in s._batches)
+    assert s.to_pandas()["uid"].tolist() == [f"C{i}" for i in range(3 * s.chunk + 5)]
