@@ -590,9 +590,7 @@ class FlowEngine:
 
     def _find_slot(self, q: icmpmod.Quoted, vlan: int = -1) -> int | None:
         """The slot of the flow an ICMP error quotes (``vlan``: the error's own VLAN tags)."""
-        shi, slo = _addr_parts(q.src)
-        dhi, dlo = _addr_parts(q.dst)
-        sp, dp = q.sport, q.dport
+        shi, slo, sp, dhi, dlo, dp = _endpoint_parts(q)
         if (shi, slo, sp) > (dhi, dlo, dp):
             (shi, slo, sp), (dhi, dlo, dp) = (dhi, dlo, dp), (shi, slo, sp)
         # the quoted packet carries no VLAN: the error's own VLAN first (it travels where the flow does),

@@ -491,44 +491,34 @@ class FindingCollector:
     def add(self, fd: Finding) -> bool:
         """Add a finding; returns True when it is new (not a repeat)."""
         self.raw += 1
-        key = fd.identifier
-        old = self._first.get(key)
-        if old is None:
-            self._first[key] = fd
-            self._count[key] = fd.count
-            self._sev[key] = fd.severity
-            self._uids[key] = {fd.uid: None} if fd.uid else {}
-            return True
-        uids = self._uids[key]
-        if fd.uid and len(uids) < self.MAX_UIDS:
-            uids[fd.uid] = None
-        if (fd.ts or 0) < (old.ts or 0):
-            self._first[key] = fd
-        self._count[key] += fd.count
-        if fd.severity > self._sev[key]:
-            self._sev[key] = fd.severity
-        return False
+        return self._fold(fd.identifier, fd, fd.count, fd.severity, (fd.uid,) if fd.uid else ())
 
     def merge(self, other: FindingCollector) -> None:
         """Fold another collector (another partition of the capture) into this one."""
         for key, fd in other._first.items():
-            old = self._first.get(key)
-            if old is None:
-                self._first[key] = fd
-                self._count[key] = other._count[key]
-                self._sev[key] = other._sev[key]
-                self._uids[key] = dict(other._uids[key])
-                continue
-            if (fd.ts or 0) < (old.ts or 0):
-                self._first[key] = fd
-            self._count[key] += other._count[key]
-            self._sev[key] = max(self._sev[key], other._sev[key])
-            have = self._uids[key]
-            for u in other._uids[key]:
-                if len(have) >= self.MAX_UIDS:
-                    break
-                have[u] = None
+            self._fold(key, fd, other._count[key], other._sev[key], other._uids[key])
         self.raw += other.raw
+
+    def _fold(self, key: str, fd: Finding, count: int, sev: Severity, uids) -> bool:
+        """Fold ``count`` occurrences whose earliest is ``fd`` into row ``key``; True when the row is new."""
+        old = self._first.get(key)
+        if old is None:
+            self._first[key] = fd
+            self._count[key] = count
+            self._sev[key] = sev
+            self._uids[key] = dict.fromkeys(uids)
+            return True
+        if (fd.ts or 0) < (old.ts or 0):
+            self._first[key] = fd
+        self._count[key] += count
+        if sev > self._sev[key]:
+            self._sev[key] = sev
+        have = self._uids[key]
+        for u in uids:
+            if len(have) >= self.MAX_UIDS:
+                break
+            have[u] = None
+        return False
 
     def rows(self) -> list[tuple[Finding, tuple[str, ...]]]:
         """Findings in time order with every uid involved."""

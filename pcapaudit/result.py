@@ -72,6 +72,10 @@ class AuditResult:
 
         return table_to_pandas(self.flows_arrow, columns.FLOW_COLUMNS)
 
+    def _big_store(self, name: str) -> ColumnStore:
+        """The column store of ``flows`` or ``dns`` (it knows its own column map)."""
+        return self._flow_store if name == "flows" else self._dns_store
+
     def head(self, name: str, n: int | None) -> pd.DataFrame:
         """The first ``n`` rows of a table (all when None) without converting the rest to pandas."""
         if n is not None and name in ("flows", "dns") and name not in self.__dict__:
@@ -79,10 +83,10 @@ class AuditResult:
 
             from pcapaudit.store import table_to_pandas
 
-            store, cols = (self._flow_store, columns.FLOW_COLUMNS) if name == "flows" else (self._dns_store, columns.DNS_COLUMNS)
+            store = self._big_store(name)
             first = next(store.sorted_batches(["ts", "uid"], chunk=max(n, 1)), None)
             table = pa.Table.from_batches([first]) if first is not None else store.typed_table()
-            return table_to_pandas(table.slice(0, n), cols)
+            return table_to_pandas(table.slice(0, n), store.columns)
         df = self.table(name)
         return df if n is None else df.head(n)
 
@@ -100,9 +104,9 @@ class AuditResult:
 
         from pcapaudit.store import table_to_pandas
 
-        store, cols = (self._flow_store, columns.FLOW_COLUMNS) if name == "flows" else (self._dns_store, columns.DNS_COLUMNS)
+        store = self._big_store(name)
         empty = store._typed(store.table().slice(0, 0))  # noqa: SLF001
-        meta = pa.Schema.from_pandas(table_to_pandas(empty, cols), preserve_index=False).metadata
+        meta = pa.Schema.from_pandas(table_to_pandas(empty, store.columns), preserve_index=False).metadata
         return empty.schema.with_metadata(meta)
 
     def rows(self, name: str) -> int:

@@ -125,20 +125,23 @@ class ColumnStore:
         unlinked, the mapping keeps the rows readable)."""
         self._flush()
         if self._writer is not None:
-            self._writer.close()
-            self._sink.close()  # type: ignore[union-attr]
-            self._batches[:0] = _read_ipc(self._spill_path).to_batches()  # type: ignore[arg-type]
-            self._writer = self._sink = None
+            path = self._spill_path
+            self._close_spill()
+            self._batches[:0] = _read_ipc(path).to_batches()  # type: ignore[arg-type]
+        self._spill_path = None
+
+    def _close_spill(self) -> None:
+        """Close the spill file (complete and readable from then on) and stop spilling."""
+        self._writer.close()  # type: ignore[union-attr]
+        self._sink.close()  # type: ignore[union-attr]
+        self._writer = self._sink = None
         self._spill_path = None
 
     def write_ipc(self, path: str) -> None:
         """Write every row to an Arrow IPC stream file, a batch at a time (no concatenated copy)."""
         self._flush()
         if self._spill_path == path and self._writer is not None and not self._batches:
-            self._writer.close()  # everything is in that file already
-            self._sink.close()  # type: ignore[union-attr]
-            self._writer = self._sink = None
-            self._spill_path = None
+            self._close_spill()  # everything is in that file already
             return
         self.settle()
         schema = self._batches[0].schema if self._batches else self.table().schema
