@@ -51,6 +51,7 @@ SERVICE_PORTS = np.array(sorted({
     11211, 20001,
 }), dtype=np.int64)  # fmt: skip
 DNS_PORTS = np.array([53, 5353, 5355], dtype=np.int64)
+EMIT_CHUNK = 4096  # flows turned into records per step when many finish together
 ICMP_VLAN_SCAN_MAX = 4096  # below this many live flows, an ICMP error's flow is also looked for on every VLAN
 
 _C1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -667,7 +668,10 @@ class FlowEngine:
         ds = s[dead]
         order = np.argsort(self.first_pkt[ds], kind="stable")
         ds = ds[order]
-        self._emit(ds)
+        # a few thousand flows at a time: the end of a capture (or a long gap) can finish a hundred
+        # thousand flows at once, and their per-flow Python values would all be alive together
+        for start in range(0, len(ds), EMIT_CHUNK):
+            self._emit(ds[start : start + EMIT_CHUNK])
         self._reset_slots(ds)
         self.free.extend(ds.tolist())
         self.g_hash = self.g_hash[~dead]

@@ -282,3 +282,27 @@ def test_partitioner_falls_back_to_the_hash_past_its_client_budget():
     assert (pa_ == pb).all() and len(a.owner) == 100
     hashed = (client_key(zero, src, sport, zero, dst, dport) % np.uint64(3)).astype(np.int64)
     assert (pa_[100:] == hashed[100:]).all()
+
+
+def test_flows_finishing_together_are_emitted_a_chunk_at_a_time(tmp_path, monkeypatch):
+    # TLS sessions whose handshake outcome reads the per-flow TCP event tables by row, between UDP flows
+    pkts = []
+    for i in range(7):
+        pkts += tcp_session(C, S, 51000 + i, 443, [client_hello(f"h{i}.apple.com")],
+                            [server_hello(0x0303)] if i % 2 else [], t0=float(i))  # fmt: skip
+        pkts.append(at(Ether() / IP(src=C, dst=f"10.2.0.{i + 1}") / UDP(sport=2000 + i, dport=9999), i + 0.5))
+    path = write(tmp_path / "many.pcap", pkts)
+    whole, _, _ = run(path)
+    sizes: list[int] = []
+    emit = FlowEngine._emit
+
+    def counting(self, slots):
+        sizes.append(len(slots))
+        return emit(self, slots)
+
+    monkeypatch.setattr("pcapaudit.engine.EMIT_CHUNK", 3)
+    monkeypatch.setattr(FlowEngine, "_emit", counting)
+    chunked, _, _ = run(path)
+    assert len(whole) == 14 and sizes and max(sizes) <= 3
+    assert chunked == whole  # same records (handshake outcomes included), same order
+    assert sum(f.tls_handshake is not None for f in whole) == 7
