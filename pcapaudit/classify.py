@@ -40,8 +40,9 @@ def flow_target(f: FlowRecord) -> Target:
         scheme, _, rest = uri.partition("://")
         auth = rest.split("/", 1)[0]
         port = 443 if scheme.lower() == "https" else 80
-        if auth.rsplit(":", 1)[-1].isdigit() and ":" in auth:
-            port = int(auth.rsplit(":", 1)[-1])
+        port_s = auth.rsplit(":", 1)[-1]
+        if ":" in auth and port_s.isascii() and port_s.isdigit():  # not "³", which int() refuses
+            port = int(port_s)
         return Target(port, transport, True)  # absolute-form requests are only sent to proxies
     return Target(f.dst_port, transport, False)
 

@@ -11,6 +11,7 @@ import struct
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -207,3 +208,33 @@ def test_every_truncation_point_of_a_small_capture(tmp_path):
 def test_report_case_counts():
     """Not a check: prints how many hostile cases the tests above ran (for the closing note)."""
     print("\nhostile-input cases run:", CASES, "total", sum(CASES.values()))
+
+
+# -- inputs a structure-aware mutation fuzzer found (about 55,000 cases over the corpus, stop 10) -----------
+def test_icmp_header_outside_its_datagram_is_a_weird_in_both_engines(tmp_path):
+    # IPv4 total length 20 (no room for the ICMP header) with Ethernet padding behind it: the fast path
+    # read the header from the padding and gave the flow -8 payload bytes, which the uint64 column refused
+    frame = ETH_IP + _ipv4(1, b"")[:2] + struct.pack(">H", 20) + _ipv4(1, b"")[4:] + b"\xa5\x00\xff\xff\x00\xff\x00\x00"
+    p = tmp_path / "icmp.pcap"
+    p.write_bytes(_pcap([frame], 1))
+    for engine in ("fast", "simple"):
+        a = Auditor(AuditOptions(engine=engine), book=_book())
+        a.run_file(CaptureFile(str(p)))
+        r = a.finish()
+        assert len(r.flows) == 0 and list(r.weirds["name"].astype(str)) == ["truncated_icmp_header"], engine
+
+
+def _http_flow(tmp_path, request: bytes, port: int = 3128):
+    frames = [ETH_IP + _ipv4(6, _tcp(40003, port, 999, 0x02, b"")),
+              ETH_IP + _ipv4(6, _tcp(40003, port, 1000, 0x18, request))]  # fmt: skip
+    return _audit_bytes(_pcap(frames, 1), tmp_path)
+
+
+def test_proxy_requests_with_non_ascii_digit_ports(tmp_path):
+    # "44³".isdigit() is True, int("44³") raises: a CONNECT target and an absolute-form URL ended the audit
+    r = _http_flow(tmp_path, b"CONNECT gdmf.apple.com:44\xb3 HTTP/1.1\r\nHost: gdmf.apple.com\r\n\r\n")
+    f = r.flows.iloc[0]
+    assert f["connect_host"] == "gdmf.apple.com" and f["connect_port"] is pd.NA
+    r = _http_flow(tmp_path, b"GET http://gdmf.apple.com:8\xb3/x HTTP/1.1\r\nHost: gdmf.apple.com\r\n\r\n")
+    assert r.flows.iloc[0]["http_method"] == "GET"
+

@@ -35,6 +35,9 @@ PCAP_MAGICS = {
     b"\xa1\xb2\xcd\x34": (">", 1e-6, 24),
 }
 PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
+# smallest total length of the pcapng blocks read here: type, length, fixed fields, trailing length
+# (interface description 20, simple packet 16, enhanced and obsolete packet 32, statistics 24, secrets 20)
+PCAPNG_MIN_BLOCK = {1: 20, 2: 32, 3: 16, 5: 24, 6: 32, 0x0A: 20}
 GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -138,7 +141,7 @@ class CaptureFile:
                 raise CaptureError(
                     f"{self.name}: not a pcap or pcapng capture (bad magic 0x{head.hex()} at byte offset 0)"
                 )
-        except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as e:
+        except (OSError, EOFError, gzip.BadGzipFile, zlib.error, struct.error) as e:  # struct: a field past the data
             if isinstance(e, CaptureError):
                 raise
             self.error = f"{self.name}: read error after {self.packets} packets: {e}"
@@ -262,6 +265,9 @@ class CaptureFile:
                 if off + blen > n:
                     break
                 btype = struct.unpack_from(endian + "I", buf, off)[0]
+                if blen < PCAPNG_MIN_BLOCK.get(btype, 12):  # its fixed fields would be read from the next block
+                    err = f"corrupt pcapng block at byte offset {base + off} (length {blen} is too short for block type {btype})"
+                    break
                 if btype == 6:  # enhanced packet block
                     iface, hi, lo, cap, wire = struct.unpack_from(endian + "IIIII", buf, off + 8)
                     if iface >= len(ifaces) or cap > blen - 32:

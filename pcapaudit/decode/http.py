@@ -40,7 +40,8 @@ def split_authority(auth: str, default_port: int | None = None) -> tuple[str, in
         port_s = rest[1:] if rest.startswith(":") else ""
     else:
         host, _, port_s = auth.rpartition(":") if auth.count(":") == 1 else (auth, "", "")
-    port = int(port_s) if port_s.isdigit() and int(port_s) < 65536 else default_port
+    # ASCII digits only: str.isdigit() also accepts "³", which int() refuses
+    port = int(port_s) if port_s.isascii() and port_s.isdigit() and int(port_s) < 65536 else default_port
     return host.rstrip(".").lower(), port
 
 

@@ -391,7 +391,7 @@ def cert_info(der: bytes):
         try:
             ext = c.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
             san = tuple(str(v) for v in ext.value.get_values_for_type(x509.DNSName))[:50]
-        except (x509.ExtensionNotFound, ValueError):
+        except (x509.ExtensionNotFound, x509.DuplicateExtension, ValueError):  # no SAN, or a malformed extension list
             pass
         try:
             nb = c.not_valid_before_utc.isoformat()
@@ -410,7 +410,7 @@ def cert_info(der: bytes):
             not_after=na,
             san=san,
         )
-    except (ValueError, TypeError) as e:
+    except Exception as e:  # noqa: BLE001 - hostile DER: cryptography raises ValueError, InvalidVersion...
         info = CertInfo(
             subject=f"<unparsable certificate: {type(e).__name__}>", issuer="<unparsable>",
             subject_cn=None, issuer_cn=None, issuer_org=None, sha256=digest, self_signed=False,

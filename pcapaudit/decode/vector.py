@@ -273,7 +273,7 @@ def decode_batch(batch: PacketBatch) -> Decoded:
     c = np.nonzero(fast & ((proto == 1) | (proto == 58)))[0]
     if len(c):
         o = l4[c]
-        ok = o + 8 <= end[c]
+        ok = o + 8 <= np.minimum(end[c], ipend[c])  # the header inside the datagram, not in frame padding
         slow[c[~ok]] = True
         d.status[c[~ok]] = SLOW
         c, o = c[ok], o[ok]

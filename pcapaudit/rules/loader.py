@@ -120,9 +120,9 @@ def parse_ports(ctx: _Ctx, where: str, items: list) -> tuple[tuple[int, int], ..
             raise ctx.err(w, f"{p!r} is not a port")
         if isinstance(p, int):
             lo = hi = p
-        elif isinstance(p, str) and re.fullmatch(r"\s*\d+\s*-\s*\d+\s*", p):
+        elif isinstance(p, str) and re.fullmatch(r"\s*[0-9]+\s*-\s*[0-9]+\s*", p):
             lo, hi = (int(x) for x in p.split("-"))
-        elif isinstance(p, str) and p.strip().isdigit():
+        elif isinstance(p, str) and p.strip().isascii() and p.strip().isdigit():
             lo = hi = int(p)
         else:
             raise ctx.err(w, f"{p!r} is not a port or a range like '49152-65535'")

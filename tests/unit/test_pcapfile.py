@@ -178,3 +178,19 @@ def test_pcapng_truncated_block(tmp_path):
     cf = CaptureFile(str(p))
     n = sum(len(b) for b in cf.batches())
     assert n == 1 and "truncated" in cf.error
+
+
+@pytest.mark.parametrize("btype", [6, 2, 3, 1, 5, 0x0A])
+@pytest.mark.parametrize("at_end", [True, False])
+def test_pcapng_block_too_short_for_its_fields(tmp_path, btype, at_end):
+    # found by mutation fuzzing: a 12-byte packet/secrets block had its fixed fields read from beyond it
+    # (a struct.error at the end of the file, the next block's bytes in the middle)
+    good = _epb(0, 1_000_000, b"e" * 14)
+    blob = _shb() + _idb(1) + good + _block(btype, b"")
+    if not at_end:
+        blob += _epb(0, 2_000_000, b"f" * 14)
+    p = tmp_path / "short.pcapng"
+    p.write_bytes(blob)
+    cf = CaptureFile(str(p))
+    n = sum(len(b) for b in cf.batches())
+    assert n == 1 and f"too short for block type {btype}" in cf.error and str(p) in cf.error

@@ -329,3 +329,47 @@ def test_dns_map_stays_bounded_under_a_flood_of_answers():
     assert m.lookup("10.0.0.135", 1e9)[0] == "n4935.example"  # 4935 % 300 == 135: the newest answer
     assert m.addresses("n4999.example") == {"10.0.0.199"}  # 4999 % 300 == 199
     assert m.evicted > 0
+
+
+def _der_with_extensions():
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Corporate Inspection CA")])
+    now = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+    ku = x509.KeyUsage(True, False, False, False, False, True, True, False, False)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(7).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(ku, critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .sign(key, hashes.SHA256()))  # fmt: skip
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+def test_cert_info_survives_hostile_certificates():
+    # found by mutation fuzzing: cryptography raises DuplicateExtension and InvalidVersion, which are not
+    # ValueErrors, and both ended the whole audit with a traceback
+    der = _der_with_extensions()
+    ku, eku = bytes.fromhex("0603551d0f"), bytes.fromhex("0603551d25")
+    assert der.count(ku) == 1 and der.count(eku) == 1
+    duplicate = der.replace(eku, ku)  # two key-usage extensions (the signature no longer matters here)
+    info = tls.cert_info(duplicate)
+    assert info.subject == "CN=Corporate Inspection CA" and info.san == ()  # names kept, extensions dropped
+    v3 = bytes.fromhex("a003020102")
+    assert der.count(v3) == 1
+    info = tls.cert_info(der.replace(v3, bytes.fromhex("a003020122")))  # version 34
+    assert info.subject == "<unparsable certificate: InvalidVersion>" and len(info.sha256) == 64
+
+
+@pytest.mark.parametrize("authority", ["host.example:44\u00b3", "host.example:\u0663", "[::1]:\u00b2"])
+def test_split_authority_refuses_non_ascii_digits(authority):
+    # "³".isdigit() is True but int("³") raises: a CONNECT to "host:44³" ended the audit (fuzzing)
+    from pcapaudit.decode.http import split_authority
+
+    host, port = split_authority(authority)
+    assert port is None and host in ("host.example", "::1")
