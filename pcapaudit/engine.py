@@ -511,10 +511,14 @@ class FlowEngine:
             st = deep.get(slot)
             if st is None:
                 st = deep[slot] = DeepState(pr, cport, sport, slot)
-            if pr == 6:
-                done = st.tcp(side, seq, sy, payload, pkt, t, self, (isn, isn2))
-            else:
-                done = st.udp(side, payload, t, self, parsed.get(row) if parsed else None) if payload else False
+            try:
+                if pr == 6:
+                    done = st.tcp(side, seq, sy, payload, pkt, t, self, (isn, isn2))
+                else:
+                    done = st.udp(side, payload, t, self, parsed.get(row) if parsed else None) if payload else False
+            except Exception as e:  # noqa: BLE001 - a parser bug on hostile bytes costs this direction's details, not the run
+                st.weird(t, "parser_error", f"packet {pkt + 1}: {type(e).__name__}: {e}")
+                st.done[side] = done = True
             if done:
                 want[slot, dd] = 0
 
@@ -756,7 +760,11 @@ class FlowEngine:
                     dns_names[0] if dns_names else None, dns_names,
                 ))  # fmt: skip
             else:
-                kw = self._deep_fields(st, ev, i, ps) if st is not None else {}
+                try:
+                    kw = self._deep_fields(st, ev, i, ps) if st is not None else {}
+                except Exception as e:  # noqa: BLE001 - as in _deep_rows: the flow keeps its counters
+                    kw = {}
+                    st.weird(first, "parser_error", f"{type(e).__name__}: {e}")  # type: ignore[union-attr]
                 on_flow(FlowRecord(
                     uid=uid, ts=first, ts_last=last, transport=transport,
                     src_ip=src, src_port=sport, dst_ip=dst, dst_port=dport, ip_version=ver,

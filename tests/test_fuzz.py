@@ -56,6 +56,8 @@ def _audit_bytes(data: bytes, tmp: Path, name: str = "f.pcap"):
     r = a.finish()
     # the tables must materialise with their dtypes
     r.flows, r.findings, r.coverage, r.dns, r.weirds  # noqa: B018
+    # a parser exception is contained as a parser_error weird (the run goes on), but it is still a bug
+    assert "parser_error" not in set(r.weirds["name"].astype(str)), r.weirds
     return r
 
 
@@ -174,6 +176,8 @@ def test_mutated_real_captures_through_the_cli(tmp_path, rounds):
                 code = main(["audit", str(bad), "-f", "json", "-o", str(tmp_path / "r.json"), "--fail-on", "none"])
             text = err.getvalue()
             assert "Traceback" not in text, text
+            if (tmp_path / "r.json").exists():
+                assert '"parser_error"' not in (tmp_path / "r.json").read_text(), bad
             assert code in (0, 2), (code, text)
             if code == 2:
                 errors = [line for line in text.splitlines() if line.startswith("pcapaudit: error:")]
@@ -238,3 +242,42 @@ def test_proxy_requests_with_non_ascii_digit_ports(tmp_path):
     r = _http_flow(tmp_path, b"GET http://gdmf.apple.com:8\xb3/x HTTP/1.1\r\nHost: gdmf.apple.com\r\n\r\n")
     assert r.flows.iloc[0]["http_method"] == "GET"
 
+
+def test_a_parser_exception_costs_one_flow_its_details_not_the_run(tmp_path, monkeypatch):
+    """Containment for parser bugs still unknown: the flow keeps its counters, the exception is a weird
+    row with the flow's uid, and the other flows are untouched."""
+    from pcapaudit.decode import tls
+
+    real = tls.parse_client_hello
+
+    def fragile(body, *a, **k):
+        if b"boom.example" in bytes(body):
+            raise RuntimeError("simulated parser bug")
+        return real(body, *a, **k)
+
+    monkeypatch.setattr(tls, "parse_client_hello", fragile)
+    frames = []
+    for port, sni in ((40010, "boom.example"), (40011, "fine.example")):
+        frames += [ETH_IP + _ipv4(6, _tcp(port, 443, 999, 0x02, b"")),
+                   ETH_IP + _ipv4(6, _tcp(port, 443, 1000, 0x18, client_hello(sni)))]  # fmt: skip
+    p = tmp_path / "two.pcap"
+    p.write_bytes(_pcap(frames, 1))
+    a = Auditor(AuditOptions(), book=_book())
+    a.run_file(CaptureFile(str(p)))
+    r = a.finish()
+    flows = r.flows.set_index("src_port")
+    assert flows.loc[40011, "sni"] == "fine.example"
+    assert flows.loc[40010, "sni"] is pd.NA and flows.loc[40010, "pkts_c2s"] == 2
+    w = r.weirds[r.weirds["name"].astype(str) == "parser_error"]
+    assert len(w) == 1 and w.iloc[0]["uid"] == flows.loc[40010, "uid"]
+    assert "RuntimeError: simulated parser bug" in w.iloc[0]["detail"]
+
+    # the same at the end of a flow, when its details are put together
+    monkeypatch.setattr(tls, "parse_client_hello", real)
+    monkeypatch.setattr(tls, "version_name", lambda v: 1 / 0)
+    a = Auditor(AuditOptions(), book=_book())
+    a.run_file(CaptureFile(str(p)))
+    r = a.finish()
+    assert len(r.flows) == 2 and r.flows["sni"].isna().all()
+    assert list(r.weirds["name"].astype(str)) == ["parser_error"] * 2
+    assert set(r.weirds["uid"]) == set(r.flows["uid"]) and r.weirds["detail"].str.startswith("ZeroDivisionError").all()
