@@ -274,7 +274,7 @@ class DeepState:
                     self.dns_pending[key] = (ts, side, payload)
                 return
         try:
-            if isinstance(parsed, dns.DnsError):
+            if isinstance(parsed, Exception):  # the engine's parse failed: a DnsError is a weird, others a parser_error
                 raise parsed
             msg = parsed if parsed is not None else dns.parse(payload)
         except dns.DnsError as e:

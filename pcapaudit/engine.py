@@ -474,7 +474,7 @@ class FlowEngine:
                     continue
             try:
                 msg = parsed[row] = dnsmod.parse(payload)
-            except dnsmod.DnsError as e:
+            except Exception as e:  # noqa: BLE001 - DnsError, or a parser bug: the flow's own DeepState reports it
                 parsed[row] = e
                 continue
             for addr, name in answer_names(msg.answers):  # opcode 0 and rcode 0: checked above

@@ -281,3 +281,40 @@ def test_a_parser_exception_costs_one_flow_its_details_not_the_run(tmp_path, mon
     assert len(r.flows) == 2 and r.flows["sni"].isna().all()
     assert list(r.weirds["name"].astype(str)) == ["parser_error"] * 2
     assert set(r.weirds["uid"]) == set(r.flows["uid"]) and r.weirds["detail"].str.startswith("ZeroDivisionError").all()
+
+
+def test_a_dns_parser_exception_is_contained_too(tmp_path, monkeypatch):
+    from pcapaudit.decode import dns
+
+    real = dns.parse
+
+    def fragile(msg):
+        if b"boom" in msg and msg[2] & 0x80:
+            raise IndexError("simulated parser bug")
+        return real(msg)
+
+    monkeypatch.setattr(dns, "parse", fragile)
+
+    def msg(tid, name, response):
+        q = b"".join(bytes([len(x)]) + x.encode() for x in name.split(".")) + b"\0" + struct.pack(">HH", 1, 1)
+        if not response:
+            return struct.pack(">HHHHHH", tid, 0x0100, 1, 0, 0, 0) + q
+        return struct.pack(">HHHHHH", tid, 0x8180, 1, 1, 0, 0) + q + bytes.fromhex("c00c000100010000003c0004") + bytes([17, 1, 2, 3])
+
+    frames = []
+    for port, name in ((40020, "boom.example"), (40021, "fine.example")):
+        frames.append(ETH_IP + _ipv4(17, _udp(port, 53, msg(port, name, False))))
+        frames.append(ETH_IP + _ipv4(17, _udp(53, port, msg(port, name, True)), src=b"\x11\x39\x92\x14", dst=b"\xc0\xa8\x32\x0a"))
+    p = tmp_path / "dns.pcap"
+    p.write_bytes(_pcap(frames, 1))
+    a = Auditor(AuditOptions(), book=_book())
+    a.run_file(CaptureFile(str(p)))
+    r = a.finish()
+    # the query whose response broke the parser stays an unanswered query; the other flow is untouched
+    rcode = dict(zip(r.dns["query"], r.dns["rcode"].astype(object)))
+    assert set(rcode) == {"boom.example", "fine.example"} and pd.isna(rcode["boom.example"])
+    assert rcode["fine.example"] == "NOERROR"
+    assert len(r.flows) == 2
+    w = r.weirds[r.weirds["name"].astype(str) == "parser_error"]
+    boom = r.flows.set_index("src_port").loc[40020, "uid"]
+    assert len(w) == 1 and w.iloc[0]["uid"] == boom and "IndexError: simulated parser bug" in w.iloc[0]["detail"]
