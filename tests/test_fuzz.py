@@ -126,11 +126,35 @@ def test_huge_client_hello_over_many_segments(tmp_path):
     assert list(r.flows["sni"]) == ["huge.example.com"]
 
 
+def _records(data: bytes) -> list[tuple[int, int]]:
+    """(data offset, captured length) of the records of a classic pcap file; [] for anything else."""
+    magic = data[:4]
+    if magic not in (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d"):
+        return []
+    endian = "<" if magic[0] in (0xD4, 0x4D) else ">"
+    out, off = [], 24
+    while off + 16 <= len(data):
+        incl = struct.unpack_from(endian + "I", data, off + 8)[0]
+        if off + 16 + incl > len(data):
+            break
+        out.append((off + 16, incl))
+        off += 16 + incl
+    return out
+
+
 def _mutate(data: bytes, rnd: random.Random) -> bytes:
     b = bytearray(data)
     if len(b) < 64:
         return bytes(b) + bytes(rnd.randrange(256) for _ in range(8))
-    kind = rnd.randrange(6)
+    kind = rnd.randrange(8)
+    recs = _records(data) if kind >= 6 else []
+    if recs:  # packet bytes past the Ethernet+IPv4 headers only: the records stay valid, the parsers see the damage
+        for start, n in rnd.sample(recs, min(3, len(recs))):
+            for _ in range(rnd.randint(1, 6)) if n > 34 else ():
+                i = rnd.randrange(start + 34, start + n)
+                b[i] = rnd.choice([0x00, 0xFF, 0x7F, 0x80, 0xC0, 0x3F, rnd.randrange(256)])
+        return bytes(b)
+    kind %= 6
     if kind == 0:  # flip bytes anywhere after the file header
         for _ in range(rnd.randint(1, 20)):
             i = rnd.randrange(24, len(b))
