@@ -177,8 +177,46 @@ def _tables(args) -> tuple[str, ...]:
     return DEFAULT_TEXT_TABLES
 
 
+def report_paths(args) -> list[str]:
+    """The files ``write_report`` will write (none when the report goes to stdout)."""
+    tables, fmt, out = _tables(args), args.format, args.output
+    if not out or out == "-":
+        return []
+    if fmt in ("csv", "parquet") and len(tables) > 1:
+        prefix = out[: -len(fmt) - 1] if out.endswith("." + fmt) else out
+        return [f"{prefix}.{t}.{fmt}" for t in tables]
+    return [out]
+
+
+def check_report_paths(args) -> None:
+    """Refuse, before any packet is read, a report that could not be written: a missing or read-only
+    directory, a directory where the file should go (an audit of a big capture must not end in an error)."""
+    for path in report_paths(args):
+        parent = os.path.dirname(os.path.abspath(path))
+        if os.path.isdir(path):
+            why = "is a directory"
+        elif not os.path.isdir(parent):
+            why = f"no such directory {parent}"
+        elif not os.access(parent, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+            why = "permission denied"
+        else:
+            continue
+        raise UsageError(f"{path}: cannot write the report there ({why})")
+
+
 def write_report(result, args) -> None:
-    """Render and write the report; the output file is opened only now, after the audit succeeded."""
+    """Render and write the report; the output file is opened only now, after the audit succeeded. A file
+    that still cannot be written (the disk filled up...) is a one-line error naming it."""
+    try:
+        _write_report(result, args)
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        where = getattr(e, "filename", None) or ", ".join(report_paths(args)) or "stdout"
+        raise PcapAuditError(f"{where}: cannot write the report: {e.strerror or e}") from None
+
+
+def _write_report(result, args) -> None:
     from pcapaudit.report import render
 
     tables = _tables(args)
@@ -284,6 +322,7 @@ def cmd_audit(args) -> int:
     for spec in args.captures:
         if spec != "-" and not os.path.exists(spec):
             raise CaptureError(f"{spec}: no such file")
+    check_report_paths(args)
     jobs = _jobs(args)
     if jobs > 1:
         from pcapaudit.parallel import audit_parallel

@@ -94,13 +94,14 @@ def run_live(args, opts, threshold) -> int:
     from pcapaudit.audit import Auditor, severity_at_least
     from pcapaudit.capture.libpcap import Handle
     from pcapaudit.capture.writer import PcapngWriter
-    from pcapaudit.cli import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, _summary_line, write_report
+    from pcapaudit.cli import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, _summary_line, check_report_paths, write_report
 
     duration = parse_duration(args.duration)
     if args.count is not None and args.count <= 0:
         raise UsageError("--count must be positive")
     if args.rotate_mb is not None and (args.rotate_mb <= 0 or not args.write):
         raise UsageError("--rotate-mb needs --write FILE and a positive size")
+    check_report_paths(args)
     opts.engine_config = LIVE_ENGINE
     display = LiveDisplay(not args.quiet, args.interface)
     auditor = Auditor(opts, on_finding=display.finding)

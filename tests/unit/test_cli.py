@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 
 import pandas as pd
 import pytest
@@ -90,6 +91,11 @@ def test_hostile_strings_are_neutralised(hostile_capture, tmp_path, capsys):
         (["rules", "show", "apple.nothing"], "no such rule"),
         (["audit", "X", "--rules", "/nonexistent.yaml"], "/nonexistent.yaml: no such file"),
         (["frobnicate"], "invalid choice"),
+        (["audit", "X", "-f", "json", "-o", "/nonexistent/dir/r.json"],
+         "/nonexistent/dir/r.json: cannot write the report there (no such directory /nonexistent/dir)"),
+        (["audit", "X", "-f", "csv", "-o", "/nonexistent/r"], "/nonexistent/r.findings.csv: cannot write the report there"),
+        (["audit", "X", "-f", "json", "-o", "/"], "/: cannot write the report there (is a directory)"),
+        (["live", "lo", "--duration", "1", "-f", "json", "-o", "/nonexistent/r.json"], "cannot write the report there"),
     ],
 )
 def test_errors_are_one_line_exit_2(blocked_capture, argv, message, capsys):
@@ -154,3 +160,20 @@ def test_markdown_escapes_table_syntax(hostile_capture, tmp_path):
     assert "<script>" not in md and "\x1b" not in md
     row = [line for line in md.splitlines() if "93.184.216.34" in line][0]
     assert row.count(" | ") == row.replace("\\|", "").count(" | ")  # every literal pipe is escaped
+
+
+def test_unwritable_report_is_refused_before_reading_the_capture(blocked_capture, tmp_path, capsys, monkeypatch):
+    from pcapaudit.audit import Auditor
+
+    monkeypatch.setattr(Auditor, "run_file", lambda *a, **k: pytest.fail("the capture was read"))
+    assert main(["audit", str(blocked_capture), "-f", "json", "-o", str(tmp_path / "missing" / "r.json")]) == 2
+    assert "no such directory" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize("fmt", [["-f", "json"], ["-f", "parquet", "--table", "flows"], ["-f", "table"]])
+def test_a_report_that_fails_while_written_is_one_line(blocked_capture, capsys, fmt):
+    assert main(["audit", str(blocked_capture), "-o", "/dev/full", *fmt]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("pcapaudit: error: /dev/full: cannot write the report: ")
+    assert "No space left on device" in err[0] or "errno 28" in err[0]
