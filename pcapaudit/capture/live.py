@@ -94,7 +94,14 @@ def run_live(args, opts, threshold) -> int:
     from pcapaudit.audit import Auditor, severity_at_least
     from pcapaudit.capture.libpcap import Handle
     from pcapaudit.capture.writer import PcapngWriter
-    from pcapaudit.cli import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, _summary_line, check_report_paths, write_report
+    from pcapaudit.cli import (
+        EXIT_ERROR,
+        EXIT_FINDINGS,
+        EXIT_OK,
+        _summary_line,
+        check_report_paths,
+        write_report,
+    )
 
     duration = parse_duration(args.duration)
     if args.count is not None and args.count <= 0:
