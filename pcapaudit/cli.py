@@ -101,6 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def one_line(e: object) -> str:
+    """An error message on one line, whatever a hostile file name or ruleset value carries."""
+    return str(e).replace("\r", "\\r").replace("\n", "\\n")
+
+
 def _parse_kv(items: list[str], flag: str) -> dict[str, str]:
     out = {}
     for it in items:
@@ -114,24 +119,48 @@ def _parse_kv(items: list[str], flag: str) -> dict[str, str]:
 def _load_config(path: str) -> dict:
     import yaml
 
+    from pcapaudit.rules.loader import SAFE_LOADER, check_node_budget
+
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        data = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=SAFE_LOADER) or {}
     except FileNotFoundError:
         raise UsageError(f"{path}: no such config file") from None
     except (OSError, UnicodeDecodeError) as e:
         raise UsageError(f"{path}: cannot read config: {e}") from None
     except yaml.YAMLError as e:
         raise UsageError(f"{path}: invalid YAML: {str(e).splitlines()[0]}") from None
+    except RecursionError:
+        raise UsageError(f"{path}: invalid YAML: nested too deeply") from None
     if not isinstance(data, dict):
         raise UsageError(f"{path}: config must be a mapping")
-    allowed = {"rules", "vendor", "tenants", "trust_issuers", "devices", "fail_on"}
-    bad = sorted(set(data) - allowed)
-    if bad:
-        raise UsageError(f"{path}: unknown config key {bad[0]!r} (allowed: {', '.join(sorted(allowed))})")
+    if not check_node_budget(data):
+        raise UsageError(f"{path}: config too large (YAML aliases expanding to a huge document?)")
+    allowed = ("rules", "vendor", "tenants", "trust_issuers", "devices", "fail_on")
+    for key in data:
+        if key not in allowed:
+            raise UsageError(f"{path}: unknown config key {key!r} (allowed: {', '.join(sorted(allowed))})")
+
+    def strings(key: str) -> list[str]:  # a string, or a list of strings
+        v = data[key]
+        items = v if isinstance(v, list) else [v]
+        if not items or not all(isinstance(x, str) and x for x in items):
+            raise UsageError(f"{path}: {key}: expected a string or a list of strings")
+        return items
+
+    for key in ("rules", "vendor", "trust_issuers", "devices"):
+        if key in data:
+            data[key] = strings(key)
+    if "fail_on" in data and not isinstance(data["fail_on"], str):
+        raise UsageError(f"{path}: fail_on: expected one of info, low, medium, high, none")
+    tenants = data.get("tenants")
+    if tenants is not None and not (
+        isinstance(tenants, dict)
+        and all(isinstance(k, str) and isinstance(v, (str, int, float)) and not isinstance(v, bool) for k, v in tenants.items())
+    ):
+        raise UsageError(f"{path}: tenants: expected a mapping of VENDOR.NAME: VALUE")
     base = Path(path).resolve().parent
     if "rules" in data:
-        rules = data["rules"] if isinstance(data["rules"], list) else [data["rules"]]
-        data["rules"] = [str(base / r) if not Path(r).is_absolute() else r for r in rules]
+        data["rules"] = [str(base / r) if not Path(r).is_absolute() else r for r in data["rules"]]
     return data
 
 
@@ -147,13 +176,12 @@ def _options(args):
     tenants.update(_parse_kv(args.tenant, "--tenant"))
     trust = tuple(cfg.get("trust_issuers") or ()) + tuple(args.trust_issuer)
     devices = tuple(cfg.get("devices") or ()) + tuple(args.device)
-    for d in devices:
-        import ipaddress
+    import ipaddress
 
-        try:
-            ipaddress.ip_network(d, strict=False)
-        except ValueError:
-            raise UsageError(f"--device {d!r}: not an address or network") from None
+    try:  # normalised ("10.0.0.1/8" -> "10.0.0.0/8"): the audit reads them as networks
+        devices = tuple(str(ipaddress.ip_network(d.strip(), strict=False)) for d in devices)
+    except ValueError as e:
+        raise UsageError(f"--device: {e}") from None
     fail_on = args.fail_on or cfg.get("fail_on") or "medium"
     if str(fail_on).lower() == "none":
         threshold = None
@@ -376,7 +404,7 @@ def _report(result, args, threshold, interrupted: bool) -> int:
     if not args.quiet:
         print(_summary_line(result), file=sys.stderr)
     for e in result.errors:
-        print(f"pcapaudit: error: {e}", file=sys.stderr)
+        print(f"pcapaudit: error: {one_line(e)}", file=sys.stderr)
     if result.errors or interrupted:
         return EXIT_ERROR
     return EXIT_FINDINGS if severity_at_least(result.finding_records, threshold) else EXIT_OK
@@ -499,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_ERROR
     except (CaptureError, RulesetError, UsageError, PcapAuditError) as e:
-        print(f"pcapaudit: error: {e}", file=sys.stderr)
+        print(f"pcapaudit: error: {one_line(e)}", file=sys.stderr)
         return EXIT_ERROR
     except BrokenPipeError:
         try:

@@ -100,6 +100,7 @@ def run_live(args, opts, threshold) -> int:
         EXIT_OK,
         _summary_line,
         check_report_paths,
+        one_line,
         write_report,
     )
 
@@ -178,7 +179,7 @@ def run_live(args, opts, threshold) -> int:
             line += f"; packets written to {', '.join(writer.files)}"
         print(line, file=sys.stderr)
     for e in result.errors:
-        print(f"pcapaudit: error: {e}", file=sys.stderr)
+        print(f"pcapaudit: error: {one_line(e)}", file=sys.stderr)
     if result.errors:
         return EXIT_ERROR
     return EXIT_FINDINGS if severity_at_least(result.finding_records, threshold) else EXIT_OK

@@ -36,10 +36,13 @@ from pcapaudit.rules.schema import (
 )
 
 SPECIAL_FILES = ("issuers.yaml", "asn.yaml")
-_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]*(\.[a-z0-9][a-z0-9-]*)+$")
+_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]*(\.[a-z0-9][a-z0-9-]*)+\Z")  # \Z: "$" also matches before a final newline
 _VENDOR_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _PLACEHOLDER_RE = re.compile(r"\{([^{}]*)\}")
-_HOST_RE = re.compile(r"^(\*\.|\*)?[a-z0-9_{}\[\]\.-]+$")
+_HOST_RE = re.compile(r"^(\*\.|\*)?[a-z0-9_{}\[\]\.-]+\Z")
+_NUMBERED_RE = re.compile(r"^(.*)\[(\d+)\.\.\.(\d+)\](.*)\Z")  # clients[2...6].google.com
+MAX_NUMBERED_HOSTS = 256
+MAX_YAML_NODES = 200_000  # every value counted as often as aliases repeat it; the built-in files have ~7,000
 
 
 def builtin_dir() -> Path:
@@ -71,7 +74,25 @@ class _Ctx:
 
 # libyaml's safe loader builds the same data about 9x faster (the built-in rulesets: 0.15 s -> 0.017 s,
 # most of a small audit's start-up); PyYAML without libyaml falls back to the pure-Python one
-_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def check_node_budget(data: object, budget: int = MAX_YAML_NODES) -> bool:
+    """False when the document has more than ``budget`` values counted with repetition: YAML aliases
+    ("billion laughs") make a small file a huge tree that any message or copy of it would expand."""
+    stack = [data]
+    seen = 0
+    while stack:
+        v = stack.pop()
+        seen += 1
+        if seen > budget:
+            return False
+        if isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return True
 
 
 def _read_yaml(path: Path) -> tuple[object, bytes]:
@@ -85,7 +106,7 @@ def _read_yaml(path: Path) -> tuple[object, bytes]:
     except OSError as e:
         raise ctx.err("", f"cannot read: {e.strerror or e}") from None
     try:
-        data = yaml.load(raw.decode("utf-8"), Loader=_SAFE_LOADER)
+        data = yaml.load(raw.decode("utf-8"), Loader=SAFE_LOADER)
     except UnicodeDecodeError as e:
         raise ctx.err("", f"not UTF-8 text (byte {e.start})") from None
     except yaml.YAMLError as e:
@@ -93,6 +114,10 @@ def _read_yaml(path: Path) -> tuple[object, bytes]:
         where = f"line {mark.line + 1}" if mark is not None else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise ctx.err(where, f"invalid YAML: {problem}") from None
+    except RecursionError:
+        raise ctx.err("", "invalid YAML: nested too deeply") from None
+    if not check_node_budget(data):
+        raise ctx.err("", f"more than {MAX_YAML_NODES:,} values (YAML aliases expanding to a huge document?)")
     return data, raw
 
 
@@ -101,7 +126,12 @@ def _check_keys(ctx: _Ctx, where: str, obj: dict, allowed: Iterable[str]) -> Non
     for k in obj:
         if k not in allowed:
             hint = _close(str(k), allowed)
-            raise ctx.err(f"{where}{'.' if where else ''}{k}", "unknown key" + (f" (did you mean {hint!r}?)" if hint else ""))
+            raise ctx.err(f"{where}{'.' if where else ''}{_shown(k)}", "unknown key" + (f" (did you mean {hint!r}?)" if hint else ""))
+
+
+def _shown(v: object) -> str:
+    """A key or id as it goes into a message: as is when printable text, else quoted (newlines escaped)."""
+    return v if isinstance(v, str) and v.isprintable() else repr(v)
 
 
 def _close(word: str, options: Iterable[str]) -> str | None:
@@ -189,7 +219,7 @@ def load_ruleset_file(path: Path, issuer_names: set[str] | None = None) -> Rules
     for k in ("schema_version", "vendor", "display_name", "sources", "rules"):
         if k not in data:
             raise ctx.err(k, "missing")
-    if data["schema_version"] != SCHEMA_VERSION:
+    if type(data["schema_version"]) is not int or data["schema_version"] != SCHEMA_VERSION:  # not 1.0 or true
         raise ctx.err("schema_version", f"{data['schema_version']!r} is not supported (expected {SCHEMA_VERSION})")
     vendor = data["vendor"]
     if not isinstance(vendor, str) or not _VENDOR_RE.match(vendor):
@@ -242,7 +272,7 @@ def load_ruleset_file(path: Path, issuer_names: set[str] | None = None) -> Rules
         for k, v in merged.items():
             _typed(ctx, w, k, v)
         rid = merged["id"]
-        w = f"rules[{i}] ({rid})"
+        w = f"rules[{i}] ({_shown(rid)})"
         if not _ID_RE.match(rid) or not rid.startswith(vendor + "."):
             raise ctx.err(f"{w}.id", f"{rid!r} must look like '{vendor}.some-service'")
         if rid in seen:
@@ -255,6 +285,13 @@ def load_ruleset_file(path: Path, issuer_names: set[str] | None = None) -> Rules
             hh = h.strip().lower().rstrip(".")
             if not hh or not _HOST_RE.match(hh):
                 raise ctx.err(f"{w}.hosts[{j}]", f"{h!r} is not a host name or pattern")
+            if "[" in hh or "]" in hh:
+                m = _NUMBERED_RE.match(hh)
+                if m is None or "[" in m.group(1) + m.group(4) or "]" in m.group(1) + m.group(4):
+                    raise ctx.err(f"{w}.hosts[{j}]", f"{h!r}: brackets only as a numbered set like 'clients[2...6].example.com'")
+                lo, hi = int(m.group(2)), int(m.group(3))
+                if not lo <= hi < lo + MAX_NUMBERED_HOSTS:
+                    raise ctx.err(f"{w}.hosts[{j}]", f"{h!r}: a numbered set must count up over at most {MAX_NUMBERED_HOSTS} numbers")
             for name in _PLACEHOLDER_RE.findall(hh):
                 if name not in ph_names:
                     raise ctx.err(f"{w}.hosts[{j}]", f"placeholder {{{name}}} is not declared under placeholders")
@@ -306,7 +343,7 @@ def load_issuers(path: Path) -> dict[str, IssuerSet]:
     if not isinstance(data, dict):
         raise ctx.err("", "top level must be a mapping")
     _check_keys(ctx, "", data, ("schema_version", "sets"))
-    if data.get("schema_version") != SCHEMA_VERSION:
+    if type(data.get("schema_version")) is not int or data.get("schema_version") != SCHEMA_VERSION:
         raise ctx.err("schema_version", f"{data.get('schema_version')!r} is not supported")
     sets = data.get("sets")
     if not isinstance(sets, dict):
@@ -338,10 +375,15 @@ def load_asns(path: Path) -> dict[int, tuple[str, ...]]:
     if not isinstance(data, dict):
         raise ctx.err("", "top level must be a mapping")
     _check_keys(ctx, "", data, ("schema_version", "asns"))
+    if "schema_version" in data and (type(data["schema_version"]) is not int or data["schema_version"] != SCHEMA_VERSION):
+        raise ctx.err("schema_version", f"{data['schema_version']!r} is not supported")
     out = {}
-    for asn, entry in (data.get("asns") or {}).items():
+    asns = data.get("asns") or {}
+    if not isinstance(asns, dict):
+        raise ctx.err("asns", "must map AS numbers to mappings")
+    for asn, entry in asns.items():
         w = f"asns.{asn}"
-        if not isinstance(asn, int) or not isinstance(entry, dict):
+        if type(asn) is not int or not isinstance(entry, dict):  # not True, a bool
             raise ctx.err(w, "must map an AS number to a mapping")
         _check_keys(ctx, w, entry, ("name", "description", "snapshot", "prefixes"))
         out[asn] = _networks(ctx, f"{w}.prefixes", entry.get("prefixes") or [])
@@ -352,10 +394,13 @@ def _expand(paths: Iterable[str | Path]) -> list[Path]:
     out: list[Path] = []
     for p in paths:
         p = Path(p)
-        if p.is_dir():
-            out.extend(sorted(x for x in p.iterdir() if x.suffix in (".yaml", ".yml")))
-        else:
-            out.append(p)
+        try:
+            if p.is_dir():
+                out.extend(sorted(x for x in p.iterdir() if x.suffix in (".yaml", ".yml")))
+                continue
+        except OSError as e:  # a name too long, a directory without read permission...
+            raise RulesetError(f"{_display(p)}: cannot read: {e.strerror or e}") from None
+        out.append(p)
     return out
 
 

@@ -177,3 +177,53 @@ def test_a_report_that_fails_while_written_is_one_line(blocked_capture, capsys, 
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("pcapaudit: error: /dev/full: cannot write the report: ")
     assert "No space left on device" in err[0] or "errno 28" in err[0]
+
+
+# found by fuzzing ruleset and config files (stop 10): each was a traceback, a hang or a two-line error
+_BOMB = "".join(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]\n" for i in range(1, 9))
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ("tenants: [a]\n", "tenants: expected a mapping of VENDOR.NAME: VALUE"),
+        ("vendor: 5\n", "vendor: expected a string or a list of strings"),
+        ("vendor: [5]\n", "vendor: expected a string or a list of strings"),
+        ("rules: null\n", "rules: expected a string or a list of strings"),
+        ("rules: [[a]]\n", "rules: expected a string or a list of strings"),
+        ("trust_issuers: [5]\n", "trust_issuers: expected a string or a list of strings"),
+        ("devices: true\n", "devices: expected a string or a list of strings"),
+        ("devices: [5]\n", "devices: expected a string or a list of strings"),
+        ("fail_on: [high]\n", "fail_on: expected one of"),
+        ("~: a\nzz: b\n", "unknown config key None"),
+        ("devices: [10.0.0.0/33]\n", "--device: "),
+        ("tenants: {kandji.region: \"x\\ny\"}\n", "region=x\\ny: region must be one of eu, us"),
+        ("[" * 3000 + "]" * 3000 + "\n", "invalid YAML"),
+        ("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n" + _BOMB + "devices: *a8\n", "config too large"),
+    ],
+)
+def test_bad_config_files_are_one_line_errors(blocked_capture, tmp_path, capsys, config, message):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(config)
+    assert main(["audit", str(blocked_capture), "--config", str(cfg), "--fail-on", "none", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("pcapaudit: error: ") and message in err, err
+
+
+def test_config_strings_stand_for_one_item_lists_and_devices_are_normalised(blocked_capture, tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("devices: 192.168.50.1/24\ntrust_issuers: Example Lab CA\n")
+    assert main(["audit", str(blocked_capture), "--config", str(cfg), "--device", "10.0.0.1/8", "-f", "json", "-q"]) == 1
+    assert "syn_no_reply" in capsys.readouterr().out  # the client 192.168.50.10 is a device: its flows are audited
+
+
+def test_bad_asn_file_and_unreadable_rules_path_are_one_line(tmp_path, capsys):
+    d = tmp_path / "rs"
+    d.mkdir()
+    (d / "asn.yaml").write_text("schema_version: 1\nasns: [1]\n")
+    assert main(["rules", "list", "--rules", str(d)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "asn.yaml: asns: must map AS numbers to mappings" in err
+    assert main(["rules", "validate", str(tmp_path / ("y" * 300 + ".yaml"))]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot read: File name too long" in err
