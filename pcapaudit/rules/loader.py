@@ -69,7 +69,8 @@ class _Ctx:
         self.name = _display(path)
 
     def err(self, where: str, msg: str) -> RulesetError:
-        return RulesetError(f"{self.name}: {where}: {msg}" if where else f"{self.name}: {msg}")
+        text = f"{self.name}: {where}: {msg}" if where else f"{self.name}: {msg}"
+        return RulesetError(text.replace("\r", "\\r").replace("\n", "\\n"))  # one line, whatever the file holds
 
 
 # libyaml's safe loader builds the same data about 9x faster (the built-in rulesets: 0.15 s -> 0.017 s,
@@ -175,6 +176,8 @@ def parse_network(text: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Netwo
 
 
 def _networks(ctx: _Ctx, where: str, items: list) -> tuple[str, ...]:
+    if not isinstance(items, list):
+        raise ctx.err(where, "must be a list of networks")
     out = []
     for i, c in enumerate(items):
         if not isinstance(c, str):
@@ -241,6 +244,8 @@ def load_ruleset_file(path: Path, issuer_names: set[str] | None = None) -> Rules
         sources.append(Source(s["id"], s.get("file"), s["title"], s.get("url")))
     source_ids = {s.id for s in sources}
     placeholders = []
+    if not isinstance(data.get("placeholders") or [], list):
+        raise ctx.err("placeholders", "must be a list")
     for i, p in enumerate(data.get("placeholders") or []):
         w = f"placeholders[{i}]"
         if not isinstance(p, dict):

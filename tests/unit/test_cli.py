@@ -220,10 +220,12 @@ def test_config_strings_stand_for_one_item_lists_and_devices_are_normalised(bloc
 def test_bad_asn_file_and_unreadable_rules_path_are_one_line(tmp_path, capsys):
     d = tmp_path / "rs"
     d.mkdir()
-    (d / "asn.yaml").write_text("schema_version: 1\nasns: [1]\n")
-    assert main(["rules", "list", "--rules", str(d)]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "asn.yaml: asns: must map AS numbers to mappings" in err
+    for text, message in (("asns: [1]", "asn.yaml: asns: must map AS numbers to mappings"),
+                          ("asns: {64500: {prefixes: 1.5}}", "asn.yaml: asns.64500.prefixes: must be a list of networks")):
+        (d / "asn.yaml").write_text(f"schema_version: 1\n{text}\n")
+        assert main(["rules", "list", "--rules", str(d)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, err
     assert main(["rules", "validate", str(tmp_path / ("y" * 300 + ".yaml"))]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot read: File name too long" in err
