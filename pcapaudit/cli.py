@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from pcapaudit.errors import CaptureError, PcapAuditError, RulesetError, UsageError
+from pcapaudit.errors import CaptureError, PcapAuditError, RulesetError, UsageError, one_line
 from pcapaudit.model import Severity
 
 log = logging.getLogger("pcapaudit")
@@ -99,11 +99,6 @@ def build_parser() -> argparse.ArgumentParser:
     rv = rs.add_parser("validate", help="check ruleset files (default: the built-in ones)")
     rv.add_argument("files", nargs="*", metavar="FILE")
     return p
-
-
-def one_line(e: object) -> str:
-    """An error message on one line, whatever a hostile file name or ruleset value carries."""
-    return str(e).replace("\r", "\\r").replace("\n", "\\n")
 
 
 def _parse_kv(items: list[str], flag: str) -> dict[str, str]:

@@ -17,3 +17,8 @@ class RulesetError(PcapAuditError):
 
 class UsageError(PcapAuditError):
     """A bad flag or option value."""
+
+
+def one_line(e: object) -> str:
+    """An error message on one line, whatever a hostile file name or ruleset value carries."""
+    return str(e).replace("\r", "\\r").replace("\n", "\\n")

@@ -18,7 +18,7 @@ import numpy as np
 
 from pcapaudit.capture.pcapfile import PacketBatch
 from pcapaudit.engine import EngineConfig
-from pcapaudit.errors import CaptureError, UsageError
+from pcapaudit.errors import CaptureError, UsageError, one_line
 from pcapaudit.model import Finding
 
 BATCH_PACKETS = 2000
@@ -100,7 +100,6 @@ def run_live(args, opts, threshold) -> int:
         EXIT_OK,
         _summary_line,
         check_report_paths,
-        one_line,
         write_report,
     )
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from pcapaudit.errors import RulesetError
+from pcapaudit.errors import RulesetError, one_line
 from pcapaudit.rules.schema import (
     DEFAULTABLE,
     FILE_KEYS,
@@ -70,7 +70,7 @@ class _Ctx:
 
     def err(self, where: str, msg: str) -> RulesetError:
         text = f"{self.name}: {where}: {msg}" if where else f"{self.name}: {msg}"
-        return RulesetError(text.replace("\r", "\\r").replace("\n", "\\n"))  # one line, whatever the file holds
+        return RulesetError(one_line(text))
 
 
 # libyaml's safe loader builds the same data about 9x faster (the built-in rulesets: 0.15 s -> 0.017 s,
