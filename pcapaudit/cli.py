@@ -260,9 +260,7 @@ def _write_report(result, args) -> None:
             return
         if not out or out == "-":
             raise UsageError(f"--format {fmt} with several tables needs -o PREFIX (or one --table)")
-        prefix = out[: -len(fmt) - 1] if out.endswith("." + fmt) else out
-        for t in tables:
-            path = f"{prefix}.{t}.{fmt}"
+        for t, path in zip(tables, report_paths(args)):
             if fmt == "parquet":
                 render.write_table_parquet(result, t, path)
             else:

@@ -37,10 +37,10 @@ from pcapaudit.rules.schema import (
 
 SPECIAL_FILES = ("issuers.yaml", "asn.yaml")
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]*(\.[a-z0-9][a-z0-9-]*)+\Z")  # \Z: "$" also matches before a final newline
-_VENDOR_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
-_PLACEHOLDER_RE = re.compile(r"\{([^{}]*)\}")
+_VENDOR_RE = re.compile(r"^[a-z0-9][a-z0-9-]*\Z")
+PLACEHOLDER_RE = re.compile(r"\{([^{}]*)\}")
 _HOST_RE = re.compile(r"^(\*\.|\*)?[a-z0-9_{}\[\]\.-]+\Z")
-_NUMBERED_RE = re.compile(r"^(.*)\[(\d+)\.\.\.(\d+)\](.*)\Z")  # clients[2...6].google.com
+NUMBERED_RE = re.compile(r"^(.*)\[(\d+)\.\.\.(\d+)\](.*)\Z")  # clients[2...6].google.com (expanded by the matcher)
 MAX_NUMBERED_HOSTS = 256
 MAX_YAML_NODES = 200_000  # every value counted as often as aliases repeat it; the built-in files have ~7,000
 
@@ -128,6 +128,11 @@ def _check_keys(ctx: _Ctx, where: str, obj: dict, allowed: Iterable[str]) -> Non
         if k not in allowed:
             hint = _close(str(k), allowed)
             raise ctx.err(f"{where}{'.' if where else ''}{_shown(k)}", "unknown key" + (f" (did you mean {hint!r}?)" if hint else ""))
+
+
+def _schema_ok(v: object) -> bool:
+    """The supported schema version, as an integer (not 1.0 or true, which compare equal to 1)."""
+    return type(v) is int and v == SCHEMA_VERSION
 
 
 def _shown(v: object) -> str:
@@ -222,7 +227,7 @@ def load_ruleset_file(path: Path, issuer_names: set[str] | None = None) -> Rules
     for k in ("schema_version", "vendor", "display_name", "sources", "rules"):
         if k not in data:
             raise ctx.err(k, "missing")
-    if type(data["schema_version"]) is not int or data["schema_version"] != SCHEMA_VERSION:  # not 1.0 or true
+    if not _schema_ok(data["schema_version"]):
         raise ctx.err("schema_version", f"{data['schema_version']!r} is not supported (expected {SCHEMA_VERSION})")
     vendor = data["vendor"]
     if not isinstance(vendor, str) or not _VENDOR_RE.match(vendor):
@@ -291,13 +296,13 @@ def load_ruleset_file(path: Path, issuer_names: set[str] | None = None) -> Rules
             if not hh or not _HOST_RE.match(hh):
                 raise ctx.err(f"{w}.hosts[{j}]", f"{h!r} is not a host name or pattern")
             if "[" in hh or "]" in hh:
-                m = _NUMBERED_RE.match(hh)
+                m = NUMBERED_RE.match(hh)
                 if m is None or "[" in m.group(1) + m.group(4) or "]" in m.group(1) + m.group(4):
                     raise ctx.err(f"{w}.hosts[{j}]", f"{h!r}: brackets only as a numbered set like 'clients[2...6].example.com'")
                 lo, hi = int(m.group(2)), int(m.group(3))
                 if not lo <= hi < lo + MAX_NUMBERED_HOSTS:
                     raise ctx.err(f"{w}.hosts[{j}]", f"{h!r}: a numbered set must count up over at most {MAX_NUMBERED_HOSTS} numbers")
-            for name in _PLACEHOLDER_RE.findall(hh):
+            for name in PLACEHOLDER_RE.findall(hh):
                 if name not in ph_names:
                     raise ctx.err(f"{w}.hosts[{j}]", f"placeholder {{{name}}} is not declared under placeholders")
             hosts.append(hh)
@@ -348,7 +353,7 @@ def load_issuers(path: Path) -> dict[str, IssuerSet]:
     if not isinstance(data, dict):
         raise ctx.err("", "top level must be a mapping")
     _check_keys(ctx, "", data, ("schema_version", "sets"))
-    if type(data.get("schema_version")) is not int or data.get("schema_version") != SCHEMA_VERSION:
+    if not _schema_ok(data.get("schema_version")):
         raise ctx.err("schema_version", f"{data.get('schema_version')!r} is not supported")
     sets = data.get("sets")
     if not isinstance(sets, dict):
@@ -380,7 +385,7 @@ def load_asns(path: Path) -> dict[int, tuple[str, ...]]:
     if not isinstance(data, dict):
         raise ctx.err("", "top level must be a mapping")
     _check_keys(ctx, "", data, ("schema_version", "asns"))
-    if "schema_version" in data and (type(data["schema_version"]) is not int or data["schema_version"] != SCHEMA_VERSION):
+    if "schema_version" in data and not _schema_ok(data["schema_version"]):
         raise ctx.err("schema_version", f"{data['schema_version']!r} is not supported")
     out = {}
     asns = data.get("asns") or {}

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import lru_cache
 
-from pcapaudit.rules.loader import parse_network
+from pcapaudit.rules.loader import NUMBERED_RE, PLACEHOLDER_RE, parse_network
 from pcapaudit.rules.schema import Rule, RuleBook
 
 CONF_ORDER = {"exact": 0, "wildcard": 1, "pattern": 2}
-_PH = re.compile(r"\{([^{}]*)\}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +64,7 @@ class RuleIndex:
             ph_kind = {p.name: p.kind for p in rs.placeholders}
         out = pattern
         filled_all = True
-        for name in _PH.findall(pattern):
+        for name in PLACEHOLDER_RE.findall(pattern):
             val = self.book.tenants.get(f"{r.vendor}.{name}")
             if val is not None:
                 out = out.replace("{" + name + "}", val)
@@ -78,7 +76,7 @@ class RuleIndex:
 
     def _add_host(self, r: Rule, pattern: str) -> None:
         if "[" in pattern:  # clients[2...6].google.com: the document's shorthand for a numbered set
-            m = re.match(r"^(.*)\[(\d+)\.\.\.(\d+)\](.*)$", pattern)
+            m = NUMBERED_RE.match(pattern)
             if m:
                 for n in range(int(m.group(2)), int(m.group(3)) + 1):
                     self._add_host(r, f"{m.group(1)}{n}{m.group(4)}")
@@ -95,7 +93,7 @@ class RuleIndex:
             else:
                 self.exact[host].append((r, "exact", pattern))
             return
-        labels = tuple(None if _PH.fullmatch(x) else x for x in host.split("."))
+        labels = tuple(None if PLACEHOLDER_RE.fullmatch(x) else x for x in host.split("."))
         wild = labels[0] == "*"
         if wild:
             labels = labels[1:]
