@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pcapaudit.decode.http import url_target
 from pcapaudit.model import Classification, FlowRecord
 from pcapaudit.rules.matcher import RuleIndex, ip_in
 from pcapaudit.rules.schema import Rule
@@ -35,15 +36,9 @@ def flow_target(f: FlowRecord) -> Target:
     transport = f.transport.value
     if f.connect_host:
         return Target(f.connect_port or 443, transport, True)
-    uri = f.http_uri or ""
-    if f.http_method and uri.lower().startswith(("http://", "https://")):
-        scheme, _, rest = uri.partition("://")
-        auth = rest.split("/", 1)[0]
-        port = 443 if scheme.lower() == "https" else 80
-        port_s = auth.rsplit(":", 1)[-1]
-        if ":" in auth and port_s.isascii() and port_s.isdigit():  # not "³", which int() refuses
-            port = int(port_s)
-        return Target(port, transport, True)  # absolute-form requests are only sent to proxies
+    target = url_target(f.http_uri) if f.http_method and f.http_uri else None
+    if target is not None and target[1] is not None:
+        return Target(target[1], transport, True)  # absolute-form requests are only sent to proxies
     return Target(f.dst_port, transport, False)
 
 

@@ -45,6 +45,20 @@ def split_authority(auth: str, default_port: int | None = None) -> tuple[str, in
     return host.rstrip(".").lower(), port
 
 
+SCHEME_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443, "ftp": 21}
+
+
+def url_target(uri: str) -> tuple[str, int | None] | None:
+    """'http://user@host:8080/x' -> ('host', 8080), with the scheme's port when the URL has none (None for
+    an unknown scheme); None when ``uri`` is not an absolute URL (an origin-form path, a CONNECT target)."""
+    scheme, sep, rest = uri.partition("://")
+    if not sep or "/" in scheme:
+        return None
+    auth = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    auth = auth.rpartition("@")[2]  # drop any user:password@
+    return split_authority(auth, SCHEME_PORTS.get(scheme.lower()))
+
+
 def looks_like_request(data: bytes) -> bool:
     """True when the stream starts with an HTTP method."""
     return data[:8].startswith(METHODS)
@@ -77,8 +91,8 @@ def parse_request(data: bytes) -> HttpRequest | None:
             break
     if host is not None:
         host = split_authority(host)[0]
-    elif method != "CONNECT" and "://" in uri:  # absolute-form request to a proxy
-        host = split_authority(uri.split("://", 1)[1].split("/", 1)[0])[0]
+    elif method != "CONNECT" and (target := url_target(uri)) is not None:  # absolute-form request to a proxy
+        host = target[0]
     return HttpRequest(method, uri, host, end + sep)
 
 
