@@ -178,7 +178,7 @@ class Auditor:
         if self._on_flow:
             self._on_flow(rec, cls)
         for fd in detect_flow(rec, cls, self.ctx):
-            self._finding(fd, rules)
+            self._finding(fd, rules, rec.src_ip)
 
     def _plain(self, b: FlowBase) -> None:
         """A flow without application details (most DNS and NTP flows): when its destination is already
@@ -234,13 +234,13 @@ class Auditor:
         self.coverage.dns_query(tx, rules)
         if tx.rcode in ("NXDOMAIN", "REFUSED", "SERVFAIL") or tx.sinkholed:
             for fd in detect_dns(tx, self.ctx):
-                self._finding(fd, rules)
+                self._finding(fd, rules, tx.client_ip)
 
-    def _finding(self, fd: Finding, rules: frozenset[str] = frozenset()) -> None:
-        new = self.findings.add(fd)
+    def _finding(self, fd: Finding, rules: frozenset[str] = frozenset(), client: str | None = None) -> None:
+        row = self.findings.add(fd, client)
         self.coverage.finding(fd, rules)
         if self._on_finding:
-            self._on_finding(fd, new)
+            self._on_finding(row or fd, row is not None)
 
     # -- input -----------------------------------------------------------------------------------
     def feed_batch(self, batch: PacketBatch) -> None:
@@ -331,7 +331,7 @@ class Auditor:
                 if self.ctx.rule(cls.rule_id).vendor in new_regions:
                     for fd in detect_flow(rec, cls, self.ctx):
                         if fd.code == "region_mismatch":
-                            self._finding(fd, rules)
+                            self._finding(fd, rules, rec.src_ip)
         vendors = self.options.vendors or self.coverage.detected_vendors(self.book)
         finding_rows = self.findings.rows()
         coverage = self.coverage.rows(self.book, tuple(vendors))

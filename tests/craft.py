@@ -110,11 +110,36 @@ def tcp_session(client, server, sport, dport, c_payloads=(), s_payloads=(), clos
     return pkts
 
 
-def write_raw(path: Path | str, frames: list[bytes], linktype: int, t0: float = 1_700_000_000.0) -> Path:
-    """A classic pcap of raw frames with any link type (scapy guesses link types from layers)."""
+def write_raw(path: Path | str, frames: list[bytes], linktype: int, t0: float = 1_700_000_000.0,
+              times: list[float] | None = None) -> Path:
+    """A classic pcap of raw frames with any link type (scapy guesses link types from layers); frame i at
+    ``times[i]`` when given, else 10 ms apart from ``t0``."""
     out = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, linktype)
     for i, fr in enumerate(frames):
-        ts = t0 + i * 0.01
+        ts = times[i] if times is not None else t0 + i * 0.01
         out += struct.pack("<IIII", int(ts), int((ts % 1) * 1e6), len(fr), len(fr)) + fr
     Path(path).write_bytes(out)
     return Path(path)
+
+
+def tcp_frame(src: str, dst: str, sport: int, dport: int, flags: int, seq: int = 1, ack: int = 0) -> bytes:
+    """One Ethernet/IPv4/TCP frame without payload, built with struct (fast enough for thousands)."""
+    import ipaddress
+
+    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, 1024, 0, 0)
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40, 0, 0, 64, 6, 0, ipaddress.IPv4Address(src).packed,
+                     ipaddress.IPv4Address(dst).packed)  # fmt: skip
+    return b"\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb\x08\x00" + ip + tcp
+
+
+def syn_scan(scanner: str, hosts: list[str], ports: range, rst_every: int = 3) -> list[bytes]:
+    """A SYN scan: one SYN per host and port from a new source port; every ``rst_every``-th port answers
+    with RST/ACK, the rest never answer."""
+    frames = []
+    for h in hosts:
+        for i, port in enumerate(ports):
+            sport = 50000 + i
+            frames.append(tcp_frame(scanner, h, sport, port, 0x02))
+            if i % rst_every == 0:
+                frames.append(tcp_frame(h, scanner, port, sport, 0x14, 0, 2))
+    return frames

@@ -193,3 +193,37 @@ def test_audit_stores_hold_a_few_thousand_python_rows_at_most():
         peak = max(peak, len(s._rows))
     assert peak < s.chunk and len(s._batches) == 3 and all(b.num_rows == s.chunk for b in s._batches)
     assert s.to_pandas()["uid"].tolist() == [f"C{i}" for i in range(3 * s.chunk + 5)]
+
+
+def test_a_port_scan_is_summarised_the_same_with_any_job_count(tmp_path):
+    """A SYN scan makes a finding per destination: past 100 new destinations per code, the scanner's
+    findings fold into one 'more destinations' row per code, whatever the job count; every flow stays."""
+    from pcapaudit.findings import FindingCollector
+    from tests import craft
+
+    frames = craft.syn_scan("10.0.0.5", ["10.99.0.1", "10.99.0.2", "10.99.0.3"], range(30001, 30151))
+    frames += craft.syn_scan("10.0.0.6", ["10.99.0.4"], range(30020, 30030))  # a second, small one
+    times = [1_700_000_000.0 + i * 0.01 for i in range(len(frames))]
+    frames.append(craft.tcp_frame("10.0.0.9", "10.99.0.9", 50000, 443, 0x10))  # the capture ends 60 s later,
+    times.append(times[-1] + 60)  # so no SYN is too close to its end to count
+    path = craft.write_raw(tmp_path / "scan.pcap", frames, 1, times=times)
+    results = {j: audit_parallel(AuditOptions(), [str(path)], j) for j in (1, 2, 3)}
+    one = results[1]
+    assert len(one.flows) == 461
+    rows = {f.identifier: f for f, _ in one.finding_records}
+    src = dict(zip(one.flows["uid"], one.flows["src_ip"]))
+    cap = FindingCollector.MAX_NEW_PER_CLIENT
+    for code, total in (("syn_no_reply", 300), ("syn_rejected", 150), ("not_allowed", 450)):
+        kind = "unexpected" if code == "not_allowed" else "blocked"
+        more = rows[f"more:{kind}:{code}|10.0.0.5"]
+        assert more.count == total - cap, code
+        assert more.message.startswith(f"10.0.0.5: {total - cap} more {code} findings")
+        own = [f for f in rows.values() if f.code == code and src[f.uid] == "10.0.0.5" and f is not more]
+        assert len(own) == cap and all(f.count == 1 for f in own), code
+    assert not any(k.endswith("|10.0.0.6") for k in rows)  # 10 destinations: each its own row
+    assert len(rows) < 3 * cap + 3 + 3 * 10
+    for j in (2, 3):
+        assert one.flows.equals(results[j].flows), j
+        f1 = sorted((f.identifier, f.count, f.uid, f.ts, f.severity, f.message) for f, _ in one.finding_records)
+        fj = sorted((f.identifier, f.count, f.uid, f.ts, f.severity, f.message) for f, _ in results[j].finding_records)
+        assert f1 == fj, j

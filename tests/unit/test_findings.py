@@ -58,9 +58,10 @@ def _finding(uid, ts, sev=Severity.LOW):
 
 def test_collector_folds_repeats():
     c = FindingCollector()
-    assert c.add(_finding("C2", 2.0)) is True
-    assert c.add(_finding("C1", 1.0, Severity.HIGH)) is False
-    assert c.add(_finding("C2", 3.0)) is False
+    first = _finding("C2", 2.0)
+    assert c.add(first) is first
+    assert c.add(_finding("C1", 1.0, Severity.HIGH)) is None
+    assert c.add(_finding("C2", 3.0)) is None
     (row, uids), = c.rows()
     assert row.count == 3 and row.uid == "C1" and row.ts == 1.0 and row.severity is Severity.HIGH
     assert uids == ("C2", "C1")
@@ -128,3 +129,55 @@ def test_plain_flows_on_a_generated_span_capture(tmp_path):
     for got, want in zip(fast, full):
         assert got.equals(want) if hasattr(got, "equals") else got == want
     assert used > 300
+
+
+def _probe(uid, ts, target, code="syn_no_reply", sev=Severity.LOW):
+    return Finding(FindingKind.BLOCKED, sev, code, uid, None, None, None, target,
+                   f"SYN to {target} never answered", (), f"blocked:{code}|-|{target}|tcp", ts)  # fmt: skip
+
+
+def test_a_client_with_many_new_destinations_folds_the_rest_into_one_row(monkeypatch):
+    monkeypatch.setattr(FindingCollector, "MAX_NEW_PER_CLIENT", 5)
+    c = FindingCollector()
+    assert c.add(_probe("S0", 0.5, "10.9.9.9:22"), "10.0.0.7") is not None  # another client's row
+    for i in range(12):
+        c.add(_probe(f"S{i + 1}", 1.0 + i, f"10.9.9.{i}:22", sev=Severity.HIGH if i == 8 else Severity.LOW),
+              "10.0.0.5")  # fmt: skip
+    c.add(_probe("S99", 50.0, "10.9.9.9:22"), "10.0.0.5")  # a destination that has a row counts there
+    c.add(_probe("R1", 60.0, "10.9.9.1:80", code="syn_rejected"), "10.0.0.5")  # another code: its own budget
+    rows = {f.identifier: (f, uids) for f, uids in c.rows()}
+    assert len(rows) == 1 + 5 + 1 + 1
+    more, uids = rows["more:blocked:syn_no_reply|10.0.0.5"]
+    assert more.count == 6  # 10.9.9.5 .. 10.9.9.10 (10.9.9.9 found its row first: the other client's)
+    assert uids == ("S6", "S7", "S8", "S9", "S11", "S12")
+    assert more.ts == 6.0 and more.severity is Severity.HIGH and more.uid == "S6"
+    assert more.target == "10.0.0.5 -> more destinations"
+    assert more.message.startswith("10.0.0.5: 6 more syn_no_reply findings for destinations past the first 5")
+    assert dict(more.evidence)["first_target"] == "10.9.9.5:22"
+    assert rows["blocked:syn_no_reply|-|10.9.9.9:22|tcp"][0].count == 3  # 10.0.0.7, then 10.0.0.5 twice
+    assert c.raw == 15
+
+
+def test_more_rows_merge_across_partitions(monkeypatch):
+    monkeypatch.setattr(FindingCollector, "MAX_NEW_PER_CLIENT", 2)
+    a, b = FindingCollector(), FindingCollector()
+    for i in range(5):
+        a.add(_probe(f"A{i}", 10.0 + i, f"10.1.0.{i}:22"), "10.0.0.5")
+        b.add(_probe(f"B{i}", 1.0 + i, f"10.2.0.{i}:22"), "10.0.0.5")
+    a.merge(b)
+    rows = {f.identifier: f for f, _ in a.rows()}
+    more = rows["more:blocked:syn_no_reply|10.0.0.5"]
+    assert more.count == 6 and more.ts == 3.0 and "6 more" in more.message
+    assert len(rows) == 5
+
+
+def test_the_table_stops_growing_at_max_rows(monkeypatch):
+    monkeypatch.setattr(FindingCollector, "MAX_ROWS", 10)
+    c = FindingCollector()
+    for i in range(30):
+        c.add(_probe(f"U{i}", float(i), f"10.3.0.{i}:22"), f"10.0.1.{i}")  # one new destination per client
+    rows = c.rows()
+    assert len(rows) == 11
+    more = [f for f, _ in rows if f.identifier.startswith("more:")]
+    assert len(more) == 1 and more[0].count == 20
+    assert more[0].message.startswith("20 more syn_no_reply findings past the first 10 rows")
