@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import ipaddress
 import logging
 import os
 from collections import Counter
@@ -20,6 +21,7 @@ from pcapaudit.capture.pcapfile import CaptureFile, PacketBatch
 from pcapaudit.classify import classify
 from pcapaudit.coverage import CoverageTracker, reached
 from pcapaudit.decode import FAST, Decoder
+from pcapaudit.decode import icmp as icmpmod
 from pcapaudit.engine import EngineConfig, FlowEngine
 from pcapaudit.enrich import DnsMap
 from pcapaudit.errors import UsageError
@@ -27,10 +29,12 @@ from pcapaudit.findings import (
     INFRA_PORTS,
     FindingCollector,
     FindingContext,
+    _f,
     detect_dns,
     detect_flow,
     quiet,
     region_findings,
+    required_severity,
 )
 from pcapaudit.model import (
     CaptureStats,
@@ -38,6 +42,7 @@ from pcapaudit.model import (
     CoverageRow,
     DnsTransaction,
     Finding,
+    FindingKind,
     FlowBase,
     FlowRecord,
     Severity,
@@ -252,6 +257,7 @@ class Auditor:
         for row, name, detail in res.weirds:
             self.weirds.add(Weird(float(batch.ts[row]), name, None, f"packet {batch.first_index + row + 1}: {detail}"))
         self.engine.process(batch, res)
+        self._drain_orphan_icmp()
         self.packets += n
         self.bytes += int(batch.wirelen.sum())
         lo, hi = float(batch.ts.min()), float(batch.ts.max())
@@ -294,8 +300,7 @@ class Auditor:
             n = self.decoder.simple.expired_fragments + len(self.decoder.simple._frags)  # noqa: SLF001
             self.weirds.add(Weird(self.last_ts, "incomplete_ip_datagram", None,
                                   f"{n} fragmented datagram(s) never completed"))  # fmt: skip
-        for ts, q, itype, icode, reporter in self.engine.orphan_icmp:
-            self._orphan_icmp(ts, q, itype, icode, reporter)
+        self._drain_orphan_icmp()
         self._max_active = self.engine.max_active
 
     def export_state(self, spill: str) -> dict:
@@ -351,13 +356,16 @@ class Auditor:
             vendors_auto=not self.options.vendors, errors=tuple(self.errors), book=self.book,
         )  # fmt: skip
 
+    def _drain_orphan_icmp(self) -> None:
+        """Findings for ICMP errors whose quoted flow is not in the capture, batch by batch (ICMP
+        backscatter can bring hundreds of thousands: they are not kept until the end)."""
+        orphans = self.engine.orphan_icmp
+        if orphans:
+            for ts, q, itype, icode, reporter in orphans:
+                self._orphan_icmp(ts, q, itype, icode, reporter)
+            orphans.clear()
+
     def _orphan_icmp(self, ts, q, itype, icode, reporter) -> None:
-        import ipaddress
-
-        from pcapaudit.decode import icmp as icmpmod
-        from pcapaudit.findings import _f, required_severity
-        from pcapaudit.model import FindingKind
-
         if not icmpmod.is_unreachable(q.ipver, itype):
             return
         dst = str(ipaddress.ip_address(q.dst))
@@ -370,7 +378,8 @@ class Auditor:
                          f"{dst}:{q.dport}", f"ICMP {what} from {reporter} for {src} -> {dst}:{q.dport}/{proto} "
                          "(the quoted packet itself is not in the capture)",
                          {"icmp_type": itype, "icmp_code": icode, "reporter": reporter},
-                         f"blocked:icmp_unreachable|{rule.id if rule else '-'}|{dst}|{proto}/{q.dport}", ts=ts))  # fmt: skip
+                         f"blocked:icmp_unreachable|{rule.id if rule else '-'}|{dst}|{proto}/{q.dport}", ts=ts),
+                      client=src)  # fmt: skip
 
 
 @contextlib.contextmanager

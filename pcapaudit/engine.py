@@ -87,6 +87,27 @@ def flow_hash(ipver, proto, vlan, ahi, alo, aport, bhi, blo, bport) -> np.ndarra
     return h
 
 
+_M64 = (1 << 64) - 1
+
+
+def _mix_int(x: int) -> int:
+    """``_mix`` of one value, in Python integers (the same bits)."""
+    x = ((x ^ (x >> 33)) * 0xBF58476D1CE4E5B9) & _M64
+    x = ((x ^ (x >> 31)) * 0x94D049BB133111EB) & _M64
+    return x ^ (x >> 27)
+
+
+def flow_hash_one(ipver: int, proto: int, vlan: int, ahi: int, alo: int, aport: int, bhi: int, blo: int,
+                  bport: int) -> int:  # fmt: skip
+    """``flow_hash`` of one key without numpy (ICMP errors look up one flow at a time)."""
+    h = _mix_int((alo + 0x9E3779B97F4A7C15) & _M64)
+    h = _mix_int(h ^ ahi)
+    h = _mix_int(h ^ blo)
+    h = _mix_int(h ^ bhi)
+    h = _mix_int(h ^ (((aport << 40) | (bport << 24) | (proto << 8) | ipver) & _M64))
+    return _mix_int(h ^ ((vlan + 1) & _M64))
+
+
 @dataclass
 class EngineConfig:
     """Timeouts and caps of the flow table."""
@@ -603,20 +624,15 @@ class FlowEngine:
         tries = dict.fromkeys([vlan, -1])
         if len(self.g_slot) < ICMP_VLAN_SCAN_MAX:
             tries.update(dict.fromkeys(sorted(set(self.k_vlan[self.g_slot].tolist()))))
-        def arr(x, dt=np.uint64):
-            return np.array([x], dtype=dt)
-
         for tag in tries:
-            h = flow_hash(arr(q.ipver, np.int64), arr(q.proto, np.int64), arr(tag, np.int64), arr(shi), arr(slo),
-                          arr(sp, np.int64), arr(dhi), arr(dlo), arr(dp, np.int64))  # fmt: skip
+            h = flow_hash_one(q.ipver, q.proto, tag, shi, slo, sp, dhi, dlo, dp)
             for _ in range(3):
-                pos = int(np.searchsorted(self.g_hash, h[0]))
-                if pos < len(self.g_hash) and self.g_hash[pos] == h[0]:
+                pos = int(np.searchsorted(self.g_hash, np.uint64(h)))
+                if pos < len(self.g_hash) and int(self.g_hash[pos]) == h:
                     slot = int(self.g_slot[pos])
                     if (int(self.k_alo[slot]), int(self.k_blo[slot]), int(self.k_aport[slot]), int(self.k_bport[slot])) == (slo, dlo, sp, dp):
                         return slot
-                    with np.errstate(over="ignore"):
-                        h = _mix(h ^ _PERTURB)
+                    h = _mix_int(h ^ 0x9E3779B97F4A7C15)
                 else:
                     break
         return None

@@ -143,3 +143,16 @@ def syn_scan(scanner: str, hosts: list[str], ports: range, rst_every: int = 3) -
             if i % rst_every == 0:
                 frames.append(tcp_frame(h, scanner, port, sport, 0x14, 0, 2))
     return frames
+
+
+def icmp_port_unreachable(reporter: str, client: str, dst: str, sport: int, dport: int) -> bytes:
+    """An ICMP port unreachable from ``reporter`` to ``client`` quoting a UDP datagram client -> dst."""
+    import ipaddress
+
+    def ip4(src, dst_, proto, payload):
+        return struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 0, 0, 64, proto, 0,
+                           ipaddress.IPv4Address(src).packed, ipaddress.IPv4Address(dst_).packed) + payload  # fmt: skip
+
+    quoted = ip4(client, dst, 17, struct.pack("!HHHH", sport, dport, 8, 0))
+    icmp = struct.pack("!BBHI", 3, 3, 0, 0) + quoted
+    return b"\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb\x08\x00" + ip4(reporter, client, 1, icmp)

@@ -227,3 +227,22 @@ def test_a_port_scan_is_summarised_the_same_with_any_job_count(tmp_path):
         f1 = sorted((f.identifier, f.count, f.uid, f.ts, f.severity, f.message) for f, _ in one.finding_records)
         fj = sorted((f.identifier, f.count, f.uid, f.ts, f.severity, f.message) for f, _ in results[j].finding_records)
         assert f1 == fj, j
+
+
+def test_icmp_backscatter_folds_per_quoted_client_with_any_job_count(tmp_path):
+    """ICMP errors quoting packets the capture does not hold (backscatter of spoofed traffic) each name a
+    destination: past 100 per quoted source they fold into one row, interpreted batch by batch."""
+    from tests import craft
+
+    frames = [craft.icmp_port_unreachable(f"198.51.{i // 200}.{i % 200 + 1}", "10.0.0.5", f"198.51.{i // 200}.{i % 200 + 1}",
+                                          40000 + i, 30000 + i) for i in range(150)]  # fmt: skip
+    frames += [craft.icmp_port_unreachable("203.0.113.1", "10.0.0.6", "203.0.113.1", 41000, 30000 + i) for i in range(5)]
+    path = craft.write_raw(tmp_path / "backscatter.pcap", frames, 1)
+    results = {j: audit_parallel(AuditOptions(), [str(path)], j) for j in (1, 2, 3)}
+    rows = {f.identifier: f for f, _ in results[1].finding_records}
+    more = rows["more:blocked:icmp_unreachable|10.0.0.5"]
+    assert more.count == 50 and more.message.startswith("10.0.0.5: 50 more icmp_unreachable findings")
+    assert sum(1 for f in rows.values() if f.code == "icmp_unreachable") == 100 + 1 + 5
+    for j in (2, 3):
+        fj = {f.identifier: (f.count, f.ts, f.message) for f, _ in results[j].finding_records}
+        assert fj == {k: (f.count, f.ts, f.message) for k, f in rows.items()}, j

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import ipaddress
 from collections import defaultdict
 from dataclasses import dataclass
@@ -52,6 +53,7 @@ class RuleIndex:
                                 self.port_only[(t, p)].append(r)
                 else:
                     self.port_only_ranges.append(r)
+        self._span = {4: _union(self.nets4), 6: _union(self.nets6)}
         self._name_cache = lru_cache(maxsize=65536)(self._match_name)
         self._ip_cache = lru_cache(maxsize=65536)(self._match_ip)
 
@@ -139,6 +141,10 @@ class RuleIndex:
         except ValueError:
             return ()
         v = int(a)
+        starts, ends = self._span[a.version]
+        i = bisect.bisect_right(starts, v) - 1
+        if i < 0 or v > ends[i]:  # outside every network (most addresses): no scan of the list
+            return ()
         nets = self.nets4 if a.version == 4 else self.nets6
         found = sorted(((hi - lo, r) for lo, hi, r in nets if lo <= v <= hi), key=lambda x: x[0])
         seen: set[str] = set()
@@ -167,3 +173,16 @@ def ip_in(ip: str, cidrs: tuple[str, ...]) -> bool:
             if a.version == net.version and a in net:
                 return True
     return False
+
+
+def _union(nets: list[tuple[int, int, Rule]]) -> tuple[list[int], list[int]]:
+    """The networks merged into disjoint sorted ranges: (starts, ends)."""
+    starts: list[int] = []
+    ends: list[int] = []
+    for lo, hi in sorted((lo, hi) for lo, hi, _r in nets):
+        if ends and lo <= ends[-1] + 1:
+            ends[-1] = max(ends[-1], hi)
+        else:
+            starts.append(lo)
+            ends.append(hi)
+    return starts, ends

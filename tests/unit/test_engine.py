@@ -306,3 +306,28 @@ def test_flows_finishing_together_are_emitted_a_chunk_at_a_time(tmp_path, monkey
     assert len(whole) == 14 and sizes and max(sizes) <= 3
     assert chunked == whole  # same records (handshake outcomes included), same order
     assert sum(f.tls_handshake is not None for f in whole) == 7
+
+
+def test_one_key_flow_hash_is_the_vectorised_hash():
+    """ICMP errors look their flow up with flow_hash_one; it must give the bits flow_hash gives."""
+    import random
+
+    import numpy as np
+
+    from pcapaudit.engine import _PERTURB, _mix, _mix_int, flow_hash, flow_hash_one
+
+    rng = random.Random(7)
+    keys = [(4, 6, -1, 0, 0, 0, 0, 0, 0), (6, 58, (1 << 24) | (30 << 12) | 40, (1 << 64) - 1, (1 << 64) - 1, 65535,
+             (1 << 64) - 1, (1 << 64) - 1, 65535)]  # fmt: skip
+    for _ in range(2000):
+        v6 = rng.random() < 0.5
+        keys.append((6 if v6 else 4, rng.choice([1, 6, 17, 58, 132]), rng.choice([-1, 0, 7, 4095]),
+                     rng.getrandbits(64) if v6 else 0, rng.getrandbits(64 if v6 else 32), rng.randrange(65536),
+                     rng.getrandbits(64) if v6 else 0, rng.getrandbits(64 if v6 else 32), rng.randrange(65536)))  # fmt: skip
+    cols = list(zip(*keys))
+    dts = (np.int64, np.int64, np.int64, np.uint64, np.uint64, np.int64, np.uint64, np.uint64, np.int64)
+    many = flow_hash(*(np.array(c, dtype=dt) for c, dt in zip(cols, dts)))
+    assert [int(h) for h in many] == [flow_hash_one(*k) for k in keys]
+    with np.errstate(over="ignore"):
+        again = _mix(many ^ _PERTURB)  # the probe sequence after a collision
+    assert [int(h) for h in again] == [_mix_int(int(h) ^ 0x9E3779B97F4A7C15) for h in many]

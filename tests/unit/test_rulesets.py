@@ -157,3 +157,33 @@ def test_jamf_server_host_placeholder_only_matches_when_filled():
     assert not any(h.rule.id == "jamf-pro.web-app" for h in idx.match_name("jamf.example.com"))
     idx2 = RuleIndex(load_rulebook(tenants={"jamf-pro.server": "jamf.example.com"}))
     assert idx2.match_name("jamf.example.com")[0].rule.id == "jamf-pro.web-app"
+
+
+def test_match_ip_gives_what_a_scan_of_every_network_gives(book):
+    """match_ip skips the list of networks for addresses outside all of them; the answer must not change."""
+    import ipaddress
+    import random
+
+    idx = RuleIndex(book)
+
+    def brute(ip):
+        a = ipaddress.ip_address(ip)
+        nets = idx.nets4 if a.version == 4 else idx.nets6
+        found = sorted(((hi - lo, r) for lo, hi, r in nets if lo <= int(a) <= hi), key=lambda x: x[0])
+        return tuple(dict.fromkeys(r.id for _, r in found))
+
+    rng = random.Random(3)
+    probes = []
+    for lo, hi, _r in idx.nets4 + idx.nets6:
+        probes += [lo, hi, lo - 1, hi + 1, rng.randint(lo, hi)]
+    probes = [ipaddress.ip_address(v) for v in probes if 0 <= v < (1 << 128)]
+    probes += [ipaddress.IPv4Address(rng.getrandbits(32)) for _ in range(3000)]
+    probes += [ipaddress.IPv6Address(rng.getrandbits(128)) for _ in range(500)]
+    hits = 0
+    for a in probes:
+        if a.version == 4 and int(a) >= 1 << 32:
+            continue
+        got = tuple(r.id for r in idx.match_ip(str(a)))
+        assert got == brute(str(a)), a
+        hits += bool(got)
+    assert hits > 300  # the edges and insides of every network were probed
