@@ -32,6 +32,7 @@ from pcapaudit.findings import (
     _f,
     detect_dns,
     detect_flow,
+    fold_key,
     quiet,
     region_findings,
     required_severity,
@@ -182,8 +183,11 @@ class Auditor:
             self._regional.append((rec, cls, rules))
         if self._on_flow:
             self._on_flow(rec, cls)
+        fkey = None
         for fd in detect_flow(rec, cls, self.ctx):
-            self._finding(fd, rules, rec.src_ip)
+            if fkey is None:
+                fkey = fold_key(rec.src_ip, rec.src_port, rec.dst_ip, rec.dst_port)
+            self._finding(fd, rules, rec.src_ip, fkey)
 
     def _plain(self, b: FlowBase) -> None:
         """A flow without application details (most DNS and NTP flows): when its destination is already
@@ -241,8 +245,9 @@ class Auditor:
             for fd in detect_dns(tx, self.ctx):
                 self._finding(fd, rules, tx.client_ip)
 
-    def _finding(self, fd: Finding, rules: frozenset[str] = frozenset(), client: str | None = None) -> None:
-        row = self.findings.add(fd, client)
+    def _finding(self, fd: Finding, rules: frozenset[str] = frozenset(), client: str | None = None,
+                 key: str | None = None) -> None:  # fmt: skip
+        row = self.findings.add(fd, client, key)
         self.coverage.finding(fd, rules)
         if self._on_finding:
             self._on_finding(row or fd, row is not None)
@@ -336,7 +341,8 @@ class Auditor:
                 if self.ctx.rule(cls.rule_id).vendor in new_regions:
                     for fd in detect_flow(rec, cls, self.ctx):
                         if fd.code == "region_mismatch":
-                            self._finding(fd, rules, rec.src_ip)
+                            self._finding(fd, rules, rec.src_ip,
+                                          fold_key(rec.src_ip, rec.src_port, rec.dst_ip, rec.dst_port))
         vendors = self.options.vendors or self.coverage.detected_vendors(self.book)
         finding_rows = self.findings.rows()
         coverage = self.coverage.rows(self.book, tuple(vendors))
@@ -379,7 +385,7 @@ class Auditor:
                          "(the quoted packet itself is not in the capture)",
                          {"icmp_type": itype, "icmp_code": icode, "reporter": reporter},
                          f"blocked:icmp_unreachable|{rule.id if rule else '-'}|{dst}|{proto}/{q.dport}", ts=ts),
-                      client=src)  # fmt: skip
+                      client=src, key=fold_key(src, q.sport, dst, q.dport))  # fmt: skip
 
 
 @contextlib.contextmanager

@@ -469,20 +469,32 @@ def region_findings(flows: list[tuple[FlowRecord, Classification]], ctx: Finding
     return out
 
 
+def fold_key(src: str, sport: int, dst: str, dport: int) -> str:
+    """The endpoint a parallel audit partitions a flow by (``engine.client_key``): the one with the higher
+    port, on a tie the lower address. A key's flows all go to one process."""
+    if sport != dport:
+        return src if sport > dport else dst
+    try:
+        return src if ipaddress.ip_address(src) <= ipaddress.ip_address(dst) else dst
+    except (ValueError, TypeError):
+        return min(src, dst)
+
+
 class FindingCollector:
     """Folds findings with the same identifier into one row (count, uids, first time, worst severity).
 
     Repeats are the common case (every unanswered SYN to one host, every flow to one unknown service), so
     a repeat costs a few dict operations: the folded ``Finding`` is only built by ``rows()``.
 
-    Rows stay few on hostile traffic too. A client (the flow's source) that keeps finding new destinations
-    for one code — a port or address scan, a worm, a device behind a blanket block — gets its own rows for
-    the first ``MAX_NEW_PER_CLIENT`` of them; its later new destinations for that code fold into one
-    "and N more" row for that client (destinations that already have a row still count there). Past
-    ``MAX_ROWS`` rows in all, new destinations fold into one such row per code. A 260,000-packet SYN scan
-    of 200 hosts x 1,000 ports made 389,000 rows (1.3 GB) before this; the flows table still lists every
-    flow. Which destinations keep their own rows follows the order flows end in, which is the same with
-    any ``--jobs`` as long as one process sees all of a client's flows (see parallel.py).
+    Rows stay few on hostile traffic too. Findings of a flow carry its client (the flow's source) and a
+    budget key: the endpoint a parallel audit partitions the flow by (``fold_key``), which is the client
+    unless its port is the lower one. Each key may bring ``MAX_NEW_PER_CLIENT`` distinct destinations
+    (identifiers) per code into the table; its findings for further new destinations of that code fold
+    into one "<client> -> more destinations" row (a port or address scan, a worm, a device behind a blanket
+    block). The choice depends only on the sequence of that key's own findings, which one process sees
+    whole and in the same order with any ``--jobs``, so the rows are the same with any job count. Past
+    ``MAX_ROWS`` rows in all (a last resort: that fold may differ with ``--jobs``), new destinations fold
+    into one row per code. The flows table still lists every flow.
     """
 
     MAX_UIDS = 1000  # uids kept per finding row (the count keeps counting)
@@ -494,28 +506,33 @@ class FindingCollector:
         self._count: dict[str, int] = {}
         self._sev: dict[str, Severity] = {}
         self._uids: dict[str, dict[str, None]] = {}  # insertion-ordered sets
-        self._started: dict[tuple[str, str], int] = {}  # (client, code) -> rows it started
+        self._seen: dict[tuple[str, str], str | set[str]] = {}  # (budget key, code) -> its identifiers
         self._more: dict[str, str | None] = {}  # identifier of an "and N more" row -> its client (None: all)
         self.raw = 0
 
     def __len__(self) -> int:
         return len(self._first)
 
-    def add(self, fd: Finding, client: str | None = None) -> Finding | None:
-        """Add a finding of a flow from ``client``; returns the row's finding when it starts a row, None
-        when it is a repeat (or folds into an "and N more" row that exists)."""
+    def add(self, fd: Finding, client: str | None = None, key: str | None = None) -> Finding | None:
+        """Add a finding of a flow from ``client`` (budget ``key``, default the client); returns the row's
+        finding when it starts a row, None when it is a repeat (or folds into an existing "more" row)."""
         self.raw += 1
-        key = fd.identifier
-        if key not in self._first:
-            if client is not None:
-                ck = (client, fd.code)
-                started = self._started.get(ck, 0)
-                if started >= self.MAX_NEW_PER_CLIENT:
+        ident = fd.identifier
+        if client is not None:
+            k = (key or client, fd.code)
+            seen = self._seen.get(k)
+            if seen is None:  # most keys bring one destination: a str until a second one comes
+                self._seen[k] = ident
+            elif type(seen) is str:
+                if seen != ident:
+                    self._seen[k] = {seen, ident}
+            elif ident not in seen:
+                if len(seen) >= self.MAX_NEW_PER_CLIENT:
                     return self._fold_more(fd, client)
-                self._started[ck] = started + 1
-            if len(self._first) >= self.MAX_ROWS:
-                return self._fold_more(fd, None)
-        return fd if self._fold(key, fd, fd.count, fd.severity, (fd.uid,) if fd.uid else ()) else None
+                seen.add(ident)
+        if ident not in self._first and len(self._first) >= self.MAX_ROWS:
+            return self._fold_more(fd, None)
+        return fd if self._fold(ident, fd, fd.count, fd.severity, (fd.uid,) if fd.uid else ()) else None
 
     def _fold_more(self, fd: Finding, client: str | None) -> Finding | None:
         """Fold ``fd`` into the "and N more" row of its code (and client)."""

@@ -132,13 +132,14 @@ def tcp_frame(src: str, dst: str, sport: int, dport: int, flags: int, seq: int =
     return b"\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb\x08\x00" + ip + tcp
 
 
-def syn_scan(scanner: str, hosts: list[str], ports: range, rst_every: int = 3) -> list[bytes]:
-    """A SYN scan: one SYN per host and port from a new source port; every ``rst_every``-th port answers
-    with RST/ACK, the rest never answer."""
+def syn_scan(scanner: str, hosts: list[str], ports: range, rst_every: int = 3, sport: int | None = None) -> list[bytes]:
+    """A SYN scan: one SYN per host and port from a new source port (or always ``sport``, as nmap -g does);
+    every ``rst_every``-th port answers with RST/ACK, the rest never answer."""
     frames = []
+    fixed = sport
     for h in hosts:
         for i, port in enumerate(ports):
-            sport = 50000 + i
+            sport = fixed if fixed is not None else 50000 + i
             frames.append(tcp_frame(scanner, h, sport, port, 0x02))
             if i % rst_every == 0:
                 frames.append(tcp_frame(h, scanner, port, sport, 0x14, 0, 2))

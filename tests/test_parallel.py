@@ -203,13 +203,15 @@ def test_a_port_scan_is_summarised_the_same_with_any_job_count(tmp_path):
 
     frames = craft.syn_scan("10.0.0.5", ["10.99.0.1", "10.99.0.2", "10.99.0.3"], range(30001, 30151))
     frames += craft.syn_scan("10.0.0.6", ["10.99.0.4"], range(30020, 30030))  # a second, small one
+    # from source port 1000 (nmap -g): partitioned by target, so each target has the budget of 100
+    frames += craft.syn_scan("10.0.0.7", ["10.99.0.5", "10.99.0.6"], range(30001, 30151), sport=1000)
     times = [1_700_000_000.0 + i * 0.01 for i in range(len(frames))]
     frames.append(craft.tcp_frame("10.0.0.9", "10.99.0.9", 50000, 443, 0x10))  # the capture ends 60 s later,
     times.append(times[-1] + 60)  # so no SYN is too close to its end to count
     path = craft.write_raw(tmp_path / "scan.pcap", frames, 1, times=times)
     results = {j: audit_parallel(AuditOptions(), [str(path)], j) for j in (1, 2, 3)}
     one = results[1]
-    assert len(one.flows) == 461
+    assert len(one.flows) == 461 + 300
     rows = {f.identifier: f for f, _ in one.finding_records}
     src = dict(zip(one.flows["uid"], one.flows["src_ip"]))
     cap = FindingCollector.MAX_NEW_PER_CLIENT
@@ -221,7 +223,10 @@ def test_a_port_scan_is_summarised_the_same_with_any_job_count(tmp_path):
         own = [f for f in rows.values() if f.code == code and src[f.uid] == "10.0.0.5" and f is not more]
         assert len(own) == cap and all(f.count == 1 for f in own), code
     assert not any(k.endswith("|10.0.0.6") for k in rows)  # 10 destinations: each its own row
-    assert len(rows) < 3 * cap + 3 + 3 * 10
+    # per target 100 unanswered and 50 rejected (within the budget), 150 not allowed (50 fold)
+    assert "more:blocked:syn_no_reply|10.0.0.7" not in rows
+    assert rows["more:unexpected:not_allowed|10.0.0.7"].count == 2 * (150 - cap)
+    assert len(rows) < 3 * cap + 3 + 3 * 10 + 3 * 2 * cap + 3
     for j in (2, 3):
         assert one.flows.equals(results[j].flows), j
         f1 = sorted((f.identifier, f.count, f.uid, f.ts, f.severity, f.message) for f, _ in one.finding_records)

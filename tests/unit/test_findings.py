@@ -143,19 +143,40 @@ def test_a_client_with_many_new_destinations_folds_the_rest_into_one_row(monkeyp
     for i in range(12):
         c.add(_probe(f"S{i + 1}", 1.0 + i, f"10.9.9.{i}:22", sev=Severity.HIGH if i == 8 else Severity.LOW),
               "10.0.0.5")  # fmt: skip
-    c.add(_probe("S99", 50.0, "10.9.9.9:22"), "10.0.0.5")  # a destination that has a row counts there
+    c.add(_probe("S98", 50.0, "10.9.9.2:22"), "10.0.0.5")  # a destination it brought: counts in its row
     c.add(_probe("R1", 60.0, "10.9.9.1:80", code="syn_rejected"), "10.0.0.5")  # another code: its own budget
     rows = {f.identifier: (f, uids) for f, uids in c.rows()}
     assert len(rows) == 1 + 5 + 1 + 1
     more, uids = rows["more:blocked:syn_no_reply|10.0.0.5"]
-    assert more.count == 6  # 10.9.9.5 .. 10.9.9.10 (10.9.9.9 found its row first: the other client's)
-    assert uids == ("S6", "S7", "S8", "S9", "S11", "S12")
+    # 10.9.9.5 .. 10.9.9.11; 10.9.9.9 too: another client's row does not take this client's findings, so
+    # the fold depends on nothing but this client's own findings (the same with any --jobs)
+    assert more.count == 7
+    assert uids == ("S6", "S7", "S8", "S9", "S10", "S11", "S12")
     assert more.ts == 6.0 and more.severity is Severity.HIGH and more.uid == "S6"
     assert more.target == "10.0.0.5 -> more destinations"
-    assert more.message.startswith("10.0.0.5: 6 more syn_no_reply findings for destinations past the first 5")
+    assert more.message.startswith("10.0.0.5: 7 more syn_no_reply findings for destinations past the first 5")
     assert dict(more.evidence)["first_target"] == "10.9.9.5:22"
-    assert rows["blocked:syn_no_reply|-|10.9.9.9:22|tcp"][0].count == 3  # 10.0.0.7, then 10.0.0.5 twice
+    assert rows["blocked:syn_no_reply|-|10.9.9.9:22|tcp"][0].count == 1
+    assert rows["blocked:syn_no_reply|-|10.9.9.2:22|tcp"][0].count == 2
     assert c.raw == 15
+
+
+def test_the_budget_key_is_the_partition_endpoint(monkeypatch):
+    """A scan from a low source port (nmap -g) is partitioned by its targets; the budget follows."""
+    from pcapaudit.findings import fold_key
+
+    assert fold_key("10.0.0.5", 50000, "10.9.9.9", 22) == "10.0.0.5"
+    assert fold_key("10.0.0.5", 53, "10.9.9.9", 8080) == "10.9.9.9"
+    assert fold_key("10.0.0.5", 123, "10.0.0.10", 123) == "10.0.0.5"
+    assert fold_key("10.0.0.50", 123, "10.0.0.6", 123) == "10.0.0.6"  # addresses, not strings, compared
+    assert fold_key("fe80::2", 500, "fe80::10", 500) == "fe80::2"
+    monkeypatch.setattr(FindingCollector, "MAX_NEW_PER_CLIENT", 2)
+    c = FindingCollector()
+    for i in range(4):  # two targets, each brings 4 destinations: 2 rows each, the rest fold by client
+        for h in ("10.9.9.1", "10.9.9.2"):
+            c.add(_probe(f"U{h}{i}", float(i), f"{h}:{8000 + i}"), "10.0.0.5", fold_key("10.0.0.5", 53, h, 8000 + i))
+    rows = {f.identifier: f for f, _ in c.rows()}
+    assert len(rows) == 4 + 1 and rows["more:blocked:syn_no_reply|10.0.0.5"].count == 4
 
 
 def test_more_rows_merge_across_partitions(monkeypatch):

@@ -1,0 +1,160 @@
+"""Hostile-traffic benchmark: captures that make a finding per packet, and what pcapaudit makes of them.
+
+    python3 benchmarks/hostile.py                 # generate (once) and audit the three captures
+    python3 benchmarks/hostile.py --pcapaudit-cmd ".venv/bin/python -m pcapaudit"
+
+The captures are written with ``struct`` (deterministic, no scapy) to ``benchmarks/.cache/``:
+
+* ``hostile-synscan.pcap``: one scanner, 200 hosts x 1,000 ports, a SYN each, 30 % answered by RST;
+* ``hostile-backscatter.pcap``: 300,000 ICMP port unreachables from as many addresses, each quoting a UDP
+  datagram "from" 10.0.0.5 (random high source port) to port 53, 123 or 443 of the reporter;
+* ``hostile-backscatter-random.pcap``: the same with random ports on both sides of the quoted datagram.
+
+For each, the runner prints the finding rows, the wall time and the peak RSS of ``pcapaudit audit FILE
+--format parquet -o DIR/x`` (the full audit; all five tables written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shlex
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+CACHE = HERE / ".cache"
+ETH = b"\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb\x08\x00"
+
+
+def _csum(b: bytes) -> int:
+    if len(b) % 2:
+        b += b"\0"
+    s = sum(struct.unpack(f"!{len(b) // 2}H", b))
+    s = (s >> 16) + (s & 0xFFFF)
+    s += s >> 16
+    return ~s & 0xFFFF
+
+
+def _ip4(src, dst, proto: int, payload: bytes) -> bytes:
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 0, 0, 64, proto, 0, bytes(src), bytes(dst))
+    return ip[:10] + struct.pack("!H", _csum(ip)) + ip[12:] + payload
+
+
+def _tcp(src, dst, sport: int, dport: int, flags: int, seq: int = 1, ack: int = 0) -> bytes:
+    return ETH + _ip4(
+        src, dst, 6, struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, 1024, 0, 0)
+    )
+
+
+class _Writer:
+    def __init__(self, path: Path):
+        self.fh = open(path, "wb")  # noqa: SIM115 - closed in close()
+        self.fh.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+
+    def add(self, ts: float, frame: bytes) -> None:
+        sec = int(ts)
+        self.fh.write(
+            struct.pack("<IIII", sec, int(round((ts - sec) * 1e6)) % 1_000_000, len(frame), len(frame))
+        )
+        self.fh.write(frame)
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+def gen_synscan(path: Path) -> None:
+    rng = random.Random(1)
+    w = _Writer(path)
+    t = 1_700_000_000.0
+    scanner = [10, 0, 0, 5]
+    for h in range(200):
+        dst = [10, 99, h // 250, h % 250 + 1]
+        for port in range(1, 1001):
+            t += 0.0001
+            sport = 40000 + port % 20000
+            w.add(t, _tcp(scanner, dst, sport, port, 0x02))
+            if rng.random() < 0.3:
+                w.add(t + 0.00005, _tcp(dst, scanner, port, sport, 0x14, 0, 2))
+    w.close()
+
+
+def gen_backscatter(path: Path, random_ports: bool) -> None:
+    rng = random.Random(2)
+    w = _Writer(path)
+    t = 1_700_000_000.0
+    victim = [10, 0, 0, 5]
+    for _ in range(300_000):
+        t += 0.0002
+        far = [rng.randrange(1, 224), rng.randrange(256), rng.randrange(256), rng.randrange(1, 255)]
+        dport = rng.randrange(1, 65535) if random_ports else rng.choice([53, 123, 443])
+        quoted = _ip4(victim, far, 17, struct.pack("!HHHH", rng.randrange(1024, 65535), dport, 8, 0))
+        icmp = struct.pack("!BBHI", 3, 3, 0, 0) + quoted
+        icmp = icmp[:2] + struct.pack("!H", _csum(icmp)) + icmp[4:]
+        w.add(t, ETH + _ip4(far, victim, 1, icmp))
+    w.close()
+
+
+CAPTURES = {
+    "hostile-synscan.pcap": gen_synscan,
+    "hostile-backscatter.pcap": lambda p: gen_backscatter(p, False),
+    "hostile-backscatter-random.pcap": lambda p: gen_backscatter(p, True),
+}
+
+
+def run(cmd: list[str]) -> tuple[float, int, str]:
+    """Wall seconds, peak RSS (bytes) and stderr of one child process."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=HERE.parent)
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait for it again
+    return time.perf_counter() - t0, usage.ru_maxrss * 1024, err
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--pcapaudit-cmd", default=f"{shlex.quote(sys.executable)} -m pcapaudit")
+    args = ap.parse_args(argv)
+    CACHE.mkdir(exist_ok=True)
+    base = shlex.split(args.pcapaudit_cmd)
+    print(f"{'capture':34} {'packets':>9} {'finding rows':>13} {'wall':>8} {'peak RSS':>10}")
+    for name, gen in CAPTURES.items():
+        path = CACHE / name
+        if not path.exists():
+            gen(path)
+        with tempfile.TemporaryDirectory() as tmp:
+            wall, rss, err = run(
+                base + ["audit", str(path), "--format", "parquet", "-o", f"{tmp}/x", "--no-progress"]
+            )
+            import pyarrow.parquet as pq  # the project's own dependency
+
+            try:
+                rows = pq.read_metadata(f"{tmp}/x.findings.parquet").num_rows
+            except OSError:
+                print(
+                    f"{name}: no findings table written; pcapaudit said: {err.strip()[-300:]}",
+                    file=sys.stderr,
+                )
+                return 2
+        packets = sum(1 for _ in _records(path))
+        print(f"{name:34} {packets:>9,} {rows:>13,} {wall:>7.2f}s {rss / 1e6:>8,.0f} MB")
+    return 0
+
+
+def _records(path: Path):
+    with open(path, "rb") as fh:
+        fh.seek(24)
+        while head := fh.read(16):
+            incl = struct.unpack("<IIII", head)[2]
+            fh.seek(incl, 1)
+            yield incl
+
+
+if __name__ == "__main__":
+    sys.exit(main())
