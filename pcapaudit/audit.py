@@ -165,7 +165,7 @@ class Auditor:
         # flows to the same destination classify the same way: cache on everything classify() reads
         key = (rec.sni, rec.connect_host, rec.connect_port, rec.http_host,
                rec.http_uri if rec.http_method and rec.http_uri and "://" in rec.http_uri else None,
-               rec.dns_names, rec.dst_ip, rec.dst_port, rec.transport)  # fmt: skip
+               rec.dns_names, rec.dst_ip, rec.dst_port, rec.transport, rec.app_protocol == "quic")  # fmt: skip
         hit = self._cls_cache.get(key)
         if hit is None:
             # rules several vendors share (legacy APNs 2195...) go to the selected vendors first, else to
@@ -197,7 +197,7 @@ class Auditor:
         the same functions as for any flow, on a real record, once per combination of everything they
         read from a plain flow; tests/unit/test_findings.py checks this against the full path.
         """
-        key = (None, None, None, None, None, b.dns_names, b.dst_ip, b.dst_port, b.transport)
+        key = (None, None, None, None, None, b.dns_names, b.dst_ip, b.dst_port, b.transport, b.app_protocol == "quic")
         hit = self._cls_cache.get(key)
         if hit is None or self._on_flow is not None:
             self._flow(FlowRecord(**b._asdict()))

@@ -42,6 +42,13 @@ def flow_target(f: FlowRecord) -> Target:
     return Target(f.dst_port, transport, False)
 
 
+def quic_as_https(rule: Rule, port: int) -> bool:
+    """A QUIC flow on udp/443 counts as the rule's HTTPS service when the rule lists tcp/443 and does not
+    forbid TLS. Vendor documents predate HTTP/3 and list "443 (TCP)"; browsers and Google's and Apple's
+    apps use QUIC to the same hosts. Other ports are not widened (APNs 5223 is not HTTP/3)."""
+    return port == 443 and not rule.legacy and rule.tls != "none" and rule.port_ok(443, "tcp")
+
+
 def evidence_names(f: FlowRecord) -> list[tuple[str, str]]:
     """(matched_by, name) candidates in priority order."""
     out: list[tuple[str, str]] = []
@@ -82,15 +89,20 @@ def classify(f: FlowRecord, index: RuleIndex, prefer: tuple[str, ...] = ()) -> C
             name_hits.append((by, name, hit))
     # 1. a name match on a listed port (best evidence, then best confidence, then preferred vendor)
     ok = [(by, name, hit) for by, name, hit in name_hits if hit.rule.port_ok(tgt.port, tgt.transport)]
+    h3 = False
+    if not ok and f.app_protocol == "quic" and tgt.transport == "udp":
+        # HTTP/3 is the same HTTPS service over QUIC: a host listed for HTTPS on tcp/443 may use udp/443
+        ok = [(by, name, hit) for by, name, hit in name_hits if quic_as_https(hit.rule, tgt.port)]
+        h3 = bool(ok)
     if ok:
         by, name, first = ok[0]
         same = [h.rule for b, n, h in ok if b == by and n == name and h.confidence == first.confidence]
         rule = _prefer(same, prefer)
         hit = next(h for b, n, h in ok if h.rule is rule)
-        return Classification(
-            rule.vendor, rule.id, rule.service, by, name, hit.confidence, _verdict(rule),
-            f"{by} {name} matches {hit.pattern}",
-        )  # fmt: skip
+        why = f"{by} {name} matches {hit.pattern}"
+        if h3:
+            why += f" (HTTP/3 over QUIC on udp/{tgt.port}; the rule lists tcp/{tgt.port})"
+        return Classification(rule.vendor, rule.id, rule.service, by, name, hit.confidence, _verdict(rule), why)
     # 2. the server address is in a documented network on a listed port (proxied flows: unknown address)
     ip_rules = () if tgt.via_proxy else index.match_ip(f.dst_ip)
     if not name_hits:
@@ -102,11 +114,14 @@ def classify(f: FlowRecord, index: RuleIndex, prefer: tuple[str, ...] = ()) -> C
     # 3. a known name on a port no rule of that host lists
     if name_hits:
         by, name, hit = name_hits[0]
-        # a legacy/port rule for the same network may still explain it (APNs binary 2195 to 17/8)
-        legacy = [r for r in ip_rules if r.port_ok(tgt.port, tgt.transport) and r.legacy]
-        if legacy:
-            r = _prefer(legacy, prefer)
-            return Classification(r.vendor, r.id, r.service, "cidr", name, "cidr", VERDICT_LEGACY,
+        # a network rule may still explain it: a legacy one (APNs binary 2195 to 17/8), or, when the names
+        # only come from DNS answers for the address (which a CDN shares among many names), one of the
+        # same vendor (FCM on 5228 to a Google address named clients1.google.com, a 443-only host)
+        vendors = {h.rule.vendor for b, _n, h in name_hits} if all(b == "dns" for b, _n, _h in name_hits) else set()
+        listed = [r for r in ip_rules if r.port_ok(tgt.port, tgt.transport) and (r.legacy or r.vendor in vendors)]
+        if listed:
+            r = _prefer(listed, prefer)
+            return Classification(r.vendor, r.id, r.service, "cidr", name, "cidr", _verdict(r),
                                   f"{f.dst_ip} is in {r.targets_text}; {by} {name}")  # fmt: skip
         return Classification(
             hit.rule.vendor, hit.rule.id, hit.rule.service, by, name, hit.confidence, VERDICT_UNLISTED_PORT,
@@ -141,13 +156,14 @@ def satisfied_rules(f: FlowRecord, index: RuleIndex) -> list[Rule]:
     tgt = flow_target(f)
     out: dict[str, Rule] = {}
     named = False
+    h3 = f.app_protocol == "quic" and tgt.transport == "udp"
     for _by, name in evidence_names(f):
         hits = index.match_name(name)
         if any(h.confidence != "pattern" for h in hits):  # an unfilled tenant pattern loses to a real match
             hits = tuple(h for h in hits if h.confidence != "pattern")
         for hit in hits:
             named = True
-            if hit.rule.port_ok(tgt.port, tgt.transport):
+            if hit.rule.port_ok(tgt.port, tgt.transport) or (h3 and quic_as_https(hit.rule, tgt.port)):
                 out.setdefault(hit.rule.id, hit.rule)
     if not named and not tgt.via_proxy:
         for r in index.match_ip(f.dst_ip):

@@ -69,3 +69,64 @@ def test_absolute_form_request_host_without_userinfo(uri, host):
 
     req = parse_request(f"GET {uri} HTTP/1.1\r\nAccept: */*\r\n\r\n".encode())
     assert req is not None and req.host == host
+
+
+def test_quic_to_a_host_listed_for_https_on_tcp_443_is_allowed(book):
+    """HTTP/3 is the HTTPS service over QUIC: the documents list "443 (TCP)" (nDPI's quic.pcap flagged
+    every QUIC flow to www.google.com as a known host on an unlisted port before)."""
+    from pcapaudit.classify import classify
+    from pcapaudit.rules.matcher import RuleIndex
+
+    idx = RuleIndex(book)
+    quic = _flow(transport=Transport.UDP, dst_ip="172.217.16.4", dst_port=443, sni="www.google.com",
+                 app_protocol="quic", conn_state=None, state="reply", history="")  # fmt: skip
+    c = classify(quic, idx)
+    assert (c.rule_id, c.verdict) == ("google-fcm.android-domains", "allowed")
+    assert "HTTP/3 over QUIC on udp/443" in c.reason
+    other = _flow(transport=Transport.UDP, dst_ip="172.217.16.4", dst_port=443, dns_names=("www.google.com",),
+                  app_protocol=None, conn_state=None, state="reply", history="")  # fmt: skip
+    assert classify(other, idx).verdict == "unlisted_port"  # UDP that is not QUIC is not HTTPS
+    apns = _flow(transport=Transport.UDP, dst_ip="17.57.146.20", dst_port=5223, sni="1-courier.push.apple.com",
+                 app_protocol="quic", conn_state=None, state="reply", history="")  # fmt: skip
+    assert classify(apns, idx).verdict == "unlisted_port"  # only HTTPS rules, only on 443
+
+
+def test_fcm_port_to_a_google_host_listed_only_on_443_is_the_fcm_rule(book):
+    """clients1.google.com is listed on 443 only, but the FCM rule allows all of AS15169 on 5228-5230."""
+    from pcapaudit.classify import classify
+    from pcapaudit.rules.matcher import RuleIndex
+
+    idx = RuleIndex(book)
+    f = _flow(dst_ip="216.239.38.120", dst_port=5228, dns_names=("clients1.google.com",))
+    c = classify(f, idx)
+    assert (c.rule_id, c.verdict, c.matched_by) == ("google-fcm.fcm-5228-5230", "allowed", "cidr")
+    off_net = _flow(dst_ip="198.51.100.7", dst_port=5228, dns_names=("clients1.google.com",))
+    assert classify(off_net, idx).verdict == "unlisted_port"  # not a Google address: still worth a look
+
+
+def test_google_internet_authority_g2_is_a_google_issuer(book):
+    """Older captures (nDPI's alexa-app.pcapng, 2017) carry Google's earlier intermediate."""
+    from pcapaudit.enrich import DnsMap
+    from pcapaudit.findings import FindingContext
+    from pcapaudit.model import CertInfo
+    from pcapaudit.rules.matcher import RuleIndex
+
+    ctx = FindingContext(book, RuleIndex(book), DnsMap())
+    giag2 = CertInfo("CN=android.clients.google.com", "CN=Google Internet Authority G2,O=Google Inc,C=US",
+                     "android.clients.google.com", "Google Internet Authority G2", "Google Inc", "00", False,
+                     None, None)  # fmt: skip
+    assert ctx.issuer_ok(giag2, "google")
+    fake = CertInfo("CN=android.clients.google.com", "CN=Corp Inspection CA,O=Example Corp", "android.clients.google.com",
+                    "Corp Inspection CA", "Example Corp", "01", False, None, None)  # fmt: skip
+    assert not ctx.issuer_ok(fake, "google")
+
+
+def test_a_name_from_the_sni_is_not_overridden_by_a_network_rule(book):
+    from pcapaudit.classify import classify
+    from pcapaudit.rules.matcher import RuleIndex
+
+    idx = RuleIndex(book)
+    by_sni = _flow(dst_ip="216.239.38.120", dst_port=5228, sni="clients1.google.com")
+    assert classify(by_sni, idx).verdict == "unlisted_port"  # the client said which host: 443 only
+    by_dns = _flow(dst_ip="17.57.146.20", dst_port=5223, dns_names=("updates.cdn-apple.com",))
+    assert classify(by_dns, idx).rule_id == "apple.apns"  # 17/8 on 5223 is APNs; the name is the address's
