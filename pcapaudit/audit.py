@@ -197,7 +197,8 @@ class Auditor:
         the same functions as for any flow, on a real record, once per combination of everything they
         read from a plain flow; tests/unit/test_findings.py checks this against the full path.
         """
-        key = (None, None, None, None, None, b.dns_names, b.dst_ip, b.dst_port, b.transport, b.app_protocol == "quic")
+        key = (None, None, None, None, None, b.dns_names, b.dst_ip, b.dst_port, b.transport,
+               b.app_protocol == "quic")  # fmt: skip
         hit = self._cls_cache.get(key)
         if hit is None or self._on_flow is not None:
             self._flow(FlowRecord(**b._asdict()))

@@ -19,7 +19,6 @@ Slots are reused, so memory follows the number of concurrent flows, not the file
 from __future__ import annotations
 
 import socket
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
