@@ -162,3 +162,45 @@ def test_duration_parsing():
     assert parse_duration("1h30m") == 5400
     with pytest.raises(UsageError):
         parse_duration("soon")
+
+
+@pytest.mark.live
+@needs_lab
+def test_live_port_scan_prints_one_fold_line_per_code(tmp_path):
+    """A real connect scan of 150 closed ports (the kernel answers RST): the live display prints the first
+    100 destinations' findings and then one "more ... findings" line per code, not a line per port."""
+    from tests.lab import Lab, hosts
+
+    report = tmp_path / "scan.json"
+    errlog = tmp_path / "scan.err"
+    target = "17.253.21.201"  # albert.apple.com in the lab's internet namespace: no listener on 20001+
+    scan = ("import socket\n"
+            "for p in range(20001, 20151):\n"
+            "    s = socket.socket()\n"
+            "    s.settimeout(2)\n"
+            "    try:\n"
+            f"        s.connect(({target!r}, p))\n"
+            "    except OSError:\n"
+            "        pass\n"
+            "    s.close()\n")  # fmt: skip
+    with Lab() as lab:
+        lab.start_internet()
+        with open(errlog, "w") as err:
+            proc = lab.popen("dev", [
+                sys.executable, "-m", "pcapaudit", "live", lab.ifaces["dev"], "-f", "json", "-o", str(report),
+                "--fail-on", "none",
+            ], stdout=subprocess.DEVNULL, stderr=err)  # fmt: skip
+        _wait_for(errlog, "capturing on", proc)
+        lab.exec("dev", [sys.executable, "-c", scan], timeout=120)
+        time.sleep(1)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 0, errlog.read_text()
+    doc = json.loads(report.read_text())
+    rows = {f["identifier"]: f for f in doc["findings"]}
+    more = rows[f"more:blocked:syn_rejected|{hosts.DEVICE}"]
+    assert more["count"] == 50 and more["target"] == f"{hosts.DEVICE} -> more destinations"
+    lines = errlog.read_text().splitlines()
+    rejected = [ln for ln in lines if " syn_rejected " in ln]
+    assert len(rejected) == 101, rejected[-3:]
+    assert sum("more syn_rejected findings" in ln for ln in lines) == 1
+    assert sum(f["count"] for f in doc["findings"] if f["code"] == "syn_rejected") == 150
