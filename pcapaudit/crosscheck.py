@@ -8,8 +8,11 @@ few hundred packets a second, so only the packets that carry names are asked for
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
+import sys
+import warnings
 from collections import defaultdict
 
 import pandas as pd
@@ -77,7 +80,27 @@ def _tshark_names_once(pyshark, path: str) -> tuple[dict[tuple, set[str]], set[s
                     dns.add(str(q).lower().rstrip("."))
     finally:
         cap.close()
+        _restore_child_watcher()
     return snis, dns
+
+
+def _restore_child_watcher() -> None:
+    """Undo pyshark's SIGCHLD handler. pyshark installs asyncio's SafeChildWatcher on its event loop and
+    leaves it there: in a process that lives on (a notebook, a test run), every later child process exit
+    writes to the idle loop's wakeup pipe until it is full ("BlockingIOError ... _sighandler_noop"), and
+    asyncio subprocesses of other code would depend on that idle loop. Put back the default watcher
+    (ThreadedChildWatcher: no signal handler); the next capture installs its own again."""
+    if sys.platform == "win32":
+        return
+    import asyncio
+
+    with warnings.catch_warnings():  # the child-watcher API is deprecated since Python 3.12
+        warnings.simplefilter("ignore", DeprecationWarning)
+        with contextlib.suppress(Exception):
+            watcher = asyncio.get_child_watcher()
+            if isinstance(watcher, asyncio.SafeChildWatcher):
+                watcher.close()  # detaches from the loop: removes the SIGCHLD handler and the wakeup fd
+                asyncio.set_child_watcher(asyncio.ThreadedChildWatcher())
 
 
 def crosscheck(path: str, result=None) -> tuple[pd.DataFrame, dict]:

@@ -88,3 +88,20 @@ def test_tshark_that_exits_abnormally_once_is_run_again(monkeypatch, caplog):
     monkeypatch.setattr(cc, "_tshark_names_once", broken)
     with pytest.raises(PcapAuditError, match="x.pcap: tshark failed"):
         cc.tshark_names("x.pcap")
+
+
+def test_crosscheck_leaves_no_sigchld_handler_behind():
+    """pyshark's SafeChildWatcher stays attached to an idle event loop: later child exits filled its
+    wakeup pipe ("BlockingIOError ... _sighandler_noop" in a later test). crosscheck puts it back."""
+    import signal
+
+    pytest.importorskip("pyshark")
+    if shutil.which("tshark") is None:
+        pytest.skip("tshark not installed")
+    from pcapaudit.crosscheck import tshark_names
+
+    tshark_names(str(ROOT / "tests" / "scenarios" / "dns-blocked" / "input.pcap"))
+    assert signal.getsignal(signal.SIGCHLD) in (signal.SIG_DFL, None)
+    old = signal.set_wakeup_fd(-1)
+    signal.set_wakeup_fd(old)
+    assert old == -1
