@@ -7,6 +7,8 @@ lists the port, the flow is ``unlisted_port``: a known host on a port the docume
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 from dataclasses import dataclass
 
 from pcapaudit.decode.http import url_target
@@ -20,6 +22,8 @@ VERDICT_UNLISTED_PORT = "unlisted_port"
 VERDICT_LEGACY = "legacy"
 VERDICT_UNKNOWN = "unknown"
 GENERIC_PORTS = frozenset({80, 443})
+# responders inside the customer's network: a port-only rule of theirs says nothing about a public address
+ON_PREM_RESPONDERS = frozenset({"customer-infra", "mdm-server", "connector", "device"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +44,15 @@ def flow_target(f: FlowRecord) -> Target:
     if target is not None and target[1] is not None:
         return Target(target[1], transport, True)  # absolute-form requests are only sent to proxies
     return Target(f.dst_port, transport, False)
+
+
+@functools.lru_cache(maxsize=65536)
+def is_public(ip: str) -> bool:
+    """A globally routable address (not RFC 1918, ULA, link-local, loopback, CGNAT, documentation...)."""
+    try:
+        return ipaddress.ip_address(ip).is_global
+    except ValueError:
+        return False
 
 
 def quic_as_https(rule: Rule, port: int) -> bool:
@@ -139,6 +152,9 @@ def classify(f: FlowRecord, index: RuleIndex, prefer: tuple[str, ...] = ()) -> C
     # 4. only the port says anything (on-prem servers: LDAP 389, EC 8020, HL7 2575...), never on the
     #    generic web ports: example.org:443 is not "the MDM server's 443"
     port_rules = () if tgt.port in GENERIC_PORTS else index.match_port(tgt.transport, tgt.port)
+    if port_rules and not tgt.via_proxy and is_public(f.dst_ip):
+        # MySQL 3306, SCEP 8080 or DCOM's 49152-65535 to an Internet address is not the customer's server
+        port_rules = tuple(r for r in port_rules if r.responder not in ON_PREM_RESPONDERS)
     if port_rules:
         r = _prefer(list(port_rules), prefer)
         return Classification(r.vendor, r.id, r.service, "port", None, "port", VERDICT_PORT_ONLY,

@@ -130,3 +130,28 @@ def test_a_name_from_the_sni_is_not_overridden_by_a_network_rule(book):
     assert classify(by_sni, idx).verdict == "unlisted_port"  # the client said which host: 443 only
     by_dns = _flow(dst_ip="17.57.146.20", dst_port=5223, dns_names=("updates.cdn-apple.com",))
     assert classify(by_dns, idx).rule_id == "apple.apns"  # 17/8 on 5223 is APNs; the name is the address's
+
+
+@pytest.mark.parametrize(
+    ("dst", "port", "verdict", "rule_id"),
+    [
+        ("10.176.176.11", 3306, "port_only", "jamf-pro.mysql"),  # the customer's database
+        ("147.234.1.253", 3306, "unknown", None),  # MySQL on the Internet is not the customer's server
+        ("147.234.1.253", 58999, "unknown", None),  # nor is a DCOM dynamic port
+        ("192.168.1.2", 58999, "port_only", "jamf-pro.adcs-dcom"),
+        ("54.255.253.199", 5223, "port_only", "bigfix-mdm.apns-device-5223"),  # responder: a third party
+        ("fd00::5", 389, "port_only", None),  # LDAP to a ULA address: the customer's directory
+        ("2a03:b0c0:3:d0::70:1001", 389, "unknown", None),
+    ],
+)
+def test_port_only_rules_of_on_prem_servers_need_a_private_address(book, dst, port, verdict, rule_id):
+    """A port-only rule (no host, no network) of an on-prem responder (customer-infra, mdm-server,
+    connector, device) says nothing about a public address: nDPI's synscan had HIGH 'blocked' findings for
+    a scanned Internet host's ports 25, 389 and 3306 as if they were the customer's SMTP, LDAP and MySQL."""
+    from pcapaudit.classify import classify
+    from pcapaudit.rules.matcher import RuleIndex
+
+    c = classify(_flow(dst_ip=dst, dst_port=port), RuleIndex(book))
+    assert c.verdict == verdict
+    if rule_id:
+        assert c.rule_id == rule_id
