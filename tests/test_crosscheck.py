@@ -105,3 +105,54 @@ def test_crosscheck_leaves_no_sigchld_handler_behind():
     old = signal.set_wakeup_fd(-1)
     signal.set_wakeup_fd(old)
     assert old == -1
+
+
+def test_a_close_that_raises_is_not_retried_at_garbage_collection():
+    """pyshark's close() raises TSharkCrashException when tshark exits 255 as it is killed, and leaves the
+    process listed, so Capture.__del__ closed it again at garbage collection: an 'Exception ignored in
+    Capture.__del__' warning in some test runs. The raise still reaches tshark_names (which retries)."""
+    pyshark = pytest.importorskip("pyshark")
+    from pcapaudit import crosscheck as cc
+
+    crash = pyshark.capture.capture.TSharkCrashException("TShark (pid 1) seems to have crashed (retcode: 255).")
+
+    class FakeCapture:
+        def __init__(self, *a, **kw):
+            self._running_processes = {object()}
+
+        def __iter__(self):
+            return iter(())
+
+        def close(self):
+            if self._running_processes:
+                raise crash
+
+        async def _cleanup_subprocess(self, process):
+            pass
+
+    class FakeShark:
+        FileCapture = FakeCapture
+        capture = pyshark.capture
+
+    made = []
+    FakeShark.FileCapture = lambda *a, **kw: made.append(FakeCapture()) or made[-1]
+    with pytest.raises(pyshark.capture.capture.TSharkCrashException):
+        cc._tshark_names_once(FakeShark, "x.pcap")
+    assert made and made[0]._running_processes == set()  # __del__ has nothing left to close
+
+
+@pytest.mark.corpus
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
+def test_tshark_is_not_reported_as_crashed_at_the_end_of_a_file(corpus):
+    """pyshark killed tshark at the end of the file before the child watcher reported its exit; the kill
+    reaped it and the watcher then reported exit status 255: a false crash in 10-14 of 40 runs on this
+    capture (two in a row failed a cross-check test now and then). Six runs, none may crash."""
+    pyshark = pytest.importorskip("pyshark")
+    from pcapaudit.crosscheck import _tshark_names_once
+
+    path = corpus / "ndpi" / "quic.pcap"
+    if not path.exists():
+        pytest.skip("ndpi/quic.pcap not in the corpus")
+    for _ in range(6):
+        snis, _dns = _tshark_names_once(pyshark, str(path))
+        assert any("google" in n for names in snis.values() for n in names)
