@@ -29,27 +29,15 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / ".cache"
-ETH = b"\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb\x08\x00"
+sys.path.insert(0, str(HERE))
+from gen_capture import Side  # noqa: E402 - the benchmark generator's frame builder (checksummed headers)
+
+SMAC, DMAC = bytes.fromhex("66778899aabb"), bytes.fromhex("001122334455")
 
 
-def _csum(b: bytes) -> int:
-    if len(b) % 2:
-        b += b"\0"
-    s = sum(struct.unpack(f"!{len(b) // 2}H", b))
-    s = (s >> 16) + (s & 0xFFFF)
-    s += s >> 16
-    return ~s & 0xFFFF
-
-
-def _ip4(src, dst, proto: int, payload: bytes) -> bytes:
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 0, 0, 64, proto, 0, bytes(src), bytes(dst))
-    return ip[:10] + struct.pack("!H", _csum(ip)) + ip[12:] + payload
-
-
-def _tcp(src, dst, sport: int, dport: int, flags: int, seq: int = 1, ack: int = 0) -> bytes:
-    return ETH + _ip4(
-        src, dst, 6, struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, 1024, 0, 0)
-    )
+def _side(src, dst, sport: int, dport: int, proto: int) -> Side:
+    """One direction of a flow, IPv4 over untagged Ethernet."""
+    return Side(SMAC, DMAC, 0, bytes(src), bytes(dst), sport, dport, 64, proto, 0)
 
 
 class _Writer:
@@ -78,9 +66,9 @@ def gen_synscan(path: Path) -> None:
         for port in range(1, 1001):
             t += 0.0001
             sport = 40000 + port % 20000
-            w.add(t, _tcp(scanner, dst, sport, port, 0x02))
+            w.add(t, _side(scanner, dst, sport, port, 6).tcp(1, 0, 0x02, 1024))
             if rng.random() < 0.3:
-                w.add(t + 0.00005, _tcp(dst, scanner, port, sport, 0x14, 0, 2))
+                w.add(t + 0.00005, _side(dst, scanner, port, sport, 6).tcp(0, 2, 0x14, 1024))
     w.close()
 
 
@@ -93,10 +81,8 @@ def gen_backscatter(path: Path, random_ports: bool) -> None:
         t += 0.0002
         far = [rng.randrange(1, 224), rng.randrange(256), rng.randrange(256), rng.randrange(1, 255)]
         dport = rng.randrange(1, 65535) if random_ports else rng.choice([53, 123, 443])
-        quoted = _ip4(victim, far, 17, struct.pack("!HHHH", rng.randrange(1024, 65535), dport, 8, 0))
-        icmp = struct.pack("!BBHI", 3, 3, 0, 0) + quoted
-        icmp = icmp[:2] + struct.pack("!H", _csum(icmp)) + icmp[4:]
-        w.add(t, ETH + _ip4(far, victim, 1, icmp))
+        quoted = _side(victim, far, rng.randrange(1024, 65535), dport, 17).udp(b"")[14:]  # IP + UDP header
+        w.add(t, _side(far, victim, 0, 0, 1).icmp(3, 3, quoted))
     w.close()
 
 
