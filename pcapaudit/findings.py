@@ -124,6 +124,8 @@ class FindingContext:
 
 def _f(kind, sev, code, flow: FlowRecord | None, cls: Classification | None, rule: Rule | None, target, message,
        evidence: dict, ident: str, ts=None) -> Finding:  # fmt: skip
+    if flow is not None and flow.process is not None:
+        evidence = {**evidence, "process": flow.process_label}
     return Finding(
         kind=kind,
         severity=sev,

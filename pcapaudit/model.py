@@ -159,6 +159,9 @@ class FlowBase(NamedTuple):
     app_protocol: str | None
     dns_name: str | None
     dns_names: tuple[str, ...]
+    process: str | None = None
+    pid: int | None = None
+    eprocess: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +214,19 @@ class FlowRecord:
     icmp: tuple[tuple[int, int, str], ...] = ()
     dns_name: str | None = None
     dns_names: tuple[str, ...] = ()
+    # the local process, from Apple PKTAP captures (macOS `tcpdump -i pktap` / `-k`): its command name,
+    # pid, and the effective process when the socket acts for another one (nsurlsessiond for an app)
+    process: str | None = None
+    pid: int | None = None
+    eprocess: str | None = None
+
+    @property
+    def process_label(self) -> str | None:
+        """``command[pid]``, plus ``for <effective command>`` when set, or None without a process."""
+        if self.process is None:
+            return None
+        label = f"{self.process}[{self.pid}]" if self.pid else self.process
+        return f"{label} for {self.eprocess}" if self.eprocess else label
 
     @property
     def cert_issuer(self) -> str | None:

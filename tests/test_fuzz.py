@@ -24,7 +24,7 @@ from tests.conftest import CORPUS
 from tests.craft import client_hello
 
 ROOT = Path(__file__).resolve().parents[1]
-LINKTYPES = [1, 101, 113, 276, 0, 108, 9, 228, 229, 147]
+LINKTYPES = [1, 101, 113, 276, 0, 108, 9, 228, 229, 147, 258, 149]
 CASES: dict[str, int] = {}
 
 
@@ -82,6 +82,23 @@ def _tcp(sport: int, dport: int, seq: int, flags: int, payload: bytes) -> bytes:
 def test_random_frames(tmp_path, frames, linktype):
     CASES["random_frames"] = CASES.get("random_frames", 0) + 1
     _audit_bytes(_pcap(frames, linktype), tmp_path)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(st.just(108), st.integers(0, 400)), st.sampled_from([1, 1, 0, 2]),
+       st.sampled_from([1, 1, 0, 12, 108, 113, 149, 258, 999]), st.binary(min_size=96, max_size=96),
+       st.one_of(st.just(0), st.integers(0, 220)), st.sampled_from([258, 149]))
+def test_hostile_pktap_headers(tmp_path, length, rectype, dlt, rest, cut, linktype):
+    """Apple PKTAP headers with any length, record type, inner link type and process bytes, in front of a
+    real frame that may be cut anywhere."""
+    CASES["pktap"] = CASES.get("pktap", 0) + 1
+    frame = ETH_IP + _ipv4(6, _tcp(40003, 443, 1, 0x18, client_hello("pktap.example.com")))
+    hdr = struct.pack("<III", length, rectype, dlt) + rest
+    frames = [(hdr + frame)[: max(len(hdr) + len(frame) - cut, 0)], hdr + frame]
+    r = _audit_bytes(_pcap(frames, linktype), tmp_path)
+    if length == 108 and rectype == 1 and dlt == 1:
+        assert list(r.flows["sni"]) == ["pktap.example.com"]
+        CASES["pktap_sni"] = CASES.get("pktap_sni", 0) + 1
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -7,6 +7,7 @@ is killed; on a clean stop an Interface Statistics Block records the drop counte
 from __future__ import annotations
 
 import struct
+import sys
 from pathlib import Path
 from typing import BinaryIO
 
@@ -21,13 +22,22 @@ def _opt(code: int, value: bytes) -> bytes:
     return struct.pack("<HH", code, len(value)) + value + b"\0" * ((-len(value)) % 4)
 
 
+def file_linktype(dlt: int, platform: str = sys.platform) -> int:
+    """The LINKTYPE_ value a file must carry for a live handle's DLT_ value. They are equal except where a
+    system reuses a number: macOS gives PKTAP (``pcapaudit live pktap,en0``) as DLT_USER2, 149, which files
+    store as LINKTYPE_PKTAP, 258 (as libpcap's own writer does)."""
+    if platform == "darwin" and dlt == 149:
+        return 258
+    return dlt
+
+
 class PcapngWriter:
     """Write packets of one link type; start a new numbered file when ``rotate_bytes`` is exceeded."""
 
     def __init__(self, path: str, linktype: int, snaplen: int = 65535, rotate_bytes: int | None = None,
                  iface: str | None = None):  # fmt: skip
         self.base = Path(path)
-        self.linktype = linktype
+        self.linktype = file_linktype(linktype)
         self.snaplen = snaplen
         self.rotate = rotate_bytes
         self.iface = iface

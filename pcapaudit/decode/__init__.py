@@ -13,7 +13,7 @@ import numpy as np
 
 from pcapaudit.capture.pcapfile import PacketBatch
 from pcapaudit.decode.packet import DecodeError, Fragment, NotIP, PacketFields, SimpleDecoder
-from pcapaudit.decode.vector import FAST, SKIP, SLOW, Decoded, decode_batch
+from pcapaudit.decode.vector import FAST, LINK_PKTAP, SKIP, SLOW, Decoded, decode_batch, pktap_processes
 
 __all__ = ["DecodeResult", "Decoder", "Decoded", "FAST", "SKIP", "SLOW"]
 
@@ -30,6 +30,9 @@ class DecodeResult:
     not_ip: int = 0
     fragments: int = 0
     tunnels: dict[str, int] = field(default_factory=dict)
+    # Apple PKTAP captures: each row's index into ``processes`` (-1: none), else None
+    proc: np.ndarray | None = None
+    processes: list = field(default_factory=list)  # (command, pid, effective command or None)
 
 
 class Decoder:
@@ -50,6 +53,8 @@ class Decoder:
             cols = Decoded.empty(len(batch))
             rows = np.arange(len(batch))
         res = DecodeResult(cols)
+        if np.isin(batch.linktype, LINK_PKTAP).any():
+            res.proc, res.processes = pktap_processes(batch)
         if len(rows):
             self._simple_rows(batch, res, rows)
         return res

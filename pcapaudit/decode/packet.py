@@ -91,6 +91,8 @@ class SimpleDecoder:
             if len(d) < 20:
                 raise DecodeError("truncated_link_header", "SLL2")
             return self._ethertype(d, _be16(d, 0)[0], 20, -1, 0)
+        if lt in (258, 149):  # Apple PKTAP (149: macOS's run-time DLT for it): header, then the inner frame
+            return self._pktap(d, lt)
         if lt in (0, 108):  # BSD null / OpenBSD loop
             if len(d) < 5:
                 raise DecodeError("truncated_link_header", "loopback")
@@ -119,6 +121,21 @@ class SimpleDecoder:
                 return d[off:], -1
             raise NotIP
         raise DecodeError("unsupported_linktype", f"link type {lt}")
+
+    def _pktap(self, d: bytes, lt: int) -> tuple[bytes, int]:
+        hlen = struct.unpack_from("<I", d, 0)[0] if len(d) >= 4 else 0
+        if lt == 149 and not 108 <= hlen <= len(d):  # DLT_USER2 is also anybody's private link type
+            raise DecodeError("unsupported_linktype", "link type 149 (USER2) without an Apple PKTAP header")
+        if len(d) < 108:
+            raise DecodeError("truncated_link_header", "PKTAP")
+        hlen, rectype, dlt = struct.unpack_from("<III", d, 0)
+        if hlen < 108 or hlen > len(d):
+            raise DecodeError("bad_pktap_header", f"header length {hlen} (frame {len(d)} bytes)")
+        if rectype != 1:  # PKT_REC_NONE: metadata without a packet
+            raise NotIP
+        if dlt in (258, 149):
+            raise DecodeError("bad_pktap_header", "PKTAP inside PKTAP")
+        return self._link(d[hlen:], dlt)
 
     def _ethernet(self, d: bytes, depth: int) -> tuple[bytes, int]:
         if len(d) < 14:

@@ -32,6 +32,11 @@ LINK_LOOP = 108
 LINK_RAW = (101, 12, 14, 228, 229)
 LINK_SLL = 113
 LINK_SLL2 = 276
+# Apple PKTAP: a little-endian per-packet header (length, record type, inner DLT, interface, process)
+# in front of the frame. LINKTYPE_PKTAP is 258 in files; macOS uses DLT_USER2 (149) at run time.
+LINK_PKTAP = (258, 149)
+PKTAP_MIN = 108  # sizeof(struct pktap_header), the v1 header every writer uses
+PKTAP_REC_PACKET = 1
 
 
 @dataclass(slots=True)
@@ -79,6 +84,15 @@ def _u8(b: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return b[idx].astype(np.int64)
 
 
+def _le32(b: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    return (
+        b[idx].astype(np.int64)
+        | (b[idx + 1].astype(np.int64) << 8)
+        | (b[idx + 2].astype(np.int64) << 16)
+        | (b[idx + 3].astype(np.int64) << 24)
+    )
+
+
 def _be16(b: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return (b[idx].astype(np.int64) << 8) | b[idx + 1]
 
@@ -112,6 +126,9 @@ def decode_batch(batch: PacketBatch) -> Decoded:
     off = batch.off
     end = off + batch.caplen
     lt = batch.linktype
+    if np.isin(lt, LINK_PKTAP).any():
+        lt, off = _strip_pktap(b, lt, off, batch.caplen)
+    cap = end - off
 
     l3 = np.full(n, -1, dtype=np.int64)
     ver_hint = np.zeros(n, dtype=np.int64)  # 4 / 6 from the link layer, 0 = read the IP version nibble
@@ -120,7 +137,7 @@ def decode_batch(batch: PacketBatch) -> Decoded:
     # --- link layer -------------------------------------------------------------------------
     m = lt == LINK_ETHERNET
     if m.any():
-        i = np.nonzero(m & (batch.caplen >= 14))[0]
+        i = np.nonzero(m & (cap >= 14))[0]
         o = off[i]
         et = _be16(b, o + 12)
         pos = o + 14
@@ -141,10 +158,10 @@ def decode_batch(batch: PacketBatch) -> Decoded:
         ver_hint[i[v6]] = 6
         # still tagged after two tags, MPLS, PPPoE, ...: let the simple path try
         slow[i[np.isin(et, ETH_VLAN + (0x8847, 0x8848, 0x8864))]] = True
-        slow[np.nonzero(m & (batch.caplen < 14))[0]] = True  # runt frame: the simple path reports it
+        slow[np.nonzero(m & (cap < 14))[0]] = True  # runt frame: the simple path reports it
     m = lt == LINK_SLL
     if m.any():
-        i = np.nonzero(m & (batch.caplen >= 16))[0]
+        i = np.nonzero(m & (cap >= 16))[0]
         et = _be16(b, off[i] + 14)
         sel = (et == 0x0800) | (et == 0x86DD)
         l3[i[sel]] = off[i[sel]] + 16
@@ -153,7 +170,7 @@ def decode_batch(batch: PacketBatch) -> Decoded:
         slow[i[np.isin(et, ETH_VLAN)]] = True
     m = lt == LINK_SLL2
     if m.any():
-        i = np.nonzero(m & (batch.caplen >= 20))[0]
+        i = np.nonzero(m & (cap >= 20))[0]
         et = _be16(b, off[i])
         sel = (et == 0x0800) | (et == 0x86DD)
         l3[i[sel]] = off[i[sel]] + 20
@@ -164,7 +181,7 @@ def decode_batch(batch: PacketBatch) -> Decoded:
     if m.any():
         # the 4-byte address family is in the capturing host's byte order and its AF_INET6 value
         # differs between systems; like libpcap users (nDPI), trust the IP version nibble instead
-        i = np.nonzero(m & (batch.caplen >= 5))[0]
+        i = np.nonzero(m & (cap >= 5))[0]
         l3[i] = off[i] + 4
     m = np.isin(lt, LINK_RAW)
     if m.any():
@@ -291,3 +308,61 @@ def decode_batch(batch: PacketBatch) -> Decoded:
 
     d.status[slow] = SLOW
     return d
+
+
+def _strip_pktap(b: np.ndarray, lt: np.ndarray, off: np.ndarray, caplen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row link type and frame offset with PKTAP headers removed (the inner DLT and frame behind them).
+
+    Rows whose header is short, odd or not followed by a packet get link type -1, which sends them to
+    the simple path: it strips the header itself and says what is wrong with it.
+    """
+    lt, off = lt.astype(np.int64), off.copy()
+    pk = np.isin(lt, LINK_PKTAP)
+    i = np.nonzero(pk & (caplen >= PKTAP_MIN))[0]
+    o = off[i]
+    hl, rec, dlt = _le32(b, o), _le32(b, o + 4), _le32(b, o + 8)
+    ok = (hl >= PKTAP_MIN) & (hl <= caplen[i]) & (rec == PKTAP_REC_PACKET) & ~np.isin(dlt, LINK_PKTAP)
+    lt[pk] = -1
+    lt[i[ok]] = dlt[ok]
+    off[i[ok]] = o[ok] + hl[ok]
+    return lt, off
+
+
+def pktap_processes(batch: PacketBatch) -> tuple[np.ndarray, list[tuple[str, int, str | None] | None]]:
+    """The process of each PKTAP packet: an index per row (-1: none) into a list of
+    (command, pid, effective command or None when it is the same process).
+
+    macOS fills these fields with the socket's process for both directions of a connection. Rows are
+    grouped by the raw bytes of the four fields first, so each distinct process is decoded once.
+    """
+    n = len(batch)
+    proc = np.full(n, -1, dtype=np.int64)
+    i = np.nonzero(np.isin(batch.linktype, LINK_PKTAP) & (batch.caplen >= PKTAP_MIN))[0]
+    if not len(i):
+        return proc, []
+    b = np.frombuffer(batch.buf, dtype=np.uint8)
+    o = batch.off[i]
+    i = i[(_le32(b, o) >= PKTAP_MIN) & (_le32(b, o) <= batch.caplen[i])]
+    if not len(i):
+        return proc, []
+    # pid (52) + command (56, 20 bytes), effective pid (84) + effective command (88, 20 bytes)
+    cols = np.r_[52:76, 84:108]
+    raw = np.ascontiguousarray(b[batch.off[i][:, None] + cols]).view(np.dtype((np.void, len(cols)))).ravel()
+    uniq, inv = np.unique(raw, return_inverse=True)
+    names: list[tuple[str, int, str | None] | None] = []
+    index = np.empty(len(uniq), dtype=np.int64)
+    for k, r in enumerate(uniq.tolist()):
+        pid, epid = int.from_bytes(r[0:4], "little"), int.from_bytes(r[24:28], "little")
+        comm, ecomm = _cstr(r[4:24]), _cstr(r[28:48])
+        if not comm and not pid:
+            index[k] = -1  # not attributed (ARP, packets the kernel could not tie to a socket)
+            continue
+        index[k] = len(names)
+        names.append((comm or f"pid {pid}", pid, ecomm if ecomm and (epid, ecomm) != (pid, comm) else None))
+    proc[i] = index[inv.ravel()]
+    return proc, names
+
+
+def _cstr(raw: bytes) -> str:
+    """A fixed-size NUL-terminated field as text (bytes that are not UTF-8 are escaped)."""
+    return raw.split(b"\0", 1)[0].decode("utf-8", "backslashreplace")

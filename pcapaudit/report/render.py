@@ -332,10 +332,32 @@ def render_text(result: AuditResult, tables: tuple[str, ...], fmt: str = "simple
         if n == 0:
             out.write("none\n" if not never_line else never_line)
             continue
-        out.write(render_table(df, VIEWS[t], "github" if md else fmt, width=None if md else 70, limit=limit) + "\n")
+        df, cols = _process_view(df, t)
+        out.write(render_table(df, cols, "github" if md else fmt, width=None if md else 70, limit=limit) + "\n")
         if never_line:
             out.write(("\n" if md else "") + clean_text(never_line.rstrip()) + "\n")
     return out.getvalue()
+
+
+def _process_view(df: pd.DataFrame, t: str) -> tuple[pd.DataFrame, list[str]]:
+    """The terminal view of a table, with a ``process`` column after the client's port when the capture
+    names processes (Apple PKTAP); findings take it from their evidence."""
+    cols = VIEWS[t]
+    if t == "flows" and "process" in df.columns and df["process"].notna().any():
+        df = df.assign(process=[_process_label(p, pid, e) for p, pid, e in zip(df["process"], df["pid"], df["eprocess"])])
+        return df, cols[:3] + ["process"] + cols[3:]
+    if t == "findings" and "evidence" in df.columns:
+        procs = [json.loads(e).get("process") if isinstance(e, str) and '"process"' in e else None for e in df["evidence"]]
+        if any(procs):
+            return df.assign(process=procs), cols[:4] + ["process"] + cols[4:]
+    return df, cols
+
+
+def _process_label(process, pid, eprocess) -> str | None:
+    if process is None or process is pd.NA:
+        return None
+    label = f"{process}[{pid}]" if pid is not None and pid is not pd.NA and pid else str(process)
+    return f"{label} for {eprocess}" if eprocess is not None and eprocess is not pd.NA else label
 
 
 def render_html(result: AuditResult, tables: tuple[str, ...]) -> str:
@@ -361,7 +383,9 @@ def render_html(result: AuditResult, tables: tuple[str, ...]) -> str:
         if df.empty:
             parts.append("<p>none</p>")
             continue
-        cols = VIEWS[t] if t != "findings" else FINDING_VIEW + ["vendor", "rule_id", "uids", "evidence"]
+        df, cols = _process_view(df, t)
+        if t == "findings":
+            cols = cols + ["vendor", "rule_id", "uids", "evidence"]
         parts.append("<table><thead><tr>" + "".join(f"<th>{esc(c)}</th>" for c in cols) + "</tr></thead><tbody>")
         for row in df[cols].itertuples(index=False, name=None):
             cls = ""

@@ -1,0 +1,189 @@
+"""Apple PKTAP captures (macOS ``tcpdump -i pktap``): the frame behind the header, and each flow's process."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import struct
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from scapy.all import IP, TCP, UDP, Ether, IPv6, Raw
+
+import pcapaudit
+from pcapaudit.capture.pcapfile import CaptureFile, PacketBatch
+from pcapaudit.capture.writer import file_linktype
+from pcapaudit.decode import Decoder
+from pcapaudit.decode.vector import pktap_processes
+from tests.craft import write_raw
+from tests.unit.test_decode import decoded
+
+ROOT = Path(__file__).resolve().parents[2]
+CAPTURES = ROOT / "captures"
+PKTAP = CAPTURES / "enrollment-mac-pktap.pcap"
+ETHERNET = CAPTURES / "enrollment-troubleshooting.pcap"
+TRUTH = CAPTURES / "enrollment-troubleshooting.truth.yaml"
+LAB = dict(trust_issuers=["pcapaudit Lab Trust Services"], devices=["192.168.50.0/24", "10.20.0.0/24"],
+           tenants={"kandji.uuid": "4f3c2a10-7e55-4d1e-9a4b-2b6f0c8d9e01", "jamf-pro.instance": "acme"})
+MAC = "192.168.50.10"
+
+
+def _make_pktap():
+    spec = importlib.util.spec_from_file_location("make_pktap", CAPTURES / "make_pktap.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)  # type: ignore[union-attr]
+    return mod
+
+
+def header(pid=501, comm="mdmclient", epid=None, ecomm=None, dlt=1, length=108, rectype=1) -> bytes:
+    def cstr(s):
+        return s.encode()[:16].ljust(20, b"\0")
+
+    epid, ecomm = pid if epid is None else epid, comm if ecomm is None else ecomm
+    fields = (length, rectype, dlt, b"en0", 2, 2, 14, 0, pid, cstr(comm), 0, 6, 0, epid, cstr(ecomm))
+    return struct.pack("<III24sIIIIi20sIHHi20s", *fields) + b"\0" * (length - 108)
+
+
+def test_committed_capture_is_what_the_script_makes(tmp_path):
+    out = tmp_path / "p.pcap"
+    mod = _make_pktap()
+    n, k = mod.make(str(ETHERNET), str(TRUTH), str(out))
+    assert out.read_bytes() == PKTAP.read_bytes()
+    assert (n, k) == (189, 187)  # the two unattributed frames are ARP
+
+
+def test_flows_are_the_macs_flows_of_the_ethernet_capture_with_their_process():
+    """The same flows, states, names and verdicts as in the Ethernet capture (the Mac's part of it), plus the
+    process the truth names for each exchange."""
+    eth = pcapaudit.audit(ETHERNET, **LAB).flows
+    tap = pcapaudit.audit(PKTAP, **LAB).flows
+    eth = eth[(eth.src_ip == MAC) | (eth.dst_ip == MAC)]
+    cols = ["src_ip", "src_port", "dst_ip", "dst_port", "transport", "state", "conn_state", "history", "pkts_c2s",
+            "pkts_s2c", "payload_c2s", "payload_s2c", "sni", "dns_name", "tls_handshake", "cert_issuer", "rule_id",
+            "verdict"]  # fmt: skip
+    key = ["src_port", "dst_port"]
+    a = eth[cols].sort_values(key).reset_index(drop=True).astype(object)
+    b = tap[cols].sort_values(key).reset_index(drop=True).astype(object)
+    assert a.where(a.notna(), None).equals(b.where(b.notna(), None))
+
+    procs = _make_pktap().exchanges(yaml.safe_load(TRUTH.read_text()))
+    seen = 0
+    for r in tap.itertuples():
+        want = procs.get((r.transport, r.src_ip, r.src_port, r.dst_ip, r.dst_port))
+        assert want is not None, r
+        comm, pid, ecomm, _epid = want
+        assert (r.process, r.pid) == (comm[:16], pid)
+        assert (None if r.eprocess is None or r.eprocess is pd.NA else r.eprocess) == ecomm
+        seen += 1
+    assert seen == len(tap) == 22
+    assert set(eth.columns) == set(tap.columns) and eth["process"].isna().all()
+
+
+def test_findings_name_the_process():
+    res = pcapaudit.audit(PKTAP, **LAB)
+    ev = {(r.code, r.target.split(" ")[0]): json.loads(r.evidence).get("process") for r in res.findings.itertuples()}
+    kandji = "4f3c2a10-7e55-4d1e-9a4b-2b6f0c8d9e01.devices.us-1.kandji.io"
+    assert ev[("client_rejected_certificate", kandji)] == "Kandji Daemon[733]"
+    assert ev[("syn_no_reply", "1-courier.push.apple.com")] == "apsd[178]"
+    assert ev[("not_allowed", "example.org")] == "com.apple.WebKit[1204] for Safari"
+    assert ev[("dns_nxdomain", "gdmf.apple.com")] is None  # a DNS answer, not a flow
+
+
+def test_terminal_report_shows_the_process_column(tmp_path):
+    from pcapaudit.report.render import render_text
+
+    res = pcapaudit.audit(PKTAP, **LAB)
+    text = render_text(res, ("findings", "flows"))
+    assert "process" in text and "apsd[178]" in text and "com.apple.WebKit[1204] for Safari" in text
+    plain = render_text(pcapaudit.audit(ETHERNET, **LAB), ("findings", "flows"))
+    assert " process " not in plain  # no column when the capture names no process
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
+def test_processes_agree_with_tshark():
+    out = subprocess.run(["tshark", "-r", str(PKTAP), "-n", "-Y", "tcp or udp", "-T", "fields", "-e", "pktap.cmdname",
+                          "-e", "pktap.pid", "-e", "ip.src", "-e", "tcp.srcport", "-e", "udp.srcport"],
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    theirs = {}
+    for line in out.splitlines():
+        comm, pid, src, tport, uport = line.split("\t")
+        if src == MAC:
+            theirs.setdefault(int(tport or uport), (comm, int(pid)))
+    flows = pcapaudit.audit(PKTAP, **LAB).flows
+    ours = {int(r.src_port): (r.process, int(r.pid)) for r in flows.itertuples()}
+    assert ours == theirs and len(ours) == 22
+
+
+def test_fast_and_simple_decoders_agree_on_pktap(tmp_path):
+    assert decoded(PKTAP, "fast") == decoded(PKTAP, "simple")
+    inner = Ether() / IP(src=MAC, dst="17.57.146.20") / TCP(sport=50000, dport=443) / Raw(b"hi")
+    six = Ether() / IPv6(src="2001:db8::1", dst="2001:db8::2") / UDP(sport=5353, dport=53) / Raw(b"q")
+    raw_ip = bytes(IP(src=MAC, dst="17.57.146.20") / TCP(sport=50001, dport=443) / Raw(b"raw"))
+    null = struct.pack("<I", 2) + raw_ip
+    frames = [header() + bytes(inner), header(length=120) + bytes(six), header(dlt=12) + raw_ip,
+              header(dlt=0) + null]  # fmt: skip
+    p = write_raw(tmp_path / "t.pcap", frames, 258)
+    fast, simple = decoded(p, "fast"), decoded(p, "simple")
+    assert fast == simple
+    assert [r[-1] for r in fast] == [b"hi", b"q", b"raw", b"raw"]
+    assert decoded(write_raw(tmp_path / "u.pcap", frames, 149), "fast") == fast  # macOS's run-time DLT
+
+
+def test_hostile_pktap_headers_are_weirds_not_crashes(tmp_path):
+    good = header() + bytes(Ether() / IP(src=MAC, dst="17.57.146.20") / TCP(sport=50000, dport=443) / Raw(b"ok"))
+    frames = [
+        good,
+        header()[:60],  # shorter than the header
+        header(length=40) + b"\0" * 80,  # header length below the minimum
+        struct.pack("<I", 5000) + header()[4:] + b"\0" * 80,  # header length past the frame
+        header(rectype=0),  # metadata only, no packet
+        header(dlt=258) + good,  # PKTAP inside PKTAP
+        header(dlt=147) + b"\0" * 40,  # an inner link type nobody decodes
+        header(dlt=1) + b"\x00\x01",  # a runt inner frame
+        good,
+    ]
+    p = write_raw(tmp_path / "h.pcap", frames, 258)
+    for engine in ("fast", "simple"):
+        rows = decoded(p, engine)
+        assert rows[0][-1] == b"ok" and rows[-1][-1] == b"ok"
+        assert all(r == ("skip",) for r in rows[1:-1]), engine
+    dec = Decoder("fast")
+    names = [n for b in CaptureFile(str(p)).batches() for _r, n, _d in dec.decode(b).weirds]
+    assert names.count("bad_pktap_header") == 3 and "truncated_link_header" in names
+    assert "unsupported_linktype" in names
+    res = pcapaudit.audit(p)
+    assert len(res.flows) == 1 and res.flows.iloc[0]["process"] == "mdmclient"
+    # 149 that is not PKTAP (somebody's private DLT_USER2 traffic): an unsupported link type, once per packet
+    q = write_raw(tmp_path / "user2.pcap", [b"\x01\x02\x03" * 50], 149)
+    assert [n for b in CaptureFile(str(q)).batches() for _r, n, _d in Decoder("fast").decode(b).weirds] == [
+        "unsupported_linktype"]
+
+
+def test_process_fields():
+
+    odd = bytearray(header(pid=9, comm="x"))
+    odd[56:76] = odd[88:108] = b"ab\xffcd".ljust(20, b"\0")  # a command that is not UTF-8
+    frames = [header(pid=0, comm=""), header(pid=640, comm="mdmclient"), header(pid=640, comm="mdmclient"),
+              header(pid=1204, comm="com.apple.WebKit.Networking", epid=1187, ecomm="Safari"),
+              header(pid=77, comm="", epid=77, ecomm=""), bytes(odd)]  # fmt: skip
+    buf = b"".join(frames)
+    offs = np.cumsum([0] + [len(f) for f in frames[:-1]]).astype(np.int64)
+    batch = PacketBatch(buf=buf, off=offs, caplen=np.array([len(f) for f in frames], dtype=np.int64),
+                        wirelen=np.array([len(f) for f in frames], dtype=np.int64),
+                        ts=np.zeros(len(frames)), linktype=np.full(len(frames), 258, dtype=np.int32),
+                        first_index=0, file_base=0)  # fmt: skip
+    proc, names = pktap_processes(batch)
+    got = [names[i] if i >= 0 else None for i in proc.tolist()]
+    assert got == [None, ("mdmclient", 640, None), ("mdmclient", 640, None),
+                   ("com.apple.WebKit", 1204, "Safari"), ("pid 77", 77, None), ("ab\\xffcd", 9, None)]  # fmt: skip
+
+
+def test_live_writer_stores_macos_pktap_as_linktype_258():
+    assert file_linktype(149, "darwin") == 258
+    assert file_linktype(149, "linux") == 149  # DLT_USER2 elsewhere
+    assert file_linktype(1, "darwin") == 1
