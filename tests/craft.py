@@ -157,3 +157,46 @@ def icmp_port_unreachable(reporter: str, client: str, dst: str, sport: int, dpor
     quoted = ip4(client, dst, 17, struct.pack("!HHHH", sport, dport, 8, 0))
     icmp = struct.pack("!BBHI", 3, 3, 0, 0) + quoted
     return b"\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb\x08\x00" + ip4(reporter, client, 1, icmp)
+
+
+def darwin_pcapng(path: Path | str, packets: list[tuple[float, bytes, tuple | None]], endian: str = "<",
+                  linktype: int = 1) -> Path:  # fmt: skip
+    """A pcapng file as Apple's tcpdump writes process metadata: Darwin process info blocks (type
+    0x80000001: pid, then option 2 = name) before the packets that use them, and enhanced packet blocks
+    with options 0x8001 / 0x8003 = the position of the process's / effective process's block in the section
+    (Wireshark's wiretap/pcapng-darwin-custom.c reads them the same way). ``packets``: (time, frame,
+    (pid, name, effective pid or None, effective name or None) or None)."""
+
+    def block(btype: int, body: bytes) -> bytes:
+        body += b"\0" * (-len(body) % 4)
+        total = 12 + len(body)
+        return struct.pack(endian + "II", btype, total) + body + struct.pack(endian + "I", total)
+
+    def opt(code: int, value: bytes) -> bytes:
+        return struct.pack(endian + "HH", code, len(value)) + value + b"\0" * (-len(value) % 4)
+
+    out = block(0x0A0D0D0A, struct.pack(endian + "IHHq", 0x1A2B3C4D, 1, 0, -1))
+    out += block(1, struct.pack(endian + "HHI", linktype, 0, 262144))
+    dpib: dict[tuple[int, str], int] = {}
+
+    def dpib_id(pid: int, name: str) -> int:
+        nonlocal out
+        if (pid, name) not in dpib:
+            dpib[(pid, name)] = len(dpib)
+            out += block(0x80000001, struct.pack(endian + "I", pid) + opt(2, name.encode()) + opt(0, b""))
+        return dpib[(pid, name)]
+
+    for ts, frame, proc in packets:
+        opts = b""
+        if proc is not None:
+            pid, name, epid, ename = proc
+            opts = opt(0x8001, struct.pack(endian + "I", dpib_id(pid, name)))
+            if epid is not None:
+                opts += opt(0x8003, struct.pack(endian + "I", dpib_id(epid, ename)))
+            opts += opt(0, b"")
+        t = round(ts * 1_000_000)
+        body = struct.pack(endian + "IIIII", 0, t >> 32, t & 0xFFFFFFFF, len(frame), len(frame)) + frame
+        body += b"\0" * (-len(body) % 4) + opts
+        out += block(6, body)
+    Path(path).write_bytes(out)
+    return Path(path)

@@ -101,6 +101,25 @@ def test_hostile_pktap_headers(tmp_path, length, rectype, dlt, rest, cut, linkty
         CASES["pktap_sni"] = CASES.get("pktap_sni", 0) + 1
 
 
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(min_size=0, max_size=40), st.binary(min_size=0, max_size=40), st.integers(0, 3))
+def test_hostile_darwin_pcapng_blocks(tmp_path, dpib_body, epb_options, dpib_count):
+    """Apple's process blocks with any body, and packet-block options with any bytes."""
+    CASES["darwin_pcapng"] = CASES.get("darwin_pcapng", 0) + 1
+
+    def block(btype: int, body: bytes) -> bytes:
+        body += b"\0" * (-len(body) % 4)
+        return struct.pack("<II", btype, 12 + len(body)) + body + struct.pack("<I", 12 + len(body))
+
+    frame = ETH_IP + _ipv4(6, _tcp(40004, 443, 1, 0x02, b""))
+    data = block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)) + block(1, struct.pack("<HHI", 1, 0, 65535))
+    data += block(0x80000001, dpib_body) * dpib_count
+    opts = struct.pack("<HHI", 0x8001, 4, max(dpib_count - 1, 0)) + epb_options
+    data += block(6, struct.pack("<IIIII", 0, 0, 1, len(frame), len(frame)) + frame + b"\0" * (-len(frame) % 4) + opts)
+    r = _audit_bytes(data, tmp_path, "d.pcapng")
+    assert len(r.flows) == 1
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.binary(min_size=0, max_size=400), st.sampled_from([53, 5353, 443, 123, 3544, 4789, 2152, 5247, 9999]))
 def test_hostile_udp_payloads(tmp_path, payload, port):

@@ -53,6 +53,9 @@ class PacketBatch:
     linktype: np.ndarray  # int32
     first_index: int  # global number of row 0 (0-based, over the whole run)
     file_base: int  # byte offset of buf[0] in the (uncompressed) capture
+    # Apple pcapng (Darwin process info blocks): each row's index into ``processes`` (-1: none), else None
+    proc: np.ndarray | None = None
+    processes: list | None = None  # (command, pid, effective command or None)
 
     def __len__(self) -> int:
         return len(self.off)
@@ -230,6 +233,8 @@ class CaptureFile:
         base = 0
         endian = "<"
         ifaces: list[tuple[int, float, float]] = []  # (linktype, tick, offset)
+        dpibs: list[tuple[int, str]] = []  # Apple's Darwin process info blocks of the section: (pid, name)
+        darwin = False  # a DPIB was seen: packet blocks' process options are read from then on
         eof = False
         while True:
             data = b"" if eof else self._read(stream, chunk)
@@ -243,6 +248,8 @@ class CaptureFile:
             wires: list[int] = []
             tss: list[float] = []
             lts: list[int] = []
+            procs: list[int] | None = [] if darwin else None
+            processes: dict[tuple, int] = {}
             err = None
             while off + 12 <= n:
                 btype_raw = buf[off : off + 4]
@@ -258,6 +265,7 @@ class CaptureFile:
                         err = f"bad pcapng byte-order magic at byte offset {base + off}"
                         break
                     ifaces = []
+                    dpibs = []
                 blen = struct.unpack_from(endian + "I", buf, off + 4)[0]
                 if blen < 12 or blen % 4 or blen > MAX_RECORD + 64:
                     err = f"corrupt pcapng block at byte offset {base + off} (length {blen})"
@@ -279,6 +287,19 @@ class CaptureFile:
                     wires.append(max(wire, cap))
                     tss.append(((hi << 32) | lo) * tick + tsoff)
                     lts.append(lt)
+                    if procs is not None:
+                        procs.append(_darwin_process(buf, off + 28 + ((cap + 3) & ~3), off + blen - 4, endian,
+                                                     dpibs, processes))  # fmt: skip
+                elif btype == 0x80000001:  # Apple's Darwin process info block: pid, then a name option
+                    pid = struct.unpack_from(endian + "I", buf, off + 8)[0] if blen >= 16 else 0
+                    name = ""
+                    for code, val in _options(buf, off + 12, off + blen - 4, endian):
+                        if code == 2:
+                            name = val.split(b"\0", 1)[0].decode("utf-8", "backslashreplace")
+                    dpibs.append((pid, name))
+                    if procs is None:
+                        procs = [-1] * len(offs)
+                        darwin = True
                 elif btype == 3:  # simple packet block
                     if not ifaces:
                         err = f"pcapng simple packet block before any interface at byte offset {base + off}"
@@ -336,6 +357,8 @@ class CaptureFile:
                     linktype=np.asarray(lts, dtype=np.int32),
                     first_index=index,
                     file_base=base,
+                    proc=np.asarray(procs, dtype=np.int64) if procs is not None else None,
+                    processes=list(processes) if procs is not None else None,
                 )
                 index += len(o)
             if err is not None:
@@ -350,6 +373,29 @@ class CaptureFile:
                         f"({len(pending)} bytes); read {self.packets} packets"
                     )
                 return
+
+
+def _darwin_process(buf: bytes, start: int, end: int, endian: str, dpibs: list[tuple[int, str]],
+                    processes: dict[tuple, int]) -> int:  # fmt: skip
+    """The process of an enhanced packet block written by Apple's tcpdump: its options 0x8001 and 0x8003
+    give the Darwin process info block (by position in the section) of the process and of the effective
+    process. Returns the index of (command, pid, effective command or None) in ``processes`` (filled as
+    new ones appear), or -1."""
+    proc = eproc = None
+    for code, val in _options(buf, start, end, endian):
+        if code == 0x8001 and len(val) == 4:
+            proc = struct.unpack(endian + "I", val)[0]
+        elif code == 0x8003 and len(val) == 4:
+            eproc = struct.unpack(endian + "I", val)[0]
+    if proc is None or proc >= len(dpibs):
+        return -1
+    pid, name = dpibs[proc]
+    other = None
+    if eproc is not None and eproc < len(dpibs) and dpibs[eproc] != dpibs[proc]:
+        epid, ename = dpibs[eproc]
+        other = ename or f"pid {epid}"
+    key = (name or f"pid {pid}", pid, other)
+    return processes.setdefault(key, len(processes))
 
 
 def _options(buf: bytes, start: int, end: int, endian: str) -> Iterator[tuple[int, bytes]]:

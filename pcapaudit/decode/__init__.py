@@ -53,7 +53,9 @@ class Decoder:
             cols = Decoded.empty(len(batch))
             rows = np.arange(len(batch))
         res = DecodeResult(cols)
-        if np.isin(batch.linktype, LINK_PKTAP).any():
+        if batch.proc is not None:  # Apple pcapng: process info blocks
+            res.proc, res.processes = batch.proc, batch.processes or []
+        elif np.isin(batch.linktype, LINK_PKTAP).any():
             res.proc, res.processes = pktap_processes(batch)
         if len(rows):
             self._simple_rows(batch, res, rows)

@@ -20,7 +20,7 @@ from pcapaudit.capture.pcapfile import CaptureFile, PacketBatch
 from pcapaudit.capture.writer import file_linktype
 from pcapaudit.decode import Decoder
 from pcapaudit.decode.vector import pktap_processes
-from tests.craft import write_raw
+from tests.craft import darwin_pcapng, write_raw
 from tests.unit.test_decode import decoded
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -187,3 +187,54 @@ def test_live_writer_stores_macos_pktap_as_linktype_258():
     assert file_linktype(149, "darwin") == 258
     assert file_linktype(149, "linux") == 149  # DLT_USER2 elsewhere
     assert file_linktype(1, "darwin") == 1
+
+
+def _pktap_to_darwin(tmp_path, endian="<", name="d.pcapng"):
+    """The sample's frames without their PKTAP headers, in a pcapng file with Darwin process blocks."""
+    pkts = []
+    for b in CaptureFile(str(PKTAP)).batches():
+        for o, c, t in zip(b.off.tolist(), b.caplen.tolist(), b.ts.tolist()):
+            rec = b.buf[o : o + c]
+            pid, epid = struct.unpack_from("<i", rec, 52)[0], struct.unpack_from("<i", rec, 84)[0]
+            comm, ecomm = (rec[56:76].split(b"\0")[0].decode(), rec[88:108].split(b"\0")[0].decode())
+            proc = (pid, comm, epid, ecomm) if pid else None
+            pkts.append((t, bytes(rec[108:]), proc))
+    return darwin_pcapng(tmp_path / name, pkts, endian)
+
+
+@pytest.mark.parametrize("endian", ["<", ">"])
+def test_darwin_pcapng_process_blocks(tmp_path, endian):
+    """Apple's tcpdump in pcapng: the same flows and processes as the PKTAP capture."""
+    path = _pktap_to_darwin(tmp_path, endian)
+    cols = ["src_ip", "src_port", "dst_ip", "dst_port", "state", "sni", "rule_id", "verdict", "process", "pid",
+            "eprocess"]  # fmt: skip
+    a = pcapaudit.audit(PKTAP, **LAB).flows[cols].sort_values("src_port").reset_index(drop=True).astype(object)
+    b = pcapaudit.audit(path, **LAB).flows[cols].sort_values("src_port").reset_index(drop=True).astype(object)
+    assert a.where(a.notna(), None).equals(b.where(b.notna(), None))
+    assert b["process"].notna().sum() == 22 and b["eprocess"].notna().sum() == 1
+
+
+def test_darwin_pcapng_odd_references(tmp_path):
+    """A packet naming a process block that does not exist, or none, has no process; a new section
+    forgets the previous section's blocks."""
+    frame = bytes(Ether() / IP(src=MAC, dst="17.57.146.20") / TCP(sport=50000, dport=443, flags="S"))
+    good = darwin_pcapng(tmp_path / "a.pcapng", [(1.0, frame, (640, "mdmclient", None, None))])
+    data = bytearray(good.read_bytes())
+    i = data.index(struct.pack("<HH", 0x8001, 4))
+    struct.pack_into("<I", data, i + 4, 7)  # process block 7 of 1
+    bad = tmp_path / "b.pcapng"
+    bad.write_bytes(bytes(data))
+    assert pcapaudit.audit(good).flows["process"].tolist() == ["mdmclient"]
+    assert pcapaudit.audit(bad).flows["process"].isna().all()
+    # section 2 reuses index 0 without its own block: no process (its block belonged to section 1)
+    frame2 = bytes(Ether() / IP(src=MAC, dst="17.57.146.20") / TCP(sport=50001, dport=443, flags="S"))
+    second = darwin_pcapng(tmp_path / "c.pcapng", [(2.0, frame2, (640, "mdmclient", None, None))])
+    second = bytearray(second.read_bytes())
+    shb_len = struct.unpack_from("<I", second, 4)[0]
+    idb_len = struct.unpack_from("<I", second, shb_len + 4)[0]
+    dpib_len = struct.unpack_from("<I", second, shb_len + idb_len + 4)[0]
+    del second[shb_len + idb_len : shb_len + idb_len + dpib_len]  # drop section 2's process block
+    two = tmp_path / "two.pcapng"
+    two.write_bytes(good.read_bytes() + bytes(second))
+    flows = pcapaudit.audit(two).flows.sort_values("src_port")
+    assert flows["process"].tolist()[0] == "mdmclient" and flows["process"].isna().tolist() == [False, True]
