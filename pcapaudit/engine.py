@@ -151,7 +151,7 @@ class FlowEngine:
         self.g_slot = np.zeros(0, dtype=np.int64)
         self.free: list[int] = list(range(self.cap - 1, -1, -1))
         self.deep: dict[int, DeepState] = {}
-        self.proc_of: dict[int, tuple] = {}  # slot -> (command, pid, effective command) from PKTAP headers
+        self.proc_of: dict[int, tuple] = {}  # slot -> (command, pid, effective command): PKTAP or Apple pcapng
         self.now = 0.0
         self.flows_emitted = 0
         self.orphan_icmp: list[tuple[float, icmpmod.Quoted, int, int, str]] = []
@@ -448,7 +448,7 @@ class FlowEngine:
         self.expire(self.now)
 
     def _processes(self, dres: DecodeResult, rows: np.ndarray, slot_r: np.ndarray) -> None:
-        """A flow's process is the one of its first packet that has one (PKTAP captures only)."""
+        """A flow's process is the one of its first packet that has one (captures that name processes)."""
         pr = dres.proc[rows]  # type: ignore[index]
         sel = np.nonzero(pr >= 0)[0]
         if not len(sel):

@@ -328,12 +328,14 @@ def _strip_pktap(b: np.ndarray, lt: np.ndarray, off: np.ndarray, caplen: np.ndar
     return lt, off
 
 
-def pktap_processes(batch: PacketBatch) -> tuple[np.ndarray, list[tuple[str, int, str | None] | None]]:
+def pktap_processes(batch: PacketBatch) -> tuple[np.ndarray, list[tuple[str, int, str | None]]]:
     """The process of each PKTAP packet: an index per row (-1: none) into a list of
     (command, pid, effective command or None when it is the same process).
 
-    macOS fills these fields with the socket's process for both directions of a connection. Rows are
-    grouped by the raw bytes of the four fields first, so each distinct process is decoded once.
+    macOS fills these fields with the socket's process for both directions of a connection. The four
+    fields (pid, command, effective pid, effective command: 12 aligned 32-bit words) are read as words,
+    hashed, and grouped by the hash, so each distinct process is decoded once; the grouping is checked
+    word by word and redone on the raw words if two processes ever shared a hash.
     """
     n = len(batch)
     proc = np.full(n, -1, dtype=np.int64)
@@ -342,25 +344,79 @@ def pktap_processes(batch: PacketBatch) -> tuple[np.ndarray, list[tuple[str, int
         return proc, []
     b = np.frombuffer(batch.buf, dtype=np.uint8)
     o = batch.off[i]
-    i = i[(_le32(b, o) >= PKTAP_MIN) & (_le32(b, o) <= batch.caplen[i])]
+    hl = _le32(b, o)
+    keep = (hl >= PKTAP_MIN) & (hl <= batch.caplen[i])
+    i, o = i[keep], o[keep]
     if not len(i):
         return proc, []
-    # pid (52) + command (56, 20 bytes), effective pid (84) + effective command (88, 20 bytes)
-    cols = np.r_[52:76, 84:108]
-    raw = np.ascontiguousarray(b[batch.off[i][:, None] + cols]).view(np.dtype((np.void, len(cols)))).ravel()
-    uniq, inv = np.unique(raw, return_inverse=True)
-    names: list[tuple[str, int, str | None] | None] = []
-    index = np.empty(len(uniq), dtype=np.int64)
-    for k, r in enumerate(uniq.tolist()):
-        pid, epid = int.from_bytes(r[0:4], "little"), int.from_bytes(r[24:28], "little")
-        comm, ecomm = _cstr(r[4:24]), _cstr(r[28:48])
-        if not comm and not pid:
+    words = _le32_words(batch.buf, o, PKTAP_PROCESS_WORDS)  # (rows, 12) uint32
+    h = np.zeros(len(i), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for k in range(words.shape[1]):
+            h = _mix_u64(h ^ words[:, k].astype(np.uint64) + np.uint64(k))
+    uniq, first, inv = np.unique(h, return_index=True, return_inverse=True)
+    inv = inv.ravel()
+    if not (words == words[first][inv]).all():  # a hash shared by two processes: group on the words
+        raw = np.ascontiguousarray(words).view(np.dtype((np.void, 4 * words.shape[1]))).ravel()
+        _u, first, inv = np.unique(raw, return_index=True, return_inverse=True)
+        inv = inv.ravel()
+    names: list[tuple[str, int, str | None]] = []
+    index = np.empty(len(first), dtype=np.int64)
+    raw_first = words[first].astype("<u4").tobytes()
+    cache = _PROCESSES
+    for k in range(len(first)):
+        r = raw_first[48 * k : 48 * k + 48]
+        p = cache.get(r, False)
+        if p is False:
+            p = _process(r)
+            if len(cache) >= 16384:
+                cache.clear()
+            cache[r] = p
+        if p is None:
             index[k] = -1  # not attributed (ARP, packets the kernel could not tie to a socket)
             continue
         index[k] = len(names)
-        names.append((comm or f"pid {pid}", pid, ecomm if ecomm and (epid, ecomm) != (pid, comm) else None))
-    proc[i] = index[inv.ravel()]
+        names.append(p)
+    proc[i] = index[inv]
     return proc, names
+
+
+_PROCESSES: dict[bytes, tuple[str, int, str | None] | None] = {}  # raw process fields -> decoded (bounded)
+
+
+def _process(r: bytes) -> tuple[str, int, str | None] | None:
+    """(command, pid, effective command or None) from the 48 bytes of a PKTAP header's process fields."""
+    pid, epid = int.from_bytes(r[0:4], "little"), int.from_bytes(r[24:28], "little")
+    comm, ecomm = _cstr(r[4:24]), _cstr(r[28:48])
+    if not comm and not pid:
+        return None
+    return comm or f"pid {pid}", pid, ecomm if ecomm and (epid, ecomm) != (pid, comm) else None
+
+
+# pid (52), command (56, 20 bytes), effective pid (84), effective command (88, 20 bytes): header offsets
+PKTAP_PROCESS_WORDS = np.r_[52:76:4, 84:108:4]
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+
+
+def _mix_u64(x: np.ndarray) -> np.ndarray:
+    x = (x ^ (x >> np.uint64(30))) * _M1
+    x = (x ^ (x >> np.uint64(27))) * _M2
+    return x ^ (x >> np.uint64(31))
+
+
+def _le32_words(buf: bytes, base: np.ndarray, rel: np.ndarray) -> np.ndarray:
+    """Little-endian 32-bit words at ``base[r] + rel[k]`` for every row r and k (``rel`` multiples of 4),
+    read through four uint32 views of ``buf`` (one per alignment) instead of byte by byte."""
+    out = np.empty((len(base), len(rel)), dtype=np.uint32)
+    align = base % 4
+    for a in range(4):
+        rows = np.nonzero(align == a)[0]
+        if not len(rows):
+            continue
+        view = np.frombuffer(buf, dtype="<u4", offset=a, count=(len(buf) - a) // 4)
+        out[rows] = view[((base[rows] - a) // 4)[:, None] + rel // 4]
+    return out
 
 
 def _cstr(raw: bytes) -> str:

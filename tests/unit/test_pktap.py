@@ -238,3 +238,24 @@ def test_darwin_pcapng_odd_references(tmp_path):
     two.write_bytes(good.read_bytes() + bytes(second))
     flows = pcapaudit.audit(two).flows.sort_values("src_port")
     assert flows["process"].tolist()[0] == "mdmclient" and flows["process"].isna().tolist() == [False, True]
+
+
+def test_process_grouping_survives_hash_collisions(monkeypatch):
+    """Processes are grouped by a hash of their header words; were two to share it, the words decide."""
+    import pcapaudit.decode.vector as vector
+
+    def batch_of(frames):
+        offs = np.cumsum([0] + [len(f) for f in frames[:-1]]).astype(np.int64)
+        lens = np.array([len(f) for f in frames], dtype=np.int64)
+        return PacketBatch(buf=b"x" + b"".join(frames), off=offs + 1, caplen=lens, wirelen=lens,
+                           ts=np.zeros(len(frames)), linktype=np.full(len(frames), 258, dtype=np.int32),
+                           first_index=0, file_base=0)  # fmt: skip
+
+    frames = [header(pid=640, comm="mdmclient"), header(pid=178, comm="apsd"), header(pid=640, comm="mdmclient"),
+              header(pid=640, comm="mdmclient2"), header(pid=0, comm="")]  # fmt: skip
+    want = [("mdmclient", 640, None), ("apsd", 178, None), ("mdmclient", 640, None), ("mdmclient2", 640, None), None]
+    for collide in (False, True):
+        if collide:  # every row hashes alike
+            monkeypatch.setattr(vector, "_mix_u64", lambda x: np.zeros_like(x))
+        proc, names = pktap_processes(batch_of(frames))  # unaligned offsets (+1) on purpose
+        assert [names[i] if i >= 0 else None for i in proc.tolist()] == want, collide
