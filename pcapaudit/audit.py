@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from pcapaudit.capture.pcapfile import CaptureFile, PacketBatch
 from pcapaudit.classify import classify
-from pcapaudit.coverage import CoverageTracker, reached
+from pcapaudit.coverage import CoverageTracker, process_name, reached
 from pcapaudit.decode import FAST, Decoder
 from pcapaudit.decode import icmp as icmpmod
 from pcapaudit.engine import EngineConfig, FlowEngine
@@ -227,7 +227,7 @@ class Auditor:
             self._flow(rec or FlowRecord(**b._asdict()))
             return
         self.flows.append(plain_row(b, cls))
-        self.coverage.account(b.uid, fast[1], cls, rules)
+        self.coverage.account(b.uid, fast[1], cls, rules, process_name(b.process, b.eprocess))
 
     def _dns(self, tx: DnsTransaction) -> None:
         hit = self._dns_cache.get(tx.query)

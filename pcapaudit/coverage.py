@@ -25,6 +25,7 @@ FAILED_HANDSHAKES = {
 }  # fmt: skip
 NAME_EVIDENCE = ("sni", "connect", "http_host", "dns")
 MAX_UIDS = 50
+MAX_PROCESSES = 20  # process names kept per rule (captures that name processes: Apple PKTAP)
 
 
 def reached(f: FlowRecord) -> bool:
@@ -34,6 +35,13 @@ def reached(f: FlowRecord) -> bool:
     if f.connect_host and f.http_status not in (None, 200):
         return False
     return f.pkts_s2c > 0
+
+
+def process_name(process: str | None, eprocess: str | None) -> str | None:
+    """A flow's process as the checklist lists it: the command, plus the app it acted for."""
+    if process is None:
+        return None
+    return f"{process} for {eprocess}" if eprocess else process
 
 
 class CoverageTracker:
@@ -48,6 +56,7 @@ class CoverageTracker:
         self.blocked: dict[str, set[str]] = defaultdict(set)
         self.intercepted: dict[str, set[str]] = defaultdict(set)
         self.unavailable: dict[str, int] = defaultdict(int)
+        self.processes: dict[str, set[str]] = defaultdict(set)
         self.vendors_seen: list[str] = []
 
     def _uid(self, rid: str, uid: str) -> None:
@@ -64,10 +73,11 @@ class CoverageTracker:
 
     def flow(self, f: FlowRecord, cls: Classification, rules: frozenset[str]) -> None:
         """Account a finished flow."""
-        self.account(f.uid, reached(f), cls, rules)
+        self.account(f.uid, reached(f), cls, rules, process_name(f.process, f.eprocess))
 
-    def account(self, uid: str, ok: bool, cls: Classification, rules: frozenset[str]) -> None:
-        """Account a finished flow given its uid and whether it was ``reached``."""
+    def account(self, uid: str, ok: bool, cls: Classification, rules: frozenset[str],
+                process: str | None = None) -> None:  # fmt: skip
+        """Account a finished flow given its uid, whether it was ``reached`` and its process, if known."""
         if cls.vendor and cls.matched_by in NAME_EVIDENCE and cls.vendor not in self.vendors_seen:
             self.vendors_seen.append(cls.vendor)
         for rid in rules:
@@ -75,6 +85,22 @@ class CoverageTracker:
             self._uid(rid, uid)
             if ok:
                 self.reached.add(rid)
+            if process is not None:
+                self._process(rid, process)
+
+    def _process(self, rid: str, name: str) -> None:
+        """Keep the alphabetically first MAX_PROCESSES names: the same ones whatever the flows' order or
+        the partitioning of a parallel audit."""
+        procs = self.processes[rid]
+        if name in procs:
+            return
+        if len(procs) < MAX_PROCESSES:
+            procs.add(name)
+        else:
+            last = max(procs)
+            if name < last:
+                procs.discard(last)
+                procs.add(name)
 
     def dns_rules(self, tx: DnsTransaction) -> frozenset[str]:
         """Rules whose hosts the query name matches (any port)."""
@@ -117,6 +143,9 @@ class CoverageTracker:
             self.intercepted[rid] |= codes
         for rid, n in other.unavailable.items():
             self.unavailable[rid] += n
+        for rid, names in other.processes.items():
+            for name in sorted(names):
+                self._process(rid, name)
         self.vendors_seen.extend(v for v in other.vendors_seen if v not in self.vendors_seen)
 
     def detected_vendors(self, book: RuleBook) -> tuple[str, ...]:
@@ -163,7 +192,7 @@ class CoverageTracker:
                     vendor=r.vendor, rule_id=r.id, service=r.service, required=r.required,
                     targets=f"{r.targets_text} {r.transport}/{r.ports_text}", status=status, attempted=att,
                     reached=rch, blocked=blk, intercepted=icp, flows=nflows, uids=tuple(self.uids.get(r.id, ())),
-                    note="; ".join(notes),
+                    note="; ".join(notes), processes=tuple(sorted(self.processes.get(r.id, ()))),
                 )
             )  # fmt: skip
         return out

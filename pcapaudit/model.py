@@ -284,6 +284,7 @@ class CoverageRow:
     flows: int
     uids: tuple[str, ...]
     note: str
+    processes: tuple[str, ...] = ()  # the local processes of its flows (captures that name them)
 
 
 @dataclass(frozen=True, slots=True)

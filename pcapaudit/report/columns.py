@@ -41,6 +41,7 @@ COVERAGE_COLUMNS: dict[str, str] = {
     "vendor": "category", "rule_id": "string", "service": "string", "required": "category",
     "targets": "string", "status": "category", "attempted": "boolean", "reached": "boolean",
     "blocked": "boolean", "intercepted": "boolean", "flows": "UInt32", "uids": "string", "note": "string",
+    "processes": "string",
 }  # fmt: skip
 
 DNS_COLUMNS: dict[str, str] = {

@@ -70,7 +70,7 @@ def coverage_frame(rows: list[CoverageRow]) -> pd.DataFrame:
             "vendor": r.vendor, "rule_id": r.rule_id, "service": r.service, "required": r.required,
             "targets": r.targets, "status": r.status, "attempted": r.attempted, "reached": r.reached,
             "blocked": r.blocked, "intercepted": r.intercepted, "flows": r.flows, "uids": " ".join(r.uids) or None,
-            "note": r.note or None,
+            "note": r.note or None, "processes": "; ".join(r.processes) or None,
         }
         for r in rows
     ]

@@ -346,6 +346,8 @@ def _process_view(df: pd.DataFrame, t: str) -> tuple[pd.DataFrame, list[str]]:
     if t == "flows" and "process" in df.columns and df["process"].notna().any():
         df = df.assign(process=[_process_label(p, pid, e) for p, pid, e in zip(df["process"], df["pid"], df["eprocess"])])
         return df, cols[:3] + ["process"] + cols[3:]
+    if t == "coverage" and "processes" in df.columns and df["processes"].notna().any():
+        return df, cols[:-1] + ["processes"] + cols[-1:]
     if t == "findings" and "evidence" in df.columns:
         procs = [json.loads(e).get("process") if isinstance(e, str) and '"process"' in e else None for e in df["evidence"]]
         if any(procs):

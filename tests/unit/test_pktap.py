@@ -259,3 +259,28 @@ def test_process_grouping_survives_hash_collisions(monkeypatch):
             monkeypatch.setattr(vector, "_mix_u64", lambda x: np.zeros_like(x))
         proc, names = pktap_processes(batch_of(frames))  # unaligned offsets (+1) on purpose
         assert [names[i] if i >= 0 else None for i in proc.tolist()] == want, collide
+
+
+def test_checklist_names_the_processes_that_tried_each_rule():
+    cov = pcapaudit.audit(PKTAP, **LAB).coverage.set_index("rule_id")
+    assert cov.loc["apple.apns", "processes"] == "apsd"
+    assert cov.loc["apple.mdmenrollment", "processes"] == "cloudconfigurati"
+    assert cov.loc["kandji.us.device-domain-devices", "processes"] == "Kandji Daemon"
+    assert pd.isna(cov.loc["apple.gdmf", "processes"])  # a DNS answer only: no flow, no process
+    assert pcapaudit.audit(ETHERNET, **LAB).coverage["processes"].isna().all()
+
+
+def test_checklist_process_cap_does_not_depend_on_order():
+    from pcapaudit.coverage import MAX_PROCESSES, CoverageTracker
+    from pcapaudit.model import Classification
+
+    cls = Classification("apple", "apple.apns", "APNs", "sni", "x", "high", "allowed", "")
+    names = [f"proc{i:02d}" for i in range(MAX_PROCESSES + 10)]
+    kept = []
+    for order in (names, names[::-1], names[5:] + names[:5]):
+        a, b = CoverageTracker(None), CoverageTracker(None)  # type: ignore[arg-type]
+        for i, n in enumerate(order):  # two "partitions", merged as a parallel audit does
+            (a if i % 2 else b).account(f"C{i}", True, cls, frozenset({"apple.apns"}), n)
+        a.merge(b)
+        kept.append(sorted(a.processes["apple.apns"]))
+    assert kept[0] == kept[1] == kept[2] == names[:MAX_PROCESSES]
