@@ -152,6 +152,7 @@ class FlowEngine:
         self.free: list[int] = list(range(self.cap - 1, -1, -1))
         self.deep: dict[int, DeepState] = {}
         self.proc_of: dict[int, tuple] = {}  # slot -> (command, pid, effective command): PKTAP or Apple pcapng
+        self.iface_of: dict[int, str] = {}  # slot -> interface name (PKTAP, pcapng with several interfaces)
         self.now = 0.0
         self.flows_emitted = 0
         self.orphan_icmp: list[tuple[float, icmpmod.Quoted, int, int, str]] = []
@@ -410,7 +411,9 @@ class FlowEngine:
         # deep parsing of the packets that still matter
         slot_r = s[inv]
         if dres.proc is not None:
-            self._processes(dres, rows, slot_r)
+            _first_of_flow(dres.proc, dres.processes, rows, slot_r, self.proc_of)
+        if dres.iface is not None:
+            _first_of_flow(dres.iface, dres.ifnames, rows, slot_r, self.iface_of)
         want_r = self.want[slot_r, d]
         haspay = c.pcap[rows] > 0
         cand = (want_r > 0) & haspay
@@ -446,18 +449,6 @@ class FlowEngine:
 
         self.now = max(self.now, float(ts.max()))
         self.expire(self.now)
-
-    def _processes(self, dres: DecodeResult, rows: np.ndarray, slot_r: np.ndarray) -> None:
-        """A flow's process is the one of its first packet that has one (captures that name processes)."""
-        pr = dres.proc[rows]  # type: ignore[index]
-        sel = np.nonzero(pr >= 0)[0]
-        if not len(sel):
-            return
-        u, first = np.unique(slot_r[sel], return_index=True)
-        proc_of, names = self.proc_of, dres.processes
-        for slot, p in zip(u.tolist(), pr[sel[first]].tolist()):
-            if slot not in proc_of:
-                proc_of[slot] = names[p]
 
     def _init_slots(self, ns, reps, keycols, hashes) -> None:
         ipver, proto, vlan, ahi, alo, ap, bhi, blo, bp = keycols
@@ -765,7 +756,7 @@ class FlowEngine:
         transports = TRANSPORTS
         other = Transport.OTHER
         on_flow, on_plain = self.on_flow, self.on_plain
-        proc_of = self.proc_of
+        proc_of, iface_of = self.proc_of, self.iface_of
         for i, (slot, ver, pr, v, sport, dport, first, last, pc, ps, bc, bs, yc, ys, syn, cs, stt, hs) in enumerate(zip(
             slots.tolist(), self.k_ipver[slots].tolist(), proto.tolist(), self.k_vlan[slots].tolist(),
             np.where(oa, aport, bport).tolist(), np.where(oa, bport, aport).tolist(),
@@ -785,11 +776,12 @@ class FlowEngine:
             dns_names = names_of[slot] or lookup(dst, first)
             self.flows_emitted += 1
             proc = proc_of.pop(slot, None) if proc_of else None
+            ifname = iface_of.pop(slot, None) if iface_of else None
             if on_plain is not None and (st is None or st.plain):
                 on_plain(FlowBase(
                     uid, first, last, transport, src, sport, dst, dport, ver, pc, ps, bc, bs, yc, ys, cs or None,
                     stt, hs, syn, vlan, inner_vlan, st.app_protocol() if st is not None else None,
-                    dns_names[0] if dns_names else None, dns_names, *(proc or ()),
+                    dns_names[0] if dns_names else None, dns_names, *(proc or (None, None, None)), ifname,
                 ))  # fmt: skip
             else:
                 try:
@@ -804,7 +796,7 @@ class FlowEngine:
                     payload_c2s=yc, payload_s2c=ys, conn_state=cs or None, state=stt,
                     history=hs, syn_count=syn, vlan=vlan, inner_vlan=inner_vlan,
                     dns_name=dns_names[0] if dns_names else None, dns_names=dns_names, **kw,
-                    **(dict(zip(("process", "pid", "eprocess"), proc)) if proc else {}),
+                    **(dict(zip(("process", "pid", "eprocess"), proc)) if proc else {}), interface=ifname,
                 ))  # fmt: skip
             if st is not None:
                 for wts, name, detail in st.weirds or ():
@@ -872,6 +864,19 @@ class FlowEngine:
         if st.icmp:
             kw["icmp"] = tuple((t, c_, rep) for t, c_, rep, _v in st.icmp)
         return kw
+
+
+def _first_of_flow(values: np.ndarray, names: list, rows: np.ndarray, slot_r: np.ndarray, store: dict) -> None:
+    """Give each flow of the batch without an entry in ``store`` the name of its first packet that has one
+    (``values``: per-row index into ``names``, -1 for none): a flow's process or interface."""
+    v = values[rows]
+    sel = np.nonzero(v >= 0)[0]
+    if not len(sel):
+        return
+    u, first = np.unique(slot_r[sel], return_index=True)
+    for slot, k in zip(u.tolist(), v[sel[first]].tolist()):
+        if slot not in store:
+            store[slot] = names[k]
 
 
 TRANSPORTS = {6: Transport.TCP, 17: Transport.UDP, 1: Transport.ICMP, 58: Transport.ICMP}

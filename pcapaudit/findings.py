@@ -126,6 +126,8 @@ def _f(kind, sev, code, flow: FlowRecord | None, cls: Classification | None, rul
        evidence: dict, ident: str, ts=None) -> Finding:  # fmt: skip
     if flow is not None and flow.process is not None:
         evidence = {**evidence, "process": flow.process_label}
+    if flow is not None and flow.interface is not None:
+        evidence = {**evidence, "interface": flow.interface}
     return Finding(
         kind=kind,
         severity=sev,

@@ -162,6 +162,7 @@ class FlowBase(NamedTuple):
     process: str | None = None
     pid: int | None = None
     eprocess: str | None = None
+    interface: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +220,9 @@ class FlowRecord:
     process: str | None = None
     pid: int | None = None
     eprocess: str | None = None
+    # the capture interface of its first packet, when the capture names one per packet (PKTAP: en0,
+    # utun3...; pcapng files with several interfaces)
+    interface: str | None = None
 
     @property
     def process_label(self) -> str | None:

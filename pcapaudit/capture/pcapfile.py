@@ -56,6 +56,9 @@ class PacketBatch:
     # Apple pcapng (Darwin process info blocks): each row's index into ``processes`` (-1: none), else None
     proc: np.ndarray | None = None
     processes: list | None = None  # (command, pid, effective command or None)
+    # pcapng with several interfaces: each row's index into ``ifnames`` (-1: unknown), else None
+    iface: np.ndarray | None = None
+    ifnames: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.off)
@@ -235,6 +238,8 @@ class CaptureFile:
         ifaces: list[tuple[int, float, float]] = []  # (linktype, tick, offset)
         dpibs: list[tuple[int, str]] = []  # Apple's Darwin process info blocks of the section: (pid, name)
         darwin = False  # a DPIB was seen: packet blocks' process options are read from then on
+        ifnames: list[str] = []  # the section's interface names (if_name, else "if<N>")
+        multi = False  # a section had two or more interfaces: each packet's interface is kept from then on
         eof = False
         while True:
             data = b"" if eof else self._read(stream, chunk)
@@ -250,6 +255,8 @@ class CaptureFile:
             lts: list[int] = []
             procs: list[int] | None = [] if darwin else None
             processes: dict[tuple, int] = {}
+            ifrows: list[int] | None = [] if multi else None
+            ifindex: dict[str, int] = {}
             err = None
             while off + 12 <= n:
                 btype_raw = buf[off : off + 4]
@@ -266,6 +273,7 @@ class CaptureFile:
                         break
                     ifaces = []
                     dpibs = []
+                    ifnames = []
                 blen = struct.unpack_from(endian + "I", buf, off + 4)[0]
                 if blen < 12 or blen % 4 or blen > MAX_RECORD + 64:
                     err = f"corrupt pcapng block at byte offset {base + off} (length {blen})"
@@ -290,6 +298,8 @@ class CaptureFile:
                     if procs is not None:
                         procs.append(_darwin_process(buf, off + 28 + ((cap + 3) & ~3), off + blen - 4, endian,
                                                      dpibs, processes))  # fmt: skip
+                    if ifrows is not None:
+                        ifrows.append(ifindex.setdefault(ifnames[iface], len(ifindex)))
                 elif btype == 0x80000001:  # Apple's Darwin process info block: pid, then a name option
                     pid = struct.unpack_from(endian + "I", buf, off + 8)[0] if blen >= 16 else 0
                     name = ""
@@ -311,6 +321,8 @@ class CaptureFile:
                     wires.append(wire)
                     tss.append(tss[-1] if tss else 0.0)
                     lts.append(ifaces[0][0])
+                    if ifrows is not None:
+                        ifrows.append(ifindex.setdefault(ifnames[0], len(ifindex)))
                 elif btype == 2:  # obsolete packet block
                     iface, _drops, hi, lo, cap, wire = struct.unpack_from(endian + "HHIIII", buf, off + 8)
                     if iface >= len(ifaces) or cap > blen - 32:
@@ -322,16 +334,25 @@ class CaptureFile:
                     wires.append(max(wire, cap))
                     tss.append(((hi << 32) | lo) * tick + tsoff)
                     lts.append(lt)
+                    if ifrows is not None:
+                        ifrows.append(ifindex.setdefault(ifnames[iface], len(ifindex)))
                 elif btype == 1:  # interface description block
                     lt = struct.unpack_from(endian + "H", buf, off + 8)[0]
                     tick, tsoff = 1e-6, 0.0
+                    name = ""
                     for code, val in _options(buf, off + 16, off + blen - 4, endian):
                         if code == 9 and val:
                             r = val[0]
                             tick = 2.0 ** -(r & 0x7F) if r & 0x80 else 10.0 ** -r
                         elif code == 14 and len(val) >= 8:
                             tsoff = float(struct.unpack(endian + "q", val[:8])[0])
+                        elif code == 2 and val:  # if_name
+                            name = val.split(b"\0", 1)[0].decode("utf-8", "backslashreplace")[:64]
                     ifaces.append((lt, tick, tsoff))
+                    ifnames.append(name or f"if{len(ifaces) - 1}")
+                    if len(ifaces) == 2 and ifrows is None:  # rows read before it: interface unknown (-1)
+                        ifrows = [-1] * len(offs)
+                        multi = True
                 elif btype == 5:  # interface statistics block
                     for code, val in _options(buf, off + 20, off + blen - 4, endian):
                         if code == 5 and len(val) >= 8:  # isb_ifdrop
@@ -359,6 +380,8 @@ class CaptureFile:
                     file_base=base,
                     proc=np.asarray(procs, dtype=np.int64) if procs is not None else None,
                     processes=list(processes) if procs is not None else None,
+                    iface=np.asarray(ifrows, dtype=np.int64) if ifrows is not None else None,
+                    ifnames=list(ifindex) if ifrows is not None else None,
                 )
                 index += len(o)
             if err is not None:

@@ -13,7 +13,16 @@ import numpy as np
 
 from pcapaudit.capture.pcapfile import PacketBatch
 from pcapaudit.decode.packet import DecodeError, Fragment, NotIP, PacketFields, SimpleDecoder
-from pcapaudit.decode.vector import FAST, LINK_PKTAP, SKIP, SLOW, Decoded, decode_batch, pktap_processes
+from pcapaudit.decode.vector import (
+    FAST,
+    LINK_PKTAP,
+    SKIP,
+    SLOW,
+    Decoded,
+    decode_batch,
+    pktap_interfaces,
+    pktap_processes,
+)
 
 __all__ = ["DecodeResult", "Decoder", "Decoded", "FAST", "SKIP", "SLOW"]
 
@@ -33,6 +42,9 @@ class DecodeResult:
     # Apple PKTAP captures: each row's index into ``processes`` (-1: none), else None
     proc: np.ndarray | None = None
     processes: list = field(default_factory=list)  # (command, pid, effective command or None)
+    # captures that name each packet's interface (PKTAP, pcapng with several): index into ``ifnames``
+    iface: np.ndarray | None = None
+    ifnames: list = field(default_factory=list)
 
 
 class Decoder:
@@ -53,10 +65,15 @@ class Decoder:
             cols = Decoded.empty(len(batch))
             rows = np.arange(len(batch))
         res = DecodeResult(cols)
+        pktap = np.isin(batch.linktype, LINK_PKTAP).any()
         if batch.proc is not None:  # Apple pcapng: process info blocks
             res.proc, res.processes = batch.proc, batch.processes or []
-        elif np.isin(batch.linktype, LINK_PKTAP).any():
+        elif pktap:
             res.proc, res.processes = pktap_processes(batch)
+        if pktap:  # the header names the real interface (a pcapng file's only says "pktap")
+            res.iface, res.ifnames = pktap_interfaces(batch)
+        elif batch.iface is not None:
+            res.iface, res.ifnames = batch.iface, batch.ifnames or []
         if len(rows):
             self._simple_rows(batch, res, rows)
         return res

@@ -350,16 +350,7 @@ def pktap_processes(batch: PacketBatch) -> tuple[np.ndarray, list[tuple[str, int
     if not len(i):
         return proc, []
     words = _le32_words(batch.buf, o, PKTAP_PROCESS_WORDS)  # (rows, 12) uint32
-    h = np.zeros(len(i), dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for k in range(words.shape[1]):
-            h = _mix_u64(h ^ words[:, k].astype(np.uint64) + np.uint64(k))
-    uniq, first, inv = np.unique(h, return_index=True, return_inverse=True)
-    inv = inv.ravel()
-    if not (words == words[first][inv]).all():  # a hash shared by two processes: group on the words
-        raw = np.ascontiguousarray(words).view(np.dtype((np.void, 4 * words.shape[1]))).ravel()
-        _u, first, inv = np.unique(raw, return_index=True, return_inverse=True)
-        inv = inv.ravel()
+    first, inv = _group_rows(words)
     names: list[tuple[str, int, str | None]] = []
     index = np.empty(len(first), dtype=np.int64)
     raw_first = words[first].astype("<u4").tobytes()
@@ -393,8 +384,54 @@ def _process(r: bytes) -> tuple[str, int, str | None] | None:
     return comm or f"pid {pid}", pid, ecomm if ecomm and (epid, ecomm) != (pid, comm) else None
 
 
+def pktap_interfaces(batch: PacketBatch) -> tuple[np.ndarray, list[str]]:
+    """The interface of each PKTAP packet (``en0``, ``utun3``, ``lo0``...): an index per row (-1: none)
+    into a list of names, grouped like the processes."""
+    n = len(batch)
+    iface = np.full(n, -1, dtype=np.int64)
+    i = np.nonzero(np.isin(batch.linktype, LINK_PKTAP) & (batch.caplen >= PKTAP_MIN))[0]
+    if not len(i):
+        return iface, []
+    b = np.frombuffer(batch.buf, dtype=np.uint8)
+    o = batch.off[i]
+    hl = _le32(b, o)
+    keep = (hl >= PKTAP_MIN) & (hl <= batch.caplen[i])
+    i, o = i[keep], o[keep]
+    if not len(i):
+        return iface, []
+    words = _le32_words(batch.buf, o, PKTAP_IFNAME_WORDS)
+    first, inv = _group_rows(words)
+    raw_first = words[first].astype("<u4").tobytes()
+    names: list[str] = []
+    index = np.empty(len(first), dtype=np.int64)
+    for k in range(len(first)):
+        name = _cstr(raw_first[24 * k : 24 * k + 24])
+        index[k] = len(names) if name else -1
+        if name:
+            names.append(name)
+    iface[i] = index[inv]
+    return iface, names
+
+
+def _group_rows(words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows with equal words: (first row of each group, group of each row), grouped by a 64-bit hash of
+    the words and checked word by word (regrouped on the raw words should two groups share a hash)."""
+    h = np.zeros(len(words), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for k in range(words.shape[1]):
+            h = _mix_u64(h ^ words[:, k].astype(np.uint64) + np.uint64(k))
+    _u, first, inv = np.unique(h, return_index=True, return_inverse=True)
+    inv = inv.ravel()
+    if not (words == words[first][inv]).all():
+        raw = np.ascontiguousarray(words).view(np.dtype((np.void, 4 * words.shape[1]))).ravel()
+        _u, first, inv = np.unique(raw, return_index=True, return_inverse=True)
+        inv = inv.ravel()
+    return first, inv
+
+
 # pid (52), command (56, 20 bytes), effective pid (84), effective command (88, 20 bytes): header offsets
 PKTAP_PROCESS_WORDS = np.r_[52:76:4, 84:108:4]
+PKTAP_IFNAME_WORDS = np.r_[12:36:4]  # the interface name (24 bytes)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 

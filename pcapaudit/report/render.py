@@ -343,9 +343,15 @@ def _process_view(df: pd.DataFrame, t: str) -> tuple[pd.DataFrame, list[str]]:
     """The terminal view of a table, with a ``process`` column after the client's port when the capture
     names processes (Apple PKTAP); findings take it from their evidence."""
     cols = VIEWS[t]
-    if t == "flows" and "process" in df.columns and df["process"].notna().any():
-        df = df.assign(process=[_process_label(p, pid, e) for p, pid, e in zip(df["process"], df["pid"], df["eprocess"])])
-        return df, cols[:3] + ["process"] + cols[3:]
+    if t == "flows":
+        extra = []
+        if "interface" in df.columns and df["interface"].notna().any():
+            extra.append("interface")
+        if "process" in df.columns and df["process"].notna().any():
+            df = df.assign(process=[_process_label(p, pid, e) for p, pid, e in zip(df["process"], df["pid"],
+                                                                                    df["eprocess"])])  # fmt: skip
+            extra.append("process")
+        return df, cols[:3] + extra + cols[3:]
     if t == "coverage" and "processes" in df.columns and df["processes"].notna().any():
         return df, cols[:-1] + ["processes"] + cols[-1:]
     if t == "findings" and "evidence" in df.columns:

@@ -284,3 +284,77 @@ def test_checklist_process_cap_does_not_depend_on_order():
         a.merge(b)
         kept.append(sorted(a.processes["apple.apns"]))
     assert kept[0] == kept[1] == kept[2] == names[:MAX_PROCESSES]
+
+
+def _pcapng_blocks(path, items, endian="<"):
+    """A pcapng file from ("idb", linktype, name or None) and ("epb", iface, time, frame) / ("spb", frame)
+    items, in order."""
+
+    def block(btype, body):
+        body += b"\0" * (-len(body) % 4)
+        return struct.pack(endian + "II", btype, 12 + len(body)) + body + struct.pack(endian + "I", 12 + len(body))
+
+    def opt(code, value):
+        return struct.pack(endian + "HH", code, len(value)) + value + b"\0" * (-len(value) % 4)
+
+    out = block(0x0A0D0D0A, struct.pack(endian + "IHHq", 0x1A2B3C4D, 1, 0, -1))
+    for it in items:
+        if it[0] == "idb":
+            opts = opt(2, it[2].encode()) + opt(0, b"") if it[2] else b""
+            out += block(1, struct.pack(endian + "HHI", it[1], 0, 262144) + opts)
+        elif it[0] == "epb":
+            _, iface, ts, frame = it
+            t = round(ts * 1e6)
+            head = struct.pack(endian + "IIIII", iface, t >> 32, t & 0xFFFFFFFF, len(frame), len(frame))
+            out += block(6, head + frame)
+        else:
+            out += block(3, struct.pack(endian + "I", len(it[1])) + it[1])
+    Path(path).write_bytes(out)
+    return Path(path)
+
+
+def _syn(sport, dst="17.57.146.20"):
+    return bytes(Ether() / IP(src=MAC, dst=dst) / TCP(sport=sport, dport=443, flags="S"))
+
+
+def test_interface_of_each_flow_in_multi_interface_pcapng(tmp_path):
+    raw = bytes(IP(src=MAC, dst="17.57.146.20") / TCP(sport=50003, dport=443, flags="S"))
+    p = _pcapng_blocks(tmp_path / "m.pcapng", [
+        ("idb", 1, "eth0"), ("idb", 101, "tun0"), ("idb", 1, None),
+        ("epb", 0, 1.0, _syn(50000)), ("epb", 1, 1.1, raw), ("epb", 2, 1.2, _syn(50002)), ("epb", 0, 1.3, _syn(50000)),
+    ])  # fmt: skip
+    flows = pcapaudit.audit(p).flows.set_index("src_port")
+    assert flows.loc[50000, "interface"] == "eth0" and flows.loc[50003, "interface"] == "tun0"
+    assert flows.loc[50002, "interface"] == "if2"  # no if_name: its position
+    if shutil.which("tshark"):
+        cmd = ["tshark", "-r", str(p), "-T", "fields", "-e", "tcp.srcport", "-e", "frame.interface_name"]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+        theirs = dict(line.split("\t") for line in out.splitlines())
+        assert theirs["50000"] == "eth0" and theirs["50003"] == "tun0"
+    # one interface: nothing to tell flows apart by, so no column values
+    one = _pcapng_blocks(tmp_path / "one.pcapng", [("idb", 1, "eth0"), ("epb", 0, 1.0, _syn(50000))])
+    assert pcapaudit.audit(one).flows["interface"].isna().all()
+    # a second interface after some packets: those packets' interface is unknown; simple packet blocks
+    # come from the first interface
+    late = _pcapng_blocks(tmp_path / "late.pcapng", [
+        ("idb", 1, "en0"), ("epb", 0, 1.0, _syn(50000)), ("idb", 1, "en1"), ("epb", 1, 1.1, _syn(50001)),
+        ("spb", _syn(50004)),
+    ])  # fmt: skip
+    got = pcapaudit.audit(late).flows.set_index("src_port")["interface"]
+    assert pd.isna(got[50000]) and got[50001] == "en1" and got[50004] == "en0"
+
+
+def test_interface_from_pktap_headers(tmp_path):
+    """PKTAP names the real interface of every packet (`tcpdump -i pktap` captures all of them)."""
+    def hdr(ifname, dlt):
+        h = bytearray(header(dlt=dlt))
+        h[12:36] = ifname.encode().ljust(24, b"\0")
+        return bytes(h)
+
+    raw = bytes(IP(src="10.8.0.2", dst="17.57.146.20") / TCP(sport=50010, dport=5223, flags="S"))
+    frames = [hdr("en0", 1) + _syn(50000), hdr("utun3", 0) + struct.pack("<I", 2) + raw, hdr("", 1) + _syn(50011)]
+    flows = pcapaudit.audit(write_raw(tmp_path / "i.pcap", frames, 258)).flows.set_index("src_port")
+    assert flows.loc[50000, "interface"] == "en0" and flows.loc[50010, "interface"] == "utun3"
+    assert pd.isna(flows.loc[50011, "interface"])
+    assert set(pcapaudit.audit(PKTAP, **LAB).flows["interface"]) == {"en0"}
+    assert pcapaudit.audit(ETHERNET, **LAB).flows["interface"].isna().all()
