@@ -172,7 +172,7 @@ class FlowEngine:
             "pay": (np.int64, (2,)), "evf": (np.int64, (2, NEV)), "evl": (np.int64, (2, NEV)),
             "evn": (np.int64, (2, NEV)), "want": (np.int8, (2,)), "active": (np.bool_, ()),
             "isn": (np.int64, (2,)), "isn2": (np.int64, (2,)),
-            "hash": (np.uint64, ()),
+            "hash": (np.uint64, ()), "has_proc": (np.bool_, ()), "has_iface": (np.bool_, ()),
         }  # fmt: skip
         for name, (dt, shape) in names.items():
             arr = np.zeros((cap, *shape), dtype=dt)
@@ -208,6 +208,8 @@ class FlowEngine:
         self.active[slots] = False
         self.isn[slots] = -1
         self.isn2[slots] = -1
+        self.has_proc[slots] = False
+        self.has_iface[slots] = False
 
     @property
     def active_flows(self) -> int:
@@ -410,10 +412,10 @@ class FlowEngine:
 
         # deep parsing of the packets that still matter
         slot_r = s[inv]
-        if dres.proc is not None:
-            _first_of_flow(dres.proc, dres.processes, rows, slot_r, self.proc_of)
-        if dres.iface is not None:
-            _first_of_flow(dres.iface, dres.ifnames, rows, slot_r, self.iface_of)
+        if dres.processes is not None:
+            _first_of_flow(dres.processes, rows, slot_r, self.proc_of, self.has_proc)
+        if dres.interfaces is not None:
+            _first_of_flow(dres.interfaces, rows, slot_r, self.iface_of, self.has_iface)
         want_r = self.want[slot_r, d]
         haspay = c.pcap[rows] > 0
         cand = (want_r > 0) & haspay
@@ -866,17 +868,34 @@ class FlowEngine:
         return kw
 
 
-def _first_of_flow(values: np.ndarray, names: list, rows: np.ndarray, slot_r: np.ndarray, store: dict) -> None:
-    """Give each flow of the batch without an entry in ``store`` the name of its first packet that has one
-    (``values``: per-row index into ``names``, -1 for none): a flow's process or interface."""
-    v = values[rows]
-    sel = np.nonzero(v >= 0)[0]
-    if not len(sel):
+def _first_of_flow(lookup: Callable, rows: np.ndarray, slot_r: np.ndarray, store: dict, known: np.ndarray) -> None:
+    """Give each flow of the batch that has none yet (``known``, per slot) the name of its first packet that
+    has one (a process or an interface), in ``store``. ``lookup(batch_rows)`` gives a per-row index into its
+    names (-1: none); it is asked about each such flow's first packet of the batch, and about the rest of its
+    packets only when that one names nothing."""
+    todo = np.nonzero(~known[slot_r])[0]
+    if not len(todo):
         return
-    u, first = np.unique(slot_r[sel], return_index=True)
-    for slot, k in zip(u.tolist(), v[sel[first]].tolist()):
-        if slot not in store:
+    u, first = np.unique(slot_r[todo], return_index=True)
+    cand = rows[todo[first]]
+    values, names = lookup(cand)
+    v = values[cand]
+    hit = v >= 0
+    for slot, k in zip(u[hit].tolist(), v[hit].tolist()):
+        store[slot] = names[k]
+    known[u[hit]] = True
+    missing = u[~hit]
+    if not len(missing):
+        return
+    sel = todo[np.isin(slot_r[todo], missing)]  # every packet of those flows in this batch, in order
+    values, names = lookup(rows[sel])
+    v = values[rows[sel]]
+    ok = np.nonzero(v >= 0)[0]
+    if len(ok):
+        us, f = np.unique(slot_r[sel[ok]], return_index=True)
+        for slot, k in zip(us.tolist(), v[ok[f]].tolist()):
             store[slot] = names[k]
+        known[us] = True
 
 
 TRANSPORTS = {6: Transport.TCP, 17: Transport.UDP, 1: Transport.ICMP, 58: Transport.ICMP}

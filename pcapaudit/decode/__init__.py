@@ -7,7 +7,9 @@ headers are caught: a malformed packet becomes a ``Weird`` row and processing co
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
@@ -39,12 +41,11 @@ class DecodeResult:
     not_ip: int = 0
     fragments: int = 0
     tunnels: dict[str, int] = field(default_factory=dict)
-    # Apple PKTAP captures: each row's index into ``processes`` (-1: none), else None
-    proc: np.ndarray | None = None
-    processes: list = field(default_factory=list)  # (command, pid, effective command or None)
-    # captures that name each packet's interface (PKTAP, pcapng with several): index into ``ifnames``
-    iface: np.ndarray | None = None
-    ifnames: list = field(default_factory=list)
+    # captures that name each packet's process (Apple PKTAP, Darwin pcapng) or interface (PKTAP, pcapng
+    # with several): rows -> (per-row index for the batch, -1 for none, and the names it indexes), read
+    # only for the rows the engine asks about (a flow's first packets), else None
+    processes: Callable[[np.ndarray], tuple[np.ndarray, list]] | None = None
+    interfaces: Callable[[np.ndarray], tuple[np.ndarray, list]] | None = None
 
 
 class Decoder:
@@ -66,14 +67,16 @@ class Decoder:
             rows = np.arange(len(batch))
         res = DecodeResult(cols)
         pktap = np.isin(batch.linktype, LINK_PKTAP).any()
-        if batch.proc is not None:  # Apple pcapng: process info blocks
-            res.proc, res.processes = batch.proc, batch.processes or []
+        if batch.proc is not None:  # Apple pcapng: process info blocks (read with the packets)
+            proc, names = batch.proc, batch.processes or []
+            res.processes = lambda _rows: (proc, names)
         elif pktap:
-            res.proc, res.processes = pktap_processes(batch)
+            res.processes = partial(pktap_processes, batch)
         if pktap:  # the header names the real interface (a pcapng file's only says "pktap")
-            res.iface, res.ifnames = pktap_interfaces(batch)
+            res.interfaces = partial(pktap_interfaces, batch)
         elif batch.iface is not None:
-            res.iface, res.ifnames = batch.iface, batch.ifnames or []
+            iface, ifnames = batch.iface, batch.ifnames or []
+            res.interfaces = lambda _rows: (iface, ifnames)
         if len(rows):
             self._simple_rows(batch, res, rows)
         return res

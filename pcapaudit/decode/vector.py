@@ -328,25 +328,29 @@ def _strip_pktap(b: np.ndarray, lt: np.ndarray, off: np.ndarray, caplen: np.ndar
     return lt, off
 
 
-def pktap_processes(batch: PacketBatch) -> tuple[np.ndarray, list[tuple[str, int, str | None]]]:
-    """The process of each PKTAP packet: an index per row (-1: none) into a list of
-    (command, pid, effective command or None when it is the same process).
+def _pktap_rows(batch: PacketBatch, rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """The rows (of ``rows``, or all) that carry a whole PKTAP header, and their frame offsets."""
+    i = np.arange(len(batch)) if rows is None else np.asarray(rows, dtype=np.int64)
+    i = i[np.isin(batch.linktype[i], LINK_PKTAP) & (batch.caplen[i] >= PKTAP_MIN)]
+    if not len(i):
+        return i, i
+    o = batch.off[i]
+    hl = _le32(np.frombuffer(batch.buf, dtype=np.uint8), o)
+    keep = (hl >= PKTAP_MIN) & (hl <= batch.caplen[i])
+    return i[keep], o[keep]
+
+
+def pktap_processes(batch: PacketBatch, rows: np.ndarray | None = None) -> tuple[np.ndarray, list[tuple[str, int, str | None]]]:
+    """The process of PKTAP packets (of ``rows``, or all): an index per row of the batch (-1: none or not
+    asked) into a list of (command, pid, effective command or None when it is the same process).
 
     macOS fills these fields with the socket's process for both directions of a connection. The four
     fields (pid, command, effective pid, effective command: 12 aligned 32-bit words) are read as words,
     hashed, and grouped by the hash, so each distinct process is decoded once; the grouping is checked
     word by word and redone on the raw words if two processes ever shared a hash.
     """
-    n = len(batch)
-    proc = np.full(n, -1, dtype=np.int64)
-    i = np.nonzero(np.isin(batch.linktype, LINK_PKTAP) & (batch.caplen >= PKTAP_MIN))[0]
-    if not len(i):
-        return proc, []
-    b = np.frombuffer(batch.buf, dtype=np.uint8)
-    o = batch.off[i]
-    hl = _le32(b, o)
-    keep = (hl >= PKTAP_MIN) & (hl <= batch.caplen[i])
-    i, o = i[keep], o[keep]
+    proc = np.full(len(batch), -1, dtype=np.int64)
+    i, o = _pktap_rows(batch, rows)
     if not len(i):
         return proc, []
     words = _le32_words(batch.buf, o, PKTAP_PROCESS_WORDS)  # (rows, 12) uint32
@@ -384,19 +388,11 @@ def _process(r: bytes) -> tuple[str, int, str | None] | None:
     return comm or f"pid {pid}", pid, ecomm if ecomm and (epid, ecomm) != (pid, comm) else None
 
 
-def pktap_interfaces(batch: PacketBatch) -> tuple[np.ndarray, list[str]]:
-    """The interface of each PKTAP packet (``en0``, ``utun3``, ``lo0``...): an index per row (-1: none)
-    into a list of names, grouped like the processes."""
-    n = len(batch)
-    iface = np.full(n, -1, dtype=np.int64)
-    i = np.nonzero(np.isin(batch.linktype, LINK_PKTAP) & (batch.caplen >= PKTAP_MIN))[0]
-    if not len(i):
-        return iface, []
-    b = np.frombuffer(batch.buf, dtype=np.uint8)
-    o = batch.off[i]
-    hl = _le32(b, o)
-    keep = (hl >= PKTAP_MIN) & (hl <= batch.caplen[i])
-    i, o = i[keep], o[keep]
+def pktap_interfaces(batch: PacketBatch, rows: np.ndarray | None = None) -> tuple[np.ndarray, list[str]]:
+    """The interface of PKTAP packets (``en0``, ``utun3``, ``lo0``...; of ``rows``, or all): an index per
+    row of the batch (-1: none or not asked) into a list of names, grouped like the processes."""
+    iface = np.full(len(batch), -1, dtype=np.int64)
+    i, o = _pktap_rows(batch, rows)
     if not len(i):
         return iface, []
     words = _le32_words(batch.buf, o, PKTAP_IFNAME_WORDS)
