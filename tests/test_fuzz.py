@@ -102,9 +102,10 @@ def test_hostile_pktap_headers(tmp_path, length, rectype, dlt, rest, cut, linkty
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.binary(min_size=0, max_size=40), st.binary(min_size=0, max_size=40), st.integers(0, 3))
-def test_hostile_darwin_pcapng_blocks(tmp_path, dpib_body, epb_options, dpib_count):
-    """Apple's process blocks with any body, and packet-block options with any bytes."""
+@given(st.binary(min_size=0, max_size=40), st.binary(min_size=0, max_size=40), st.integers(0, 3), st.booleans())
+def test_hostile_darwin_pcapng_blocks(tmp_path, dpib_body, epb_options, dpib_count, simple_block):
+    """Apple's process blocks with any body, packet-block options with any bytes, and a simple packet block
+    (which has no options) among them."""
     CASES["darwin_pcapng"] = CASES.get("darwin_pcapng", 0) + 1
 
     def block(btype: int, body: bytes) -> bytes:
@@ -114,6 +115,8 @@ def test_hostile_darwin_pcapng_blocks(tmp_path, dpib_body, epb_options, dpib_cou
     frame = ETH_IP + _ipv4(6, _tcp(40004, 443, 1, 0x02, b""))
     data = block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)) + block(1, struct.pack("<HHI", 1, 0, 65535))
     data += block(0x80000001, dpib_body) * dpib_count
+    if simple_block:
+        data += block(3, struct.pack("<I", len(frame)) + frame)
     opts = struct.pack("<HHI", 0x8001, 4, max(dpib_count - 1, 0)) + epb_options
     data += block(6, struct.pack("<IIIII", 0, 0, 1, len(frame), len(frame)) + frame + b"\0" * (-len(frame) % 4) + opts)
     r = _audit_bytes(data, tmp_path, "d.pcapng")

@@ -323,6 +323,8 @@ class CaptureFile:
                     lts.append(ifaces[0][0])
                     if ifrows is not None:
                         ifrows.append(ifindex.setdefault(ifnames[0], len(ifindex)))
+                    if procs is not None:  # no options, so no process
+                        procs.append(-1)
                 elif btype == 2:  # obsolete packet block
                     iface, _drops, hi, lo, cap, wire = struct.unpack_from(endian + "HHIIII", buf, off + 8)
                     if iface >= len(ifaces) or cap > blen - 32:
@@ -336,6 +338,8 @@ class CaptureFile:
                     lts.append(lt)
                     if ifrows is not None:
                         ifrows.append(ifindex.setdefault(ifnames[iface], len(ifindex)))
+                    if procs is not None:  # Apple's options are for enhanced packet blocks
+                        procs.append(-1)
                 elif btype == 1:  # interface description block
                     lt = struct.unpack_from(endian + "H", buf, off + 8)[0]
                     tick, tsoff = 1e-6, 0.0

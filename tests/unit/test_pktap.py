@@ -287,8 +287,8 @@ def test_checklist_process_cap_does_not_depend_on_order():
 
 
 def _pcapng_blocks(path, items, endian="<"):
-    """A pcapng file from ("idb", linktype, name or None) and ("epb", iface, time, frame) / ("spb", frame)
-    items, in order."""
+    """A pcapng file from ("idb", linktype, name or None), ("epb", iface, time, frame), ("spb", frame) and
+    ("raw", block type, body) items, in order."""
 
     def block(btype, body):
         body += b"\0" * (-len(body) % 4)
@@ -307,8 +307,10 @@ def _pcapng_blocks(path, items, endian="<"):
             t = round(ts * 1e6)
             head = struct.pack(endian + "IIIII", iface, t >> 32, t & 0xFFFFFFFF, len(frame), len(frame))
             out += block(6, head + frame)
-        else:
+        elif it[0] == "spb":
             out += block(3, struct.pack(endian + "I", len(it[1])) + it[1])
+        else:  # ("raw", block type, body)
+            out += block(it[1], it[2])
     Path(path).write_bytes(out)
     return Path(path)
 
@@ -358,3 +360,20 @@ def test_interface_from_pktap_headers(tmp_path):
     assert pd.isna(flows.loc[50011, "interface"])
     assert set(pcapaudit.audit(PKTAP, **LAB).flows["interface"]) == {"en0"}
     assert pcapaudit.audit(ETHERNET, **LAB).flows["interface"].isna().all()
+
+
+def test_darwin_process_blocks_with_simple_and_obsolete_packet_blocks(tmp_path):
+    """Packet blocks without Apple's options after a process block (the capture fuzzer's find: the
+    per-packet process list was one short per simple or obsolete packet block)."""
+    dpib = struct.pack("<I", 640) + struct.pack("<HH", 2, 9) + b"mdmclient\0\0\0" + b"\0" * 4
+    frame = _syn(50001)
+    opb = struct.pack("<HHIIII", 0, 0, 0, 2_000_000, len(frame), len(frame)) + frame
+    epb = struct.pack("<IIIII", 0, 0, 3_000_000, len(frame), len(frame)) + frame + b"\0" * (-len(frame) % 4)
+    epb += struct.pack("<HHI", 0x8001, 4, 0) + b"\0" * 4
+    p = _pcapng_blocks(tmp_path / "mix.pcapng", [
+        ("idb", 1, "en0"), ("raw", 0x80000001, dpib), ("spb", _syn(50000)), ("raw", 2, opb), ("raw", 6, epb),
+        ("spb", _syn(50002)),
+    ])  # fmt: skip
+    flows = pcapaudit.audit(p).flows.set_index("src_port")
+    assert pd.isna(flows.loc[50000, "process"]) and flows.loc[50001, "process"] == "mdmclient"
+    assert pd.isna(flows.loc[50002, "process"])
