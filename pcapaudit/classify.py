@@ -21,6 +21,7 @@ VERDICT_PORT_ONLY = "port_only"
 VERDICT_UNLISTED_PORT = "unlisted_port"
 VERDICT_LEGACY = "legacy"
 VERDICT_UNKNOWN = "unknown"
+VERDICT_LOCAL = "local"  # to a loopback address: the traffic never left the host
 GENERIC_PORTS = frozenset({80, 443})
 # responders inside the customer's network: a port-only rule of theirs says nothing about a public address
 ON_PREM_RESPONDERS = frozenset({"customer-infra", "mdm-server", "connector", "device"})
@@ -51,6 +52,15 @@ def is_public(ip: str) -> bool:
     """A globally routable address (not RFC 1918, ULA, link-local, loopback, CGNAT, documentation...)."""
     try:
         return ipaddress.ip_address(ip).is_global
+    except ValueError:
+        return False
+
+
+@functools.lru_cache(maxsize=65536)
+def is_loopback(ip: str) -> bool:
+    """127.0.0.0/8 or ::1 (a capture of every interface, `tcpdump -i pktap` or `-i any`, has such flows)."""
+    try:
+        return ipaddress.ip_address(ip).is_loopback
     except ValueError:
         return False
 
@@ -96,6 +106,11 @@ def classify(f: FlowRecord, index: RuleIndex, prefer: tuple[str, ...] = ()) -> C
     already seen by name in the capture, or the ones the user selected.
     """
     tgt = flow_target(f)
+    if not tgt.via_proxy and is_loopback(f.dst_ip):
+        # local daemons talking to each other say nothing about the network: no rule, no finding (a
+        # local proxy's CONNECT is classified by its target, like any proxied flow)
+        return Classification(None, None, None, "none", None, "none", VERDICT_LOCAL,
+                              "loopback: the traffic never left the host")  # fmt: skip
     name_hits = []
     for by, name in evidence_names(f):
         for hit in index.match_name(name):

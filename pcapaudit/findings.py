@@ -16,7 +16,7 @@ import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
-from pcapaudit.classify import VERDICT_LEGACY, VERDICT_UNKNOWN, VERDICT_UNLISTED_PORT, flow_target
+from pcapaudit.classify import VERDICT_LEGACY, VERDICT_LOCAL, VERDICT_UNKNOWN, VERDICT_UNLISTED_PORT, flow_target
 from pcapaudit.decode import icmp as icmpmod
 from pcapaudit.decode.tls import ALERT_NAMES, CERT_REJECT_ALERTS
 from pcapaudit.enrich import DnsMap
@@ -166,6 +166,8 @@ def quiet(f: FlowRecord, cls: Classification, rule: Rule | None, ctx: FindingCon
     A conservative pre-check (it may say False for a flow that ends up with no finding, never True for
     one that would have one; tests/unit/test_findings.py checks this on every scenario and corpus flow).
     """
+    if cls.verdict == VERDICT_LOCAL:
+        return True
     if f.icmp or f.alerts or f.certs or f.connect_host or f.tls_handshake in BAD_HANDSHAKES:
         return False
     t = f.transport
@@ -203,6 +205,8 @@ def detect_flow(f: FlowRecord, cls: Classification, ctx: FindingContext) -> Iter
 
 
 def _detect(f: FlowRecord, cls: Classification, rule: Rule | None, ctx: FindingContext) -> Iterator[Finding]:
+    if cls.verdict == VERDICT_LOCAL:  # loopback: nothing about the network to report
+        return
     name = flow_name(f, cls)
     tgt = flow_target(f)
     where = f"{name}:{tgt.port}" if name == f.dst_ip or tgt.via_proxy else f"{name} ({f.dst_ip}:{f.dst_port})"

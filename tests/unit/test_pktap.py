@@ -377,3 +377,24 @@ def test_darwin_process_blocks_with_simple_and_obsolete_packet_blocks(tmp_path):
     flows = pcapaudit.audit(p).flows.set_index("src_port")
     assert pd.isna(flows.loc[50000, "process"]) and flows.loc[50001, "process"] == "mdmclient"
     assert pd.isna(flows.loc[50002, "process"])
+
+
+def test_loopback_flows_make_no_findings(tmp_path):
+    """`tcpdump -i pktap` (or `-i any`) also captures lo0: local daemons on 127.0.0.1 / ::1 are listed,
+    with the verdict "local", and raise nothing (before: cleartext on 8021, not_allowed on 9999)."""
+    def hdr(dlt=0):
+        h = bytearray(header(dlt=dlt, comm="agent"))
+        h[12:36] = b"lo0".ljust(24, b"\0")
+        return bytes(h)
+
+    lo = struct.pack("<I", 2)
+    frames = [hdr() + lo + bytes(IP(src="127.0.0.1", dst="127.0.0.1") / TCP(sport=50000, dport=8021, flags="S")),
+              hdr() + lo + bytes(IP(src="127.0.0.1", dst="127.0.0.1") / TCP(sport=8021, dport=50000, flags="SA")),
+              hdr() + lo + bytes(IP(src="127.0.0.1", dst="127.0.0.1") / TCP(sport=50002, dport=9999, flags="S")),
+              hdr() + struct.pack("<I", 30) + bytes(IPv6(src="::1", dst="::1") / UDP(sport=5000, dport=5353) / Raw(b"\0" * 12)),
+              header() + _syn(50003, dst="93.184.216.34")]  # fmt: skip
+    r = pcapaudit.audit(write_raw(tmp_path / "lo.pcap", frames, 258))
+    flows = r.flows.set_index("src_port")
+    assert [flows.loc[p, "verdict"] for p in (50000, 50002, 5000)] == ["local"] * 3
+    assert flows.loc[50000, "interface"] == "lo0" and flows.loc[50000, "process"] == "agent"
+    assert set(r.findings["target"]) == {"93.184.216.34:443"}  # the one flow that left the host
