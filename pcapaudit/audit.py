@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from pcapaudit.capture.pcapfile import CaptureFile, PacketBatch
 from pcapaudit.classify import classify
-from pcapaudit.coverage import CoverageTracker, process_name, reached
+from pcapaudit.coverage import CoverageTracker, reached
 from pcapaudit.decode import FAST, Decoder
 from pcapaudit.decode import icmp as icmpmod
 from pcapaudit.engine import EngineConfig, FlowEngine
@@ -48,6 +48,7 @@ from pcapaudit.model import (
     FlowRecord,
     Severity,
     Weird,
+    process_name,
 )
 from pcapaudit.rules.loader import load_rulebook
 from pcapaudit.rules.matcher import RuleIndex

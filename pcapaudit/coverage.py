@@ -13,7 +13,16 @@ from __future__ import annotations
 from collections import defaultdict
 
 from pcapaudit.classify import satisfied_rules
-from pcapaudit.model import Classification, CoverageRow, DnsTransaction, Finding, FindingKind, FlowRecord, Severity
+from pcapaudit.model import (
+    Classification,
+    CoverageRow,
+    DnsTransaction,
+    Finding,
+    FindingKind,
+    FlowRecord,
+    Severity,
+    process_name,
+)
 from pcapaudit.rules.matcher import RuleIndex
 from pcapaudit.rules.schema import RuleBook
 
@@ -35,13 +44,6 @@ def reached(f: FlowRecord) -> bool:
     if f.connect_host and f.http_status not in (None, 200):
         return False
     return f.pkts_s2c > 0
-
-
-def process_name(process: str | None, eprocess: str | None) -> str | None:
-    """A flow's process as the checklist lists it: the command, plus the app it acted for."""
-    if process is None:
-        return None
-    return f"{process} for {eprocess}" if eprocess else process
 
 
 class CoverageTracker:

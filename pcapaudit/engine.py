@@ -32,7 +32,16 @@ from pcapaudit.decode import icmp as icmpmod
 from pcapaudit.decode import tls as tlsmod
 from pcapaudit.deep import CLIENT, SERVER, DeepState
 from pcapaudit.enrich import DnsMap, answer_names
-from pcapaudit.model import DnsAnswer, DnsTransaction, FlowBase, FlowRecord, TlsAlert, Transport, Weird
+from pcapaudit.model import (
+    DnsAnswer,
+    DnsTransaction,
+    FlowBase,
+    FlowRecord,
+    TlsAlert,
+    Transport,
+    Weird,
+    process_name,
+)
 
 EV_S, EV_H, EV_A, EV_D, EV_F, EV_R = range(6)
 NEV = 6
@@ -660,12 +669,16 @@ class FlowEngine:
                 uid=self._uid(slot), ts=q_ts if q_ts is not None else r_ts, client_ip=client, server_ip=server,
                 transport="tcp" if st.proto == 6 else "udp", trans_id=msg.trans_id, query=qname,
                 qtype=dnsmod.qtype_name(qtype), rcode=dnsmod.rcode_name(msg.rcode), answers=answers,
-                rtt=(r_ts - q_ts) if q_ts is not None else None,
+                rtt=(r_ts - q_ts) if q_ts is not None else None, process=self._process_name(slot),
             )
         )  # fmt: skip
         if msg.rcode == 0 and st.proto == 6:  # answers over UDP went to the DnsMap in _name_by_dns
             for addr, name in answer_names(msg.answers):
                 self.dnsmap.add(r_ts, addr, name)
+
+    def _process_name(self, slot: int) -> str | None:
+        proc = self.proc_of.get(slot) if self.proc_of else None
+        return process_name(proc[0], proc[2]) if proc else None
 
     # -- expiry and records ----------------------------------------------------------------------
     def expire(self, now: float, everything: bool = False) -> None:
@@ -808,7 +821,8 @@ class FlowEngine:
                         client, server = (src, dst) if side == CLIENT else (dst, src)
                         qname, qtype = q.questions[0] if q.questions else (None, None)
                         self.on_dns(DnsTransaction(uid, qts, client, server, str(transport), q.trans_id,
-                                                   qname or None, dnsmod.qtype_name(qtype), None, (), None))  # fmt: skip
+                                                   qname or None, dnsmod.qtype_name(qtype), None, (), None,
+                                                   process_name(proc[0], proc[2]) if proc else None))  # fmt: skip
 
     def _deep_fields(self, st: DeepState, ev: tuple, i: int, ps: int) -> dict:
         """The application fields of a flow's record; ``ev`` holds the (client, server) TCP event tables

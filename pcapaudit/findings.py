@@ -442,7 +442,7 @@ def detect_dns(tx: DnsTransaction, ctx: FindingContext) -> Iterator[Finding]:
     rule = hits[0].rule
     sev = required_severity(rule)
     ev = {"query": tx.query, "qtype": tx.qtype, "rcode": tx.rcode, "resolver": tx.server_ip,
-          "answers": ", ".join(a.value for a in tx.answers[:6])}  # fmt: skip
+          "answers": ", ".join(a.value for a in tx.answers[:6]), "process": tx.process}  # fmt: skip
     cls = None
     if tx.rcode in ("NXDOMAIN", "REFUSED", "SERVFAIL"):
         code = f"dns_{tx.rcode.lower()}"

@@ -11,6 +11,13 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 
+def process_name(process: str | None, eprocess: str | None) -> str | None:
+    """A process as the checklist and the DNS table show it: the command, plus the app it acted for."""
+    if process is None:
+        return None
+    return f"{process} for {eprocess}" if eprocess else process
+
+
 class Transport(str, enum.Enum):
     """Layer-4 protocol of a flow."""
 
@@ -109,6 +116,7 @@ class DnsTransaction:
     rcode: str | None
     answers: tuple[DnsAnswer, ...]
     rtt: float | None
+    process: str | None = None  # the querying process, when the capture names it (PKTAP)
 
     @property
     def sinkholed(self) -> bool:

@@ -352,6 +352,8 @@ def _process_view(df: pd.DataFrame, t: str) -> tuple[pd.DataFrame, list[str]]:
                                                                                     df["eprocess"])])  # fmt: skip
             extra.append("process")
         return df, cols[:3] + extra + cols[3:]
+    if t == "dns" and "process" in df.columns and df["process"].notna().any():
+        return df, cols[:2] + ["process"] + cols[2:]
     if t == "coverage" and "processes" in df.columns and df["processes"].notna().any():
         return df, cols[:-1] + ["processes"] + cols[-1:]
     if t == "findings" and "evidence" in df.columns:

@@ -91,7 +91,10 @@ def test_findings_name_the_process():
     assert ev[("client_rejected_certificate", kandji)] == "Kandji Daemon[733]"
     assert ev[("syn_no_reply", "1-courier.push.apple.com")] == "apsd[178]"
     assert ev[("not_allowed", "example.org")] == "com.apple.WebKit[1204] for Safari"
-    assert ev[("dns_nxdomain", "gdmf.apple.com")] is None  # a DNS answer, not a flow
+    assert ev[("dns_nxdomain", "gdmf.apple.com")] == "mDNSResponder"  # the querying process
+    dns = pcapaudit.audit(PKTAP, **LAB).dns
+    assert set(dns["process"]) == {"mDNSResponder"} and len(dns) == 11
+    assert pcapaudit.audit(ETHERNET, **LAB).dns["process"].isna().all()
 
 
 def test_terminal_report_shows_the_process_column(tmp_path):
@@ -391,10 +394,22 @@ def test_loopback_flows_make_no_findings(tmp_path):
     frames = [hdr() + lo + bytes(IP(src="127.0.0.1", dst="127.0.0.1") / TCP(sport=50000, dport=8021, flags="S")),
               hdr() + lo + bytes(IP(src="127.0.0.1", dst="127.0.0.1") / TCP(sport=8021, dport=50000, flags="SA")),
               hdr() + lo + bytes(IP(src="127.0.0.1", dst="127.0.0.1") / TCP(sport=50002, dport=9999, flags="S")),
-              hdr() + struct.pack("<I", 30) + bytes(IPv6(src="::1", dst="::1") / UDP(sport=5000, dport=5353) / Raw(b"\0" * 12)),
+              hdr() + struct.pack("<I", 30) + bytes(IPv6(src="::1", dst="::1") / UDP(sport=5000, dport=5353)
+                                                    / Raw(b"\0" * 12)),
               header() + _syn(50003, dst="93.184.216.34")]  # fmt: skip
     r = pcapaudit.audit(write_raw(tmp_path / "lo.pcap", frames, 258))
     flows = r.flows.set_index("src_port")
     assert [flows.loc[p, "verdict"] for p in (50000, 50002, 5000)] == ["local"] * 3
     assert flows.loc[50000, "interface"] == "lo0" and flows.loc[50000, "process"] == "agent"
     assert set(r.findings["target"]) == {"93.184.216.34:443"}  # the one flow that left the host
+
+
+def test_unanswered_dns_query_keeps_its_process(tmp_path):
+    from scapy.layers.dns import DNS, DNSQR
+
+    dns = DNS(id=7, qd=DNSQR(qname="gdmf.apple.com"))
+    q = Ether() / IP(src=MAC, dst="198.51.100.53") / UDP(sport=53001, dport=53) / dns
+    r = pcapaudit.audit(write_raw(tmp_path / "q.pcap", [header(pid=191, comm="mDNSResponder") + bytes(q)], 258))
+    row = r.dns.iloc[0]
+    assert (row["query"], row["process"], len(r.dns)) == ("gdmf.apple.com", "mDNSResponder", 1)
+    assert pd.isna(row["rcode"])
