@@ -48,21 +48,23 @@ def flow_target(f: FlowRecord) -> Target:
 
 
 @functools.lru_cache(maxsize=65536)
+def _scope(ip: str) -> tuple[bool, bool]:
+    """(globally routable, loopback) for an address string; (False, False) for anything else."""
+    try:
+        a = ipaddress.ip_address(ip)
+    except ValueError:
+        return False, False
+    return a.is_global, a.is_loopback
+
+
 def is_public(ip: str) -> bool:
     """A globally routable address (not RFC 1918, ULA, link-local, loopback, CGNAT, documentation...)."""
-    try:
-        return ipaddress.ip_address(ip).is_global
-    except ValueError:
-        return False
+    return _scope(ip)[0]
 
 
-@functools.lru_cache(maxsize=65536)
 def is_loopback(ip: str) -> bool:
     """127.0.0.0/8 or ::1 (a capture of every interface, `tcpdump -i pktap` or `-i any`, has such flows)."""
-    try:
-        return ipaddress.ip_address(ip).is_loopback
-    except ValueError:
-        return False
+    return _scope(ip)[1]
 
 
 def quic_as_https(rule: Rule, port: int) -> bool:
