@@ -228,7 +228,7 @@ class Auditor:
             self._flow(rec or FlowRecord(**b._asdict()))
             return
         self.flows.append(plain_row(b, cls))
-        self.coverage.account(b.uid, fast[1], cls, rules, process_name(b.process, b.eprocess))
+        self.coverage.account(b.uid, fast[1], cls, rules, process_name(b.process, b.eprocess) if b.process else None)
 
     def _dns(self, tx: DnsTransaction) -> None:
         hit = self._dns_cache.get(tx.query)

@@ -75,7 +75,7 @@ class CoverageTracker:
 
     def flow(self, f: FlowRecord, cls: Classification, rules: frozenset[str]) -> None:
         """Account a finished flow."""
-        self.account(f.uid, reached(f), cls, rules, process_name(f.process, f.eprocess))
+        self.account(f.uid, reached(f), cls, rules, process_name(f.process, f.eprocess) if f.process else None)
 
     def account(self, uid: str, ok: bool, cls: Classification, rules: frozenset[str],
                 process: str | None = None) -> None:  # fmt: skip

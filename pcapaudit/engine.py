@@ -669,7 +669,8 @@ class FlowEngine:
                 uid=self._uid(slot), ts=q_ts if q_ts is not None else r_ts, client_ip=client, server_ip=server,
                 transport="tcp" if st.proto == 6 else "udp", trans_id=msg.trans_id, query=qname,
                 qtype=dnsmod.qtype_name(qtype), rcode=dnsmod.rcode_name(msg.rcode), answers=answers,
-                rtt=(r_ts - q_ts) if q_ts is not None else None, process=self._process_name(slot),
+                rtt=(r_ts - q_ts) if q_ts is not None else None,
+                process=self._process_name(slot) if self.proc_of else None,
             )
         )  # fmt: skip
         if msg.rcode == 0 and st.proto == 6:  # answers over UDP went to the DnsMap in _name_by_dns
@@ -677,7 +678,7 @@ class FlowEngine:
                 self.dnsmap.add(r_ts, addr, name)
 
     def _process_name(self, slot: int) -> str | None:
-        proc = self.proc_of.get(slot) if self.proc_of else None
+        proc = self.proc_of.get(slot)
         return process_name(proc[0], proc[2]) if proc else None
 
     # -- expiry and records ----------------------------------------------------------------------
