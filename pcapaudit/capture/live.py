@@ -63,7 +63,9 @@ class LiveDisplay:
             when = datetime.fromtimestamp(fd.ts or time.time(), tz=timezone.utc).strftime("%H:%M:%S")
         except (ValueError, OverflowError, OSError):
             when = "--:--:--"
-        line = clean_text(f"{when} {str(fd.severity).upper():<6} {fd.kind.value:<15} {fd.code:<28} {fd.message}")
+        who = dict(fd.evidence).get("process")  # captures that name processes (pcapaudit live pktap on a Mac)
+        line = clean_text(f"{when} {str(fd.severity).upper():<6} {fd.kind.value:<15} {fd.code:<28} {fd.message}"
+                          + (f" [{who}]" if who else ""))  # fmt: skip
         if self.tty:
             self.recent.append(line)
             del self.recent[:-12]

@@ -413,3 +413,18 @@ def test_unanswered_dns_query_keeps_its_process(tmp_path):
     row = r.dns.iloc[0]
     assert (row["query"], row["process"], len(r.dns)) == ("gdmf.apple.com", "mDNSResponder", 1)
     assert pd.isna(row["rcode"])
+
+
+def test_live_lines_name_the_process(capsys):
+    """`pcapaudit live pktap` on a Mac: each finding line ends with the process it is about."""
+    from pcapaudit.capture.live import LiveDisplay
+
+    res = pcapaudit.audit(PKTAP, **LAB)
+    display = LiveDisplay(True, "pktap")
+    display.tty = False
+    for fd, _uids in res.finding_records:
+        display.finding(fd, True)
+    err = capsys.readouterr().err.splitlines()
+    syn = [line for line in err if "syn_no_reply" in line]
+    assert len(syn) == 1 and syn[0].endswith("[apsd[178]]")
+    assert all(line.endswith("]") for line in err)  # every finding of this capture is about a process
