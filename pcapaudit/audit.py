@@ -48,7 +48,7 @@ from pcapaudit.model import (
     FlowRecord,
     Severity,
     Weird,
-    process_name,
+    process_label,
 )
 from pcapaudit.rules.loader import load_rulebook
 from pcapaudit.rules.matcher import RuleIndex
@@ -228,7 +228,7 @@ class Auditor:
             self._flow(rec or FlowRecord(**b._asdict()))
             return
         self.flows.append(plain_row(b, cls))
-        self.coverage.account(b.uid, fast[1], cls, rules, process_name(b.process, b.eprocess) if b.process else None)
+        self.coverage.account(b.uid, fast[1], cls, rules, process_label(b.process, None, b.eprocess))
 
     def _dns(self, tx: DnsTransaction) -> None:
         hit = self._dns_cache.get(tx.query)

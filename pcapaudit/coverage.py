@@ -21,7 +21,7 @@ from pcapaudit.model import (
     FindingKind,
     FlowRecord,
     Severity,
-    process_name,
+    process_label,
 )
 from pcapaudit.rules.matcher import RuleIndex
 from pcapaudit.rules.schema import RuleBook
@@ -75,7 +75,7 @@ class CoverageTracker:
 
     def flow(self, f: FlowRecord, cls: Classification, rules: frozenset[str]) -> None:
         """Account a finished flow."""
-        self.account(f.uid, reached(f), cls, rules, process_name(f.process, f.eprocess) if f.process else None)
+        self.account(f.uid, reached(f), cls, rules, process_label(f.process, None, f.eprocess))
 
     def account(self, uid: str, ok: bool, cls: Classification, rules: frozenset[str],
                 process: str | None = None) -> None:  # fmt: skip

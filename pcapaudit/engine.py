@@ -40,7 +40,7 @@ from pcapaudit.model import (
     TlsAlert,
     Transport,
     Weird,
-    process_name,
+    process_label,
 )
 
 EV_S, EV_H, EV_A, EV_D, EV_F, EV_R = range(6)
@@ -670,16 +670,16 @@ class FlowEngine:
                 transport="tcp" if st.proto == 6 else "udp", trans_id=msg.trans_id, query=qname,
                 qtype=dnsmod.qtype_name(qtype), rcode=dnsmod.rcode_name(msg.rcode), answers=answers,
                 rtt=(r_ts - q_ts) if q_ts is not None else None,
-                process=self._process_name(slot) if self.proc_of else None,
+                process=self._process_label(slot) if self.proc_of else None,
             )
         )  # fmt: skip
         if msg.rcode == 0 and st.proto == 6:  # answers over UDP went to the DnsMap in _name_by_dns
             for addr, name in answer_names(msg.answers):
                 self.dnsmap.add(r_ts, addr, name)
 
-    def _process_name(self, slot: int) -> str | None:
+    def _process_label(self, slot: int) -> str | None:
         proc = self.proc_of.get(slot)
-        return process_name(proc[0], proc[2]) if proc else None
+        return process_label(proc[0], None, proc[2]) if proc else None
 
     # -- expiry and records ----------------------------------------------------------------------
     def expire(self, now: float, everything: bool = False) -> None:
@@ -823,7 +823,7 @@ class FlowEngine:
                         qname, qtype = q.questions[0] if q.questions else (None, None)
                         self.on_dns(DnsTransaction(uid, qts, client, server, str(transport), q.trans_id,
                                                    qname or None, dnsmod.qtype_name(qtype), None, (), None,
-                                                   process_name(proc[0], proc[2]) if proc else None))  # fmt: skip
+                                                   process_label(proc[0], None, proc[2]) if proc else None))  # fmt: skip
 
     def _deep_fields(self, st: DeepState, ev: tuple, i: int, ps: int) -> dict:
         """The application fields of a flow's record; ``ev`` holds the (client, server) TCP event tables

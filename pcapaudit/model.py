@@ -11,11 +11,14 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 
-def process_name(process: str | None, eprocess: str | None) -> str | None:
-    """A process as the checklist and the DNS table show it: the command, plus the app it acted for."""
+def process_label(process: str | None, pid: int | None = None, eprocess: str | None = None) -> str | None:
+    """``command``, or ``command[pid]`` when the pid is given, plus ``for <app>`` when it acted for one; None
+    without a process. Findings and tables show ``command[pid]``; the checklist and the DNS table, which
+    gather many flows, the command only."""
     if process is None:
         return None
-    return f"{process} for {eprocess}" if eprocess else process
+    label = f"{process}[{pid}]" if pid else process
+    return f"{label} for {eprocess}" if eprocess else label
 
 
 class Transport(str, enum.Enum):
@@ -235,10 +238,7 @@ class FlowRecord:
     @property
     def process_label(self) -> str | None:
         """``command[pid]``, plus ``for <effective command>`` when set, or None without a process."""
-        if self.process is None:
-            return None
-        label = f"{self.process}[{self.pid}]" if self.pid else self.process
-        return f"{label} for {self.eprocess}" if self.eprocess else label
+        return process_label(self.process, self.pid, self.eprocess)
 
     @property
     def cert_issuer(self) -> str | None:

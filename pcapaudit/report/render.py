@@ -21,6 +21,7 @@ from typing import IO
 import pandas as pd
 from tabulate import tabulate
 
+from pcapaudit.model import process_label
 from pcapaudit.result import TABLES, AuditResult
 
 SCHEMA_VERSION = 1
@@ -348,8 +349,8 @@ def _process_view(df: pd.DataFrame, t: str) -> tuple[pd.DataFrame, list[str]]:
         if "interface" in df.columns and df["interface"].notna().any():
             extra.append("interface")
         if "process" in df.columns and df["process"].notna().any():
-            df = df.assign(process=[_process_label(p, pid, e) for p, pid, e in zip(df["process"], df["pid"],
-                                                                                    df["eprocess"])])  # fmt: skip
+            df = df.assign(process=[process_label(*(None if v is pd.NA else v for v in row))
+                                    for row in zip(df["process"], df["pid"], df["eprocess"])])  # fmt: skip
             extra.append("process")
         return df, cols[:3] + extra + cols[3:]
     if t == "dns" and "process" in df.columns and df["process"].notna().any():
@@ -361,13 +362,6 @@ def _process_view(df: pd.DataFrame, t: str) -> tuple[pd.DataFrame, list[str]]:
         if any(procs):
             return df.assign(process=procs), cols[:4] + ["process"] + cols[4:]
     return df, cols
-
-
-def _process_label(process, pid, eprocess) -> str | None:
-    if process is None or process is pd.NA:
-        return None
-    label = f"{process}[{pid}]" if pid is not None and pid is not pd.NA and pid else str(process)
-    return f"{label} for {eprocess}" if eprocess is not None and eprocess is not pd.NA else label
 
 
 def render_html(result: AuditResult, tables: tuple[str, ...]) -> str:
