@@ -127,7 +127,7 @@ def decode_batch(batch: PacketBatch) -> Decoded:
     end = off + batch.caplen
     lt = batch.linktype
     if np.isin(lt, LINK_PKTAP).any():
-        lt, off = _strip_pktap(b, lt, off, batch.caplen)
+        lt, off = _strip_pktap(b, batch)
     cap = end - off
 
     l3 = np.full(n, -1, dtype=np.int64)
@@ -310,34 +310,33 @@ def decode_batch(batch: PacketBatch) -> Decoded:
     return d
 
 
-def _strip_pktap(b: np.ndarray, lt: np.ndarray, off: np.ndarray, caplen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _strip_pktap(b: np.ndarray, batch: PacketBatch) -> tuple[np.ndarray, np.ndarray]:
     """Per-row link type and frame offset with PKTAP headers removed (the inner DLT and frame behind them).
 
     Rows whose header is short, odd or not followed by a packet get link type -1, which sends them to
     the simple path: it strips the header itself and says what is wrong with it.
     """
-    lt, off = lt.astype(np.int64), off.copy()
-    pk = np.isin(lt, LINK_PKTAP)
-    i = np.nonzero(pk & (caplen >= PKTAP_MIN))[0]
-    o = off[i]
-    hl, rec, dlt = _le32(b, o), _le32(b, o + 4), _le32(b, o + 8)
-    ok = (hl >= PKTAP_MIN) & (hl <= caplen[i]) & (rec == PKTAP_REC_PACKET) & ~np.isin(dlt, LINK_PKTAP)
-    lt[pk] = -1
+    lt, off = batch.linktype.astype(np.int64), batch.off.copy()
+    lt[np.isin(lt, LINK_PKTAP)] = -1
+    i, o, hl = _pktap_rows(batch, None)
+    rec, dlt = _le32(b, o + 4), _le32(b, o + 8)
+    ok = (rec == PKTAP_REC_PACKET) & ~np.isin(dlt, LINK_PKTAP)
     lt[i[ok]] = dlt[ok]
     off[i[ok]] = o[ok] + hl[ok]
     return lt, off
 
 
-def _pktap_rows(batch: PacketBatch, rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """The rows (of ``rows``, or all) that carry a whole PKTAP header, and their frame offsets."""
+def _pktap_rows(batch: PacketBatch, rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rows (of ``rows``, or all) that carry a whole PKTAP header: the rows, their frame offsets and
+    their header lengths."""
     i = np.arange(len(batch)) if rows is None else np.asarray(rows, dtype=np.int64)
     i = i[np.isin(batch.linktype[i], LINK_PKTAP) & (batch.caplen[i] >= PKTAP_MIN)]
     if not len(i):
-        return i, i
+        return i, i, i
     o = batch.off[i]
     hl = _le32(np.frombuffer(batch.buf, dtype=np.uint8), o)
     keep = (hl >= PKTAP_MIN) & (hl <= batch.caplen[i])
-    return i[keep], o[keep]
+    return i[keep], o[keep], hl[keep]
 
 
 def pktap_processes(batch: PacketBatch, rows: np.ndarray | None = None) -> tuple[np.ndarray, list[tuple[str, int, str | None]]]:
@@ -349,34 +348,48 @@ def pktap_processes(batch: PacketBatch, rows: np.ndarray | None = None) -> tuple
     hashed, and grouped by the hash, so each distinct process is decoded once; the grouping is checked
     word by word and redone on the raw words if two processes ever shared a hash.
     """
-    proc = np.full(len(batch), -1, dtype=np.int64)
-    i, o = _pktap_rows(batch, rows)
+    return _pktap_field(batch, rows, PKTAP_PROCESS_WORDS, _process, _PROCESSES)
+
+
+def pktap_interfaces(batch: PacketBatch, rows: np.ndarray | None = None) -> tuple[np.ndarray, list[str]]:
+    """The interface of PKTAP packets (``en0``, ``utun3``, ``lo0``...; of ``rows``, or all): an index per
+    row of the batch (-1: none or not asked) into a list of names, grouped like the processes."""
+    return _pktap_field(batch, rows, PKTAP_IFNAME_WORDS, _ifname, _IFNAMES)
+
+
+def _pktap_field(batch: PacketBatch, rows: np.ndarray | None, rel: np.ndarray, decode, cache: dict) -> tuple[np.ndarray, list]:
+    """One PKTAP header field (the 32-bit words at ``rel``) of the rows asked about: an index per row of the
+    batch (-1: none, not asked, or ``decode`` gave None) into the decoded values. Rows are grouped by their
+    words, each group is decoded once, and decoded values are kept in ``cache`` (bounded) across batches."""
+    out = np.full(len(batch), -1, dtype=np.int64)
+    i, o, _hl = _pktap_rows(batch, rows)
     if not len(i):
-        return proc, []
-    words = _le32_words(batch.buf, o, PKTAP_PROCESS_WORDS)  # (rows, 12) uint32
+        return out, []
+    words = _le32_words(batch.buf, o, rel)
     first, inv = _group_rows(words)
-    names: list[tuple[str, int, str | None]] = []
-    index = np.empty(len(first), dtype=np.int64)
+    size = 4 * len(rel)
     raw_first = words[first].astype("<u4").tobytes()
-    cache = _PROCESSES
+    values: list = []
+    index = np.empty(len(first), dtype=np.int64)
     for k in range(len(first)):
-        r = raw_first[48 * k : 48 * k + 48]
-        p = cache.get(r, False)
-        if p is False:
-            p = _process(r)
+        r = raw_first[size * k : size * k + size]
+        v = cache.get(r, False)
+        if v is False:
+            v = decode(r)
             if len(cache) >= 16384:
                 cache.clear()
-            cache[r] = p
-        if p is None:
-            index[k] = -1  # not attributed (ARP, packets the kernel could not tie to a socket)
+            cache[r] = v
+        if v is None:
+            index[k] = -1  # not attributed (ARP, packets the kernel could not tie to a socket), no name
             continue
-        index[k] = len(names)
-        names.append(p)
-    proc[i] = index[inv]
-    return proc, names
+        index[k] = len(values)
+        values.append(v)
+    out[i] = index[inv]
+    return out, values
 
 
 _PROCESSES: dict[bytes, tuple[str, int, str | None] | None] = {}  # raw process fields -> decoded (bounded)
+_IFNAMES: dict[bytes, str | None] = {}  # raw interface name field -> name (bounded)
 
 
 def _process(r: bytes) -> tuple[str, int, str | None] | None:
@@ -388,25 +401,9 @@ def _process(r: bytes) -> tuple[str, int, str | None] | None:
     return comm or f"pid {pid}", pid, ecomm if ecomm and (epid, ecomm) != (pid, comm) else None
 
 
-def pktap_interfaces(batch: PacketBatch, rows: np.ndarray | None = None) -> tuple[np.ndarray, list[str]]:
-    """The interface of PKTAP packets (``en0``, ``utun3``, ``lo0``...; of ``rows``, or all): an index per
-    row of the batch (-1: none or not asked) into a list of names, grouped like the processes."""
-    iface = np.full(len(batch), -1, dtype=np.int64)
-    i, o = _pktap_rows(batch, rows)
-    if not len(i):
-        return iface, []
-    words = _le32_words(batch.buf, o, PKTAP_IFNAME_WORDS)
-    first, inv = _group_rows(words)
-    raw_first = words[first].astype("<u4").tobytes()
-    names: list[str] = []
-    index = np.empty(len(first), dtype=np.int64)
-    for k in range(len(first)):
-        name = _cstr(raw_first[24 * k : 24 * k + 24])
-        index[k] = len(names) if name else -1
-        if name:
-            names.append(name)
-    iface[i] = index[inv]
-    return iface, names
+def _ifname(r: bytes) -> str | None:
+    """The interface name of a PKTAP header (24 bytes), None when empty."""
+    return _cstr(r) or None
 
 
 def _group_rows(words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
