@@ -159,6 +159,18 @@ def icmp_port_unreachable(reporter: str, client: str, dst: str, sport: int, dpor
     return b"\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb\x08\x00" + ip4(reporter, client, 1, icmp)
 
 
+def pcapng_block(btype: int, body: bytes, endian: str = "<") -> bytes:
+    """One pcapng block: type, total length, the body padded to 4 bytes, total length again."""
+    body += b"\0" * (-len(body) % 4)
+    total = 12 + len(body)
+    return struct.pack(endian + "II", btype, total) + body + struct.pack(endian + "I", total)
+
+
+def pcapng_option(code: int, value: bytes, endian: str = "<") -> bytes:
+    """One pcapng option: code, length, the value padded to 4 bytes."""
+    return struct.pack(endian + "HH", code, len(value)) + value + b"\0" * (-len(value) % 4)
+
+
 def darwin_pcapng(path: Path | str, packets: list[tuple[float, bytes, tuple | None]], endian: str = "<",
                   linktype: int = 1) -> Path:  # fmt: skip
     """A pcapng file as Apple's tcpdump writes process metadata: Darwin process info blocks (type
@@ -168,12 +180,10 @@ def darwin_pcapng(path: Path | str, packets: list[tuple[float, bytes, tuple | No
     (pid, name, effective pid or None, effective name or None) or None)."""
 
     def block(btype: int, body: bytes) -> bytes:
-        body += b"\0" * (-len(body) % 4)
-        total = 12 + len(body)
-        return struct.pack(endian + "II", btype, total) + body + struct.pack(endian + "I", total)
+        return pcapng_block(btype, body, endian)
 
     def opt(code: int, value: bytes) -> bytes:
-        return struct.pack(endian + "HH", code, len(value)) + value + b"\0" * (-len(value) % 4)
+        return pcapng_option(code, value, endian)
 
     out = block(0x0A0D0D0A, struct.pack(endian + "IHHq", 0x1A2B3C4D, 1, 0, -1))
     out += block(1, struct.pack(endian + "HHI", linktype, 0, 262144))

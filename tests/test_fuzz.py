@@ -21,7 +21,7 @@ from pcapaudit.capture.pcapfile import CaptureFile
 from pcapaudit.cli import main
 from pcapaudit.errors import CaptureError
 from tests.conftest import CORPUS
-from tests.craft import client_hello
+from tests.craft import client_hello, pcapng_block
 
 ROOT = Path(__file__).resolve().parents[1]
 LINKTYPES = [1, 101, 113, 276, 0, 108, 9, 228, 229, 147, 258, 149]
@@ -108,10 +108,7 @@ def test_hostile_darwin_pcapng_blocks(tmp_path, dpib_body, epb_options, dpib_cou
     (which has no options) among them."""
     CASES["darwin_pcapng"] = CASES.get("darwin_pcapng", 0) + 1
 
-    def block(btype: int, body: bytes) -> bytes:
-        body += b"\0" * (-len(body) % 4)
-        return struct.pack("<II", btype, 12 + len(body)) + body + struct.pack("<I", 12 + len(body))
-
+    block = pcapng_block
     frame = ETH_IP + _ipv4(6, _tcp(40004, 443, 1, 0x02, b""))
     data = block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)) + block(1, struct.pack("<HHI", 1, 0, 65535))
     data += block(0x80000001, dpib_body) * dpib_count

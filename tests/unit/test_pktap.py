@@ -20,7 +20,7 @@ from pcapaudit.capture.pcapfile import CaptureFile, PacketBatch
 from pcapaudit.capture.writer import file_linktype
 from pcapaudit.decode import Decoder
 from pcapaudit.decode.vector import pktap_processes
-from tests.craft import darwin_pcapng, write_raw
+from tests.craft import darwin_pcapng, pcapng_block, pcapng_option, write_raw
 from tests.unit.test_decode import decoded
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -294,11 +294,10 @@ def _pcapng_blocks(path, items, endian="<"):
     ("raw", block type, body) items, in order."""
 
     def block(btype, body):
-        body += b"\0" * (-len(body) % 4)
-        return struct.pack(endian + "II", btype, 12 + len(body)) + body + struct.pack(endian + "I", 12 + len(body))
+        return pcapng_block(btype, body, endian)
 
     def opt(code, value):
-        return struct.pack(endian + "HH", code, len(value)) + value + b"\0" * (-len(value) % 4)
+        return pcapng_option(code, value, endian)
 
     out = block(0x0A0D0D0A, struct.pack(endian + "IHHq", 0x1A2B3C4D, 1, 0, -1))
     for it in items:
