@@ -26,7 +26,7 @@ import numpy as np
 
 from pcapaudit.capture.pcapfile import PacketBatch
 from pcapaudit.decode import FAST, DecodeResult
-from pcapaudit.decode.vector import QINQ
+from pcapaudit.decode.vector import MIX_C1, MIX_C2, MIX_PERTURB, QINQ, mix64 as _mix
 from pcapaudit.decode import dns as dnsmod
 from pcapaudit.decode import icmp as icmpmod
 from pcapaudit.decode import tls as tlsmod
@@ -62,19 +62,7 @@ DNS_PORTS = np.array([53, 5353, 5355], dtype=np.int64)
 EMIT_CHUNK = 4096  # flows turned into records per step when many finish together
 ICMP_VLAN_SCAN_MAX = 4096  # below this many live flows, an ICMP error's flow is also looked for on every VLAN
 
-_C1 = np.uint64(0xBF58476D1CE4E5B9)
-_C2 = np.uint64(0x94D049BB133111EB)
-_S33 = np.uint64(33)
-_S31 = np.uint64(31)
-_S27 = np.uint64(27)
-_PERTURB = np.uint64(0x9E3779B97F4A7C15)
-
-
-def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64 finaliser (wrapping uint64 arithmetic)."""
-    x = (x ^ (x >> _S33)) * _C1
-    x = (x ^ (x >> _S31)) * _C2
-    return x ^ (x >> _S27)
+_PERTURB = np.uint64(MIX_PERTURB)
 
 
 def flow_hash(ipver, proto, vlan, ahi, alo, aport, bhi, blo, bport) -> np.ndarray:
@@ -100,15 +88,15 @@ _M64 = (1 << 64) - 1
 
 def _mix_int(x: int) -> int:
     """``_mix`` of one value, in Python integers (the same bits)."""
-    x = ((x ^ (x >> 33)) * 0xBF58476D1CE4E5B9) & _M64
-    x = ((x ^ (x >> 31)) * 0x94D049BB133111EB) & _M64
+    x = ((x ^ (x >> 33)) * MIX_C1) & _M64
+    x = ((x ^ (x >> 31)) * MIX_C2) & _M64
     return x ^ (x >> 27)
 
 
 def flow_hash_one(ipver: int, proto: int, vlan: int, ahi: int, alo: int, aport: int, bhi: int, blo: int,
                   bport: int) -> int:  # fmt: skip
     """``flow_hash`` of one key without numpy (ICMP errors look up one flow at a time)."""
-    h = _mix_int((alo + 0x9E3779B97F4A7C15) & _M64)
+    h = _mix_int((alo + MIX_PERTURB) & _M64)
     h = _mix_int(h ^ ahi)
     h = _mix_int(h ^ blo)
     h = _mix_int(h ^ bhi)
@@ -648,7 +636,7 @@ class FlowEngine:
                     slot = int(self.g_slot[pos])
                     if (int(self.k_alo[slot]), int(self.k_blo[slot]), int(self.k_aport[slot]), int(self.k_bport[slot])) == (slo, dlo, sp, dp):
                         return slot
-                    h = _mix_int(h ^ 0x9E3779B97F4A7C15)
+                    h = _mix_int(h ^ MIX_PERTURB)
                 else:
                     break
         return None

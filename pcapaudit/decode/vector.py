@@ -412,7 +412,7 @@ def _group_rows(words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     h = np.zeros(len(words), dtype=np.uint64)
     with np.errstate(over="ignore"):
         for k in range(words.shape[1]):
-            h = _mix_u64(h ^ words[:, k].astype(np.uint64) + np.uint64(k))
+            h = mix64(h ^ words[:, k].astype(np.uint64) + np.uint64(k))
     _u, first, inv = np.unique(h, return_index=True, return_inverse=True)
     inv = inv.ravel()
     if not (words == words[first][inv]).all():
@@ -425,14 +425,21 @@ def _group_rows(words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 # pid (52), command (56, 20 bytes), effective pid (84), effective command (88, 20 bytes): header offsets
 PKTAP_PROCESS_WORDS = np.r_[52:76:4, 84:108:4]
 PKTAP_IFNAME_WORDS = np.r_[12:36:4]  # the interface name (24 bytes)
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
+# the 64-bit mixer of flow-key hashes (engine.flow_hash) and of PKTAP fields; the ints are for the
+# engine's one-key version in Python integers
+MIX_C1, MIX_C2, MIX_PERTURB = 0xBF58476D1CE4E5B9, 0x94D049BB133111EB, 0x9E3779B97F4A7C15
+_C1 = np.uint64(MIX_C1)
+_C2 = np.uint64(MIX_C2)
+_S33 = np.uint64(33)
+_S31 = np.uint64(31)
+_S27 = np.uint64(27)
 
 
-def _mix_u64(x: np.ndarray) -> np.ndarray:
-    x = (x ^ (x >> np.uint64(30))) * _M1
-    x = (x ^ (x >> np.uint64(27))) * _M2
-    return x ^ (x >> np.uint64(31))
+def mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser (wrapping uint64 arithmetic)."""
+    x = (x ^ (x >> _S33)) * _C1
+    x = (x ^ (x >> _S31)) * _C2
+    return x ^ (x >> _S27)
 
 
 def _le32_words(buf: bytes, base: np.ndarray, rel: np.ndarray) -> np.ndarray:

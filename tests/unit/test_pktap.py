@@ -259,7 +259,7 @@ def test_process_grouping_survives_hash_collisions(monkeypatch):
     want = [("mdmclient", 640, None), ("apsd", 178, None), ("mdmclient", 640, None), ("mdmclient2", 640, None), None]
     for collide in (False, True):
         if collide:  # every row hashes alike
-            monkeypatch.setattr(vector, "_mix_u64", lambda x: np.zeros_like(x))
+            monkeypatch.setattr(vector, "mix64", lambda x: np.zeros_like(x))
         proc, names = pktap_processes(batch_of(frames))  # unaligned offsets (+1) on purpose
         assert [names[i] if i >= 0 else None for i in proc.tolist()] == want, collide
 
