@@ -48,23 +48,29 @@ def flow_target(f: FlowRecord) -> Target:
 
 
 @functools.lru_cache(maxsize=65536)
-def _scope(ip: str) -> tuple[bool, bool]:
-    """(globally routable, loopback) for an address string; (False, False) for anything else."""
+def address_scope(ip: str) -> tuple[bool, bool, bool]:
+    """(globally routable, loopback, multicast or broadcast) for an address string; all False for anything
+    else. Everything classification and the detectors ask of an address beyond the rules' networks."""
     try:
         a = ipaddress.ip_address(ip)
     except ValueError:
-        return False, False
-    return a.is_global, a.is_loopback
+        return False, False, False
+    return a.is_global, a.is_loopback, a.is_multicast or (a.version == 4 and str(a).endswith(".255"))
 
 
 def is_public(ip: str) -> bool:
     """A globally routable address (not RFC 1918, ULA, link-local, loopback, CGNAT, documentation...)."""
-    return _scope(ip)[0]
+    return address_scope(ip)[0]
 
 
 def is_loopback(ip: str) -> bool:
     """127.0.0.0/8 or ::1 (a capture of every interface, `tcpdump -i pktap` or `-i any`, has such flows)."""
-    return _scope(ip)[1]
+    return address_scope(ip)[1]
+
+
+def is_multicast_or_broadcast(ip: str) -> bool:
+    """A multicast address, the limited broadcast, or an IPv4 address ending in .255 (a subnet broadcast)."""
+    return address_scope(ip)[2]
 
 
 def quic_as_https(rule: Rule, port: int) -> bool:

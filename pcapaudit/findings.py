@@ -11,12 +11,18 @@ medium, otherwise low) and the auditor rules of ``../shared/seeds/SUMMARY.md`` Â
 from __future__ import annotations
 
 import fnmatch
-import functools
 import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
-from pcapaudit.classify import VERDICT_LEGACY, VERDICT_LOCAL, VERDICT_UNKNOWN, VERDICT_UNLISTED_PORT, flow_target
+from pcapaudit.classify import (
+    VERDICT_LEGACY,
+    VERDICT_LOCAL,
+    VERDICT_UNKNOWN,
+    VERDICT_UNLISTED_PORT,
+    flow_target,
+    is_multicast_or_broadcast,
+)
 from pcapaudit.decode import icmp as icmpmod
 from pcapaudit.decode.tls import ALERT_NAMES, CERT_REJECT_ALERTS
 from pcapaudit.enrich import DnsMap
@@ -44,17 +50,6 @@ def required_severity(rule: Rule | None) -> Severity:
     if rule is None:
         return Severity.LOW
     return {"required": Severity.HIGH, "recommended": Severity.MEDIUM}.get(rule.required, Severity.LOW)
-
-
-@functools.lru_cache(maxsize=65536)
-def _is_multicast_or_broadcast(ip: str) -> bool:
-    try:
-        a = ipaddress.ip_address(ip)
-    except ValueError:
-        return False
-    if a.is_multicast:
-        return True
-    return a.version == 4 and (str(a) == "255.255.255.255" or str(a).endswith(".255"))
 
 
 @dataclass
@@ -181,7 +176,7 @@ def quiet(f: FlowRecord, cls: Classification, rule: Rule | None, ctx: FindingCon
     if v == VERDICT_UNLISTED_PORT or v == VERDICT_LEGACY:
         return False
     if v == VERDICT_UNKNOWN and t is not Transport.ICMP and t is not Transport.OTHER and ctx.is_device(f.src_ip):
-        if f.dst_port not in INFRA_PORTS and f.src_port not in INFRA_PORTS and not _is_multicast_or_broadcast(f.dst_ip):
+        if f.dst_port not in INFRA_PORTS and f.src_port not in INFRA_PORTS and not is_multicast_or_broadcast(f.dst_ip):
             return False
     if rule is not None:
         if rule.cleartext or (rule.tls == "required" and f.app_protocol in CLEAR_APPS):
@@ -271,7 +266,7 @@ def _blocked(f, cls, rule, ctx, name, where, ident) -> Iterator[Finding]:
                  f"blocked:{code}|{ident}")  # fmt: skip
     if (
         f.transport.value == "udp" and f.pkts_s2c == 0 and not f.icmp and f.dst_port not in INFRA_PORTS
-        and f.src_port not in INFRA_PORTS and not _is_multicast_or_broadcast(f.dst_ip)
+        and f.src_port not in INFRA_PORTS and not is_multicast_or_broadcast(f.dst_ip)
         and not (ended_early and f.pkts_c2s <= 1)
     ):  # fmt: skip
         yield _f(BLOCKED, sev if rule else Severity.LOW, "udp_no_reply", f, cls, rule, where,
@@ -286,7 +281,7 @@ def _unexpected(f, cls, rule, ctx, name, where, ident, tgt) -> Iterator[Finding]
     if cls.verdict == VERDICT_UNKNOWN:
         if tgt.port in INFRA_PORTS or f.src_port in INFRA_PORTS or f.transport.value in ("icmp", "other"):
             return
-        if _is_multicast_or_broadcast(f.dst_ip):
+        if is_multicast_or_broadcast(f.dst_ip):
             return
         yield _f(UNEXPECTED, Severity.LOW, "not_allowed", f, cls, None, where,
                  f"{where}: no loaded ruleset allows this destination",

@@ -74,7 +74,7 @@ def _tables(path, plain: bool, **opts):
     if not plain:
         a.engine.on_plain = None  # every flow as a FlowRecord through the full path
     inner = a.engine.on_flow
-    a.engine.on_flow = a._flow = lambda rec: (records.append(1), inner(rec))  # also counts fall-backs
+    a.engine.on_flow = a._flow = lambda rec, *base: (records.append(1), inner(rec, *base))  # also counts fall-backs
     a.run_file(CaptureFile(str(path)))
     r = a.finish()
     findings = [(f, uids) for f, uids in r.finding_records]
@@ -202,3 +202,48 @@ def test_the_table_stops_growing_at_max_rows(monkeypatch):
     more = [f for f, _ in rows if f.identifier.startswith("more:")]
     assert len(more) == 1 and more[0].count == 20
     assert more[0].message.startswith("20 more syn_no_reply findings past the first 10 rows")
+
+
+def _scan_of_every_kind_of_address(path):
+    """SYNs and unanswered/answered datagrams to addresses of every scope the classifier tells apart, on
+    ports that rules list by host, by network or by port only (and ports nobody lists)."""
+    from tests.craft import UDP, Ether, IP, Raw, syn_scan, tcp_frame, write_raw
+
+    hosts = ["93.184.216.34", "8.8.4.4", "17.57.146.20", "17.250.1.9", "10.1.2.3", "192.168.50.255",
+             "224.0.0.251", "255.255.255.255", "127.0.0.1", "100.64.0.9", "172.16.9.9"]  # fmt: skip
+    ports = [22, 53, 80, 123, 135, 389, 443, 2195, 2575, 3306, 5223, 5228, 8020, 8080, 8443, 49200]
+    frames = syn_scan("192.168.50.10", hosts, ports, rst_every=2)
+    frames += [tcp_frame("192.168.50.11", h, 40000 + j, p, 0x02) for h in hosts for j, p in enumerate(ports[::3])]
+    for i, h in enumerate(hosts):
+        for p in ports:
+            q = Ether() / IP(src="192.168.50.12", dst=h) / UDP(sport=30000 + i, dport=p) / Raw(b"x" * 20)
+            frames.append(bytes(q))
+            if p % 2:
+                frames.append(bytes(Ether() / IP(src=h, dst="192.168.50.12") / UDP(sport=p, dport=30000 + i) / Raw(b"y")))
+    return write_raw(path, frames, 1)
+
+
+@pytest.mark.parametrize("opts", [{}, {"devices": ("192.168.50.10/32", "192.168.50.12/32")}, {"vendors": ("jamf-pro",)}],
+                         ids=["all-hosts", "devices", "jamf"])  # fmt: skip
+def test_unnamed_flows_classify_by_address_scope_like_by_address(tmp_path, monkeypatch, opts):
+    """Flows without any name to addresses in no rule's network share a classification cache key by the
+    address's scope instead of the address (Auditor._cls_key); every table must be what keying by the
+    address gives."""
+    from pcapaudit.audit import Auditor as A
+
+    paths = [_scan_of_every_kind_of_address(tmp_path / "scan.pcap"), *PLAIN_CASES]
+    by_scope = [_tables(p, True, **opts)[0] for p in paths]
+    used = []
+    real = A._cls_key
+
+    def by_address(self, *args):
+        key = real(self, *args)
+        used.append(key[0] is None and len(key) == 4)
+        return args[:9] + (args[9] == "quic",)
+
+    monkeypatch.setattr(A, "_cls_key", by_address)
+    by_addr = [_tables(p, True, **opts)[0] for p in paths]
+    assert sum(used) > 300
+    for path, got_tables, want_tables in zip(paths, by_scope, by_addr):
+        for got, want in zip(got_tables, want_tables):
+            assert got.equals(want) if hasattr(got, "equals") else got == want, path
