@@ -29,7 +29,9 @@ from pcapaudit.findings import (
     INFRA_PORTS,
     FindingCollector,
     FindingContext,
+    FindingDraft,
     _f,
+    as_finding,
     detect_dns,
     detect_flow,
     fold_key,
@@ -263,12 +265,12 @@ class Auditor:
             for fd in detect_dns(tx, self.ctx):
                 self._finding(fd, rules, tx.client_ip)
 
-    def _finding(self, fd: Finding, rules: frozenset[str] = frozenset(), client: str | None = None,
+    def _finding(self, fd: Finding | FindingDraft, rules: frozenset[str] = frozenset(), client: str | None = None,
                  key: str | None = None) -> None:  # fmt: skip
         row = self.findings.add(fd, client, key)
         self.coverage.finding(fd, rules)
         if self._on_finding:
-            self._on_finding(row or fd, row is not None)
+            self._on_finding(row or as_finding(fd), row is not None)
 
     # -- input -----------------------------------------------------------------------------------
     def feed_batch(self, batch: PacketBatch) -> None:

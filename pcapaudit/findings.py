@@ -13,6 +13,7 @@ from __future__ import annotations
 import fnmatch
 import ipaddress
 from collections.abc import Iterator
+from typing import NamedTuple
 from dataclasses import dataclass, field, replace
 
 from pcapaudit.classify import (
@@ -117,26 +118,65 @@ class FindingContext:
         return not self.devices or ip_in(ip, self.devices)
 
 
+class FindingDraft(NamedTuple):
+    """A finding as a detector states it, before its ``Finding`` is built.
+
+    Most findings repeat a row the collector already has (every probe of a scan, every flow to one
+    unknown service): those only bump the row's count, so the evidence tuple and the ``Finding`` are
+    built (``build()``) only for a finding that starts a row or becomes a row's earliest occurrence.
+    """
+
+    kind: FindingKind
+    severity: Severity
+    code: str
+    uid: str | None
+    flow: FlowRecord | None
+    cls: Classification | None
+    rule: Rule | None
+    target: str | None
+    message: str
+    evidence: dict
+    identifier: str
+    ts: float | None
+    count: int = 1
+
+    @property
+    def rule_id(self) -> str | None:
+        return self.rule.id if self.rule else (self.cls.rule_id if self.cls else None)
+
+    def build(self) -> Finding:
+        """The finding itself (its process and interface, when the flow has them, join the evidence)."""
+        flow, rule, cls, evidence = self.flow, self.rule, self.cls, self.evidence
+        if flow is not None and flow.process is not None:
+            evidence = {**evidence, "process": flow.process_label}
+        if flow is not None and flow.interface is not None:
+            evidence = {**evidence, "interface": flow.interface}
+        return Finding(
+            kind=self.kind,
+            severity=self.severity,
+            code=self.code,
+            uid=self.uid,
+            rule_id=self.rule_id,
+            vendor=rule.vendor if rule else (cls.vendor if cls else None),
+            service=rule.service if rule else (cls.service if cls else None),
+            target=self.target,
+            message=self.message,
+            evidence=tuple((k, str(v)) for k, v in evidence.items() if v is not None and v != ""),
+            identifier=self.identifier,
+            ts=self.ts,
+            count=self.count,
+        )
+
+
+def as_finding(fd: Finding | FindingDraft) -> Finding:
+    """A draft built, a finding as it is."""
+    return fd.build() if type(fd) is FindingDraft else fd  # type: ignore[union-attr,return-value]
+
+
 def _f(kind, sev, code, flow: FlowRecord | None, cls: Classification | None, rule: Rule | None, target, message,
-       evidence: dict, ident: str, ts=None) -> Finding:  # fmt: skip
-    if flow is not None and flow.process is not None:
-        evidence = {**evidence, "process": flow.process_label}
-    if flow is not None and flow.interface is not None:
-        evidence = {**evidence, "interface": flow.interface}
-    return Finding(
-        kind=kind,
-        severity=sev,
-        code=code,
-        uid=flow.uid if flow else None,
-        rule_id=rule.id if rule else (cls.rule_id if cls else None),
-        vendor=rule.vendor if rule else (cls.vendor if cls else None),
-        service=rule.service if rule else (cls.service if cls else None),
-        target=target,
-        message=message,
-        evidence=tuple((k, str(v)) for k, v in evidence.items() if v is not None and v != ""),
-        identifier=ident,
-        ts=ts if ts is not None else (flow.ts if flow else None),
-    )
+       evidence: dict, ident: str, ts=None) -> FindingDraft:  # fmt: skip
+    return FindingDraft(kind, sev, code, flow.uid if flow else None, flow, cls, rule, target, message, evidence, ident,
+                        ts if ts is not None else (flow.ts if flow else None))  # fmt: skip
 
 
 def flow_name(f: FlowRecord, cls: Classification | None) -> str:
@@ -191,7 +231,7 @@ def quiet(f: FlowRecord, cls: Classification, rule: Rule | None, ctx: FindingCon
     return True
 
 
-def detect_flow(f: FlowRecord, cls: Classification, ctx: FindingContext) -> Iterator[Finding]:
+def detect_flow(f: FlowRecord, cls: Classification, ctx: FindingContext) -> Iterator[FindingDraft]:
     """All findings about one flow."""
     rule = ctx.rule(cls.rule_id)
     if quiet(f, cls, rule, ctx):
@@ -199,7 +239,7 @@ def detect_flow(f: FlowRecord, cls: Classification, ctx: FindingContext) -> Iter
     yield from _detect(f, cls, rule, ctx)
 
 
-def _detect(f: FlowRecord, cls: Classification, rule: Rule | None, ctx: FindingContext) -> Iterator[Finding]:
+def _detect(f: FlowRecord, cls: Classification, rule: Rule | None, ctx: FindingContext) -> Iterator[FindingDraft]:
     if cls.verdict == VERDICT_LOCAL:  # loopback: nothing about the network to report
         return
     name = flow_name(f, cls)
@@ -212,7 +252,7 @@ def _detect(f: FlowRecord, cls: Classification, rule: Rule | None, ctx: FindingC
 
 
 # -- blocked ---------------------------------------------------------------------------------------
-def _blocked(f, cls, rule, ctx, name, where, ident) -> Iterator[Finding]:
+def _blocked(f, cls, rule, ctx, name, where, ident) -> Iterator[FindingDraft]:
     sev = required_severity(rule)
     ev = {"state": f.conn_state or f.state, "history": f.history, "syn_count": f.syn_count or None}
     ended_early = ctx.capture_end is not None and f.ts_last >= ctx.capture_end - END_GRACE
@@ -275,7 +315,7 @@ def _blocked(f, cls, rule, ctx, name, where, ident) -> Iterator[Finding]:
 
 
 # -- unexpected ------------------------------------------------------------------------------------
-def _unexpected(f, cls, rule, ctx, name, where, ident, tgt) -> Iterator[Finding]:
+def _unexpected(f, cls, rule, ctx, name, where, ident, tgt) -> Iterator[FindingDraft]:
     if not ctx.is_device(f.src_ip):
         return
     if cls.verdict == VERDICT_UNKNOWN:
@@ -330,7 +370,7 @@ def _unexpected(f, cls, rule, ctx, name, where, ident, tgt) -> Iterator[Finding]
 
 
 # -- intercepted -----------------------------------------------------------------------------------
-def _intercepted(f, cls, rule, ctx, name, where, ident) -> Iterator[Finding]:
+def _intercepted(f, cls, rule, ctx, name, where, ident) -> Iterator[FindingDraft]:
     vendor_flow = rule is not None and cls.matched_by in ("sni", "connect", "http_host", "dns", "cidr")
     protected = vendor_flow and (not rule.tls_inspection_allowed or rule.pinned or rule.expected_issuers)
     tls_seen = f.sni is not None or f.tls_handshake is not None
@@ -427,7 +467,7 @@ def _cert_names(cert: CertInfo, host: str) -> bool:
 
 
 # -- DNS -------------------------------------------------------------------------------------------
-def detect_dns(tx: DnsTransaction, ctx: FindingContext) -> Iterator[Finding]:
+def detect_dns(tx: DnsTransaction, ctx: FindingContext) -> Iterator[FindingDraft]:
     """Blocked-by-DNS findings for names a ruleset lists."""
     if not tx.query:
         return
@@ -451,8 +491,8 @@ def detect_dns(tx: DnsTransaction, ctx: FindingContext) -> Iterator[Finding]:
                f"blocked:dns_sinkhole|{rule.id}|{tx.query}", ts=tx.ts), tx.uid)  # fmt: skip
 
 
-def _with_uid(fd: Finding, uid: str) -> Finding:
-    return replace(fd, uid=uid)
+def _with_uid(fd: FindingDraft, uid: str) -> FindingDraft:
+    return fd._replace(uid=uid)
 
 
 def region_findings(flows: list[tuple[FlowRecord, Classification]], ctx: FindingContext) -> dict[str, str]:
@@ -516,9 +556,10 @@ class FindingCollector:
     def __len__(self) -> int:
         return len(self._first)
 
-    def add(self, fd: Finding, client: str | None = None, key: str | None = None) -> Finding | None:
+    def add(self, fd: Finding | FindingDraft, client: str | None = None, key: str | None = None) -> Finding | None:
         """Add a finding of a flow from ``client`` (budget ``key``, default the client); returns the row's
-        finding when it starts a row, None when it is a repeat (or folds into an existing "more" row)."""
+        finding when it starts a row, None when it is a repeat (or folds into an existing "more" row). A
+        draft is only built when it starts a row or is the row's earliest occurrence."""
         self.raw += 1
         ident = fd.identifier
         if client is not None:
@@ -535,20 +576,21 @@ class FindingCollector:
                 seen.add(ident)
         if ident not in self._first and len(self._first) >= self.MAX_ROWS:
             return self._fold_more(fd, None)
-        return fd if self._fold(ident, fd, fd.count, fd.severity, (fd.uid,) if fd.uid else ()) else None
+        return self._fold(ident, fd, fd.count, fd.severity, (fd.uid,) if fd.uid else ())
 
-    def _fold_more(self, fd: Finding, client: str | None) -> Finding | None:
+    def _fold_more(self, fd: Finding | FindingDraft, client: str | None) -> Finding | None:
         """Fold ``fd`` into the "and N more" row of its code (and client)."""
         key = f"more:{fd.kind.value}:{fd.code}|{client or '*'}"
         if key not in self._more:
             self._more[key] = client
         old = self._first.get(key)
         if old is None or (fd.ts or 0) < (old.ts or 0):  # the row's representative: say what it folds
+            fd = as_finding(fd)
             fd = replace(fd, identifier=key, target=f"{client} -> more destinations" if client else "more destinations",
                          rule_id=None, vendor=None, service=None, message=self._more_message(fd, client),
                          evidence=(("client", client or ""), ("first_target", fd.target or ""),
                                    ("first_message", fd.message)))  # fmt: skip
-        return fd if self._fold(key, fd, fd.count, fd.severity, (fd.uid,) if fd.uid else ()) else None
+        return self._fold(key, fd, fd.count, fd.severity, (fd.uid,) if fd.uid else ())
 
     def _more_message(self, fd: Finding, client: str | None, n: int | None = None) -> str:
         what = f"{n:,} more {fd.code} findings" if n is not None else f"more {fd.code} findings"
@@ -564,17 +606,18 @@ class FindingCollector:
             self._fold(key, fd, other._count[key], other._sev[key], other._uids[key])
         self.raw += other.raw
 
-    def _fold(self, key: str, fd: Finding, count: int, sev: Severity, uids) -> bool:
-        """Fold ``count`` occurrences whose earliest is ``fd`` into row ``key``; True when the row is new."""
+    def _fold(self, key: str, fd: Finding | FindingDraft, count: int, sev: Severity, uids) -> Finding | None:
+        """Fold ``count`` occurrences whose earliest is ``fd`` into row ``key``; returns the row's finding
+        when the row is new, else None."""
         old = self._first.get(key)
         if old is None:
-            self._first[key] = fd
+            fd = self._first[key] = as_finding(fd)
             self._count[key] = count
             self._sev[key] = sev
             self._uids[key] = dict.fromkeys(uids)
-            return True
+            return fd
         if (fd.ts or 0) < (old.ts or 0):
-            self._first[key] = fd
+            self._first[key] = as_finding(fd)
         self._count[key] += count
         if sev > self._sev[key]:
             self._sev[key] = sev
@@ -583,7 +626,7 @@ class FindingCollector:
             if len(have) >= self.MAX_UIDS:
                 break
             have[u] = None
-        return False
+        return None
 
     def rows(self) -> list[tuple[Finding, tuple[str, ...]]]:
         """Findings in time order with every uid involved."""
