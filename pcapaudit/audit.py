@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import ipaddress
 import logging
 import os
+import socket
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -394,8 +394,9 @@ class Auditor:
     def _orphan_icmp(self, ts, q, itype, icode, reporter) -> None:
         if not icmpmod.is_unreachable(q.ipver, itype):
             return
-        dst = str(ipaddress.ip_address(q.dst))
-        src = str(ipaddress.ip_address(q.src))
+        # written as the flow table writes addresses (inet_ntop), so the client matches its flows' rows
+        af = socket.AF_INET if q.ipver == 4 else socket.AF_INET6
+        dst, src = socket.inet_ntop(af, q.dst), socket.inet_ntop(af, q.src)
         rules = self.index.match_ip(dst)
         rule = rules[0] if rules else None
         what = icmpmod.describe(q.ipver, itype, icode)
