@@ -1,6 +1,6 @@
 """Hostile-traffic benchmark: captures that make a finding per packet, and what pcapaudit makes of them.
 
-    python3 benchmarks/hostile.py                 # generate (once) and audit the three captures
+    python3 benchmarks/hostile.py                 # generate (once) and audit the four captures
     python3 benchmarks/hostile.py --pcapaudit-cmd ".venv/bin/python -m pcapaudit"
 
 The captures are written with ``struct`` (deterministic, no scapy) to ``benchmarks/.cache/``:
@@ -8,7 +8,9 @@ The captures are written with ``struct`` (deterministic, no scapy) to ``benchmar
 * ``hostile-synscan.pcap``: one scanner, 200 hosts x 1,000 ports, a SYN each, 30 % answered by RST;
 * ``hostile-backscatter.pcap``: 300,000 ICMP port unreachables from as many addresses, each quoting a UDP
   datagram "from" 10.0.0.5 (random high source port) to port 53, 123 or 443 of the reporter;
-* ``hostile-backscatter-random.pcap``: the same with random ports on both sides of the quoted datagram.
+* ``hostile-backscatter-random.pcap``: the same with random ports on both sides of the quoted datagram;
+* ``hostile-backscatter-flood.pcap``: 1,000,000 of those in 10 seconds, so no reporter's flow times out
+  before the capture ends: what bounds memory is the flow table's cap (``--max-flows``).
 
 For each, the runner prints the finding rows, the wall time and the peak RSS of ``pcapaudit audit FILE
 --format parquet -o DIR/x`` (the full audit; all five tables written).
@@ -72,13 +74,13 @@ def gen_synscan(path: Path) -> None:
     w.close()
 
 
-def gen_backscatter(path: Path, random_ports: bool) -> None:
+def gen_backscatter(path: Path, random_ports: bool, count: int = 300_000, step: float = 0.0002) -> None:
     rng = random.Random(2)
     w = _Writer(path)
     t = 1_700_000_000.0
     victim = [10, 0, 0, 5]
-    for _ in range(300_000):
-        t += 0.0002
+    for _ in range(count):
+        t += step
         far = [rng.randrange(1, 224), rng.randrange(256), rng.randrange(256), rng.randrange(1, 255)]
         dport = rng.randrange(1, 65535) if random_ports else rng.choice([53, 123, 443])
         quoted = _side(victim, far, rng.randrange(1024, 65535), dport, 17).udp(b"")[14:]  # IP + UDP header
@@ -90,6 +92,8 @@ CAPTURES = {
     "hostile-synscan.pcap": gen_synscan,
     "hostile-backscatter.pcap": lambda p: gen_backscatter(p, False),
     "hostile-backscatter-random.pcap": lambda p: gen_backscatter(p, True),
+    # a flood: every reporter's flow is still inside its timeout when the capture ends (100,000 a second)
+    "hostile-backscatter-flood.pcap": lambda p: gen_backscatter(p, True, 1_000_000, 0.00001),
 }
 
 

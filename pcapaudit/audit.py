@@ -158,6 +158,7 @@ class Auditor:
         self.if_dropped: int | None = None
         self._finished = False
         self._max_active = 0
+        self._ended_early = 0  # flows the flow table's cap ended early (EngineConfig.max_flows)
         self._cls_cache: dict[tuple, Classification] = {}
         self._plain_cache: dict[tuple, tuple[bool, bool]] = {}
         self._dns_cache: dict[str | None, tuple[frozenset[str], object]] = {}  # query -> (rule ids, first rule)
@@ -327,6 +328,7 @@ class Auditor:
                                   f"{n} fragmented datagram(s) never completed"))  # fmt: skip
         self._drain_orphan_icmp()
         self._max_active = self.engine.max_active
+        self._ended_early = self.engine.ended_early
 
     def export_state(self, spill: str) -> dict:
         """What a parallel worker sends back to the parent (picklable). The big tables go to Arrow IPC
@@ -337,7 +339,7 @@ class Auditor:
         return {
             "flows": spill + ".flows", "dns": spill + ".dns", "findings": self.findings,
             "coverage": self.coverage, "regional": self._regional, "weirds": self.weirds,
-            "max_active": self._max_active,
+            "max_active": self._max_active, "ended_early": self._ended_early,
         }  # fmt: skip
 
     def absorb(self, state: dict) -> None:
@@ -349,6 +351,7 @@ class Auditor:
         self._regional.extend(state["regional"])
         self.weirds.merge(state["weirds"])
         self._max_active += state["max_active"]
+        self._ended_early += state["ended_early"]
 
     def assemble(self) -> AuditResult:
         """Region checks, the checklist and the result, once every partition is in."""
@@ -372,6 +375,7 @@ class Auditor:
             dropped=self.dropped, if_dropped=self.if_dropped,
             extra=tuple(sorted({"fragmented_datagrams": self.fragments, "flows": len(self.flows),
                                 "dns_transactions": len(self.dns), "max_active_flows": self._max_active,
+                                **({"flows_ended_early": self._ended_early} if self._ended_early else {}),
                                 **{f"tunnel_{k}": v for k, v in self.tunnels.items()}}.items())),
         )  # fmt: skip
         from pcapaudit.result import AuditResult

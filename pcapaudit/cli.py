@@ -31,6 +31,18 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+def _max_flows(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number of flows (0: no cap), not {text!r}")
+    if 0 < n < 1000:
+        raise argparse.ArgumentTypeError(f"{n} is too few to audit anything (at least 1000, or 0: no cap)")
+    return n
+
+
 def _common_report_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("rules")
     g.add_argument("--rules", action="append", metavar="PATH",
@@ -59,6 +71,9 @@ def _common_report_args(p: argparse.ArgumentParser) -> None:
     o.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--engine", choices=("fast", "simple"), default="fast",
                    help="packet decoder: vectorised (fast) or per-packet reference (simple)")  # fmt: skip
+    p.add_argument("--max-flows", type=_max_flows, default=None, metavar="N",
+                   help="flows held at once per process; past it the flows idle the longest end early, as under a "
+                        "flood of spoofed traffic (default 200000; 0: no cap)")  # fmt: skip
     p.add_argument("-j", "--jobs", default="auto", metavar="N",
                    help="processes for one capture (flows are partitioned by client): auto (2+ for files of "
                         "64 MB or more on a multi-core machine), or a number")  # fmt: skip
@@ -189,6 +204,10 @@ def _options(args):
         rules=rules, vendors=tuple(v.strip() for v in vendor.split(",") if v.strip()) if vendor else None,
         tenants=tenants, trust_issuers=trust, devices=devices, engine=args.engine,
     )  # fmt: skip
+    if getattr(args, "max_flows", None) is not None:
+        from dataclasses import replace
+
+        opts = replace(opts, engine_config=replace(opts.engine_config, max_flows=args.max_flows or None))
     return opts, threshold
 
 
@@ -298,7 +317,9 @@ def _summary_line(result) -> str:
         f"pcapaudit: {n} finding{'s' if n != 1 else ''}"
         + (f" ({kind_txt}; worst {worst})" if n else "")
         + f" in {result.flow_count} flows from {result.stats.packets} packets; {result.stats.weird} weird"
-    )
+        + (f"; {early:,} flows ended early to stay under --max-flows" if (early := dict(result.stats.extra).get(
+            "flows_ended_early")) else "")
+    )  # fmt: skip
 
 
 class Progress:

@@ -115,6 +115,9 @@ class EngineConfig:
     close_delay: float = 5.0
     rank_cap: int = 256  # deep-parse at most this many payload packets per flow direction per batch
     unanswered: float | None = 30.0  # a flow the responder never answered is over after this long
+    # flows held at once (per process); past it the flows idle the longest end early (a flood of spoofed
+    # traffic makes a flow per packet, each alive for its timeout). None: no cap.
+    max_flows: int | None = 200_000
 
 
 class FlowEngine:
@@ -155,6 +158,7 @@ class FlowEngine:
         self.orphan_icmp: list[tuple[float, icmpmod.Quoted, int, int, str]] = []
         self.max_active = 0
         self.hash_collisions = 0
+        self.ended_early = 0  # flows ended by the max_flows cap, not by their own timeout
         self._ipcache: dict = {}
 
     # -- slot storage ----------------------------------------------------------------------------
@@ -188,7 +192,10 @@ class FlowEngine:
     def _alloc(self, n: int) -> np.ndarray:
         if len(self.free) < n:
             old = self.cap
-            new = max(old * 2, old + n)
+            grow = old * 2
+            if self.cfg.max_flows is not None:  # near the cap, grow by what the batch needs, not double
+                grow = min(grow, self.cfg.max_flows + self.cfg.max_flows // 8)
+            new = max(grow, old + n)
             self._alloc_arrays(new)
             self.free.extend(range(new - 1, old - 1, -1))
         out = np.array([self.free.pop() for _ in range(n)], dtype=np.int64)
@@ -692,6 +699,9 @@ class FlowEngine:
                 resp = np.where(self.orig_a[s], 1, 0)
                 silent = self.pkts[s, resp] == 0
                 dead |= silent & (last < now - self.cfg.unanswered)
+            cap = self.cfg.max_flows
+            if cap is not None and len(s) - int(dead.sum()) > cap:
+                self._cut(now, s, dead, last, cap)
             if not dead.any():
                 return
         ds = s[dead]
@@ -705,6 +715,24 @@ class FlowEngine:
         self.free.extend(ds.tolist())
         self.g_hash = self.g_hash[~dead]
         self.g_slot = self.g_slot[~dead]
+
+    def _cut(self, now: float, s: np.ndarray, dead: np.ndarray, last: np.ndarray, cap: int) -> None:
+        """The table holds more than ``cap`` live flows: mark the ones idle the longest ``dead`` (in place)
+        until a tenth of the cap is free again, so this happens once per so many new flows, not per batch.
+
+        Their rows are what they had so far; one that goes on comes back as a new flow (Suricata's
+        emergency mode does the same). Without it, memory grows with the flow rate times the timeout.
+        """
+        alive = np.nonzero(~dead)[0]
+        n = len(alive) - (cap - cap // 10)
+        order = np.argsort(last[alive], kind="stable")  # ties: the table's (hash) order, deterministic
+        cut = alive[order[:n]]
+        dead[cut] = True
+        self.ended_early += n
+        self.on_weird(Weird(now, "flow_table_full", None,
+                            f"{n:,} flows idle for {now - float(last[cut].max()):.1f} s or more ended early to keep the "
+                            f"flow table under {cap:,} flows (--max-flows); a flow that goes on appears again as a new "
+                            "flow"))  # fmt: skip
 
     def flush(self) -> None:
         """End of input: emit every remaining flow."""

@@ -91,6 +91,8 @@ def test_hostile_strings_are_neutralised(hostile_capture, tmp_path, capsys):
         (["rules", "show", "apple.nothing"], "no such rule"),
         (["audit", "X", "--rules", "/nonexistent.yaml"], "/nonexistent.yaml: no such file"),
         (["frobnicate"], "invalid choice"),
+        (["audit", "X", "--max-flows", "lots"], "--max-flows: expected a whole number of flows"),
+        (["audit", "X", "--max-flows", "10"], "--max-flows: 10 is too few"),
         (["audit", "X", "-f", "json", "-o", "/nonexistent/dir/r.json"],
          "/nonexistent/dir/r.json: cannot write the report there (no such directory /nonexistent/dir)"),
         (["audit", "X", "-f", "csv", "-o", "/nonexistent/r"], "/nonexistent/r.findings.csv: cannot write the report there"),
@@ -229,3 +231,28 @@ def test_bad_asn_file_and_unreadable_rules_path_are_one_line(tmp_path, capsys):
     assert main(["rules", "validate", str(tmp_path / ("y" * 300 + ".yaml"))]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot read: File name too long" in err
+
+
+def test_max_flows_caps_the_table_and_says_so(tmp_path, capsys):
+    """A flood of new flows inside their timeout: --max-flows ends the ones idle the longest early; the
+    summary counts them and a weird row says why. 0 lifts the cap."""
+    from scapy.all import IP, UDP, Ether
+
+    from tests.craft import at, write
+
+    flood = write(tmp_path / "flood.pcap", [at(Ether() / IP(src="10.0.0.5", dst=f"10.9.{i // 250}.{i % 250 + 1}")
+                                              / UDP(sport=3000 + i, dport=7777), i * 0.001) for i in range(2500)])  # fmt: skip
+    docs = {}
+    for cap in ("1000", "0"):
+        out = tmp_path / f"r{cap}.json"
+        assert main(["audit", str(flood), "--max-flows", cap, "-f", "json", "-o", str(out), "--fail-on", "none",
+                     "-j", "1"]) == 0  # fmt: skip
+        docs[cap] = json.loads(out.read_text())
+        line = capsys.readouterr().err.strip().splitlines()[-1]
+        assert ("flows ended early to stay under --max-flows" in line) == (cap != "0"), line
+    capped, free = docs["1000"], docs["0"]
+    assert capped["summary"]["flows_ended_early"] > 1000 and "flows_ended_early" not in free["summary"]
+    assert [w["name"] for w in capped["weirds"]].count("flow_table_full") >= 1
+    assert not [w for w in free["weirds"] if w["name"] == "flow_table_full"]
+    assert sorted(f["uid"] for f in capped["flows"]) == sorted(f["uid"] for f in free["flows"])
+    assert len(free["flows"]) == 2500

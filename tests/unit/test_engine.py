@@ -331,3 +331,48 @@ def test_one_key_flow_hash_is_the_vectorised_hash():
     with np.errstate(over="ignore"):
         again = _mix(many ^ _PERTURB)  # the probe sequence after a collision
     assert [int(h) for h in again] == [_mix_int(int(h) ^ 0x9E3779B97F4A7C15) for h in many]
+
+
+def _datagrams(n: int, t0: float = 0.0, step: float = 0.001):
+    return [at(Ether() / IP(src=C, dst=f"10.2.{i // 250}.{i % 250 + 1}") / UDP(sport=2000 + i % 60000, dport=9999),
+               t0 + i * step) for i in range(n)]  # fmt: skip
+
+
+def _run_batches(path, chunk, **cfg):
+    flows, dns, weirds = [], [], []
+    eng = FlowEngine(flows.append, dns.append, weirds.append, EngineConfig(**cfg))
+    dec = Decoder("fast")
+    held = []
+    for b in CaptureFile(str(path)).batches(chunk=chunk):
+        eng.process(b, dec.decode(b))
+        held.append(eng.active_flows)
+    streamed = len(flows)
+    eng.flush()
+    return flows, weirds, eng, held, streamed
+
+
+def test_flow_cap_ends_the_flows_idle_the_longest(tmp_path):
+    """A flood of new flows inside their timeout: past max_flows the flows idle the longest end early,
+    down to 90 % of the cap, so the table (and its arrays) stay bounded; every flow is still reported."""
+    path = write(tmp_path / "flood.pcap", _datagrams(3000))
+    flows, weirds, eng, held, streamed = _run_batches(path, 20_000, max_flows=1000)
+    assert max(held) <= 1000 and eng.cap < 2500
+    assert eng.ended_early == streamed > 1000  # nothing timed out: every early row is the cap's
+    early = flows[:streamed]
+    assert max(f.ts for f in early) < min(f.ts for f in flows[streamed:])  # the oldest went first
+    assert [w.name for w in weirds].count("flow_table_full") >= 2 and "--max-flows" in weirds[0].detail
+    free, _w, eng0, held0, streamed0 = _run_batches(path, 20_000, max_flows=None)
+    assert max(held0) > 2500 and streamed0 == 0 and eng0.ended_early == 0
+    assert sorted(flows, key=lambda f: f.uid) == sorted(free, key=lambda f: f.uid)  # single packets: same rows
+
+
+def test_a_flow_the_cap_ended_that_goes_on_is_a_new_flow(tmp_path):
+    """Like Suricata's emergency mode: an established connection cut while idle comes back midstream."""
+    pkts = [at(p, t) for p, t in zip(tcp_session(C, S, 50000, 443, [], [], close="none")[:3], (0.0, 0.01, 0.02))]
+    pkts += _datagrams(1500, t0=1.0)
+    pkts.append(at(Ether() / IP(src=C, dst=S) / TCP(sport=50000, dport=443, flags="PA", seq=1, ack=1) / Raw(b"x" * 10), 5.0))
+    flows, weirds, eng, _held, _n = _run_batches(write(tmp_path / "cut.pcap", pkts), 20_000, max_flows=1000)
+    tcp = sorted((f for f in flows if f.dst_port == 443), key=lambda f: f.ts)
+    assert len(tcp) == 2 and eng.ended_early > 0
+    assert (tcp[0].conn_state, tcp[0].history, tcp[0].pkts_c2s) == ("S1", "ShA", 2)
+    assert (tcp[1].ts, tcp[1].state, tcp[1].pkts_c2s) == (5.0, "midstream", 1)
