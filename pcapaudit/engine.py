@@ -63,6 +63,7 @@ EMIT_CHUNK = 4096  # flows turned into records per step when many finish togethe
 ICMP_VLAN_SCAN_MAX = 4096  # below this many live flows, an ICMP error's flow is also looked for on every VLAN
 
 _PERTURB = np.uint64(MIX_PERTURB)
+_PER_ERROR = object()  # an ICMP error's batch lookup met a hash clash: _find_slot walks it alone
 
 
 def flow_hash(ipver, proto, vlan, ahi, alo, aport, bhi, blo, bport) -> np.ndarray:
@@ -530,6 +531,8 @@ class FlowEngine:
         isn2_l = self.isn2[slots, dirs].tolist()
         deep = self.deep
         want = self.want
+        icmp_rows = prow[(proto[sel] == 1) | (proto[sel] == 58)]
+        looked_up = self._icmp_lookups(buf, extra, c, icmp_rows) if len(icmp_rows) else {}
         for row, slot, dd, pkt, t, pr, sy, seq, poff, pcap, side, cport, sport, isn, isn2 in zip(
             prow.tolist(), slots.tolist(), dirs.tolist(), pktno[sel].tolist(), ts[sel].tolist(),
             proto[sel].tolist(), syn[sel].tolist(), c.seq[prow].tolist(), c.poff[prow].tolist(),
@@ -538,7 +541,7 @@ class FlowEngine:
             payload = buf[poff : poff + pcap] if poff >= 0 else extra.get(row, b"")
             if pr == 1 or pr == 58:
                 self._icmp_error(t, int(c.ipver[row]), int(c.icmp_type[row]), int(c.icmp_code[row]), payload,
-                                 self._endpoint_ip(slot, dd), int(c.vlan[row]))  # fmt: skip
+                                 self._endpoint_ip(slot, dd), int(c.vlan[row]), looked_up.get(row))  # fmt: skip
                 continue
             st = deep.get(slot)
             if st is None:
@@ -599,13 +602,74 @@ class FlowEngine:
             self._icmp_error(*args)
         self._foreign_icmp.clear()
 
-    def _icmp_error(self, ts, ipver, itype, icode, payload, reporter: str, vlan: int = -1) -> None:
-        try:
-            q = icmpmod.parse_quoted(payload)
-        except ValueError as e:
-            self.on_weird(Weird(ts, "icmp_bad_quote", None, str(e)))
-            return
-        target = self._find_slot(q, vlan)
+    def _icmp_lookups(self, buf, extra: dict, c, rows: np.ndarray) -> dict[int, tuple]:
+        """The quoted packet (or why it cannot be read) and its flow's slot for each ICMP error row of a
+        batch, looked up all at once: ``_find_slot``'s answers, without its per-error hashing and search
+        (backscatter brings an error per packet). The table does not change while a batch's packets are
+        parsed, so the answers are the same. Small tables, where ``_find_slot`` also scans every VLAN, and
+        hash clashes are left to it (no entries at all, or the slot ``_PER_ERROR``)."""
+        if len(self.g_slot) < ICMP_VLAN_SCAN_MAX:
+            return {}
+        out: dict[int, tuple] = {}
+        quoted, qrows = [], []
+        for row, poff, n in zip(rows.tolist(), c.poff[rows].tolist(), c.pcap[rows].tolist()):
+            try:
+                q = icmpmod.parse_quoted(buf[poff : poff + n] if poff >= 0 else extra.get(row, b""))
+            except ValueError as e:
+                out[row] = (e, None)
+                continue
+            quoted.append(q)
+            qrows.append(row)
+        if not quoted:
+            return out
+        shi, slo, sp, dhi, dlo, dp = (np.array(v, dtype=dt) for v, dt in zip(
+            zip(*(_endpoint_parts(q) for q in quoted)), (np.uint64, np.uint64, np.int64) * 2))  # fmt: skip
+        gt = (shi > dhi) | ((shi == dhi) & ((slo > dlo) | ((slo == dlo) & (sp > dp))))  # as _find_slot orders
+        ahi, alo, ap = np.where(gt, dhi, shi), np.where(gt, dlo, slo), np.where(gt, dp, sp)
+        bhi, blo, bp = np.where(gt, shi, dhi), np.where(gt, slo, dlo), np.where(gt, sp, dp)
+        ipver = np.array([q.ipver for q in quoted], dtype=np.int64)
+        proto = np.array([q.proto for q in quoted], dtype=np.int64)
+        vlan = c.vlan[np.array(qrows)].astype(np.int64)
+        slot = np.full(len(quoted), -1, dtype=np.int64)
+        todo = np.ones(len(quoted), dtype=bool)  # not settled yet
+        clash = np.zeros(len(quoted), dtype=bool)  # a hash of another key: _find_slot's perturbation walk
+        g_hash, g_slot = self.g_hash, self.g_slot
+        for tags in (vlan, np.full(len(quoted), -1, dtype=np.int64)):  # the error's own VLAN, then untagged
+            if not todo.any():
+                break
+            i = np.nonzero(todo)[0]
+            h = flow_hash(ipver[i], proto[i], tags[i], ahi[i], alo[i], ap[i], bhi[i], blo[i], bp[i])
+            pos = np.minimum(np.searchsorted(g_hash, h), len(g_hash) - 1)
+            hit = g_hash[pos] == h
+            cand = g_slot[pos]
+            same = hit & (self.k_alo[cand] == alo[i]) & (self.k_blo[cand] == blo[i]) & (
+                self.k_aport[cand] == ap[i]) & (self.k_bport[cand] == bp[i])  # fmt: skip
+            slot[i[same]] = cand[same]
+            clash[i[hit & ~same]] = True
+            todo[i[hit]] = False
+            todo &= vlan != -1  # an untagged error was looked up untagged already
+        for k, (row, q) in enumerate(zip(qrows, quoted)):
+            out[row] = (q, _PER_ERROR if clash[k] else (int(slot[k]) if slot[k] >= 0 else None))
+        return out
+
+    def _icmp_error(self, ts, ipver, itype, icode, payload, reporter: str, vlan: int = -1,
+                    looked_up: tuple | None = None) -> None:  # fmt: skip
+        """An ICMP error: tie it to the flow it quotes, or keep it as an orphan. ``looked_up``: the
+        quoted packet and slot from ``_icmp_lookups``, when the batch's errors were looked up at once."""
+        if looked_up is None:
+            try:
+                q = icmpmod.parse_quoted(payload)
+            except ValueError as e:
+                self.on_weird(Weird(ts, "icmp_bad_quote", None, str(e)))
+                return
+            target = self._find_slot(q, vlan)
+        else:
+            q, target = looked_up
+            if isinstance(q, ValueError):
+                self.on_weird(Weird(ts, "icmp_bad_quote", None, str(q)))
+                return
+            if target is _PER_ERROR:
+                target = self._find_slot(q, vlan)
         if target is None:
             self.orphan_icmp.append((ts, q, itype, icode, reporter))
             return

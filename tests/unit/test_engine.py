@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from scapy.all import DNS, DNSQR, DNSRR, ICMP, IP, TCP, UDP, Ether, Raw
 
@@ -376,3 +377,66 @@ def test_a_flow_the_cap_ended_that_goes_on_is_a_new_flow(tmp_path):
     assert len(tcp) == 2 and eng.ended_early > 0
     assert (tcp[0].conn_state, tcp[0].history, tcp[0].pkts_c2s) == ("S1", "ShA", 2)
     assert (tcp[1].ts, tcp[1].state, tcp[1].pkts_c2s) == (5.0, "midstream", 1)
+
+
+@pytest.mark.parametrize("weak_hash", [False, True], ids=["hash", "clashing-hash"])
+def test_batched_icmp_lookups_answer_as_find_slot(tmp_path, monkeypatch, weak_hash):
+    """ICMP errors of a batch are tied to their flows all at once (_icmp_lookups); every error must land
+    where the one-at-a-time lookup (_find_slot) puts it: tagged and untagged, either direction, IPv4 and
+    IPv6, unknown flows, unreadable quotes, and (with a 12-bit hash) keys whose hashes clash."""
+    from scapy.layers.inet import ICMP as ICMP4
+    from scapy.layers.inet6 import IPv6, ICMPv6DestUnreach
+    from scapy.layers.l2 import Dot1Q
+
+    import pcapaudit.engine as eng
+
+    monkeypatch.setattr(eng, "ICMP_VLAN_SCAN_MAX", 0)  # batch lookups on this small table too
+    if weak_hash:
+        strong, strong_one = eng.flow_hash, eng.flow_hash_one
+        monkeypatch.setattr(eng, "flow_hash", lambda *a: strong(*a) & np.uint64(0xFFF))
+        monkeypatch.setattr(eng, "flow_hash_one", lambda *a: strong_one(*a) & 0xFFF)
+    MAC = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")  # given, so scapy resolves no neighbour
+    pkts, errors = [], []
+    for i in range(240):
+        tag = (None, 10, 20)[i % 3]
+        six = i % 5 == 0
+        c, s = (f"fd00::{i + 1:x}", f"2001:db8::{i % 7 + 1:x}") if six else (f"10.5.{i // 200}.{i % 200 + 1}", f"93.184.{i % 9}.7")
+        L3 = IPv6 if six else IP
+        d = L3(src=c, dst=s) / UDP(sport=30000 + i, dport=(53, 123, 443, 4500)[i % 4]) / Raw(b"q" * 12)
+        back = L3(src=s, dst=c) / UDP(sport=d[UDP].dport, dport=30000 + i) / Raw(b"r" * 12)
+        l2 = (lambda p, t=tag: MAC / Dot1Q(vlan=t) / p if t is not None else MAC / p)
+        pkts.append(at(l2(d), 1.0 + i * 0.001))
+        if i % 2:
+            pkts.append(at(l2(back), 1.0005 + i * 0.001))
+        quote = bytes(d)[: (48 if six else 28)] if i % 4 else bytes(back)[: (48 if six else 28)]
+        err_tag = tag if i % 6 else (None, 10, 20, 30)[(i // 6) % 4]  # some errors travel on another VLAN
+        icmp = (IPv6(src=s, dst=c) / ICMPv6DestUnreach(code=4) / quote) if six else (IP(src=s, dst=c) / ICMP4(type=3, code=3) / quote)
+        errors.append(l2(icmp, err_tag))
+        if i % 17 == 0:  # an error about a flow the capture does not hold, and an unreadable one
+            ghost = L3(src=c, dst=s) / UDP(sport=1, dport=2) / Raw(b"g" * 8)
+            errors.append(l2((IPv6(src=s, dst=c) / ICMPv6DestUnreach(code=4) / bytes(ghost)[:48]) if six
+                             else (IP(src=s, dst=c) / ICMP4(type=3, code=3) / bytes(ghost)[:28])))  # fmt: skip
+            errors.append(l2(IP(src="198.51.100.1", dst="10.5.0.1") / ICMP4(type=3, code=1) / b"\x45\x00"))
+    pkts += [at(e, 2.0 + k * 0.001) for k, e in enumerate(errors)]
+    path = write(tmp_path / "icmp-many.pcap", pkts)
+
+    def run_with(batched: bool):
+        if not batched:
+            monkeypatch.setattr(eng.FlowEngine, "_icmp_lookups", lambda self, *a: {})
+        flows, dns, weirds = [], [], []
+        e = FlowEngine(flows.append, dns.append, weirds.append)
+        calls = []
+        find = e._find_slot
+        e._find_slot = lambda q, vlan=-1: (calls.append(1), find(q, vlan))[1]
+        dec = Decoder("fast")
+        for b in CaptureFile(str(path)).batches(chunk=40_000):
+            e.process(b, dec.decode(b))
+        e.flush()
+        tied = sorted((f.uid, f.icmp, f.ts_last) for f in flows)
+        return tied, [(w.name, w.detail) for w in weirds], [(o[0], o[1], o[2]) for o in e.orphan_icmp], len(calls)
+
+    got = run_with(True)
+    want = run_with(False)  # every error through _find_slot
+    assert got[:3] == want[:3]
+    assert sum(1 for _u, icmp, _t in got[0] if icmp) > 100 and len(got[2]) >= 15 and got[1]
+    assert got[3] < want[3] / 4 if not weak_hash else 0 < got[3] < want[3]
