@@ -93,14 +93,27 @@ def iter_records(df: pd.DataFrame, name: str):
         yield d
 
 
+def _json_ready(batch):
+    """A record batch whose columns convert to Python cheaply: categories decoded and timestamps written
+    as ISO text by Arrow (``2023-11-14T22:13:20.123456Z``, as ``_ts`` writes them). ``to_pylist`` of a
+    dictionary column builds a scalar object per value, which made a JSON report cost more than the audit."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    cols = []
+    for col in batch.columns:
+        if pa.types.is_dictionary(col.type):
+            col = col.cast(col.type.value_type)
+        elif pa.types.is_timestamp(col.type):
+            col = pc.strftime(col.cast(pa.timestamp("us", tz="UTC")), format="%Y-%m-%dT%H:%M:%SZ")
+        cols.append(col)
+    return pa.RecordBatch.from_arrays(cols, names=batch.schema.names)
+
+
 def iter_arrow_records(batches, name: str):
     """Rows of Arrow record batches as JSON-ready dicts (no pandas copy), keys sorted."""
     for batch in batches:
-        batch = batch.select(sorted(batch.schema.names))
-        for d in batch.to_pylist():
-            for k, v in d.items():
-                if isinstance(v, datetime):
-                    d[k] = v.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        for d in _json_ready(batch.select(sorted(batch.schema.names))).to_pylist():
             if name == "flows" and d.get("cert_chain"):
                 d["cert_chain"] = json.loads(d["cert_chain"])
             yield d

@@ -256,3 +256,24 @@ def test_max_flows_caps_the_table_and_says_so(tmp_path, capsys):
     assert not [w for w in free["weirds"] if w["name"] == "flow_table_full"]
     assert sorted(f["uid"] for f in capped["flows"]) == sorted(f["uid"] for f in free["flows"])
     assert len(free["flows"]) == 2500
+
+
+def test_json_rows_write_timestamps_and_categories_as_before():
+    """JSON rows come from Arrow columns converted in bulk (categories decoded, timestamps written by Arrow);
+    the text must be what Python's datetime wrote, to the microsecond, before and after 1970."""
+    from datetime import datetime, timezone
+
+    import pyarrow as pa
+
+    from pcapaudit.report.render import iter_arrow_records
+    from pcapaudit.store import ColumnStore
+
+    secs = [1_700_000_000.123456, 0.5, -0.25, -86_400.000001, 1_700_000_000.0, 4_102_444_800.999999, None]
+    store = ColumnStore({"ts": "datetime64[ns, UTC]", "kind": "category", "uid": "string"}, chunk=3)
+    for i, s in enumerate(secs):
+        store.append((s, ("tls", None, "dns")[i % 3], f"C{i}"))
+    rows = list(iter_arrow_records(pa.Table.from_batches(list(store.sorted_batches())).to_batches(), "dns"))
+    want = [None if s is None else datetime.fromtimestamp(s, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            for s in secs]  # fmt: skip
+    assert [r["ts"] for r in rows] == want
+    assert [r["kind"] for r in rows] == ["tls", None, "dns"] * 2 + ["tls"] and list(rows[0]) == ["kind", "ts", "uid"]
