@@ -141,6 +141,34 @@ def test_parallel_worker_that_cannot_write_its_table_is_a_one_line_error(monkeyp
         audit_parallel(AuditOptions(), [str(CAPTURES[0])], 2)
 
 
+@pytest.mark.parametrize("order", ["time", "two-runs", "shuffled"])
+@pytest.mark.parametrize("out_chunk", [1, 5, 64, 10_000])
+@pytest.mark.parametrize("store_chunk", [7, 50])
+def test_sorted_batches_give_the_sorted_table(order, out_chunk, store_chunk):
+    """Exports take each slice of the sort order from the few stored batches it lives in (or, when its rows
+    are scattered, from the whole table); either way the rows are typed_table's, dictionaries included."""
+    import random
+
+    import pyarrow as pa
+
+    from pcapaudit.store import ColumnStore
+
+    cols = {"uid": "string", "ts": "datetime64[ns, UTC]", "port": "UInt16", "name": "string", "kind": "category"}
+    store = ColumnStore(cols, chunk=store_chunk, repetitive=frozenset({"name"}))
+    n = 300
+    ts = [1.7e9 + i * 0.5 + (0.7 if i % 5 == 0 else 0.0) for i in range(n)]  # nearly in time order
+    if order == "two-runs":  # a parent's flows, then a worker's (parallel audits)
+        ts = ts[::2] + ts[1::2]
+    elif order == "shuffled":
+        random.Random(4).shuffle(ts)
+    for i, t in enumerate(ts):
+        store.append((f"C{i:04d}", t if i % 37 else ts[0], i, f"host{i % 11}" if i % 4 else None,
+                      ("tls", "dns", None)[i % 3]))  # fmt: skip
+    got = pa.Table.from_batches(list(store.sorted_batches(["ts", "uid"], chunk=out_chunk)))
+    want = store.typed_table(["ts", "uid"])
+    assert got.num_rows == n and got.equals(want)
+
+
 def test_store_spills_batches_to_disk_and_maps_them_back(tmp_path):
     """A spilling store keeps no full batch in memory; settle() maps the file back; write_ipc to the
     spill file itself just closes it; rows added before spilling or absorbed later are kept."""
