@@ -182,23 +182,28 @@ class ColumnStore:
         import numpy as np
 
         idx = pc.sort_indices(table.select(sort_by), sort_keys=[(c, "ascending") for c in sort_by]).to_numpy().astype(np.int64)
-        # one dictionary per column, and each slice taken from the few stored batches its rows live in:
-        # a take from the whole chunked table unifies every batch's dictionaries and walks every batch per
-        # call, which made writing a million-row flows table take ten seconds
-        table = table.unify_dictionaries()
+        # each slice is taken piece by piece from the few stored batches its rows live in: a take from the
+        # whole chunked table unified every batch's dictionaries and walked every batch for each slice,
+        # which made writing a million-row flows table take ten seconds
         batches = table.to_batches()
+        unified = False
         starts = np.cumsum([0] + [b.num_rows for b in batches])
         for start in range(0, n, chunk):
             rows = idx[start : start + chunk]
             which = np.searchsorted(starts, rows, side="right") - 1
             used = np.unique(which)
-            if int((starts[used + 1] - starts[used]).sum()) <= 8 * max(chunk, len(rows)):
-                # rows of the used batches, renumbered within their concatenation
-                base = np.cumsum(np.r_[0, starts[used + 1] - starts[used]])[:-1]
-                local = rows - starts[which] + base[np.searchsorted(used, which)]
-                part = pa.Table.from_batches([batches[i] for i in used.tolist()], table.schema).combine_chunks()
-                part = part.take(pa.array(local))
+            if len(used) <= 64:
+                # the slice's rows of each batch it touches, taken from that batch alone, then put in order
+                order = np.argsort(which, kind="stable")
+                bounds = np.searchsorted(which[order], used, side="left").tolist() + [len(rows)]
+                pieces = [batches[b].take(pa.array(rows[order[lo:hi]] - starts[b]))
+                          for b, lo, hi in zip(used.tolist(), bounds, bounds[1:])]  # fmt: skip
+                inverse = np.empty(len(rows), dtype=np.int64)
+                inverse[order] = np.arange(len(rows))
+                part = pa.Table.from_batches(pieces, table.schema).combine_chunks().take(pa.array(inverse))
             else:  # rows scattered over the whole table (not the case for flows, emitted in time order)
+                if not unified:
+                    table, unified = table.unify_dictionaries(), True
                 part = table.take(pa.array(rows))
             yield from self._typed(part).combine_chunks().to_batches()
 

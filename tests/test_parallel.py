@@ -143,10 +143,10 @@ def test_parallel_worker_that_cannot_write_its_table_is_a_one_line_error(monkeyp
 
 @pytest.mark.parametrize("order", ["time", "two-runs", "shuffled"])
 @pytest.mark.parametrize("out_chunk", [1, 5, 64, 10_000])
-@pytest.mark.parametrize("store_chunk", [7, 50])
+@pytest.mark.parametrize("store_chunk", [3, 50])
 def test_sorted_batches_give_the_sorted_table(order, out_chunk, store_chunk):
     """Exports take each slice of the sort order from the few stored batches it lives in (or, when its rows
-    are scattered, from the whole table); either way the rows are typed_table's, dictionaries included."""
+    are scattered, from the whole table); either way the rows are typed_table's."""
     import random
 
     import pyarrow as pa
@@ -166,7 +166,12 @@ def test_sorted_batches_give_the_sorted_table(order, out_chunk, store_chunk):
                       ("tls", "dns", None)[i % 3]))  # fmt: skip
     got = pa.Table.from_batches(list(store.sorted_batches(["ts", "uid"], chunk=out_chunk)))
     want = store.typed_table(["ts", "uid"])
-    assert got.num_rows == n and got.equals(want)
+
+    def decoded(t):  # each slice may carry its own dictionaries: compare the values
+        return pa.table({n: c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c
+                         for n, c in zip(t.column_names, t.columns)})  # fmt: skip
+
+    assert got.num_rows == n and decoded(got).equals(decoded(want))
 
 
 def test_store_spills_batches_to_disk_and_maps_them_back(tmp_path):
