@@ -113,10 +113,12 @@ def _json_ready(batch):
 def iter_arrow_records(batches, name: str):
     """Rows of Arrow record batches as JSON-ready dicts (no pandas copy), keys sorted."""
     for batch in batches:
-        for d in _json_ready(batch.select(sorted(batch.schema.names))).to_pylist():
-            if name == "flows" and d.get("cert_chain"):
-                d["cert_chain"] = json.loads(d["cert_chain"])
-            yield d
+        ready = _json_ready(batch.select(sorted(batch.schema.names)))
+        for start in range(0, ready.num_rows, 2048):  # a few thousand rows' Python objects alive at a time
+            for d in ready.slice(start, 2048).to_pylist():
+                if name == "flows" and d.get("cert_chain"):
+                    d["cert_chain"] = json.loads(d["cert_chain"])
+                yield d
 
 
 def table_records(df: pd.DataFrame, name: str) -> list[dict]:
