@@ -172,7 +172,7 @@ class Auditor:
         A flow with no name at all (no SNI, CONNECT, Host or DNS name) to an address in no rule's network
         (a scan, backscatter, most unnamed traffic) classifies by the address's scope and the port alone,
         so the key holds those instead of the address: a scan of 200 hosts x 1,000 ports is classified
-        1,000 times, not 200,000 (tests/unit/test_audit.py checks the two keys agree).
+        1,000 times, not 200,000 (tests/unit/test_findings.py checks the two keys agree).
         """
         if sni is None and connect_host is None and http_host is None and abs_uri is None and not dns_names:
             if not self.index.match_ip(dst_ip):

@@ -232,7 +232,8 @@ def quiet(f: FlowRecord, cls: Classification, rule: Rule | None, ctx: FindingCon
 
 
 def detect_flow(f: FlowRecord, cls: Classification, ctx: FindingContext) -> Iterator[FindingDraft]:
-    """All findings about one flow."""
+    """All findings about one flow, as drafts (``build()`` gives the ``Finding``; the collector builds
+    the ones that make or re-date a row)."""
     rule = ctx.rule(cls.rule_id)
     if quiet(f, cls, rule, ctx):
         return
@@ -468,7 +469,7 @@ def _cert_names(cert: CertInfo, host: str) -> bool:
 
 # -- DNS -------------------------------------------------------------------------------------------
 def detect_dns(tx: DnsTransaction, ctx: FindingContext) -> Iterator[FindingDraft]:
-    """Blocked-by-DNS findings for names a ruleset lists."""
+    """Blocked-by-DNS findings for names a ruleset lists (drafts, as detect_flow gives)."""
     if not tx.query:
         return
     hits = ctx.index.match_name(tx.query)
