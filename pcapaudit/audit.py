@@ -52,9 +52,9 @@ from pcapaudit.model import (
     Weird,
     process_label,
 )
+from pcapaudit.report.columns import DNS_COLUMNS, FLOW_COLUMNS, dns_row, flow_row, plain_row
 from pcapaudit.rules.loader import load_rulebook
 from pcapaudit.rules.matcher import RuleIndex
-from pcapaudit.report.columns import DNS_COLUMNS, FLOW_COLUMNS, dns_row, flow_row, plain_row
 from pcapaudit.rules.schema import RuleBook
 from pcapaudit.store import ColumnStore
 

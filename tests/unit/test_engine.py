@@ -385,7 +385,7 @@ def test_batched_icmp_lookups_answer_as_find_slot(tmp_path, monkeypatch, weak_ha
     where the one-at-a-time lookup (_find_slot) puts it: tagged and untagged, either direction, IPv4 and
     IPv6, unknown flows, unreadable quotes, and (with a 12-bit hash) keys whose hashes clash."""
     from scapy.layers.inet import ICMP as ICMP4
-    from scapy.layers.inet6 import IPv6, ICMPv6DestUnreach
+    from scapy.layers.inet6 import ICMPv6DestUnreach, IPv6
     from scapy.layers.l2 import Dot1Q
 
     import pcapaudit.engine as eng

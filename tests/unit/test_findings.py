@@ -207,7 +207,7 @@ def test_the_table_stops_growing_at_max_rows(monkeypatch):
 def _scan_of_every_kind_of_address(path):
     """SYNs and unanswered/answered datagrams to addresses of every scope the classifier tells apart, on
     ports that rules list by host, by network or by port only (and ports nobody lists)."""
-    from tests.craft import UDP, Ether, IP, Raw, syn_scan, tcp_frame, write_raw
+    from tests.craft import IP, UDP, Ether, Raw, syn_scan, tcp_frame, write_raw
 
     hosts = ["93.184.216.34", "8.8.4.4", "17.57.146.20", "17.250.1.9", "10.1.2.3", "192.168.50.255",
              "224.0.0.251", "255.255.255.255", "127.0.0.1", "100.64.0.9", "172.16.9.9"]  # fmt: skip
