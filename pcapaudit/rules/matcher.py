@@ -170,11 +170,11 @@ def ip_int(ip: str) -> tuple[int, int] | None:
     an address per packet); anything else, such as a scope id, goes to ``ipaddress``."""
     try:
         return 4, int.from_bytes(_pton(_AF4, ip), "big")
-    except OSError:
+    except (OSError, ValueError):  # ValueError: an embedded NUL
         pass
     try:
         return 6, int.from_bytes(_pton(_AF6, ip), "big")
-    except OSError:
+    except (OSError, ValueError):
         pass
     try:
         a = ipaddress.ip_address(ip)

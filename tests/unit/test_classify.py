@@ -159,7 +159,7 @@ def test_port_only_rules_of_on_prem_servers_need_a_private_address(book, dst, po
 
 @pytest.mark.parametrize("text", ["17.57.146.20", "10.0.0.1", "255.255.255.255", "0.0.0.0", "::1", "2001:db8::1",
                                   "::ffff:17.57.146.20", "fe80::1%en0", "2620:149:a44::10", "1.2.3", "01.2.3.4",
-                                  "17.57.146.20 ", "", "x", "::ffff:1.2.3.4.5", "1:2:3:4:5:6:7:8:9"])  # fmt: skip
+                                  "17.57.146.20 ", "", "x", "::ffff:1.2.3.4.5", "1:2:3:4:5:6:7:8:9", "1.2.3.4\x00", "::1\x00"])  # fmt: skip
 def test_ip_int_reads_addresses_as_ipaddress_does(text):
     """match_ip parses with the socket functions (backscatter brings an address per packet); anything they
     refuse goes to ipaddress, so the answer is the same for every string."""
