@@ -56,7 +56,8 @@ def _common_report_args(p: argparse.ArgumentParser) -> None:
                    help="also accept certificates issued by this CN or O (glob), e.g. your lab or on-prem CA")  # fmt: skip
     g.add_argument("--device", action="append", default=[], metavar="CIDR",
                    help="audited (managed) hosts; 'no ruleset allows' findings only for flows they start")  # fmt: skip
-    g.add_argument("--config", metavar="FILE", help="YAML with any of: rules, vendor, tenants, trust_issuers, devices, fail_on")
+    g.add_argument("--config", metavar="FILE",
+                   help="YAML with any of: rules, vendor, tenants, trust_issuers, devices, fail_on, max_flows")  # fmt: skip
     o = p.add_argument_group("output")
     o.add_argument("-f", "--format", choices=FORMATS, default=os.environ.get("PCAPAUDIT_FORMAT", "table"),
                    help="report format (default table; env PCAPAUDIT_FORMAT)")  # fmt: skip
@@ -145,7 +146,7 @@ def _load_config(path: str) -> dict:
         raise UsageError(f"{path}: config must be a mapping")
     if not check_node_budget(data):
         raise UsageError(f"{path}: config too large (YAML aliases expanding to a huge document?)")
-    allowed = ("rules", "vendor", "tenants", "trust_issuers", "devices", "fail_on")
+    allowed = ("rules", "vendor", "tenants", "trust_issuers", "devices", "fail_on", "max_flows")
     for key in data:
         if key not in allowed:
             raise UsageError(f"{path}: unknown config key {key!r} (allowed: {', '.join(sorted(allowed))})")
@@ -162,6 +163,14 @@ def _load_config(path: str) -> dict:
             data[key] = strings(key)
     if "fail_on" in data and not isinstance(data["fail_on"], str):
         raise UsageError(f"{path}: fail_on: expected one of info, low, medium, high, none")
+    if "max_flows" in data:
+        v = data["max_flows"]
+        try:
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise argparse.ArgumentTypeError(f"expected a whole number of flows (0: no cap), not {v!r}")
+            data["max_flows"] = _max_flows(str(v))
+        except argparse.ArgumentTypeError as e:
+            raise UsageError(f"{path}: max_flows: {e}") from None
     tenants = data.get("tenants")
     if tenants is not None and not (
         isinstance(tenants, dict)
@@ -204,10 +213,11 @@ def _options(args):
         rules=rules, vendors=tuple(v.strip() for v in vendor.split(",") if v.strip()) if vendor else None,
         tenants=tenants, trust_issuers=trust, devices=devices, engine=args.engine,
     )  # fmt: skip
-    if getattr(args, "max_flows", None) is not None:
+    max_flows = args.max_flows if getattr(args, "max_flows", None) is not None else cfg.get("max_flows")
+    if max_flows is not None:
         from dataclasses import replace
 
-        opts = replace(opts, engine_config=replace(opts.engine_config, max_flows=args.max_flows or None))
+        opts = replace(opts, engine_config=replace(opts.engine_config, max_flows=max_flows or None))
     return opts, threshold
 
 

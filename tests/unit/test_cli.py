@@ -198,6 +198,9 @@ _BOMB = "".join(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]\n" for i 
         ("devices: [5]\n", "devices: expected a string or a list of strings"),
         ("fail_on: [high]\n", "fail_on: expected one of"),
         ("~: a\nzz: b\n", "unknown config key None"),
+        ("max_flows: lots\n", "max_flows: expected a whole number of flows"),
+        ("max_flows: true\n", "max_flows: expected a whole number of flows"),
+        ("max_flows: 10\n", "max_flows: 10 is too few"),
         ("devices: [10.0.0.0/33]\n", "--device: "),
         ("tenants: {kandji.region: \"x\\ny\"}\n", "region=x\\ny: region must be one of eu, us"),
         ("[" * 3000 + "]" * 3000 + "\n", "invalid YAML"),
@@ -250,6 +253,16 @@ def test_max_flows_caps_the_table_and_says_so(tmp_path, capsys):
         docs[cap] = json.loads(out.read_text())
         line = capsys.readouterr().err.strip().splitlines()[-1]
         assert ("flows ended early to stay under --max-flows" in line) == (cap != "0"), line
+    cfg = tmp_path / "cap.yaml"
+    cfg.write_text("max_flows: 1000\n")
+    out = tmp_path / "rcfg.json"
+    assert main(["audit", str(flood), "--config", str(cfg), "-f", "json", "-o", str(out), "--fail-on", "none", "-q",
+                 "-j", "1"]) == 0  # fmt: skip
+    from_config = json.loads(out.read_text())
+    assert from_config["summary"]["flows_ended_early"] == docs["1000"]["summary"]["flows_ended_early"]
+    assert main(["audit", str(flood), "--config", str(cfg), "--max-flows", "0", "-f", "json", "-o", str(out),
+                 "--fail-on", "none", "-q", "-j", "1"]) == 0  # fmt: skip
+    assert "flows_ended_early" not in json.loads(out.read_text())["summary"]  # the command line wins
     capped, free = docs["1000"], docs["0"]
     assert capped["summary"]["flows_ended_early"] > 1000 and "flows_ended_early" not in free["summary"]
     assert [w["name"] for w in capped["weirds"]].count("flow_table_full") >= 1
