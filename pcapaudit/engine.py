@@ -84,6 +84,15 @@ def flow_hash(ipver, proto, vlan, ahi, alo, aport, bhi, blo, bport) -> np.ndarra
     return h
 
 
+def canonical(shi, slo, sp, dhi, dlo, dp) -> tuple[np.ndarray, tuple, tuple]:
+    """A flow key's two endpoints in canonical order, (hi, lo, port) ascending as ``_find_slot`` orders one
+    key: (whether the source is the greater endpoint, endpoint a, endpoint b), a the lesser."""
+    gt = (shi > dhi) | ((shi == dhi) & ((slo > dlo) | ((slo == dlo) & (sp > dp))))
+    a = (np.where(gt, dhi, shi), np.where(gt, dlo, slo), np.where(gt, dp, sp))
+    b = (np.where(gt, shi, dhi), np.where(gt, slo, dlo), np.where(gt, sp, dp))
+    return gt, a, b
+
+
 _M64 = (1 << 64) - 1
 
 
@@ -242,13 +251,7 @@ class FlowEngine:
         vlan = c.vlan[rows]
         shi, slo, dhi, dlo = c.src_hi[rows], c.src_lo[rows], c.dst_hi[rows], c.dst_lo[rows]
         sp, dp = c.sport[rows], c.dport[rows]
-        gt = (shi > dhi) | ((shi == dhi) & ((slo > dlo) | ((slo == dlo) & (sp > dp))))
-        ahi = np.where(gt, dhi, shi)
-        alo = np.where(gt, dlo, slo)
-        bhi = np.where(gt, shi, dhi)
-        blo = np.where(gt, slo, dlo)
-        ap = np.where(gt, dp, sp)
-        bp = np.where(gt, sp, dp)
+        gt, (ahi, alo, ap), (bhi, blo, bp) = canonical(shi, slo, sp, dhi, dlo, dp)
         d = gt.astype(np.int64)  # 0: a->b, 1: b->a
         h = flow_hash(ipver, proto, vlan, ahi, alo, ap, bhi, blo, bp)
         keycols = (ipver, proto, vlan, ahi, alo, ap, bhi, blo, bp)
@@ -624,9 +627,7 @@ class FlowEngine:
             return out
         shi, slo, sp, dhi, dlo, dp = (np.array(v, dtype=dt) for v, dt in zip(
             zip(*(_endpoint_parts(q) for q in quoted)), (np.uint64, np.uint64, np.int64) * 2))  # fmt: skip
-        gt = (shi > dhi) | ((shi == dhi) & ((slo > dlo) | ((slo == dlo) & (sp > dp))))  # as _find_slot orders
-        ahi, alo, ap = np.where(gt, dhi, shi), np.where(gt, dlo, slo), np.where(gt, dp, sp)
-        bhi, blo, bp = np.where(gt, shi, dhi), np.where(gt, slo, dlo), np.where(gt, sp, dp)
+        _gt, (ahi, alo, ap), (bhi, blo, bp) = canonical(shi, slo, sp, dhi, dlo, dp)
         ipver = np.array([q.ipver for q in quoted], dtype=np.int64)
         proto = np.array([q.proto for q in quoted], dtype=np.int64)
         vlan = c.vlan[np.array(qrows)].astype(np.int64)
