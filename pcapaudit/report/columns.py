@@ -26,9 +26,7 @@ FLOW_COLUMNS: dict[str, str] = {
     "http_status": "UInt16", "connect_host": "string", "connect_port": "UInt16", "ldap_simple_bind": "boolean",
     "ldap_starttls": "boolean", "smtp_starttls": "boolean", "icmp": "string", "dns_name": "string",
     "dns_names": "string", "process": "string", "pid": "UInt32", "eprocess": "string", "interface": "category",
-    "vendor": "category",
-    "rule_id": "string", "service": "string",
-    "matched_by": "category", "matched_name": "string", "confidence": "category", "verdict": "category",
+    "vendor": "category", "rule_id": "string", "service": "string", "matched_by": "category", "matched_name": "string", "confidence": "category", "verdict": "category",
     "reason": "string",
 }  # fmt: skip
 
@@ -75,9 +73,8 @@ def flow_row(f: FlowRecord, c: Classification) -> tuple:
         f.quic_version, f.http_method, f.http_host, f.http_uri, f.http_status, f.connect_host, f.connect_port,
         f.ldap_simple_bind if is_ldap else None, f.ldap_starttls if is_ldap else None, f.smtp_starttls,
         ";".join(f"{t}/{code} from {rep}" for t, code, rep in f.icmp) or None, f.dns_name,
-        ";".join(f.dns_names) or None, f.process, f.pid, f.eprocess, f.interface, c.vendor, c.rule_id, c.service, c.matched_by,
-        c.matched_name, c.confidence,
-        c.verdict, c.reason,
+        ";".join(f.dns_names) or None, f.process, f.pid, f.eprocess, f.interface, c.vendor, c.rule_id, c.service,
+        c.matched_by, c.matched_name, c.confidence, c.verdict, c.reason,
     )  # fmt: skip
 
 
@@ -91,9 +88,8 @@ def plain_row(b: FlowBase, c: Classification) -> tuple:
         b.dst_port, b.ip_version, b.vlan, b.inner_vlan, b.state, b.conn_state, b.history, b.syn_count, b.pkts_c2s,
         b.pkts_s2c, b.bytes_c2s, b.bytes_s2c, b.payload_c2s, b.payload_s2c, b.app_protocol,
         *_PLAIN_MIDDLE,
-        b.dns_name, ";".join(b.dns_names) or None, b.process, b.pid, b.eprocess, b.interface, c.vendor, c.rule_id, c.service,
-        c.matched_by, c.matched_name,
-        c.confidence, c.verdict, c.reason,
+        b.dns_name, ";".join(b.dns_names) or None, b.process, b.pid, b.eprocess, b.interface, c.vendor, c.rule_id,
+        c.service, c.matched_by, c.matched_name, c.confidence, c.verdict, c.reason,
     )  # fmt: skip
 
 
