@@ -73,8 +73,8 @@ def _common_report_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", choices=("fast", "simple"), default="fast",
                    help="packet decoder: vectorised (fast) or per-packet reference (simple)")  # fmt: skip
     p.add_argument("--max-flows", type=_max_flows, default=None, metavar="N",
-                   help="flows held at once per process; past it the flows idle the longest end early, as under a "
-                        "flood of spoofed traffic (default 200000; 0: no cap)")  # fmt: skip
+                   help="flows held at once (shared by the --jobs processes); past it the flows idle the longest end "
+                        "early, as under a flood of spoofed traffic (default 200000; 0: no cap)")  # fmt: skip
     p.add_argument("-j", "--jobs", default="auto", metavar="N",
                    help="processes for one capture (flows are partitioned by client): auto (2+ for files of "
                         "64 MB or more on a multi-core machine), or a number")  # fmt: skip

@@ -125,9 +125,17 @@ class EngineConfig:
     close_delay: float = 5.0
     rank_cap: int = 256  # deep-parse at most this many payload packets per flow direction per batch
     unanswered: float | None = 30.0  # a flow the responder never answered is over after this long
-    # flows held at once (per process); past it the flows idle the longest end early (a flood of spoofed
-    # traffic makes a flow per packet, each alive for its timeout). None: no cap.
+    # flows held at once; past it the flows idle the longest end early (a flood of spoofed traffic makes
+    # a flow per packet, each alive for its timeout). None: no cap.
     max_flows: int | None = 200_000
+    processes: int = 1  # processes sharing max_flows (a parallel audit): each holds its share
+
+    @property
+    def flow_cap(self) -> int | None:
+        """This process's share of ``max_flows`` (rounded up), None for no cap."""
+        if self.max_flows is None:
+            return None
+        return -(-self.max_flows // max(self.processes, 1))
 
 
 class FlowEngine:
@@ -203,8 +211,9 @@ class FlowEngine:
         if len(self.free) < n:
             old = self.cap
             grow = old * 2
-            if self.cfg.max_flows is not None:  # near the cap, grow by what the batch needs, not double
-                grow = min(grow, self.cfg.max_flows + self.cfg.max_flows // 8)
+            cap = self.cfg.flow_cap
+            if cap is not None:  # near the cap, grow by what the batch needs, not double
+                grow = min(grow, cap + cap // 8)
             new = max(grow, old + n)
             self._alloc_arrays(new)
             self.free.extend(range(new - 1, old - 1, -1))
@@ -764,7 +773,7 @@ class FlowEngine:
                 resp = np.where(self.orig_a[s], 1, 0)
                 silent = self.pkts[s, resp] == 0
                 dead |= silent & (last < now - self.cfg.unanswered)
-            cap = self.cfg.max_flows
+            cap = self.cfg.flow_cap
             if cap is not None and len(s) - int(dead.sum()) > cap:
                 self._cut(now, s, dead, last, cap)
             if not dead.any():
@@ -794,9 +803,12 @@ class FlowEngine:
         cut = alive[order[:n]]
         dead[cut] = True
         self.ended_early += n
+        cfg = self.cfg
+        why = (f"--max-flows {cfg.max_flows:,} shared by {cfg.processes} processes" if cfg.processes > 1
+               else "--max-flows")  # fmt: skip
         self.on_weird(Weird(now, "flow_table_full", None,
                             f"{n:,} flows idle for {now - float(last[cut].max()):.1f} s or more ended early to keep the "
-                            f"flow table under {cap:,} flows (--max-flows); a flow that goes on appears again as a new "
+                            f"flow table under {cap:,} flows ({why}); a flow that goes on appears again as a new "
                             "flow"))  # fmt: skip
 
     def flush(self) -> None:

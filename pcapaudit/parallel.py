@@ -96,6 +96,8 @@ def audit_parallel(opts: AuditOptions, paths: list[str], jobs: int,
         return a.finish()
     methods = mp.get_all_start_methods()
     ctx = mp.get_context("fork" if "fork" in methods else "spawn")
+    # --max-flows bounds the flows held by the whole audit: each process holds its share
+    opts = replace(opts, engine_config=replace(opts.engine_config, processes=jobs))
     parent = Auditor(replace(opts, partition=(0, jobs)))
     # every process writes its flow and DNS tables to Arrow files in a private directory as they fill;
     # the parent maps them at the end and unlinks them (the mapping keeps them readable), and the

@@ -286,6 +286,30 @@ def test_icmp_backscatter_folds_per_quoted_client_with_any_job_count(tmp_path):
         assert fj == {k: (f.count, f.ts, f.message) for k, f in rows.items()}, j
 
 
+
+def test_max_flows_bounds_the_flows_of_all_processes_together(tmp_path):
+    """--max-flows is the audit's bound, not each process's: with two processes each holds half of it.
+    Two clients flood 1,500 new flows each; 2,000 held per process would cut nothing."""
+    from dataclasses import replace
+
+    from scapy.all import IP, UDP, Ether
+
+    from tests import craft
+
+    frames = [bytes(Ether() / IP(src=f"10.0.0.{5 + i % 2}", dst=f"10.9.{i // 250}.{i % 250 + 1}")
+                    / UDP(sport=3000 + i, dport=7777)) for i in range(3000)]  # fmt: skip
+    path = craft.write_raw(tmp_path / "flood.pcap", frames, 1, times=[1_700_000_000.0 + i * 0.001 for i in range(3000)])
+    opts = AuditOptions()
+    opts = replace(opts, engine_config=replace(opts.engine_config, max_flows=2000))
+    results = {j: audit_parallel(opts, [str(path)], j) for j in (1, 2)}
+    for j, r in results.items():
+        early = dict(r.stats.extra).get("flows_ended_early", 0)
+        # one process: 3,000 held, cut to 90 % of 2,000; two: 1,500 each, cut to 90 % of 1,000 each
+        assert early == (3000 - 1800 if j == 1 else 2 * (1500 - 900)), (j, early)
+        cuts = [w.detail for w in r.weird_records if w.name == "flow_table_full"]
+        assert len(cuts) == j and all(("shared by 2 processes" in d) == (j == 2) for d in cuts), cuts
+        assert sorted(r.flows["uid"]) == sorted(results[1].flows["uid"])  # every flow still reported
+
 @pytest.mark.corpus
 @pytest.mark.parametrize("name", ["ndpi/synscan.pcap", "ndpi/android.pcap", "ndpi/quic.pcap"])
 def test_parallel_equals_single_on_real_captures(corpus, name):
