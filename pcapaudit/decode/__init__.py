@@ -18,12 +18,14 @@ from pcapaudit.decode.packet import DecodeError, Fragment, NotIP, PacketFields, 
 from pcapaudit.decode.vector import (
     FAST,
     LINK_PKTAP,
+    LINK_SLL2,
     SKIP,
     SLOW,
     Decoded,
     decode_batch,
     pktap_interfaces,
     pktap_processes,
+    sll2_interfaces,
 )
 
 __all__ = ["DecodeResult", "Decoder", "Decoded", "FAST", "SKIP", "SLOW"]
@@ -41,8 +43,8 @@ class DecodeResult:
     not_ip: int = 0
     fragments: int = 0
     tunnels: dict[str, int] = field(default_factory=dict)
-    # captures that name each packet's process (Apple PKTAP, Darwin pcapng) or interface (PKTAP, pcapng
-    # with several): rows -> (per-row index for the batch, -1 for none, and the names it indexes), read
+    # captures that name each packet's process (Apple PKTAP, Darwin pcapng) or interface (PKTAP, Linux
+    # SLL2, pcapng with several): rows -> (per-row index for the batch, -1 for none, and the names it indexes), read
     # only for the rows the engine asks about (a flow's first packets), else None
     processes: Callable[[np.ndarray], tuple[np.ndarray, list]] | None = None
     interfaces: Callable[[np.ndarray], tuple[np.ndarray, list]] | None = None
@@ -74,6 +76,8 @@ class Decoder:
             res.processes = partial(pktap_processes, batch)
         if pktap:  # the header names the real interface (a pcapng file's only says "pktap")
             res.interfaces = partial(pktap_interfaces, batch)
+        elif (batch.linktype == LINK_SLL2).any():  # tcpdump -i any: the header has the interface's index
+            res.interfaces = partial(sll2_interfaces, batch)
         elif batch.iface is not None:
             iface, ifnames = batch.iface, batch.ifnames or []
             res.interfaces = lambda _rows: (iface, ifnames)
@@ -144,3 +148,4 @@ def _fill(c: Decoded, row: int, f: PacketFields) -> None:
     c.vlan[row] = f.vlan
     c.icmp_type[row] = f.icmp_type
     c.icmp_code[row] = f.icmp_code
+    c.ident[row] = f.ident

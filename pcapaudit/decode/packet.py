@@ -53,6 +53,7 @@ class PacketFields(NamedTuple):
     tunnel: str | None
     fragments: int  # >1 when reassembled from fragments
     weird: tuple[str, str] | None = None  # accounted to its flow, but something was wrong with it
+    ident: int = 0  # IPv4 ID (IPv6: flow label) << 32 | the transport header's second word (decode.vector)
 
 
 ETH_VLAN = (0x8100, 0x88A8, 0x9100)
@@ -233,7 +234,7 @@ class SimpleDecoder:
         if more or offset:
             body, nfrag = self._defrag((4, src, dst, proto, ident), offset, more, body, total - ihl, ts)
             total = ihl + len(body)
-        return self._l4(4, proto, src, dst, body, total - ihl, total, vlan, ts, depth, tunnel, nfrag)
+        return self._l4(4, proto, src, dst, body, total - ihl, total, vlan, ts, depth, tunnel, nfrag, ident)
 
     def _ipv6(self, d: bytes, vlan: int, ts: float, depth: int, tunnel: str | None) -> PacketFields:
         if len(d) < 40:
@@ -272,7 +273,8 @@ class SimpleDecoder:
                 break
         if wire < 0:
             raise DecodeError("bad_ip_total_length", "IPv6 extension headers exceed payload length")
-        return self._l4(6, nh, src, dst, body, wire, plen + 40, vlan, ts, depth, tunnel, nfrag)
+        return self._l4(6, nh, src, dst, body, wire, plen + 40, vlan, ts, depth, tunnel, nfrag,
+                        _be32(d, 0)[0] & 0xFFFFF)  # fmt: skip
 
     def _defrag(self, key, offset, more, body, wire, ts) -> tuple[bytes, int]:
         if len(body) < wire:
@@ -309,7 +311,9 @@ class SimpleDecoder:
         return bytes(out[: dg.end]), len(dg.parts)
 
     # -- transport -------------------------------------------------------------------------------
-    def _l4(self, ver, proto, src, dst, body, wire, iplen, vlan, ts, depth, tunnel, nfrag) -> PacketFields:
+    def _l4(self, ver, proto, src, dst, body, wire, iplen, vlan, ts, depth, tunnel, nfrag, ipid=0) -> PacketFields:
+        ident = ipid << 32 | (_be32(body, 4)[0] if proto in (17, 1, 58) and len(body) >= 8 else
+                              _be32(body, 8)[0] if proto == 6 and len(body) >= 12 else 0)  # fmt: skip
         if proto == 6:
             if len(body) < 20:
                 raise DecodeError("truncated_tcp_header", f"{len(body)} bytes")
@@ -319,11 +323,11 @@ class SimpleDecoder:
             if doff < 20 or doff > wire:
                 # the ports and flags are still there: count the packet, ignore its payload
                 return PacketFields(ver, 6, src, dst, sport, dport, body[13], seq, b"", 0, iplen, vlan, -1, -1,
-                                    tunnel, nfrag, ("bad_tcp_header_length", f"data offset {doff}"))  # fmt: skip
+                                    tunnel, nfrag, ("bad_tcp_header_length", f"data offset {doff}"), ident)  # fmt: skip
             if len(body) < doff:
                 raise DecodeError("truncated_tcp_header", "TCP options cut off")
             return PacketFields(ver, 6, src, dst, sport, dport, body[13], seq, body[doff:], wire - doff,
-                                iplen, vlan, -1, -1, tunnel, nfrag)  # fmt: skip
+                                iplen, vlan, -1, -1, tunnel, nfrag, ident=ident)  # fmt: skip
         if proto == 17:
             if len(body) < 8 or wire < 8:
                 raise DecodeError("truncated_udp_header", f"{len(body)} bytes")
@@ -333,19 +337,20 @@ class SimpleDecoder:
             if inner is not None:
                 return inner
             return PacketFields(ver, 17, src, dst, sport, dport, 0, 0, payload, wire - 8, iplen, vlan,
-                                -1, -1, tunnel, nfrag)  # fmt: skip
+                                -1, -1, tunnel, nfrag, ident=ident)  # fmt: skip
         if proto in (1, 58):
             if len(body) < 8:
                 raise DecodeError("truncated_icmp_header", f"{len(body)} bytes")
             return PacketFields(ver, proto, src, dst, 0, 0, 0, 0, body[8:], wire - 8, iplen, vlan,
-                                body[0], body[1], tunnel, nfrag)  # fmt: skip
+                                body[0], body[1], tunnel, nfrag, ident=ident)  # fmt: skip
         if proto == 4:
             return self._ipv4(body, vlan, ts, depth + 1, "ipip")
         if proto == 41:
             return self._ipv6(body, vlan, ts, depth + 1, "6in4")
         if proto == 47:
             return self._gre(body, vlan, ts, depth)
-        return PacketFields(ver, proto, src, dst, 0, 0, 0, 0, body, wire, iplen, vlan, -1, -1, tunnel, nfrag)
+        return PacketFields(ver, proto, src, dst, 0, 0, 0, 0, body, wire, iplen, vlan, -1, -1, tunnel, nfrag,
+                            ident=ident)  # fmt: skip
 
     def _gre(self, d: bytes, vlan: int, ts: float, depth: int) -> PacketFields:
         if len(d) < 4:

@@ -61,6 +61,9 @@ class Decoded:
     vlan: np.ndarray  # int64: -1 untagged, the VLAN id, or QINQ | outer << 12 | inner
     icmp_type: np.ndarray  # int64, -1 when not ICMP
     icmp_code: np.ndarray  # int64, -1 when not ICMP
+    # what tells a packet from another with the same header fields above: the IPv4 ID (IPv6: flow label)
+    # << 32 | the transport header's second word (TCP ack; UDP length and checksum; ICMP id and sequence)
+    ident: np.ndarray  # int64
 
     @classmethod
     def empty(cls, n: int) -> Decoded:
@@ -72,7 +75,7 @@ class Decoded:
             sport=z(np.int64), dport=z(np.int64), flags=z(np.int64), seq=z(np.int64),
             poff=z(np.int64), plen=z(np.int64), pcap=z(np.int64), iplen=z(np.int64),
             vlan=np.full(n, -1, dtype=np.int64), icmp_type=np.full(n, -1, dtype=np.int64),
-            icmp_code=np.full(n, -1, dtype=np.int64),
+            icmp_code=np.full(n, -1, dtype=np.int64), ident=z(np.int64),
         )  # fmt: skip
         return d
 
@@ -222,6 +225,7 @@ def decode_batch(batch: PacketBatch) -> Decoded:
         d.src_lo[i4] = _be32(b, o + 12).astype(np.uint64)
         d.dst_lo[i4] = _be32(b, o + 16).astype(np.uint64)
         d.iplen[i4] = total
+        d.ident[i4] = _be16(b, o + 4) << 32
         l4[i4] = o + ihl
         ipend[i4] = o + total
         d.status[i4] = FAST
@@ -242,6 +246,7 @@ def decode_batch(batch: PacketBatch) -> Decoded:
         d.dst_hi[i6] = _be64(b, o + 24)
         d.dst_lo[i6] = _be64(b, o + 32)
         d.iplen[i6] = plen + 40
+        d.ident[i6] = (_be32(b, o) & 0xFFFFF) << 32
         l4[i6] = o + 40
         ipend[i6] = o + 40 + plen
         d.status[i6] = FAST
@@ -263,6 +268,7 @@ def decode_batch(batch: PacketBatch) -> Decoded:
         d.sport[t] = _be16(b, o)
         d.dport[t] = _be16(b, o + 2)
         d.seq[t] = _be32(b, o + 4)
+        d.ident[t] |= _be32(b, o + 8)
         d.flags[t] = _u8(b, o + 13)
         d.poff[t] = o + doff
         d.plen[t] = ipend[t] - (o + doff)
@@ -283,6 +289,7 @@ def decode_batch(batch: PacketBatch) -> Decoded:
         u, o, sp, dp = u[~tun], o[~tun], sp[~tun], dp[~tun]
         d.sport[u] = sp
         d.dport[u] = dp
+        d.ident[u] |= _be32(b, o + 4)
         d.poff[u] = o + 8
         d.plen[u] = ipend[u] - (o + 8)
         d.pcap[u] = np.clip(cap_end[u] - (o + 8), 0, None)
@@ -296,6 +303,7 @@ def decode_batch(batch: PacketBatch) -> Decoded:
         c, o = c[ok], o[ok]
         d.icmp_type[c] = _u8(b, o)
         d.icmp_code[c] = _u8(b, o + 1)
+        d.ident[c] |= _be32(b, o + 4)
         d.poff[c] = o + 8
         d.plen[c] = ipend[c] - (o + 8)
         d.pcap[c] = np.clip(cap_end[c] - (o + 8), 0, None)
@@ -355,6 +363,21 @@ def pktap_interfaces(batch: PacketBatch, rows: np.ndarray | None = None) -> tupl
     """The interface of PKTAP packets (``en0``, ``utun3``, ``lo0``...; of ``rows``, or all): an index per
     row of the batch (-1: none or not asked) into a list of names, grouped like the processes."""
     return _pktap_field(batch, rows, PKTAP_IFNAME_WORDS, _ifname, _IFNAMES)
+
+
+def sll2_interfaces(batch: PacketBatch, rows: np.ndarray | None = None) -> tuple[np.ndarray, list[str]]:
+    """The interface of Linux "any" captures (SLL2 headers: ``tcpdump -i any``) as ``if<index>``, the
+    kernel's interface index (``ip link`` lists them; the file holds no names): an index per row of the
+    batch (-1: not SLL2, cut short, or not asked) into a list of names."""
+    out = np.full(len(batch), -1, dtype=np.int64)
+    i = np.arange(len(batch)) if rows is None else np.asarray(rows, dtype=np.int64)
+    i = i[(batch.linktype[i] == LINK_SLL2) & (batch.caplen[i] >= 20)]
+    if not len(i):
+        return out, []
+    b = np.frombuffer(batch.buf, dtype=np.uint8)
+    found, inv = np.unique(_be32(b, batch.off[i] + 4), return_inverse=True)
+    out[i] = inv
+    return out, [f"if{k}" for k in found.tolist()]
 
 
 def _pktap_field(batch: PacketBatch, rows: np.ndarray | None, rel: np.ndarray, decode, cache: dict) -> tuple[np.ndarray, list]:

@@ -33,15 +33,16 @@ def decoded(path, engine):
                 payload = r.extra_payload.get(i, b"")
             rows.append((int(c.ipver[i]), int(c.proto[i]), int(c.src_hi[i]), int(c.src_lo[i]), int(c.dst_hi[i]),
                          int(c.dst_lo[i]), int(c.sport[i]), int(c.dport[i]), int(c.flags[i]), int(c.seq[i]),
-                         int(c.plen[i]), int(c.iplen[i]), int(c.vlan[i]), int(c.icmp_type[i]), bytes(payload)))  # fmt: skip
+                         int(c.plen[i]), int(c.iplen[i]), int(c.vlan[i]), int(c.icmp_type[i]), int(c.ident[i]),
+                         bytes(payload)))  # fmt: skip
     return rows
 
 
 PACKETS = {
-    "ipv4-tcp": Ether() / IP(src=C, dst=S) / TCP(sport=5000, dport=443, flags="PA", seq=7) / Raw(b"hello"),
+    "ipv4-tcp": Ether() / IP(src=C, dst=S, id=0x1234) / TCP(sport=5000, dport=443, flags="PA", seq=7, ack=99) / Raw(b"hello"),
     "ipv4-options": Ether() / IP(src=C, dst=S, options=b"\x01\x01\x01\x00") / TCP(dport=443) / Raw(b"x"),
     "ipv4-udp-padding": Ether() / IP(src=C, dst=S) / UDP(sport=5353, dport=53) / Raw(b"q"),  # Ethernet pads to 60
-    "ipv6-tcp": Ether() / IPv6(src="2001:db8::1", dst="2001:db8::2") / TCP(sport=1, dport=2) / Raw(b"six"),
+    "ipv6-tcp": Ether() / IPv6(src="2001:db8::1", dst="2001:db8::2", fl=0xABCDE) / TCP(sport=1, dport=2, ack=5) / Raw(b"six"),
     "ipv6-hopbyhop": Ether() / IPv6(src="2001:db8::1", dst="2001:db8::2") / IPv6ExtHdrHopByHop() / UDP(sport=9, dport=53) / Raw(b"h"),
     "vlan": Ether() / Dot1Q(vlan=42) / IP(src=C, dst=S) / TCP(dport=5223),
     "qinq": Ether() / Dot1Q(vlan=10) / Dot1Q(vlan=20) / IP(src=C, dst=S) / UDP(dport=123) / Raw(b"n" * 48),
@@ -88,6 +89,9 @@ def test_expected_fields(mixed):
     names = list(PACKETS)
     r = dict(zip(names, rows))
     assert r["ipv4-tcp"][6:9] == (5000, 443, 0x18) and r["ipv4-tcp"][-1] == b"hello"
+    assert r["ipv4-tcp"][14] == 0x1234 << 32 | 99 and r["ipv6-tcp"][14] == 0xABCDE << 32 | 5  # IP ID / flow label, ack
+    udp = bytes(PACKETS["ipv4-udp-padding"][UDP])
+    assert r["ipv4-udp-padding"][14] & 0xFFFFFFFF == int.from_bytes(udp[4:8], "big")  # UDP length and checksum
     assert r["ipv4-udp-padding"][-1] == b"q"  # Ethernet padding is not payload
     assert r["vlan"][12] == 42
     assert r["qinq"][12] == (1 << 24) | (10 << 12) | 20
