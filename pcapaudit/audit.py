@@ -22,6 +22,7 @@ from pcapaudit.classify import address_scope, classify
 from pcapaudit.coverage import CoverageTracker, reached
 from pcapaudit.decode import FAST, Decoder
 from pcapaudit.decode import icmp as icmpmod
+from pcapaudit.dedup import InterfaceCopies
 from pcapaudit.engine import EngineConfig, FlowEngine
 from pcapaudit.enrich import DnsMap
 from pcapaudit.errors import UsageError
@@ -142,6 +143,7 @@ class Auditor:
         self._on_finding = on_finding
         self._on_flow = on_flow
         self.decoder = Decoder(opts.engine)
+        self.copies = InterfaceCopies()  # packets seen again on another interface (tcpdump -i any, pktap)
         self.engine = FlowEngine(self._flow, self._dns, self.weirds.add, opts.engine_config, self.dnsmap,
                                  opts.partition, on_plain=self._plain)  # fmt: skip
         self.sources: list[str] = []
@@ -282,6 +284,9 @@ class Auditor:
         res = self.decoder.decode(batch)
         for row, name, detail in res.weirds:
             self.weirds.add(Weird(float(batch.ts[row]), name, None, f"packet {batch.first_index + row + 1}: {detail}"))
+        self.decoded += int((res.cols.status == FAST).sum())  # copies included: they were decoded
+        if res.interfaces is not None:
+            self.copies.drop(batch.ts, res)
         self.engine.process(batch, res)
         self._drain_orphan_icmp()
         self.packets += n
@@ -291,7 +296,6 @@ class Auditor:
         self.last_ts = hi if self.last_ts is None else max(self.last_ts, hi)
         self.not_ip += res.not_ip
         self.fragments += res.fragments
-        self.decoded += int((res.cols.status == FAST).sum())
         self.tunnels.update(res.tunnels)
 
     def run_file(self, source: CaptureFile, progress: Callable[[int], None] | None = None) -> None:
@@ -376,6 +380,7 @@ class Auditor:
             extra=tuple(sorted({"fragmented_datagrams": self.fragments, "flows": len(self.flows),
                                 "dns_transactions": len(self.dns), "max_active_flows": self._max_active,
                                 **({"flows_ended_early": self._ended_early} if self._ended_early else {}),
+                                **({"interface_copies": self.copies.count} if self.copies.count else {}),
                                 **{f"tunnel_{k}": v for k, v in self.tunnels.items()}}.items())),
         )  # fmt: skip
         from pcapaudit.result import AuditResult

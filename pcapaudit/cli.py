@@ -323,12 +323,14 @@ def _summary_line(result) -> str:
     worst = result.worst_severity()
     kinds = result.summary()["findings_by_kind"]
     kind_txt = ", ".join(f"{v} {k}" for k, v in sorted(kinds.items()))
+    extra = dict(result.stats.extra)
     return (
         f"pcapaudit: {n} finding{'s' if n != 1 else ''}"
         + (f" ({kind_txt}; worst {worst})" if n else "")
         + f" in {result.flow_count} flows from {result.stats.packets} packets; {result.stats.weird} weird"
-        + (f"; {early:,} flows ended early to stay under --max-flows" if (early := dict(result.stats.extra).get(
-            "flows_ended_early")) else "")
+        + (f"; {copies:,} packets seen again on another interface counted once"
+           if (copies := extra.get("interface_copies")) else "")
+        + (f"; {early:,} flows ended early to stay under --max-flows" if (early := extra.get("flows_ended_early")) else "")
     )  # fmt: skip
 
 

@@ -171,6 +171,34 @@ def pcapng_option(code: int, value: bytes, endian: str = "<") -> bytes:
     return struct.pack(endian + "HH", code, len(value)) + value + b"\0" * (-len(value) % 4)
 
 
+def pcapng_file(path: Path | str, items: list[tuple], endian: str = "<") -> Path:
+    """A pcapng file from ("idb", linktype, name or None), ("epb", iface, time, frame), ("spb", frame) and
+    ("raw", block type, body) items, in order."""
+
+    def block(btype, body):
+        return pcapng_block(btype, body, endian)
+
+    def opt(code, value):
+        return pcapng_option(code, value, endian)
+
+    out = block(0x0A0D0D0A, struct.pack(endian + "IHHq", 0x1A2B3C4D, 1, 0, -1))
+    for it in items:
+        if it[0] == "idb":
+            opts = opt(2, it[2].encode()) + opt(0, b"") if it[2] else b""
+            out += block(1, struct.pack(endian + "HHI", it[1], 0, 262144) + opts)
+        elif it[0] == "epb":
+            _, iface, ts, frame = it
+            t = round(ts * 1e6)
+            head = struct.pack(endian + "IIIII", iface, t >> 32, t & 0xFFFFFFFF, len(frame), len(frame))
+            out += block(6, head + frame)
+        elif it[0] == "spb":
+            out += block(3, struct.pack(endian + "I", len(it[1])) + it[1])
+        else:  # ("raw", block type, body)
+            out += block(it[1], it[2])
+    Path(path).write_bytes(out)
+    return Path(path)
+
+
 def darwin_pcapng(path: Path | str, packets: list[tuple[float, bytes, tuple | None]], endian: str = "<",
                   linktype: int = 1) -> Path:  # fmt: skip
     """A pcapng file as Apple's tcpdump writes process metadata: Darwin process info blocks (type

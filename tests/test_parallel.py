@@ -10,8 +10,8 @@ from pcapaudit.audit import AuditOptions
 from pcapaudit.parallel import audit_parallel, auto_jobs
 
 ROOT = Path(__file__).resolve().parents[1]
-CAPTURES = [ROOT / "captures" / "enrollment-troubleshooting.pcap", ROOT / "captures" / "enrollment-mac-pktap.pcap"] + sorted(
-    (ROOT / "tests" / "scenarios").glob("*/input.pcap"))
+CAPTURES = [ROOT / "captures" / "enrollment-troubleshooting.pcap", ROOT / "captures" / "enrollment-mac-pktap.pcap",
+            ROOT / "tests" / "assets" / "bridged" / "any.pcap"] + sorted((ROOT / "tests" / "scenarios").glob("*/input.pcap"))
 
 
 def _view(r):

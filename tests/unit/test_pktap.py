@@ -20,7 +20,7 @@ from pcapaudit.capture.pcapfile import CaptureFile, PacketBatch
 from pcapaudit.capture.writer import file_linktype
 from pcapaudit.decode import Decoder
 from pcapaudit.decode.vector import pktap_processes
-from tests.craft import darwin_pcapng, pcapng_block, pcapng_option, write_raw
+from tests.craft import darwin_pcapng, pcapng_file, write_raw
 from tests.unit.test_decode import decoded
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -289,41 +289,13 @@ def test_checklist_process_cap_does_not_depend_on_order():
     assert kept[0] == kept[1] == kept[2] == names[:MAX_PROCESSES]
 
 
-def _pcapng_blocks(path, items, endian="<"):
-    """A pcapng file from ("idb", linktype, name or None), ("epb", iface, time, frame), ("spb", frame) and
-    ("raw", block type, body) items, in order."""
-
-    def block(btype, body):
-        return pcapng_block(btype, body, endian)
-
-    def opt(code, value):
-        return pcapng_option(code, value, endian)
-
-    out = block(0x0A0D0D0A, struct.pack(endian + "IHHq", 0x1A2B3C4D, 1, 0, -1))
-    for it in items:
-        if it[0] == "idb":
-            opts = opt(2, it[2].encode()) + opt(0, b"") if it[2] else b""
-            out += block(1, struct.pack(endian + "HHI", it[1], 0, 262144) + opts)
-        elif it[0] == "epb":
-            _, iface, ts, frame = it
-            t = round(ts * 1e6)
-            head = struct.pack(endian + "IIIII", iface, t >> 32, t & 0xFFFFFFFF, len(frame), len(frame))
-            out += block(6, head + frame)
-        elif it[0] == "spb":
-            out += block(3, struct.pack(endian + "I", len(it[1])) + it[1])
-        else:  # ("raw", block type, body)
-            out += block(it[1], it[2])
-    Path(path).write_bytes(out)
-    return Path(path)
-
-
 def _syn(sport, dst="17.57.146.20"):
     return bytes(Ether() / IP(src=MAC, dst=dst) / TCP(sport=sport, dport=443, flags="S"))
 
 
 def test_interface_of_each_flow_in_multi_interface_pcapng(tmp_path):
     raw = bytes(IP(src=MAC, dst="17.57.146.20") / TCP(sport=50003, dport=443, flags="S"))
-    p = _pcapng_blocks(tmp_path / "m.pcapng", [
+    p = pcapng_file(tmp_path / "m.pcapng", [
         ("idb", 1, "eth0"), ("idb", 101, "tun0"), ("idb", 1, None),
         ("epb", 0, 1.0, _syn(50000)), ("epb", 1, 1.1, raw), ("epb", 2, 1.2, _syn(50002)), ("epb", 0, 1.3, _syn(50000)),
     ])  # fmt: skip
@@ -336,11 +308,11 @@ def test_interface_of_each_flow_in_multi_interface_pcapng(tmp_path):
         theirs = dict(line.split("\t") for line in out.splitlines())
         assert theirs["50000"] == "eth0" and theirs["50003"] == "tun0"
     # one interface: nothing to tell flows apart by, so no column values
-    one = _pcapng_blocks(tmp_path / "one.pcapng", [("idb", 1, "eth0"), ("epb", 0, 1.0, _syn(50000))])
+    one = pcapng_file(tmp_path / "one.pcapng", [("idb", 1, "eth0"), ("epb", 0, 1.0, _syn(50000))])
     assert pcapaudit.audit(one).flows["interface"].isna().all()
     # a second interface after some packets: those packets' interface is unknown; simple packet blocks
     # come from the first interface
-    late = _pcapng_blocks(tmp_path / "late.pcapng", [
+    late = pcapng_file(tmp_path / "late.pcapng", [
         ("idb", 1, "en0"), ("epb", 0, 1.0, _syn(50000)), ("idb", 1, "en1"), ("epb", 1, 1.1, _syn(50001)),
         ("spb", _syn(50004)),
     ])  # fmt: skip
@@ -372,7 +344,7 @@ def test_darwin_process_blocks_with_simple_and_obsolete_packet_blocks(tmp_path):
     opb = struct.pack("<HHIIII", 0, 0, 0, 2_000_000, len(frame), len(frame)) + frame
     epb = struct.pack("<IIIII", 0, 0, 3_000_000, len(frame), len(frame)) + frame + b"\0" * (-len(frame) % 4)
     epb += struct.pack("<HHI", 0x8001, 4, 0) + b"\0" * 4
-    p = _pcapng_blocks(tmp_path / "mix.pcapng", [
+    p = pcapng_file(tmp_path / "mix.pcapng", [
         ("idb", 1, "en0"), ("raw", 0x80000001, dpib), ("spb", _syn(50000)), ("raw", 2, opb), ("raw", 6, epb),
         ("spb", _syn(50002)),
     ])  # fmt: skip

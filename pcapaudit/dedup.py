@@ -1,0 +1,123 @@
+"""Packets a capture holds once per interface they crossed, counted once.
+
+A capture of several interfaces at once sees a bridged or routed packet on each of them: ``tcpdump -i
+any`` on a Linux host with a bridge (Docker's docker0 and its veth ports, a VM's tap) stores every
+forwarded packet twice, and so does ``tcpdump -i pktap`` on a Mac whose VMs share its network (vmenet and
+bridge100). Counted twice, each such flow has twice its packets and bytes and every ICMP error twice.
+
+A packet is a copy when a packet with the same header fields (addresses, protocol, ports, TCP sequence
+and acknowledgement numbers, flags, IP length, IPv4 ID or IPv6 flow label, UDP checksum, ICMP type, code,
+id and sequence; not the TTL, which a router lowers, nor the VLAN tag, which a bridge port may strip) was
+kept on *another* interface less than ``WINDOW`` before it. A packet repeated on the same interface (a
+retransmission with the same bytes, a loop) is on the wire twice and stays. NAT rewrites addresses, so
+the two sides of a NAT stay two flows. Captures whose packets name no interface are left alone.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pcapaudit.decode import FAST, SKIP, DecodeResult
+from pcapaudit.decode.vector import MIX_PERTURB, mix64
+
+WINDOW = 0.05  # seconds: a bridge or a router forwards in microseconds to a few milliseconds
+MAX_CARRY = 1 << 20  # kept packets remembered across batches, whatever the timestamps look like
+
+_EMPTY_F = np.zeros(0, dtype=np.float64)
+_EMPTY_U = np.zeros(0, dtype=np.uint64)
+_EMPTY_I = np.zeros(0, dtype=np.int64)
+
+
+def packet_keys(c, rows: np.ndarray) -> np.ndarray:
+    """64-bit hash of the fields that make two packets copies of one (see the module docstring)."""
+    with np.errstate(over="ignore"):
+        h = mix64(c.src_lo[rows] + np.uint64(MIX_PERTURB))
+        for col in (c.src_hi[rows], c.dst_lo[rows], c.dst_hi[rows]):
+            h = mix64(h ^ col)
+        small = ((c.sport[rows].astype(np.uint64) << np.uint64(48)) | (c.dport[rows].astype(np.uint64) << np.uint64(32))
+                 | (c.proto[rows].astype(np.uint64) << np.uint64(16)) | (c.flags[rows].astype(np.uint64) << np.uint64(8))
+                 | c.ipver[rows].astype(np.uint64))  # fmt: skip
+        h = mix64(h ^ small)
+        h = mix64(h ^ c.seq[rows].astype(np.uint64))
+        h = mix64(h ^ c.ident[rows].astype(np.uint64))
+        icmp = ((c.icmp_type[rows] + 1).astype(np.uint64) << np.uint64(40)) | ((c.icmp_code[rows] + 1).astype(np.uint64) << np.uint64(32))
+        h = mix64(h ^ (c.iplen[rows].astype(np.uint64) | icmp))
+    return h
+
+
+class InterfaceCopies:
+    """Marks the copies in each batch (their decode status becomes SKIP, so nothing counts them) and
+    counts them in ``count``. Keeps the kept packets of the last ``window`` seconds for the next batch."""
+
+    def __init__(self, window: float = WINDOW):
+        self.window = window
+        self.count = 0
+        self._ids: dict[str, int] = {}  # interface name -> a number stable across batches
+        self._carry = (_EMPTY_U, _EMPTY_F, _EMPTY_I)  # (key, time, interface) of recently kept packets
+
+    def drop(self, ts: np.ndarray, res: DecodeResult) -> int:
+        """Mark this batch's copies (``ts``: the batch's timestamps); returns how many there were."""
+        if res.interfaces is None:
+            return 0
+        c = res.cols
+        rows = np.nonzero(c.status == FAST)[0]
+        if not len(rows):
+            return 0
+        values, names = res.interfaces(rows)
+        idx = values[rows]
+        rows, idx = rows[idx >= 0], idx[idx >= 0]
+        if not len(rows):
+            return 0
+        ids = np.array([self._ids.setdefault(n, len(self._ids)) for n in names], dtype=np.int64)
+        t = ts[rows].astype(np.float64)
+        ck, ct, ci = self._carry
+        nc = len(ck)
+        if len(self._ids) < 2:
+            # one interface so far (pktap,en0): nothing is a copy; only the packets of the batch's last
+            # window are kept in mind, in case the next batch brings another interface
+            last = t >= t.max() - self.window
+            rows, idx, t = rows[last], idx[last], t[last]
+            dup = np.zeros(len(rows), dtype=bool)
+            keys = packet_keys(c, rows)
+            iface = ids[idx]
+        else:
+            iface = ids[idx]
+            keys = packet_keys(c, rows)
+            dup = self._mark(np.concatenate([ck, keys]), np.concatenate([ct, t]), np.concatenate([ci, iface]))[nc:]
+        kept = ~dup
+        k_keys, k_t, k_if = np.concatenate([ck, keys[kept]]), np.concatenate([ct, t[kept]]), np.concatenate([ci, iface[kept]])
+        recent = np.nonzero(k_t >= k_t.max() - self.window)[0]
+        if len(recent) > MAX_CARRY:  # a flood with one timestamp: remember the latest only
+            recent = recent[np.argsort(k_t[recent], kind="stable")[-MAX_CARRY:]]
+        self._carry = (k_keys[recent], k_t[recent], k_if[recent])
+        n = int(dup.sum())
+        if n:
+            c.status[rows[dup]] = SKIP
+            self.count += n
+        return n
+
+    def _mark(self, keys: np.ndarray, t: np.ndarray, iface: np.ndarray) -> np.ndarray:
+        """Which packets copy a packet kept on another interface less than ``window`` before them."""
+        order = np.lexsort((t, keys))
+        k = keys[order]
+        dup = np.zeros(len(keys), dtype=bool)
+        same = np.nonzero(k[1:] == k[:-1])[0] + 1  # positions (in order) whose key the one before shares
+        if not len(same):
+            return dup
+        starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
+        length = np.diff(np.r_[starts, len(k)])
+        # the usual case, a packet and its copy: the second is a copy when it came from another
+        # interface within the window
+        two = starts[length == 2]
+        a, b = order[two], order[two + 1]
+        dup[b] = (iface[a] != iface[b]) & (t[b] - t[a] < self.window)
+        # three or more packets with one key: each is compared with the last one kept before it
+        for s, n in zip(starts[length > 2].tolist(), length[length > 2].tolist()):
+            run = order[s : s + n].tolist()
+            kept_t, kept_if = t[run[0]], iface[run[0]]
+            for r in run[1:]:
+                if iface[r] != kept_if and t[r] - kept_t < self.window:
+                    dup[r] = True
+                else:
+                    kept_t, kept_if = t[r], iface[r]
+        return dup
