@@ -432,6 +432,8 @@ def _ifname(r: bytes) -> str | None:
 def _group_rows(words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rows with equal words: (first row of each group, group of each row), grouped by a 64-bit hash of
     the words and checked word by word (regrouped on the raw words should two groups share a hash)."""
+    if (words == words[0]).all():  # one interface, one process: the usual batch of a pktap,en0 capture
+        return np.zeros(1, dtype=np.int64), np.zeros(len(words), dtype=np.int64)
     h = np.zeros(len(words), dtype=np.uint64)
     with np.errstate(over="ignore"):
         for k in range(words.shape[1]):

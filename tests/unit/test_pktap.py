@@ -399,3 +399,18 @@ def test_live_lines_name_the_process(capsys):
     syn = [line for line in err if "syn_no_reply" in line]
     assert len(syn) == 1 and syn[0].endswith("[apsd[178]]")
     assert all(line.endswith("]") for line in err)  # every finding of this capture is about a process
+
+
+def test_group_rows_one_group_and_many():
+    """PKTAP fields are grouped by their words; a batch where every row has the same words (one
+    interface, one process) takes a shortcut that must group as the general path does."""
+    from pcapaudit.decode.vector import _group_rows
+
+    same = np.tile(np.array([7, 8, 9], dtype=np.uint32), (5, 1))
+    first, inv = _group_rows(same)
+    assert first.tolist() == [0] and inv.tolist() == [0] * 5
+    mixed = same.copy()
+    mixed[3, 1] = 1
+    first, inv = _group_rows(mixed)
+    assert len(first) == 2 and inv[3] != inv[0] and len(set(inv[[0, 1, 2, 4]].tolist())) == 1
+    assert (mixed[first][inv] == mixed).all()
