@@ -285,6 +285,9 @@ def header_lines(result: AuditResult) -> list[str]:
     lines.append(f"  rulesets: {vendors}{' (detected from traffic)' if result.vendors_auto else ''}")
     if s.get("if_dropped") or s.get("dropped"):
         lines.append(f"  dropped by capture: kernel {s.get('dropped') or 0:,}, interface {s.get('if_dropped') or 0:,}")
+    if s.get("interface_copies"):
+        lines.append(f"  {s['interface_copies']:,} packets seen again on another interface (a bridge, a router) "
+                     "counted once")  # fmt: skip
     for e in result.errors:
         lines.append(f"  ERROR {clean_text(e)}")
     return lines

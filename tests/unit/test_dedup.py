@@ -39,6 +39,10 @@ def test_tcpdump_any_on_a_bridge_gives_the_flows_of_one_port(engine):
     assert sorted(f.code for f, _ in both.finding_records) == sorted(f.code for f, _ in one.finding_records)
     assert all(re.fullmatch(r"if\d+", i) for i in both.flows["interface"])  # SLL2: the interface index
     assert one.flows["interface"].isna().all()
+    from pcapaudit.report.render import header_lines
+
+    assert any(f"{extra['interface_copies']:,} packets seen again on another interface" in x for x in header_lines(both))
+    assert not any("seen again" in x for x in header_lines(one))
 
 
 def _syn(ttl=64, vlan=None, sport=50000):
