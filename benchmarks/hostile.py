@@ -1,6 +1,6 @@
 """Hostile-traffic benchmark: captures that make a finding per packet, and what pcapaudit makes of them.
 
-    python3 benchmarks/hostile.py                 # generate (once) and audit the four captures
+    python3 benchmarks/hostile.py                 # generate (once) and audit the five captures
     python3 benchmarks/hostile.py --pcapaudit-cmd ".venv/bin/python -m pcapaudit"
 
 The captures are written with ``struct`` (deterministic, no scapy) to ``benchmarks/.cache/``:
@@ -10,7 +10,10 @@ The captures are written with ``struct`` (deterministic, no scapy) to ``benchmar
   datagram "from" 10.0.0.5 (random high source port) to port 53, 123 or 443 of the reporter;
 * ``hostile-backscatter-random.pcap``: the same with random ports on both sides of the quoted datagram;
 * ``hostile-backscatter-flood.pcap``: 1,000,000 of those in 10 seconds, so no reporter's flow times out
-  before the capture ends: what bounds memory is the flow table's cap (``--max-flows``).
+  before the capture ends: what bounds memory is the flow table's cap (``--max-flows``);
+* ``hostile-interface-copies.pcap``: ``tcpdump -i any`` (SLL2) on a router under a flood: 300,000 UDP
+  datagrams to random ports, each seen on the way in and, 2 us later with its TTL lowered, on the way out.
+  Every second packet is a copy (pcapaudit/dedup.py).
 
 For each, the runner prints the finding rows, the wall time and the peak RSS of ``pcapaudit audit FILE
 --format parquet -o DIR/x`` (the full audit; all five tables written).
@@ -43,15 +46,13 @@ def _side(src, dst, sport: int, dport: int, proto: int) -> Side:
 
 
 class _Writer:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, linktype: int = 1):
         self.fh = open(path, "wb")  # noqa: SIM115 - closed in close()
-        self.fh.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        self.fh.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, linktype))
 
     def add(self, ts: float, frame: bytes) -> None:
-        sec = int(ts)
-        self.fh.write(
-            struct.pack("<IIII", sec, int(round((ts - sec) * 1e6)) % 1_000_000, len(frame), len(frame))
-        )
+        sec, usec = divmod(round(ts * 1e6), 1_000_000)  # (not round(frac * 1e6) % 1e6: x.9999996 went back 1 s)
+        self.fh.write(struct.pack("<IIII", sec, usec, len(frame), len(frame)))
         self.fh.write(frame)
 
     def close(self) -> None:
@@ -88,12 +89,29 @@ def gen_backscatter(path: Path, random_ports: bool, count: int = 300_000, step: 
     w.close()
 
 
+def gen_copies(path: Path, count: int = 300_000, step: float = 0.0002) -> None:
+    rng = random.Random(3)
+    w = _Writer(path, 276)  # LINKTYPE_LINUX_SLL2, as tcpdump -i any writes
+    t = 1_700_000_000.0
+    client = [10, 0, 0, 5]
+    for i in range(count):
+        t += step
+        far = [rng.randrange(1, 224), rng.randrange(256), rng.randrange(256), rng.randrange(1, 255)]
+        sport, dport = rng.randrange(1024, 65535), rng.randrange(1, 65535)
+        for ifindex, ttl, dt in ((3, 64, 0.0), (4, 63, 0.000002)):
+            ip = Side(SMAC, DMAC, 0, bytes(client), bytes(far), sport, dport, ttl, 17, i & 0xFFFF).udp(b"x" * 20)[14:]
+            sll2 = struct.pack("!HHIHBB8s", 0x0800, 0, ifindex, 1, 0 if ifindex == 3 else 4, 6, SMAC + b"\0\0")
+            w.add(t + dt, sll2 + ip)
+    w.close()
+
+
 CAPTURES = {
     "hostile-synscan.pcap": gen_synscan,
     "hostile-backscatter.pcap": lambda p: gen_backscatter(p, False),
     "hostile-backscatter-random.pcap": lambda p: gen_backscatter(p, True),
     # a flood: every reporter's flow is still inside its timeout when the capture ends (100,000 a second)
     "hostile-backscatter-flood.pcap": lambda p: gen_backscatter(p, True, 1_000_000, 0.00001),
+    "hostile-interface-copies.pcap": gen_copies,
 }
 
 
