@@ -204,3 +204,41 @@ def test_live_port_scan_prints_one_fold_line_per_code(tmp_path):
     assert len(rejected) == 101, rejected[-3:]
     assert sum("more syn_rejected findings" in ln for ln in lines) == 1
     assert sum(f["count"] for f in doc["findings"] if f["code"] == "syn_rejected") == 150
+
+
+@pytest.mark.live
+@needs_lab
+def test_live_any_on_the_router_counts_forwarded_packets_once(tmp_path):
+    """`pcapaudit live any` on the lab's router sees every forwarded packet twice: on the LAN side and, TTL
+    lowered, on the WAN side. Opened as SLL2, each packet names its interface, and the router's report
+    counts the device's connection as a capture on the device itself does."""
+    from tests.lab import Lab
+
+    reports, errs, procs = {}, {}, {}
+    with Lab() as lab:
+        lab.start_internet()
+        for role, iface in (("fw", "any"), ("dev", lab.ifaces["dev"])):
+            reports[role], errs[role] = tmp_path / f"{role}.json", tmp_path / f"{role}.err"
+            with open(errs[role], "w") as err:
+                procs[role] = lab.popen(role, [
+                    sys.executable, "-m", "pcapaudit", "live", iface, "-f", "json", "-o", str(reports[role]),
+                    "--fail-on", "none", "--filter", "tcp port 443",
+                ], stdout=subprocess.DEVNULL, stderr=err)  # fmt: skip
+        for role, proc in procs.items():
+            _wait_for(errs[role], "capturing on", proc)
+        lab.run_client("dev", [{"op": "tls", "host": "albert.apple.com", "port": 443, "app": "http"}] * 2)
+        lan = "if" + lab.exec("fw", ["cat", "/sys/class/net/lan0/ifindex"]).stdout.strip()
+        time.sleep(1)
+        for role, proc in procs.items():
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(30) == 0, errs[role].read_text()
+    docs = {role: json.loads(path.read_text()) for role, path in reports.items()}
+
+    def flows(doc):
+        return sorted((f["src_port"], f["pkts_c2s"], f["pkts_s2c"], f["bytes_c2s"], f["bytes_s2c"], f["history"])
+                      for f in doc["flows"] if f["dst_port"] == 443)  # fmt: skip
+
+    assert len(flows(docs["dev"])) == 2 and flows(docs["fw"]) == flows(docs["dev"])
+    fw = docs["fw"]["summary"]
+    assert fw["interface_copies"] == docs["dev"]["summary"]["packets"] == fw["packets"] // 2
+    assert {f["interface"] for f in docs["fw"]["flows"]} == {lan}  # where the connections came in

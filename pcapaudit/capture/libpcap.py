@@ -75,6 +75,8 @@ def load() -> ctypes.CDLL:
     lib.pcap_freecode.argtypes = [ctypes.POINTER(_BpfProgram)]
     lib.pcap_next_ex.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.POINTER(_PktHdr)), ctypes.POINTER(ctypes.POINTER(ctypes.c_ubyte))]
     lib.pcap_datalink.argtypes = [ctypes.c_void_p]
+    if hasattr(lib, "pcap_set_datalink"):
+        lib.pcap_set_datalink.argtypes = [ctypes.c_void_p, ctypes.c_int]
     lib.pcap_stats.argtypes = [ctypes.c_void_p, ctypes.POINTER(_Stat)]
     lib.pcap_breakloop.argtypes = [ctypes.c_void_p]
     lib.pcap_close.argtypes = [ctypes.c_void_p]
@@ -97,6 +99,9 @@ def _perm_hint(iface: str) -> str:
     exe = os.path.realpath(sys.executable)
     return (f"{iface}: permission denied capturing packets: run as root (sudo pcapaudit live {iface}) or grant "
             f"capture rights (sudo setcap cap_net_raw,cap_net_admin=eip {exe})")  # fmt: skip
+
+
+DLT_LINUX_SLL, DLT_LINUX_SLL2 = 113, 276
 
 
 class Handle:
@@ -131,6 +136,11 @@ class Handle:
                 raise CaptureError(f"{iface}: interface is down (bring it up: ip link set {iface} up)")
             raise CaptureError(f"{iface}: cannot start capture: {msg or rc}")
         self.linktype = lib.pcap_datalink(self.h)
+        if self.linktype == DLT_LINUX_SLL and hasattr(lib, "pcap_set_datalink"):
+            # Linux's "any" device: SLL2 (libpcap 1.10+) also says which interface each packet crossed, so
+            # a forwarded packet seen on two interfaces is counted once (pcapaudit/dedup.py), as tcpdump does
+            if lib.pcap_set_datalink(self.h, DLT_LINUX_SLL2) == 0:
+                self.linktype = lib.pcap_datalink(self.h)
         if bpf:
             prog = _BpfProgram()
             if lib.pcap_compile(self.h, ctypes.byref(prog), bpf.encode(), 1, 0xFFFFFFFF) < 0:
