@@ -330,7 +330,8 @@ def _summary_line(result) -> str:
         + f" in {result.flow_count} flows from {result.stats.packets} packets; {result.stats.weird} weird"
         + (f"; {copies:,} packets seen again on another interface counted once"
            if (copies := extra.get("interface_copies")) else "")
-        + (f"; {early:,} flows ended early to stay under --max-flows" if (early := extra.get("flows_ended_early")) else "")
+        + (f"; {early:,} flows ended early to stay under --max-flows"
+           if (early := extra.get("flows_ended_early")) else "")
     )  # fmt: skip
 
 

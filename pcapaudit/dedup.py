@@ -21,7 +21,7 @@ from pcapaudit.decode import FAST, SKIP, DecodeResult
 from pcapaudit.decode.vector import MIX_PERTURB, mix64
 
 WINDOW = 0.05  # seconds: a bridge or a router forwards in microseconds to a few milliseconds
-MAX_CARRY = 1 << 18  # kept packets remembered across batches (50 ms of a 5 Mpps link), whatever the timestamps
+MAX_CARRY = 1 << 18  # kept packets remembered across batches (50 ms of 5 Mpps), whatever the timestamps
 
 _EMPTY_F = np.zeros(0, dtype=np.float64)
 _EMPTY_U = np.zeros(0, dtype=np.uint64)
@@ -34,14 +34,11 @@ def packet_keys(c, rows: np.ndarray) -> np.ndarray:
         h = mix64(c.src_lo[rows] + np.uint64(MIX_PERTURB))
         for col in (c.src_hi[rows], c.dst_lo[rows], c.dst_hi[rows]):
             h = mix64(h ^ col)
-        small = ((c.sport[rows].astype(np.uint64) << np.uint64(48)) | (c.dport[rows].astype(np.uint64) << np.uint64(32))
-                 | (c.proto[rows].astype(np.uint64) << np.uint64(16)) | (c.flags[rows].astype(np.uint64) << np.uint64(8))
-                 | c.ipver[rows].astype(np.uint64))  # fmt: skip
-        h = mix64(h ^ small)
-        h = mix64(h ^ c.seq[rows].astype(np.uint64))
-        h = mix64(h ^ c.ident[rows].astype(np.uint64))
-        icmp = ((c.icmp_type[rows] + 1).astype(np.uint64) << np.uint64(40)) | ((c.icmp_code[rows] + 1).astype(np.uint64) << np.uint64(32))
-        h = mix64(h ^ (c.iplen[rows].astype(np.uint64) | icmp))
+        u = lambda col, shift=0: col[rows].astype(np.uint64) << np.uint64(shift)  # noqa: E731
+        h = mix64(h ^ (u(c.sport, 48) | u(c.dport, 32) | u(c.proto, 16) | u(c.flags, 8) | u(c.ipver)))
+        h = mix64(h ^ u(c.seq))
+        h = mix64(h ^ u(c.ident))
+        h = mix64(h ^ (u(c.icmp_type + 1, 40) | u(c.icmp_code + 1, 32) | u(c.iplen)))
     return h
 
 
@@ -83,9 +80,11 @@ class InterfaceCopies:
         else:
             iface = ids[idx]
             keys = packet_keys(c, rows)
-            dup = self._mark(np.concatenate([ck, keys]), np.concatenate([ct, t]), np.concatenate([ci, iface]))[nc:]
+            both = (np.concatenate([ck, keys]), np.concatenate([ct, t]), np.concatenate([ci, iface]))
+            dup = self._mark(*both)[nc:]
         kept = ~dup
-        k_keys, k_t, k_if = np.concatenate([ck, keys[kept]]), np.concatenate([ct, t[kept]]), np.concatenate([ci, iface[kept]])
+        k_keys, k_t = np.concatenate([ck, keys[kept]]), np.concatenate([ct, t[kept]])
+        k_if = np.concatenate([ci, iface[kept]])
         recent = np.nonzero(k_t >= k_t.max() - self.window)[0]
         if len(recent) > MAX_CARRY:  # a flood with one timestamp: remember the latest only
             recent = recent[np.argsort(k_t[recent], kind="stable")[-MAX_CARRY:]]
