@@ -10,7 +10,9 @@ and acknowledgement numbers, flags, IP length, IPv4 ID or IPv6 flow label, UDP c
 id and sequence; not the TTL, which a router lowers, nor the VLAN tag, which a bridge port may strip) was
 kept on *another* interface less than ``WINDOW`` before it. A packet repeated on the same interface (a
 retransmission with the same bytes, a loop) is on the wire twice and stays. NAT rewrites addresses, so
-the two sides of a NAT stay two flows. Captures whose packets name no interface are left alone.
+the two sides of a NAT stay two flows. Linux "any" captures in the older SLL format name no interface,
+but say whether the host received or sent each packet: there a copy is a packet sent less than ``WINDOW``
+after the host received the same one (or the other way round). Captures that say neither are left alone.
 """
 
 from __future__ import annotations
@@ -54,13 +56,16 @@ class InterfaceCopies:
 
     def drop(self, ts: np.ndarray, res: DecodeResult) -> int:
         """Mark this batch's copies (``ts``: the batch's timestamps); returns how many there were."""
-        if res.interfaces is None:
+        groups = res.interfaces or res.directions
+        if groups is None:
             return 0
         c = res.cols
         rows = np.nonzero(c.status == FAST)[0]
         if not len(rows):
             return 0
-        values, names = res.interfaces(rows)
+        values, names = groups(rows)
+        if groups is res.directions:  # received / sent: kept apart from interface names
+            names = [f"\0{n}" for n in names]
         idx = values[rows]
         rows, idx = rows[idx >= 0], idx[idx >= 0]
         if not len(rows):

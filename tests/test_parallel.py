@@ -11,7 +11,8 @@ from pcapaudit.parallel import audit_parallel, auto_jobs
 
 ROOT = Path(__file__).resolve().parents[1]
 CAPTURES = [ROOT / "captures" / "enrollment-troubleshooting.pcap", ROOT / "captures" / "enrollment-mac-pktap.pcap",
-            ROOT / "tests" / "assets" / "bridged" / "any.pcap"] + sorted((ROOT / "tests" / "scenarios").glob("*/input.pcap"))
+            ROOT / "tests" / "assets" / "bridged" / "any.pcap", ROOT / "tests" / "assets" / "bridged" / "any-sll.pcap",
+            ] + sorted((ROOT / "tests" / "scenarios").glob("*/input.pcap"))
 
 
 def _view(r):

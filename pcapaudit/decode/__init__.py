@@ -18,6 +18,7 @@ from pcapaudit.decode.packet import DecodeError, Fragment, NotIP, PacketFields, 
 from pcapaudit.decode.vector import (
     FAST,
     LINK_PKTAP,
+    LINK_SLL,
     LINK_SLL2,
     SKIP,
     SLOW,
@@ -26,6 +27,7 @@ from pcapaudit.decode.vector import (
     pktap_interfaces,
     pktap_processes,
     sll2_interfaces,
+    sll_directions,
 )
 
 __all__ = ["DecodeResult", "Decoder", "Decoded", "FAST", "SKIP", "SLOW"]
@@ -48,6 +50,9 @@ class DecodeResult:
     # only for the rows the engine asks about (a flow's first packets), else None
     processes: Callable[[np.ndarray], tuple[np.ndarray, list]] | None = None
     interfaces: Callable[[np.ndarray], tuple[np.ndarray, list]] | None = None
+    # the same for the direction of packets that name no interface but say whether the host received or
+    # sent them (Linux "any" captures in the older SLL format): what tells a forwarded packet's copies apart
+    directions: Callable[[np.ndarray], tuple[np.ndarray, list]] | None = None
 
 
 class Decoder:
@@ -81,6 +86,8 @@ class Decoder:
         elif batch.iface is not None:
             iface, ifnames = batch.iface, batch.ifnames or []
             res.interfaces = lambda _rows: (iface, ifnames)
+        elif (batch.linktype == LINK_SLL).any():
+            res.directions = partial(sll_directions, batch)
         if len(rows):
             self._simple_rows(batch, res, rows)
         return res

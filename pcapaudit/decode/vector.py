@@ -380,6 +380,18 @@ def sll2_interfaces(batch: PacketBatch, rows: np.ndarray | None = None) -> tuple
     return out, [f"if{k}" for k in found.tolist()]
 
 
+def sll_directions(batch: PacketBatch, rows: np.ndarray | None = None) -> tuple[np.ndarray, list[str]]:
+    """Whether each packet of a Linux "any" capture in the older SLL format (no interface index) was
+    received or sent, from the header's packet type (4: sent by this host): a forwarded packet is seen
+    received on one interface and sent on another. An index per row (-1: not SLL) into the two names."""
+    out = np.full(len(batch), -1, dtype=np.int64)
+    i = np.arange(len(batch)) if rows is None else np.asarray(rows, dtype=np.int64)
+    i = i[(batch.linktype[i] == LINK_SLL) & (batch.caplen[i] >= 16)]
+    if len(i):
+        out[i] = _be16(np.frombuffer(batch.buf, dtype=np.uint8), batch.off[i]) == 4
+    return out, ["received", "sent"]
+
+
 def _pktap_field(batch: PacketBatch, rows: np.ndarray | None, rel: np.ndarray, decode, cache: dict) -> tuple[np.ndarray, list]:
     """One PKTAP header field (the 32-bit words at ``rel``) of the rows asked about: an index per row of the
     batch (-1: none, not asked, or ``decode`` gave None) into the decoded values. Rows are grouped by their

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Records any.pcap and one.pcap: the same traffic between two network namespaces joined by a Linux
-# bridge, captured with `tcpdump -i any` (SLL2: every bridged packet twice, once per bridge port) and on
-# one bridge port only. tests/unit/test_dedup.py checks that both give the same flows.
+# Records any.pcap, any-sll.pcap and one.pcap: the same traffic between two network namespaces joined by
+# a Linux bridge, captured with `tcpdump -i any` (every bridged packet twice, received on one bridge port
+# and sent on the other) as SLL2 (with the interface index) and as SLL (without), and on one bridge port
+# only. tests/unit/test_dedup.py checks that all three give the same flows.
 # Needs root, iproute2, tcpdump and python3. Run from anywhere: bash tests/assets/bridged/record.sh
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -39,9 +40,10 @@ while True:
 PY
 server=$!; pids+=("$server")
 sleep 0.5
-tcpdump -i any -w "$here/any.pcap" -U net 10.77.0.0/24 2>/dev/null & any=$!
+tcpdump -i any -y LINUX_SLL2 -w "$here/any.pcap" -U net 10.77.0.0/24 2>/dev/null & any=$!
+tcpdump -i any -y LINUX_SLL -w "$here/any-sll.pcap" -U net 10.77.0.0/24 2>/dev/null & sll=$!
 tcpdump -i pa_vA -w "$here/one.pcap" -U net 10.77.0.0/24 2>/dev/null & one=$!
-pids+=("$any" "$one")
+pids+=("$any" "$sll" "$one")
 sleep 1
 # in A: two TCP exchanges, two UDP request/answer pairs, a datagram to a closed port (ICMP unreachable)
 ip netns exec pa_brA "$py" - <<'PY'
@@ -57,5 +59,5 @@ for i in range(2):
 u.sendto(b"anyone?", ("10.77.0.2", 9998)); time.sleep(0.2)
 PY
 sleep 1
-kill "$any" "$one"; wait "$any" "$one" 2>/dev/null || true
-chmod 644 "$here/any.pcap" "$here/one.pcap"
+kill "$any" "$sll" "$one"; wait "$any" "$sll" "$one" 2>/dev/null || true
+chmod 644 "$here/any.pcap" "$here/any-sll.pcap" "$here/one.pcap"
