@@ -46,8 +46,8 @@ class DecodeResult:
     fragments: int = 0
     tunnels: dict[str, int] = field(default_factory=dict)
     # captures that name each packet's process (Apple PKTAP, Darwin pcapng) or interface (PKTAP, Linux
-    # SLL2, pcapng with several): rows -> (per-row index for the batch, -1 for none, and the names it indexes), read
-    # only for the rows the engine asks about (a flow's first packets), else None
+    # SLL2, pcapng with several): rows -> (per-row index for the batch, -1 for none, and the names it
+    # indexes), read only for the rows the engine asks about (a flow's first packets), else None
     processes: Callable[[np.ndarray], tuple[np.ndarray, list]] | None = None
     interfaces: Callable[[np.ndarray], tuple[np.ndarray, list]] | None = None
     # the same for the direction of packets that name no interface but say whether the host received or
