@@ -285,8 +285,7 @@ class Auditor:
         for row, name, detail in res.weirds:
             self.weirds.add(Weird(float(batch.ts[row]), name, None, f"packet {batch.first_index + row + 1}: {detail}"))
         self.decoded += int((res.cols.status == FAST).sum())  # copies included: they were decoded
-        if res.interfaces is not None or res.directions is not None:
-            self.copies.drop(batch.ts, res)
+        self.copies.drop(batch.ts, res)  # nothing to do unless packets name an interface or direction
         self.engine.process(batch, res)
         self._drain_orphan_icmp()
         self.packets += n

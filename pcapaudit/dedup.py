@@ -74,17 +74,17 @@ class InterfaceCopies:
         t = ts[rows].astype(np.float64)
         ck, ct, ci = self._carry
         nc = len(ck)
-        if len(self._ids) < 2:
+        one = len(self._ids) < 2
+        if one:
             # one interface so far (pktap,en0): nothing is a copy; only the packets of the batch's last
             # window are kept in mind, in case the next batch brings another interface
             last = t >= t.max() - self.window
             rows, idx, t = rows[last], idx[last], t[last]
+        iface = ids[idx]
+        keys = packet_keys(c, rows)
+        if one:
             dup = np.zeros(len(rows), dtype=bool)
-            keys = packet_keys(c, rows)
-            iface = ids[idx]
         else:
-            iface = ids[idx]
-            keys = packet_keys(c, rows)
             both = (np.concatenate([ck, keys]), np.concatenate([ct, t]), np.concatenate([ci, iface]))
             dup = self._mark(*both)[nc:]
         kept = ~dup

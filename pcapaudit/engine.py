@@ -739,16 +739,12 @@ class FlowEngine:
                 transport="tcp" if st.proto == 6 else "udp", trans_id=msg.trans_id, query=qname,
                 qtype=dnsmod.qtype_name(qtype), rcode=dnsmod.rcode_name(msg.rcode), answers=answers,
                 rtt=(r_ts - q_ts) if q_ts is not None else None,
-                process=self._process_label(slot) if self.proc_of else None,
+                process=_command_label(self.proc_of.get(slot)) if self.proc_of else None,
             )
         )  # fmt: skip
         if msg.rcode == 0 and st.proto == 6:  # answers over UDP went to the DnsMap in _name_by_dns
             for addr, name in answer_names(msg.answers):
                 self.dnsmap.add(r_ts, addr, name)
-
-    def _process_label(self, slot: int) -> str | None:
-        proc = self.proc_of.get(slot)
-        return process_label(proc[0], None, proc[2]) if proc else None
 
     # -- expiry and records ----------------------------------------------------------------------
     def expire(self, now: float, everything: bool = False) -> None:
@@ -916,7 +912,7 @@ class FlowEngine:
                         qname, qtype = q.questions[0] if q.questions else (None, None)
                         self.on_dns(DnsTransaction(uid, qts, client, server, str(transport), q.trans_id,
                                                    qname or None, dnsmod.qtype_name(qtype), None, (), None,
-                                                   process_label(proc[0], None, proc[2]) if proc else None))  # fmt: skip
+                                                   _command_label(proc)))  # fmt: skip
 
     def _deep_fields(self, st: DeepState, ev: tuple, i: int, ps: int) -> dict:
         """The application fields of a flow's record; ``ev`` holds the (client, server) TCP event tables
@@ -974,6 +970,11 @@ class FlowEngine:
         if st.icmp:
             kw["icmp"] = tuple((t, c_, rep) for t, c_, rep, _v in st.icmp)
         return kw
+
+
+def _command_label(proc: tuple | None) -> str | None:
+    """A (command, pid, effective command) as the DNS table names the querying process: without the pid."""
+    return process_label(proc[0], None, proc[2]) if proc else None
 
 
 def _first_of_flow(lookup: Callable, rows: np.ndarray, slot_r: np.ndarray, store: dict, known: np.ndarray) -> None:

@@ -334,11 +334,17 @@ def _strip_pktap(b: np.ndarray, batch: PacketBatch) -> tuple[np.ndarray, np.ndar
     return lt, off
 
 
+def _link_rows(batch: PacketBatch, rows: np.ndarray | None, linktypes: tuple[int, ...],
+               min_len: int) -> np.ndarray:  # fmt: skip
+    """The rows (of ``rows``, or all) with one of these link types and at least ``min_len`` bytes captured."""
+    i = np.arange(len(batch)) if rows is None else np.asarray(rows, dtype=np.int64)
+    return i[np.isin(batch.linktype[i], linktypes) & (batch.caplen[i] >= min_len)]
+
+
 def _pktap_rows(batch: PacketBatch, rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The rows (of ``rows``, or all) that carry a whole PKTAP header: the rows, their frame offsets and
     their header lengths."""
-    i = np.arange(len(batch)) if rows is None else np.asarray(rows, dtype=np.int64)
-    i = i[np.isin(batch.linktype[i], LINK_PKTAP) & (batch.caplen[i] >= PKTAP_MIN)]
+    i = _link_rows(batch, rows, LINK_PKTAP, PKTAP_MIN)
     if not len(i):
         return i, i, i
     o = batch.off[i]
@@ -347,7 +353,8 @@ def _pktap_rows(batch: PacketBatch, rows: np.ndarray | None) -> tuple[np.ndarray
     return i[keep], o[keep], hl[keep]
 
 
-def pktap_processes(batch: PacketBatch, rows: np.ndarray | None = None) -> tuple[np.ndarray, list[tuple[str, int, str | None]]]:
+def pktap_processes(batch: PacketBatch, rows: np.ndarray | None = None,
+                    ) -> tuple[np.ndarray, list[tuple[str, int, str | None]]]:  # fmt: skip
     """The process of PKTAP packets (of ``rows``, or all): an index per row of the batch (-1: none or not
     asked) into a list of (command, pid, effective command or None when it is the same process).
 
@@ -370,8 +377,7 @@ def sll2_interfaces(batch: PacketBatch, rows: np.ndarray | None = None) -> tuple
     kernel's interface index (``ip link`` lists them; the file holds no names): an index per row of the
     batch (-1: not SLL2, cut short, or not asked) into a list of names."""
     out = np.full(len(batch), -1, dtype=np.int64)
-    i = np.arange(len(batch)) if rows is None else np.asarray(rows, dtype=np.int64)
-    i = i[(batch.linktype[i] == LINK_SLL2) & (batch.caplen[i] >= 20)]
+    i = _link_rows(batch, rows, (LINK_SLL2,), 20)
     if not len(i):
         return out, []
     b = np.frombuffer(batch.buf, dtype=np.uint8)
@@ -385,14 +391,14 @@ def sll_directions(batch: PacketBatch, rows: np.ndarray | None = None) -> tuple[
     received or sent, from the header's packet type (4: sent by this host): a forwarded packet is seen
     received on one interface and sent on another. An index per row (-1: not SLL) into the two names."""
     out = np.full(len(batch), -1, dtype=np.int64)
-    i = np.arange(len(batch)) if rows is None else np.asarray(rows, dtype=np.int64)
-    i = i[(batch.linktype[i] == LINK_SLL) & (batch.caplen[i] >= 16)]
+    i = _link_rows(batch, rows, (LINK_SLL,), 16)
     if len(i):
         out[i] = _be16(np.frombuffer(batch.buf, dtype=np.uint8), batch.off[i]) == 4
     return out, ["received", "sent"]
 
 
-def _pktap_field(batch: PacketBatch, rows: np.ndarray | None, rel: np.ndarray, decode, cache: dict) -> tuple[np.ndarray, list]:
+def _pktap_field(batch: PacketBatch, rows: np.ndarray | None, rel: np.ndarray, decode,
+                 cache: dict) -> tuple[np.ndarray, list]:  # fmt: skip
     """One PKTAP header field (the 32-bit words at ``rel``) of the rows asked about: an index per row of the
     batch (-1: none, not asked, or ``decode`` gave None) into the decoded values. Rows are grouped by their
     words, each group is decoded once, and decoded values are kept in ``cache`` (bounded) across batches."""

@@ -26,7 +26,8 @@ FLOW_COLUMNS: dict[str, str] = {
     "http_status": "UInt16", "connect_host": "string", "connect_port": "UInt16", "ldap_simple_bind": "boolean",
     "ldap_starttls": "boolean", "smtp_starttls": "boolean", "icmp": "string", "dns_name": "string",
     "dns_names": "string", "process": "string", "pid": "UInt32", "eprocess": "string", "interface": "category",
-    "vendor": "category", "rule_id": "string", "service": "string", "matched_by": "category", "matched_name": "string", "confidence": "category", "verdict": "category",
+    "vendor": "category", "rule_id": "string", "service": "string", "matched_by": "category",
+    "matched_name": "string", "confidence": "category", "verdict": "category",
     "reason": "string",
 }  # fmt: skip
 
