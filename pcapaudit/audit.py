@@ -139,7 +139,7 @@ class Auditor:
         self.coverage = CoverageTracker(self.index)
         self._regional: list[tuple[FlowRecord, Classification, frozenset[str]]] = []  # for region re-checks
         self.weirds = WeirdCollector()
-        self.findings = FindingCollector()
+        self.findings = FindingCollector(opts.engine_config.processes)
         self._on_finding = on_finding
         self._on_flow = on_flow
         self.decoder = Decoder(opts.engine)

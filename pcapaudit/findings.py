@@ -537,15 +537,18 @@ class FindingCollector:
     into one "<client> -> more destinations" row (a port or address scan, a worm, a device behind a blanket
     block). The choice depends only on the sequence of that key's own findings, which one process sees
     whole and in the same order with any ``--jobs``, so the rows are the same with any job count. Past
-    ``MAX_ROWS`` rows in all (a last resort: that fold may differ with ``--jobs``), new destinations fold
-    into one row per code. The flows table still lists every flow.
+    ``MAX_ROWS`` rows in all (a last resort: that fold may differ with ``--jobs``; the processes of a
+    parallel audit hold an equal share each), new destinations fold into one row per code. The flows
+    table still lists every flow.
     """
 
     MAX_UIDS = 1000  # uids kept per finding row (the count keeps counting)
     MAX_NEW_PER_CLIENT = 100  # rows one client may start for one code before the rest fold
     MAX_ROWS = 50_000  # rows in all before new destinations of a code fold into one row
 
-    def __init__(self) -> None:
+    def __init__(self, processes: int = 1) -> None:
+        # a parallel audit's processes share MAX_ROWS, as they share --max-flows
+        self.max_rows = -(-self.MAX_ROWS // max(processes, 1))
         self._first: dict[str, Finding] = {}  # identifier -> earliest occurrence
         self._count: dict[str, int] = {}
         self._sev: dict[str, Severity] = {}
@@ -575,7 +578,7 @@ class FindingCollector:
                 if len(seen) >= self.MAX_NEW_PER_CLIENT:
                     return self._fold_more(fd, client)
                 seen.add(ident)
-        if ident not in self._first and len(self._first) >= self.MAX_ROWS:
+        if ident not in self._first and len(self._first) >= self.max_rows:
             return self._fold_more(fd, None)
         return self._fold(ident, fd, fd.count, fd.severity, (fd.uid,) if fd.uid else ())
 

@@ -12,9 +12,9 @@ of the big tables exists in either process. Workers never import pandas (see ``_
 
 The report is the same as with one process (tests/test_parallel.py compares every flow column and
 every finding); only the uid lists of findings and checklist rows, which are capped, may list other
-uids or list them in another order, and past ``FindingCollector.MAX_ROWS`` finding rows which new
-destinations fold into the last-resort row. (Its per-client fold is the same with any job count: see
-``findings.fold_key``.)
+uids or list them in another order, and past ``FindingCollector.MAX_ROWS`` finding rows (shared by the
+processes, as ``--max-flows`` is) which new destinations fold into the last-resort row. (Its per-client
+fold is the same with any job count: see ``findings.fold_key``.)
 """
 
 from __future__ import annotations

@@ -204,6 +204,23 @@ def test_the_table_stops_growing_at_max_rows(monkeypatch):
     assert more[0].message.startswith("20 more syn_no_reply findings past the first 10 rows")
 
 
+def test_the_processes_of_a_parallel_audit_share_max_rows(monkeypatch):
+    """Two processes hold half of MAX_ROWS each, so the merged table stops at MAX_ROWS rows (and a row
+    per process's fold), not at twice that."""
+    monkeypatch.setattr(FindingCollector, "MAX_ROWS", 10)
+    parts = [FindingCollector(processes=2) for _ in range(2)]
+    for k, c in enumerate(parts):
+        for i in range(30):
+            c.add(_probe(f"U{k}-{i}", float(i), f"10.{3 + k}.0.{i}:22"), f"10.{k}.1.{i}")
+        assert len(c) == 6  # 5 rows and the fold
+    parts[0].merge(parts[1])
+    rows = parts[0].rows()
+    assert len(rows) == 11
+    more = [f for f, _ in rows if f.identifier.startswith("more:")]
+    assert len(more) == 1 and more[0].count == 50
+    assert more[0].message.startswith("50 more syn_no_reply findings past the first 10 rows")
+
+
 def _scan_of_every_kind_of_address(path):
     """SYNs and unanswered/answered datagrams to addresses of every scope the classifier tells apart, on
     ports that rules list by host, by network or by port only (and ports nobody lists)."""
