@@ -7,6 +7,7 @@ duplicate ids are errors that name the file and the field, e.g.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import ipaddress
 import os
@@ -36,6 +37,7 @@ from pcapaudit.rules.schema import (
 )
 
 SPECIAL_FILES = ("issuers.yaml", "asn.yaml")
+SEED_ROWS_FILE = "seed-rows.csv"  # beside the vendor files: the row ids their rules may cite
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]*(\.[a-z0-9][a-z0-9-]*)+\Z")  # \Z: "$" also matches before a final newline
 _VENDOR_RE = re.compile(r"^[a-z0-9][a-z0-9-]*\Z")
 PLACEHOLDER_RE = re.compile(r"\{([^{}]*)\}")
@@ -217,8 +219,37 @@ def _typed(ctx: _Ctx, where: str, key: str, value):
     return value
 
 
-def load_ruleset_file(path: Path, issuer_names: set[str] | None = None) -> Ruleset:
-    """Parse and validate one vendor file."""
+def load_seed_rows(path: Path) -> frozenset[str]:
+    """The ``row`` ids of a seed-rows.csv; errors name the file and line."""
+    ctx = _Ctx(path)
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ctx.err("", f"not UTF-8 text (byte {e.start})") from None
+    except OSError as e:
+        raise ctx.err("", f"cannot read: {e.strerror or e}") from None
+    reader = csv.DictReader(text.splitlines())
+    ids: set[str] = set()
+    try:
+        if "row" not in (reader.fieldnames or ()):
+            raise ctx.err("line 1", "no 'row' column in the header")
+        for rec in reader:
+            rid = (rec.get("row") or "").strip()
+            if not rid:
+                raise ctx.err(f"line {reader.line_num}", "empty row id")
+            if rid in ids:
+                raise ctx.err(f"line {reader.line_num}", f"duplicate row id {_shown(rid)}")
+            ids.add(rid)
+    except csv.Error as e:
+        raise ctx.err(f"line {reader.line_num}", f"invalid CSV: {e}") from None
+    return frozenset(ids)
+
+
+def load_ruleset_file(
+    path: Path, issuer_names: set[str] | None = None, seed_rows: tuple[str, frozenset[str]] | None = None
+) -> Ruleset:
+    """Parse and validate one vendor file. ``seed_rows`` is (file shown in messages, row ids): when given,
+    every id a rule cites under ``rows`` must be one of them; without it rows are not checked."""
     ctx = _Ctx(path)
     data, raw = _read_yaml(path)
     if not isinstance(data, dict):
@@ -316,6 +347,10 @@ def load_ruleset_file(path: Path, issuer_names: set[str] | None = None) -> Rules
             raise ctx.err(f"{w}.expected_issuers", f"{exp!r} is not an issuer set in issuers.yaml")
         if not merged["rows"]:
             raise ctx.err(f"{w}.rows", "must cite at least one seed row")
+        if seed_rows is not None:
+            for j, row in enumerate(merged["rows"]):
+                if row not in seed_rows[1]:
+                    raise ctx.err(f"{w}.rows[{j}]", f"{row!r} is not a row of {seed_rows[0]}")
         rules.append(
             Rule(
                 id=rid, vendor=vendor, service=merged["service"].strip(), hosts=tuple(hosts), cidrs=cidrs,
@@ -429,7 +464,8 @@ def load_rulebook(
     """
     files = _expand(paths) if paths else _expand([builtin_dir()])
     try:
-        stamp = tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files)
+        seeds = [c for c in dict.fromkeys(f.parent / SEED_ROWS_FILE for f in files) if c.exists()]
+        stamp = tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files + seeds)
     except OSError:
         stamp = None  # a missing file: let the loader report it
     key = (stamp, tuple(sorted((tenants or {}).items())), tuple(trusted_issuers))
@@ -451,12 +487,16 @@ def _load_rulebook(files: list[Path], tenants: dict[str, str] | None, trusted_is
     asns = load_asns(asn_path)
     rulesets = []
     owner: dict[str, str] = {}
+    seed_rows: dict[Path, tuple[str, frozenset[str]] | None] = {}
     for f in files:
         if f.name in SPECIAL_FILES:
             continue
         if not f.exists():
             raise RulesetError(f"{_display(f)}: no such file")
-        rs = load_ruleset_file(f, set(issuers))
+        csv_path = f.parent / SEED_ROWS_FILE
+        if csv_path not in seed_rows:  # a vendor file cites the rows of the seed-rows.csv beside it, if any
+            seed_rows[csv_path] = (_display(csv_path), load_seed_rows(csv_path)) if csv_path.exists() else None
+        rs = load_ruleset_file(f, set(issuers), seed_rows[csv_path])
         for r in rs.rules:
             if r.id in owner:
                 raise RulesetError(f"{rs.path}: rules ({r.id}).id: duplicate id, also defined in {owner[r.id]}")

@@ -35,6 +35,86 @@ def test_duplicate_ids_across_files(tmp_path):
         load_rulebook([tmp_path])
 
 
+def _copy_builtin(dest: Path, names=None) -> Path:
+    import shutil
+
+    dest.mkdir()
+    for f in builtin_dir().iterdir():
+        if f.suffix in (".yaml", ".csv") and (names is None or f.name in names):
+            shutil.copy(f, dest / f.name)
+    return dest
+
+
+def _cite_unknown_row(path: Path) -> Path:
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("003-dm-01", "003-nonexistent-99"), encoding="utf-8")
+    return path
+
+
+def test_unknown_seed_row_is_rejected_naming_file_rule_and_row(tmp_path, book, capsys):
+    from pcapaudit.cli import main
+
+    rule = next(r for r in book.rules if "003-dm-01" in r.rows)
+    d = _copy_builtin(tmp_path / "rs")
+    apple = _cite_unknown_row(d / "apple.yaml")
+    with pytest.raises(RulesetError) as e:
+        load_rulebook([d])
+    msg = str(e.value)
+    assert "apple.yaml: rules[" in msg and f"({rule.id}).rows[" in msg, msg
+    assert "'003-nonexistent-99' is not a row of" in msg and "seed-rows.csv" in msg and "\n" not in msg, msg
+    assert main(["rules", "validate", str(d)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "003-nonexistent-99" in err and rule.id in err, err
+    with pytest.raises(RulesetError, match="003-nonexistent-99"):
+        load_rulebook([apple])  # one file: the seed-rows.csv beside it still applies
+
+
+def test_rulesets_without_seed_rows_csv_leave_rows_unchecked(tmp_path, capsys):
+    from pcapaudit.cli import main
+
+    d = _copy_builtin(tmp_path / "rs", {"apple.yaml", "issuers.yaml", "asn.yaml"})
+    _cite_unknown_row(d / "apple.yaml")
+    assert main(["rules", "validate", str(d)]) == 0
+    assert capsys.readouterr().out.startswith("ok: 1 ruleset(s)")
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "acme.yaml").write_text(
+        "schema_version: 1\nvendor: acme\ndisplay_name: Acme\nsources: [{id: wiki, title: our wiki}]\n"
+        "rules: [{id: acme.api, service: API, hosts: [api.acme.example], ports: [443], source: wiki,\n"
+        "         rows: [w1]}]\n"
+    )
+    assert [r.id for r in load_rulebook([own / "acme.yaml"]).rules] == ["acme.api"]
+    assert main(["rules", "validate", str(own)]) == 0
+
+
+@pytest.mark.parametrize(
+    "text, expect",
+    [
+        ("id,seed\n003-dm-01,003\n", "seed-rows.csv: line 1: no 'row' column in the header"),
+        ("row,seed\n003-dm-01,003\n003-dm-01,003\n", "seed-rows.csv: line 3: duplicate row id 003-dm-01"),
+        ("row,seed\n003-dm-01,003\n,003\n", "seed-rows.csv: line 3: empty row id"),
+        (b"row\n\xff\n", "seed-rows.csv: not UTF-8 text"),
+    ],
+    ids=["no-row-column", "duplicate", "empty-id", "not-utf8"],
+)
+def test_bad_seed_rows_csv_names_file_and_line(tmp_path, text, expect):
+    d = _copy_builtin(tmp_path / "rs", {"apple.yaml"})
+    csv_path = d / "seed-rows.csv"
+    csv_path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(RulesetError, match=re.escape(expect)):
+        load_rulebook([d])
+
+
+def test_edited_seed_rows_csv_is_read_again(tmp_path):
+    d = _copy_builtin(tmp_path / "rs")
+    assert load_rulebook([d]).rule("apple.apns")
+    csv_path = d / "seed-rows.csv"
+    lines = csv_path.read_text(encoding="utf-8").splitlines(keepends=True)
+    csv_path.write_text("".join(x for x in lines if not x.startswith("003-dm-01,")), encoding="utf-8")
+    with pytest.raises(RulesetError, match="'003-dm-01' is not a row of"):
+        load_rulebook([d])
+
+
 def test_tenant_errors(book):
     with pytest.raises(RulesetError, match="has no placeholder 'uid'"):
         load_rulebook(tenants={"kandji.uid": "x"})
