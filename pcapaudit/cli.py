@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 from pcapaudit.errors import CaptureError, PcapAuditError, RulesetError, UsageError, one_line
@@ -29,6 +30,28 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, exit 2 (argparse's own convention)
         self.print_usage(sys.stderr)
         raise UsageError(message)
+
+
+def _count(text: str) -> int:
+    """A whole number, 0 or more (``--limit``)."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number, 0 or more, not {text!r}")
+    return n
+
+
+def _snaplen(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if not 64 <= n <= 262144:
+        raise argparse.ArgumentTypeError(f"expected 64 to 262144 bytes per packet, not {text!r} (a TLS "
+                                         "ClientHello needs a few hundred)")  # fmt: skip
+    return n
 
 
 def _max_flows(text: str) -> int:
@@ -62,10 +85,11 @@ def _common_report_args(p: argparse.ArgumentParser) -> None:
     o.add_argument("-f", "--format", choices=FORMATS, default=os.environ.get("PCAPAUDIT_FORMAT", "table"),
                    help="report format (default table; env PCAPAUDIT_FORMAT)")  # fmt: skip
     o.add_argument("-o", "--output", default=os.environ.get("PCAPAUDIT_OUTPUT"), metavar="PATH",
-                   help="write the report here instead of stdout; csv/parquet with several tables write PATH.<table>.csv")  # fmt: skip
+                   help="write the report here instead of stdout; csv/parquet with several tables write "
+                        "PATH.<table>.csv (env PCAPAUDIT_OUTPUT)")  # fmt: skip
     o.add_argument("--table", action="append", choices=TABLE_NAMES, metavar="NAME",
                    help=f"tables to output ({', '.join(TABLE_NAMES)}; repeatable)")  # fmt: skip
-    o.add_argument("--limit", type=int, default=50, metavar="N", help="flows shown in table/markdown output (0: all)")
+    o.add_argument("--limit", type=_count, default=50, metavar="N", help="flows shown in table/markdown output (0: all)")
     o.add_argument("--fail-on", default=None, metavar="SEVERITY",
                    help="exit 1 when a finding has at least this severity: info, low, medium (default), high, none")  # fmt: skip
     o.add_argument("-q", "--quiet", action="store_true", help="no summary line on stderr")
@@ -78,7 +102,8 @@ def _common_report_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-j", "--jobs", default="auto", metavar="N",
                    help="processes for one capture (flows are partitioned by client): auto (2+ for files of "
                         "64 MB or more on a multi-core machine), or a number")  # fmt: skip
-    p.add_argument("-v", "--verbose", action="count", default=0)
+    p.add_argument("-v", "--verbose", action="count", default=0,
+                   help="log what the audit does on stderr (-vv: debug detail)")  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,11 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--count", type=int, metavar="N", help="stop after N packets")
     lv.add_argument("--write", metavar="FILE", help="also keep the raw packets in this pcapng file")
     lv.add_argument("--rotate-mb", type=float, metavar="MB", help="start a new --write file every MB megabytes")
-    lv.add_argument("--snaplen", type=int, default=65535, metavar="BYTES")
+    lv.add_argument("--snaplen", type=_snaplen, default=65535, metavar="BYTES",
+                    help="bytes kept of each packet (default 65535; SNI and certificates need whole packets)")
     _common_report_args(lv)
     cc = sub.add_parser("crosscheck", help="compare SNI and DNS names with tshark's dissection (needs pyshark)")
     cc.add_argument("capture", metavar="CAPTURE")
-    cc.add_argument("--limit", type=int, default=50, metavar="N", help="differences shown (0: all)")
+    cc.add_argument("--limit", type=_count, default=50, metavar="N", help="differences shown (0: all)")
     r = sub.add_parser("rules", help="list, show or validate rulesets")
     rs = r.add_subparsers(dest="rules_command", metavar="ACTION", parser_class=_Parser)
     rl = rs.add_parser("list", help="one line per rule")
@@ -208,7 +234,7 @@ def _options(args):
         try:
             threshold = Severity.parse(str(fail_on))
         except ValueError as e:
-            raise UsageError(f"--fail-on: {e}") from None
+            raise UsageError(f"--fail-on: {e.args[0].replace(', high)', ', high, none)')}") from None
     opts = AuditOptions(
         rules=rules, vendors=tuple(v.strip() for v in vendor.split(",") if v.strip()) if vendor else None,
         tenants=tenants, trust_issuers=trust, devices=devices, engine=args.engine,
@@ -241,19 +267,32 @@ def report_paths(args) -> list[str]:
 
 
 def check_report_paths(args) -> None:
-    """Refuse, before any packet is read, a report that could not be written: a missing or read-only
-    directory, a directory where the file should go (an audit of a big capture must not end in an error)."""
+    """Refuse, before any packet is read, a report that could not be written: a format that needs a file
+    and has none, a missing or read-only directory, a directory where the file should go (an audit of a
+    big capture, or a live capture, must not end in an error)."""
+    fmt, out = args.format, args.output
+    if fmt not in FORMATS:  # only PCAPAUDIT_FORMAT can bring one: argparse checks -f
+        raise UsageError(f"PCAPAUDIT_FORMAT={fmt}: not a report format ({', '.join(FORMATS)})")
+    if fmt == "parquet" and out in (None, "-"):
+        raise UsageError("--format parquet needs -o PATH")
+    if fmt == "csv" and out in (None, "-") and len(_tables(args)) > 1:
+        raise UsageError("--format csv with several tables needs -o PREFIX (or one --table)")
     for path in report_paths(args):
-        parent = os.path.dirname(os.path.abspath(path))
-        if os.path.isdir(path):
-            why = "is a directory"
-        elif not os.path.isdir(parent):
-            why = f"no such directory {parent}"
-        elif not os.access(parent, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
-            why = "permission denied"
-        else:
-            continue
-        raise UsageError(f"{path}: cannot write the report there ({why})")
+        check_writable(path, "the report")
+
+
+def check_writable(path: str, what: str) -> None:
+    """A one-line error now if ``what`` could not be written at ``path`` later."""
+    parent = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        why = "is a directory"
+    elif not os.path.isdir(parent):
+        why = f"no such directory {parent}"
+    elif not os.access(parent, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        why = "permission denied"
+    else:
+        return
+    raise UsageError(f"{path}: cannot write {what} there ({why})")
 
 
 def write_report(result, args) -> None:
@@ -321,8 +360,10 @@ def _write_report(result, args) -> None:
 def _summary_line(result) -> str:
     n = len(result.finding_records)
     worst = result.worst_severity()
-    kinds = result.summary()["findings_by_kind"]
-    kind_txt = ", ".join(f"{v} {k}" for k, v in sorted(kinds.items()))
+    # info rows (TLS 1.3: "evidence unavailable") are notes, not a blocked or intercepted connection
+    kinds = Counter(f.kind.value for f, _ in result.finding_records if f.severity > Severity.INFO)
+    info = n - sum(kinds.values())
+    kind_txt = ", ".join([f"{v} {k}" for k, v in sorted(kinds.items())] + ([f"{info} info"] if info else []))
     extra = dict(result.stats.extra)
     return (
         f"pcapaudit: {n} finding{'s' if n != 1 else ''}"
@@ -510,7 +551,9 @@ def cmd_rules(args) -> int:
          for r in rows]  # fmt: skip
     )
     if args.format == "json":
-        sys.stdout.write(df.to_json(orient="records", indent=1) + "\n")
+        import json  # not df.to_json, which escapes "/" and non-ASCII text, unlike the reports (render.py)
+
+        sys.stdout.write(json.dumps(df.to_dict(orient="records"), indent=1, ensure_ascii=False) + "\n")
     elif args.format == "csv":
         df.to_csv(sys.stdout, index=False)
     else:

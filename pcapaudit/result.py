@@ -160,8 +160,10 @@ class AuditResult:
         """Counters for the header and JSON ``stats``."""
         s = self.stats
         by_kind: dict[str, int] = {}
+        by_sev: dict[str, int] = {}
         for f, _ in self.finding_records:
             by_kind[f.kind.value] = by_kind.get(f.kind.value, 0) + 1
+            by_sev[f.severity.name.lower()] = by_sev.get(f.severity.name.lower(), 0) + 1
         return {
             "sources": list(s.sources),
             "packets": s.packets,
@@ -172,6 +174,7 @@ class AuditResult:
             "dns_transactions": self.dns_count,
             "findings": len(self.finding_records),
             "findings_by_kind": by_kind,
+            "findings_by_severity": by_sev,
             "weird": s.weird,
             "not_ip": s.not_ip,
             "vendors": list(self.vendors),

@@ -102,6 +102,7 @@ def run_live(args, opts, threshold) -> int:
         EXIT_OK,
         _summary_line,
         check_report_paths,
+        check_writable,
         write_report,
     )
 
@@ -111,6 +112,8 @@ def run_live(args, opts, threshold) -> int:
     if args.rotate_mb is not None and (args.rotate_mb <= 0 or not args.write):
         raise UsageError("--rotate-mb needs --write FILE and a positive size")
     check_report_paths(args)
+    if args.write:
+        check_writable(args.write, "the packets")
     opts.engine_config = LIVE_ENGINE
     display = LiveDisplay(not args.quiet, args.interface)
     auditor = Auditor(opts, on_finding=display.finding)

@@ -255,12 +255,15 @@ def _cell(v, width: int | None) -> str:
     return s
 
 
-def render_table(df: pd.DataFrame, cols: list[str], fmt: str = "simple", width: int | None = 60, limit: int | None = None) -> str:
-    """A DataFrame view as text (tabulate); Markdown cells get their pipes and backticks escaped."""
+def render_table(df: pd.DataFrame, cols: list[str], fmt: str = "simple", width: int | None = 60, limit: int | None = None,
+                 widths: dict[str, int] | None = None) -> str:
+    """A DataFrame view as text (tabulate); Markdown cells get their pipes and backticks escaped.
+    ``width`` caps every cell, ``widths`` some columns (when ``width`` is set)."""
     view = df[cols]
     if limit is not None:
         view = view.head(limit)
-    rows = [[_cell(v, width) for v in r] for r in view.itertuples(index=False, name=None)]
+    caps = [(widths or {}).get(c, width) if width else None for c in cols]
+    rows = [[_cell(v, w) for v, w in zip(r, caps)] for r in view.itertuples(index=False, name=None)]
     if fmt == "github":
         rows = [[c.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`").replace("<", "&lt;") for c in r]
                 for r in rows]  # fmt: skip
@@ -352,10 +355,33 @@ def render_text(result: AuditResult, tables: tuple[str, ...], fmt: str = "simple
             out.write("none\n" if not never_line else never_line)
             continue
         df, cols = _process_view(df, t)
-        out.write(render_table(df, cols, "github" if md else fmt, width=None if md else 70, limit=limit) + "\n")
+        if t == "findings":
+            df = worst_first(df, None if md else FINDING_WIDTHS["target"])
+        out.write(render_table(df, cols, "github" if md else fmt, width=None if md else 70, limit=limit,
+                               widths=FINDING_WIDTHS if t == "findings" else None) + "\n")  # fmt: skip
         if never_line:
             out.write(("\n" if md else "") + clean_text(never_line.rstrip()) + "\n")
     return out.getvalue()
+
+
+FINDING_WIDTHS = {"target": 60, "message": 120}  # the message is the finding's evidence: room for it
+SEVERITY_RANK = {"high": 0, "medium": 1, "low": 2, "info": 3}
+
+
+def worst_first(df: pd.DataFrame, target_width: int | None = None) -> pd.DataFrame:
+    """Findings for reading: the most severe first (in time order within a severity), each message
+    without the target it starts with, which the ``target`` column already shows. A target longer than
+    ``target_width`` loses the middle of its name, not the domain and address at its end."""
+    rank = df["severity"].astype("string").map(SEVERITY_RANK).fillna(len(SEVERITY_RANK))
+    df = df.iloc[rank.reset_index(drop=True).sort_values(kind="stable").index]
+    msg = [m[len(t) + 2:] if isinstance(m, str) and isinstance(t, str) and t and m.startswith(t + ": ") else m
+           for m, t in zip(df["message"], df["target"])]  # fmt: skip
+    df = df.assign(message=msg)
+    if target_width:
+        keep = target_width - 10
+        df = df.assign(target=[t[:9] + "…" + t[-keep:] if isinstance(t, str) and len(t) > target_width else t
+                               for t in df["target"]])  # fmt: skip
+    return df
 
 
 def _process_view(df: pd.DataFrame, t: str) -> tuple[pd.DataFrame, list[str]]:

@@ -34,9 +34,24 @@ def test_exit_codes_and_summary(blocked_capture, capsys):
     assert main(["audit", str(blocked_capture)]) == 1
     out, err = capsys.readouterr()
     assert "syn_no_reply" in out and "1-courier.push.apple.com" in out
-    assert err.strip().startswith("pcapaudit: ") and "finding" in err
+    assert err.strip().startswith("pcapaudit: 2 findings (1 blocked, 1 tls_intercepted; worst high)")
     assert main(["audit", str(blocked_capture), "--fail-on", "none", "-q"]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_the_sample_captures_summary_counts_info_notes_apart(capsys):
+    """TLS 1.3's "evidence unavailable" rows are info notes, not intercepted connections: the summary
+    line counts them apart, and the terminal table lists the worst findings first."""
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "captures")
+    argv = ["audit", os.path.join(root, "enrollment-troubleshooting.pcap"), "--config", os.path.join(root, "lab.yaml")]
+    assert main([*argv, "--table", "findings"]) == 1
+    out, err = capsys.readouterr()
+    assert err.startswith("pcapaudit: 10 findings (2 blocked, 2 tls_intercepted, 2 unexpected, 4 info; worst high)")
+    rows = [line.split()[0] for line in out.splitlines()[7:] if line.strip()]
+    assert rows == ["high"] * 4 + ["medium", "low"] + ["info"] * 4
+    # the message does not repeat the target; a long target keeps its domain and address
+    assert "4f3c2a10-…f0c8d9e01.devices.us-1.kandji.io (52.3.100.11:443)  client refused the server certificate" in out
+    assert "certificate issued by Corporate Inspection CA" in out
 
 
 def test_json_report(blocked_capture, tmp_path):
@@ -84,7 +99,9 @@ def test_hostile_strings_are_neutralised(hostile_capture, tmp_path, capsys):
     "argv, message",
     [
         (["audit", "/nonexistent.pcap"], "/nonexistent.pcap: no such file"),
-        (["audit", "X", "--fail-on", "severe"], "--fail-on: unknown severity 'severe'"),
+        (["audit", "X", "--fail-on", "severe"], "--fail-on: unknown severity 'severe' (info, low, medium, high, none)"),
+        (["audit", "X", "--limit", "-1"], "--limit: expected a whole number, 0 or more"),
+        (["live", "lo", "--snaplen", "10"], "--snaplen: expected 64 to 262144 bytes"),
         (["audit", "X", "--vendor", "nokia"], "--vendor nokia: no such ruleset"),
         (["audit", "X", "--tenant", "kandji.uuid"], "expected VENDOR.NAME=VALUE"),
         (["audit", "X", "-f", "parquet"], "--format parquet needs -o PATH"),
@@ -164,12 +181,41 @@ def test_markdown_escapes_table_syntax(hostile_capture, tmp_path):
     assert row.count(" | ") == row.replace("\\|", "").count(" | ")  # every literal pipe is escaped
 
 
-def test_unwritable_report_is_refused_before_reading_the_capture(blocked_capture, tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        (["-f", "json", "-o", "MISSING/r.json"], None, "no such directory"),
+        (["-f", "parquet"], None, "--format parquet needs -o PATH"),
+        (["-f", "csv"], None, "--format csv with several tables needs -o PREFIX"),
+        ([], "xml", "PCAPAUDIT_FORMAT=xml: not a report format"),
+    ],
+)
+def test_a_report_that_cannot_be_written_is_refused_before_reading_the_capture(
+    blocked_capture, tmp_path, capsys, monkeypatch, argv, env, message
+):
     from pcapaudit.audit import Auditor
 
     monkeypatch.setattr(Auditor, "run_file", lambda *a, **k: pytest.fail("the capture was read"))
-    assert main(["audit", str(blocked_capture), "-f", "json", "-o", str(tmp_path / "missing" / "r.json")]) == 2
-    assert "no such directory" in capsys.readouterr().err
+    if env:
+        monkeypatch.setenv("PCAPAUDIT_FORMAT", env)
+    argv = [a.replace("MISSING", str(tmp_path / "missing")) for a in argv]
+    assert main(["audit", str(blocked_capture), *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["-f", "csv"], "--format csv with several tables needs -o PREFIX"),
+        (["--write", "/nonexistent/x.pcapng"], "/nonexistent/x.pcapng: cannot write the packets there"),
+    ],
+)
+def test_live_refuses_what_it_could_not_write_before_opening_the_interface(capsys, argv, message):
+    """A live capture that could only end in an error is refused before it starts (the interface does
+    not even exist: opening it would be the first error)."""
+    assert main(["live", "nosuchif0", *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
@@ -220,6 +266,15 @@ def test_config_strings_stand_for_one_item_lists_and_devices_are_normalised(bloc
     cfg.write_text("devices: 192.168.50.1/24\ntrust_issuers: Example Lab CA\n")
     assert main(["audit", str(blocked_capture), "--config", str(cfg), "--device", "10.0.0.1/8", "-f", "json", "-q"]) == 1
     assert "syn_no_reply" in capsys.readouterr().out  # the client 192.168.50.10 is a device: its flows are audited
+
+
+def test_rules_list_json_is_plain_json(capsys):
+    assert main(["rules", "list", "-f", "json"]) == 0
+    out = capsys.readouterr().out
+    assert "\\/" not in out and "\\u" not in out
+    rows = json.loads(out)
+    assert any("/" in r["service"] for r in rows) and "apple.apns" in {r["id"] for r in rows}
+    assert rows[0].keys() == {"id", "vendor", "required", "ports", "targets", "service", "flags"}
 
 
 def test_bad_asn_file_and_unreadable_rules_path_are_one_line(tmp_path, capsys):
