@@ -249,7 +249,7 @@ class Auditor:
             self._flow(rec or FlowRecord(**b._asdict()), b)
             return
         self.flows.append(plain_row(b, cls))
-        self.coverage.account(b.uid, fast[1], cls, rules, process_label(b.process, None, b.eprocess))
+        self.coverage.account(b.uid, b.ts, fast[1], cls, rules, process_label(b.process, None, b.eprocess))
 
     def _dns(self, tx: DnsTransaction) -> None:
         hit = self._dns_cache.get(tx.query)
@@ -371,7 +371,7 @@ class Auditor:
                                           fold_key(rec.src_ip, rec.src_port, rec.dst_ip, rec.dst_port))
         vendors = self.options.vendors or self.coverage.detected_vendors(self.book)
         finding_rows = self.findings.rows()
-        coverage = self.coverage.rows(self.book, tuple(vendors))
+        coverage = self.coverage.rows(self.book, tuple(vendors), self.ctx.region)
         stats = CaptureStats(
             sources=tuple(self.sources), packets=self.packets, bytes=self.bytes, first_ts=self.first_ts,
             last_ts=self.last_ts, decoded=self.decoded, not_ip=self.not_ip, weird=sum(self.weirds.counts.values()),

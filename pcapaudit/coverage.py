@@ -52,7 +52,8 @@ class CoverageTracker:
     def __init__(self, index: RuleIndex):
         self.index = index
         self.flows: dict[str, int] = defaultdict(int)
-        self.uids: dict[str, list[str]] = defaultdict(list)
+        self.uids: dict[str, list[tuple[float, str]]] = defaultdict(list)  # the earliest (ts, uid)s
+        self._latest: dict[str, tuple[float, str]] = {}  # the latest kept, once a rule's list is full
         self.reached: set[str] = set()
         self.dns: dict[str, int] = defaultdict(int)
         self.blocked: dict[str, set[str]] = defaultdict(set)
@@ -61,10 +62,24 @@ class CoverageTracker:
         self.processes: dict[str, set[str]] = defaultdict(set)
         self.vendors_seen: list[str] = []
 
-    def _uid(self, rid: str, uid: str) -> None:
+    def _uid(self, rid: str, item: tuple[float, str]) -> None:
+        """Keep the MAX_UIDS earliest flows of a rule: the same ones whatever the order flows end in or the
+        partitioning of a parallel audit. Flows mostly end in time order, so once the list is full most
+        cost one comparison."""
+        latest = self._latest.get(rid)
+        if latest is not None and item >= latest:
+            return
         lst = self.uids[rid]
-        if len(lst) < MAX_UIDS and (not lst or lst[-1] != uid):
-            lst.append(uid)
+        if item in lst:
+            return
+        if latest is None:
+            lst.append(item)
+            if len(lst) == MAX_UIDS:
+                self._latest[rid] = max(lst)
+            return
+        lst.remove(latest)
+        lst.append(item)
+        self._latest[rid] = max(lst)
 
     def rules_for_flow(self, f: FlowRecord, cls: Classification) -> frozenset[str]:
         """Every rule this flow satisfies (several rules may describe one destination)."""
@@ -75,16 +90,17 @@ class CoverageTracker:
 
     def flow(self, f: FlowRecord, cls: Classification, rules: frozenset[str]) -> None:
         """Account a finished flow."""
-        self.account(f.uid, reached(f), cls, rules, process_label(f.process, None, f.eprocess))
+        self.account(f.uid, f.ts, reached(f), cls, rules, process_label(f.process, None, f.eprocess))
 
-    def account(self, uid: str, ok: bool, cls: Classification, rules: frozenset[str],
+    def account(self, uid: str, ts: float, ok: bool, cls: Classification, rules: frozenset[str],
                 process: str | None = None) -> None:  # fmt: skip
-        """Account a finished flow given its uid, whether it was ``reached`` and its process, if known."""
+        """Account a finished flow given its uid and start, whether it was ``reached`` and its process,
+        if known."""
         if cls.vendor and cls.matched_by in NAME_EVIDENCE and cls.vendor not in self.vendors_seen:
             self.vendors_seen.append(cls.vendor)
         for rid in rules:
             self.flows[rid] += 1
-            self._uid(rid, uid)
+            self._uid(rid, (ts, uid))
             if ok:
                 self.reached.add(rid)
             if process is not None:
@@ -114,7 +130,7 @@ class CoverageTracker:
         """Account a DNS transaction."""
         for rid in rules:
             self.dns[rid] += 1
-            self._uid(rid, tx.uid)
+            self._uid(rid, (tx.ts, tx.uid))
 
     def finding(self, fd: Finding, rules: frozenset[str]) -> None:
         """Account a finding for every rule of the flow or name it is about."""
@@ -134,8 +150,8 @@ class CoverageTracker:
         for rid, n in other.flows.items():
             self.flows[rid] += n
         for rid, lst in other.uids.items():
-            for uid in lst:
-                self._uid(rid, uid)
+            for item in lst:
+                self._uid(rid, item)
         self.reached |= other.reached
         for rid, n in other.dns.items():
             self.dns[rid] += n
@@ -157,14 +173,19 @@ class CoverageTracker:
             seen.append("apple")  # MDM of Apple devices needs Apple's hosts too (Kandji and Jamf docs say so)
         return tuple(v for v in book.vendors if v in seen)
 
-    def rows(self, book: RuleBook, vendors: tuple[str, ...]) -> list[CoverageRow]:
-        """One row per required/recommended rule of the selected vendors."""
+    def rows(self, book: RuleBook, vendors: tuple[str, ...], regions: dict[str, str] | None = None) -> list[CoverageRow]:
+        """One row per required/recommended rule of the selected vendors. ``regions`` (vendor -> its
+        tenant's region, configured or inferred): a rule of another region is no requirement of this
+        tenant, and has a row only when the capture tried it (a region mismatch finding says why)."""
         out = []
+        regions = regions or {}
         for r in book.rules:
             if r.vendor not in vendors or r.required not in LEVELS:
                 continue
             nflows, ndns = self.flows.get(r.id, 0), self.dns.get(r.id, 0)
             att = bool(nflows or ndns)
+            if r.region and regions.get(r.vendor, r.region) != r.region and not att:
+                continue
             rch = r.id in self.reached
             blk = bool(self.blocked.get(r.id))
             icp = bool(self.intercepted.get(r.id))
@@ -193,7 +214,7 @@ class CoverageTracker:
                 CoverageRow(
                     vendor=r.vendor, rule_id=r.id, service=r.service, required=r.required,
                     targets=f"{r.targets_text} {r.transport}/{r.ports_text}", status=status, attempted=att,
-                    reached=rch, blocked=blk, intercepted=icp, flows=nflows, uids=tuple(self.uids.get(r.id, ())),
+                    reached=rch, blocked=blk, intercepted=icp, flows=nflows, uids=tuple(u for _ts, u in sorted(self.uids.get(r.id, ()))),
                     note="; ".join(notes), processes=tuple(sorted(self.processes.get(r.id, ()))),
                 )
             )  # fmt: skip

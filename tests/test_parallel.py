@@ -19,7 +19,7 @@ def _view(r):
     flows = r.flows[["uid", "src_ip", "src_port", "dst_ip", "dst_port", "pkts_c2s", "pkts_s2c", "state", "sni",
                      "dns_name", "rule_id", "verdict", "tls_handshake", "process", "pid", "eprocess", "interface"]]  # fmt: skip
     findings = sorted((f.identifier, f.count, f.severity) for f, _ in r.finding_records)
-    cov = r.coverage[["rule_id", "status", "flows", "processes"]].sort_values("rule_id").reset_index(drop=True)
+    cov = r.coverage[["rule_id", "status", "flows", "processes", "uids"]].sort_values("rule_id").reset_index(drop=True)
     return flows.reset_index(drop=True), findings, cov, r.stats.packets, r.dns_count
 
 

@@ -54,6 +54,29 @@ def test_the_sample_captures_summary_counts_info_notes_apart(capsys):
     assert "certificate issued by Corporate Inspection CA" in out
 
 
+@pytest.mark.parametrize("region", [None, "us", "eu"])
+def test_the_checklist_leaves_out_the_other_regions_hosts_unless_tried(tmp_path, region):
+    """The sample's Kandji tenant talks to its us-1 device domain: the region is inferred as US (or set),
+    and the EU hosts are no requirement of it. Told the tenant is EU, the US hosts it tried stay (the
+    region_mismatch finding says why) and the untried US ones go."""
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "captures")
+    out = tmp_path / "r.json"
+    argv = ["audit", os.path.join(root, "enrollment-troubleshooting.pcap"), "--config", os.path.join(root, "lab.yaml"),
+            "-f", "json", "-o", str(out), "--table", "coverage", "--table", "findings", "-q", "--fail-on", "none"]  # fmt: skip
+    assert main(argv + (["--tenant", f"kandji.region={region}"] if region else [])) == 0
+    doc = json.loads(out.read_text())
+    rows = {r["rule_id"]: r for r in doc["coverage"] if r["vendor"] == "kandji"}
+    eu = [r for r in rows if r.startswith("kandji.eu.")]
+    us = [r for r in rows if r.startswith("kandji.us.")]
+    if region == "eu":
+        assert len(eu) >= 10 and us == ["kandji.us.device-domain-devices"]
+        assert rows[us[0]]["status"] == "intercepted"
+        assert "region_mismatch" in {f["code"] for f in doc["findings"]}
+    else:
+        assert eu == [] and len(us) >= 10
+    assert "kandji.datadog" in rows  # rules of no region stay
+
+
 def test_json_report(blocked_capture, tmp_path):
     out = tmp_path / "r.json"
     assert main(["audit", str(blocked_capture), "-f", "json", "-o", str(out), "--fail-on", "none"]) == 0

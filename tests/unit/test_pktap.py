@@ -283,10 +283,40 @@ def test_checklist_process_cap_does_not_depend_on_order():
     for order in (names, names[::-1], names[5:] + names[:5]):
         a, b = CoverageTracker(None), CoverageTracker(None)  # type: ignore[arg-type]
         for i, n in enumerate(order):  # two "partitions", merged as a parallel audit does
-            (a if i % 2 else b).account(f"C{i}", True, cls, frozenset({"apple.apns"}), n)
+            (a if i % 2 else b).account(f"C{i}", float(i), True, cls, frozenset({"apple.apns"}), n)
         a.merge(b)
         kept.append(sorted(a.processes["apple.apns"]))
     assert kept[0] == kept[1] == kept[2] == names[:MAX_PROCESSES]
+
+
+def test_checklist_uids_are_the_earliest_flows_whatever_the_order():
+    """A rule keeps the uids of its MAX_UIDS earliest flows, in time order, whatever order the flows end
+    in and however a parallel audit splits them."""
+    import random
+
+    from pcapaudit.coverage import MAX_UIDS, CoverageTracker
+    from pcapaudit.model import Classification
+
+    cls = Classification("apple", "apple.apns", "APNs", "sni", "x", "high", "allowed", "")
+    flows = [(f"C{i:03d}", 100.0 + i) for i in range(MAX_UIDS * 3)]
+    shuffled = random.Random(7).sample(flows, len(flows))
+    for order in (flows, flows[::-1], shuffled):
+        for parts in (1, 2, 3):
+            trackers = [CoverageTracker(None) for _ in range(parts)]  # type: ignore[arg-type]
+            for i, (uid, ts) in enumerate(order):
+                trackers[i % parts].account(uid, ts, True, cls, frozenset({"apple.apns"}))
+            for t in trackers[1:]:
+                trackers[0].merge(t)
+            (row,) = trackers[0].rows(_book_with(cls.rule_id), ("apple",))
+            assert row.uids == tuple(u for u, _ in flows[:MAX_UIDS]), (parts, order[:3])
+            assert row.flows == len(order)
+
+
+def _book_with(rule_id):
+    from pcapaudit.rules.loader import load_rulebook
+
+    book = load_rulebook()
+    return type("Book", (), {"rules": [book.rule(rule_id)]})()
 
 
 def _syn(sport, dst="17.57.146.20"):
