@@ -131,6 +131,7 @@ class Auditor:
             if unknown:
                 raise UsageError(f"--vendor {','.join(unknown)}: no such ruleset ({', '.join(self.book.vendors)})")
         self.index = RuleIndex(self.book, opts.vendors or None)
+        self._prefer = tuple(opts.vendors or dict.fromkeys(k.split(".", 1)[0] for k in sorted(self.book.tenants)))
         self.dnsmap = DnsMap()
         regions = {k.split(".", 1)[0]: v for k, v in self.book.tenants.items() if k.endswith(".region")}
         self.ctx = FindingContext(self.book, self.index, self.dnsmap, devices=opts.devices, region=regions)
@@ -190,9 +191,10 @@ class Auditor:
                             rec.dns_names, rec.dst_ip, rec.dst_port, rec.transport, rec.app_protocol)  # fmt: skip
         hit = self._cls_cache.get(key)
         if hit is None:
-            # rules several vendors share (legacy APNs 2195...) go to the selected vendors first, else to
-            # the first ruleset: a fixed order keeps reports identical whatever the flows' order or --jobs
-            cls = classify(rec, self.index, self.options.vendors or ())
+            # rules several vendors share (legacy APNs 2195...) go to the selected vendors first, then to
+            # vendors the user configured a tenant of, else to the first ruleset: a fixed order keeps
+            # reports identical whatever the flows' order or --jobs
+            cls = classify(rec, self.index, self._prefer)
             hit = (cls, self.coverage.rules_for_flow(rec, cls))
             if len(self._cls_cache) > 20_000:
                 self._cls_cache.clear()

@@ -106,6 +106,12 @@ def _prefer(rules: list[Rule], prefer: tuple[str, ...]) -> Rule:
     return rules[0]
 
 
+def _also(rules: list[Rule], chosen: Rule) -> str:
+    """' (also listed by X, Y)' when rules of other vendors matched as well as the chosen one."""
+    others = list(dict.fromkeys(r.vendor for r in rules if r.vendor != chosen.vendor))
+    return f" (also listed by {', '.join(others)})" if others else ""
+
+
 def classify(f: FlowRecord, index: RuleIndex, prefer: tuple[str, ...] = ()) -> Classification:
     """Classify one flow against the index.
 
@@ -135,7 +141,7 @@ def classify(f: FlowRecord, index: RuleIndex, prefer: tuple[str, ...] = ()) -> C
         same = [h.rule for b, n, h in ok if b == by and n == name and h.confidence == first.confidence]
         rule = _prefer(same, prefer)
         hit = next(h for b, n, h in ok if h.rule is rule)
-        why = f"{by} {name} matches {hit.pattern}"
+        why = f"{by} {name} matches {hit.pattern}{_also(same, rule)}"
         if h3:
             why += f" (HTTP/3 over QUIC on udp/{tgt.port}; the rule lists tcp/{tgt.port})"
         return Classification(rule.vendor, rule.id, rule.service, by, name, hit.confidence, _verdict(rule), why)
@@ -146,7 +152,7 @@ def classify(f: FlowRecord, index: RuleIndex, prefer: tuple[str, ...] = ()) -> C
         if listed:
             r = _prefer(listed, prefer)
             return Classification(r.vendor, r.id, r.service, "cidr", None, "cidr", _verdict(r),
-                                  f"{f.dst_ip} is in {r.targets_text}")  # fmt: skip
+                                  f"{f.dst_ip} is in {r.targets_text}{_also(listed, r)}")  # fmt: skip
     # 3. a known name on a port no rule of that host lists
     if name_hits:
         by, name, hit = name_hits[0]
@@ -158,7 +164,7 @@ def classify(f: FlowRecord, index: RuleIndex, prefer: tuple[str, ...] = ()) -> C
         if listed:
             r = _prefer(listed, prefer)
             return Classification(r.vendor, r.id, r.service, "cidr", name, "cidr", _verdict(r),
-                                  f"{f.dst_ip} is in {r.targets_text}; {by} {name}")  # fmt: skip
+                                  f"{f.dst_ip} is in {r.targets_text}{_also(listed, r)}; {by} {name}")  # fmt: skip
         return Classification(
             hit.rule.vendor, hit.rule.id, hit.rule.service, by, name, hit.confidence, VERDICT_UNLISTED_PORT,
             f"{by} {name} matches {hit.pattern} but {tgt.transport}/{tgt.port} is not listed "
@@ -181,7 +187,8 @@ def classify(f: FlowRecord, index: RuleIndex, prefer: tuple[str, ...] = ()) -> C
     if port_rules:
         r = _prefer(list(port_rules), prefer)
         return Classification(r.vendor, r.id, r.service, "port", None, "port", VERDICT_PORT_ONLY,
-                              f"{tgt.transport}/{tgt.port} is listed by {r.id} (no host or network given)")  # fmt: skip
+                              f"{tgt.transport}/{tgt.port} is listed by {r.id} (no host or network given)"
+                              f"{_also(list(port_rules), r)}")  # fmt: skip
     return Classification(None, None, None, "none", None, "none", VERDICT_UNKNOWN,
                           "no ruleset lists this destination")  # fmt: skip
 

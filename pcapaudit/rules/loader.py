@@ -37,6 +37,7 @@ from pcapaudit.rules.schema import (
 )
 
 SPECIAL_FILES = ("issuers.yaml", "asn.yaml")
+BUILTIN = "builtin"  # --rules builtin: the shipped rulesets, so that --rules builtin --rules acme.yaml adds one
 SEED_ROWS_FILE = "seed-rows.csv"  # beside the vendor files: the row ids their rules may cite
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]*(\.[a-z0-9][a-z0-9-]*)+\Z")  # \Z: "$" also matches before a final newline
 _VENDOR_RE = re.compile(r"^[a-z0-9][a-z0-9-]*\Z")
@@ -438,7 +439,7 @@ def load_asns(path: Path) -> dict[int, tuple[str, ...]]:
 def _expand(paths: Iterable[str | Path]) -> list[Path]:
     out: list[Path] = []
     for p in paths:
-        p = Path(p)
+        p = builtin_dir() if str(p) == BUILTIN else Path(p)
         try:
             if p.is_dir():
                 out.extend(sorted(x for x in p.iterdir() if x.suffix in (".yaml", ".yml")))

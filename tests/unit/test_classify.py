@@ -1,4 +1,4 @@
-"""classify.flow_target: the destination port the vendor rules are checked against."""
+"""classify: the port the rules are checked against, and the vendor a shared destination goes to."""
 
 from __future__ import annotations
 
@@ -173,3 +173,32 @@ def test_ip_int_reads_addresses_as_ipaddress_does(text):
     except ValueError:
         want = None
     assert ip_int(text) == want
+
+
+def _legacy_apns_vendors(**opts):
+    """Vendor and reason of a Jamf Pro server's flow to Apple's legacy APNs port 2195, which the Jamf Pro,
+    BigFix and Endpoint Central rulesets all list for 17.0.0.0/8."""
+    from pcapaudit.audit import AuditOptions, Auditor
+    from pcapaudit.classify import classify
+
+    a = Auditor(AuditOptions(**opts))
+    rec = _flow(src_ip="10.20.0.5", dst_ip="17.188.128.22", dst_port=2195, sni="gateway.push.apple.com")
+    cls = classify(rec, a.index, a._prefer)
+    return cls.vendor, cls.reason
+
+
+@pytest.mark.parametrize(
+    ("opts", "vendor"),
+    [
+        ({}, "bigfix-mdm"),  # no hint: the first ruleset, in file order
+        ({"tenants": {"jamf-pro.instance": "acme"}}, "jamf-pro"),  # the user runs Jamf Pro
+        ({"tenants": {"kandji.uuid": "x", "jamf-pro.instance": "acme"}}, "jamf-pro"),
+        ({"vendors": ("endpoint-central",)}, "endpoint-central"),
+    ],
+)
+def test_a_destination_several_vendors_list_goes_to_the_users_vendor(opts, vendor):
+    got, reason = _legacy_apns_vendors(**opts)
+    assert got == vendor
+    others = {"bigfix-mdm", "endpoint-central", "jamf-pro"} - {vendor}
+    if "vendors" not in opts:  # the others are named in the reason
+        assert all(o in reason for o in others), reason

@@ -85,6 +85,10 @@ def test_rulesets_without_seed_rows_csv_leave_rows_unchecked(tmp_path, capsys):
     )
     assert [r.id for r in load_rulebook([own / "acme.yaml"]).rules] == ["acme.api"]
     assert main(["rules", "validate", str(own)]) == 0
+    # "builtin" stands for the shipped rulesets: a user's file comes in beside them
+    both = load_rulebook(["builtin", own / "acme.yaml"])
+    assert both.rule("acme.api") and both.rule("apple.apns") and "acme" in both.vendors
+    assert main(["rules", "validate", "builtin", str(own / "acme.yaml")]) == 0
 
 
 @pytest.mark.parametrize(
