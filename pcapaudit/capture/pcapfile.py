@@ -10,8 +10,7 @@ returned and ``source.error`` holds a one-line message naming the file and the b
 
 from __future__ import annotations
 
-import gzip
-import io
+import re
 import struct
 import sys
 import zlib
@@ -25,6 +24,7 @@ from pcapaudit.errors import CaptureError
 
 CHUNK = 8 << 20  # bytes per read: large enough for vectorising, small enough to keep memory flat
 MAX_RECORD = 16 << 20  # larger captured lengths mean a corrupt file, not a jumbo frame
+GZIP_IN = 256 << 10  # compressed bytes per zlib call (its output is bounded by the room left in the read)
 
 PCAP_MAGICS = {
     b"\xd4\xc3\xb2\xa1": ("<", 1e-6, 16),
@@ -102,16 +102,16 @@ class CaptureFile:
             raise CaptureError(f"{self.name}: cannot open: {e.strerror or e}") from None
         head = _read_exact(raw, 4, self.name)
         if head[:2] == GZIP_MAGIC:
-            rest = raw.read(CHUNK)
-            stream: BinaryIO = gzip.GzipFile(fileobj=_Prepend(head + rest, raw), mode="rb")  # type: ignore[assignment]
+            self._fh = raw
+            gz = _GzipStream(head, raw)  # decompressed here, not by gzip.GzipFile: see _GzipStream
             try:
-                head = _read_exact(stream, 4, self.name)
-            except (OSError, EOFError, zlib.error) as e:
-                raise CaptureError(f"{self.name}: corrupt gzip data: {e}") from None
+                head = _read_exact(gz, 4, self.name)  # type: ignore[arg-type]
+            except CaptureError:
+                if gz.error is not None:  # damaged before the capture's magic: say how
+                    raise CaptureError(f"{self.name}: {gz.error}") from None
+                raise
             self.format = "gzip+"
-            raw_for_close = raw
-            self._fh = raw_for_close
-            return stream, head
+            return gz, head  # type: ignore[return-value]
         self._fh = raw
         return raw, head
 
@@ -147,7 +147,7 @@ class CaptureFile:
                 raise CaptureError(
                     f"{self.name}: not a pcap or pcapng capture (bad magic 0x{head.hex()} at byte offset 0)"
                 )
-        except (OSError, EOFError, gzip.BadGzipFile, zlib.error, struct.error) as e:  # struct: a field past the data
+        except (OSError, EOFError, zlib.error, struct.error) as e:  # struct: a field past the data
             if isinstance(e, CaptureError):
                 raise
             self.error = f"{self.name}: read error after {self.packets} packets: {e}"
@@ -157,7 +157,9 @@ class CaptureFile:
     def _read(self, stream: BinaryIO, n: int) -> bytes:
         try:
             return stream.read(n)
-        except (OSError, EOFError, gzip.BadGzipFile, struct.error, zlib.error) as e:
+        except GzipDataError:  # already says where the compressed data ends or is corrupt
+            raise
+        except (OSError, EOFError, struct.error, zlib.error) as e:
             raise OSError(f"corrupt compressed data ({e})") from None
 
     def _pcap(self, stream: BinaryIO, head: bytes, index: int, chunk: int) -> Iterator[PacketBatch]:
@@ -449,23 +451,93 @@ def _read_exact(stream: BinaryIO, n: int, name: str, what: str = "file header") 
     return data
 
 
-class _Prepend(io.RawIOBase):
-    """A read-only stream that first returns ``head`` then reads from ``rest``."""
+class GzipDataError(OSError):
+    """Gzip data that ends early or is corrupt; the message says where."""
 
-    def __init__(self, head: bytes, rest: BinaryIO):
-        self._head = head
-        self._rest = rest
 
-    def readable(self) -> bool:  # noqa: D102
-        return True
+_NONZERO = re.compile(rb"[^\0]")
 
-    def readinto(self, b) -> int:  # noqa: D102
-        if self._head:
-            n = min(len(b), len(self._head))
-            b[:n] = self._head[:n]
-            self._head = self._head[n:]
-            return n
-        data = self._rest.read(len(b))
-        n = len(data)
-        b[:n] = data
-        return n
+
+def _gunzip():
+    return zlib.decompressobj(16 + zlib.MAX_WBITS)  # one gzip member: header, deflate data, CRC trailer
+
+
+class _GzipStream:
+    """Decompresses the gzip data (one member or several concatenated) read from ``raw``, of which ``head``
+    was already read. ``read(n)`` returns n bytes, fewer only at the end: everything that decompresses is
+    returned first, and a truncation or corruption raises ``GzipDataError`` on the read after (also kept in
+    ``error``), so a damaged capture is audited up to the damage.
+
+    Each zlib call gets at most ``GZIP_IN`` compressed bytes and may return no more than the room left in
+    the read (``max_length``, the rest waits in ``unconsumed_tail``), so a gzip bomb cannot blow up memory.
+    When zlib rejects a piece of input, its output is lost with the error: the piece is fed again, from a
+    copy of the decompressor taken before it, in smaller and smaller pieces down to the bad byte."""
+
+    def __init__(self, head: bytes, raw: BinaryIO):
+        self._raw = raw
+        self._in = head  # compressed bytes read from raw, fed to zlib from self._pos on
+        self._pos = 0
+        self._in_base = 0  # compressed byte offset of self._in[0]
+        self._eof = False  # raw has no more bytes
+        self._d = _gunzip()  # None between members
+        self._step = GZIP_IN  # compressed bytes per zlib call: smaller while closing in on a bad byte
+        self._slow_end = 0  # compressed byte offset where the smaller steps end
+        self._out = 0  # uncompressed bytes returned so far
+        self.error: GzipDataError | None = None
+
+    def read(self, n: int) -> bytes:  # noqa: D102
+        if self.error is not None:
+            raise self.error
+        out: list[bytes] = []
+        have = 0
+        while have < n:
+            if self._pos == len(self._in) and not self._eof:
+                self._in_base += len(self._in)
+                self._in = self._raw.read(GZIP_IN)
+                self._pos = 0
+                self._eof = not self._in
+                continue
+            d = self._d
+            if d is None:  # after a member: skip zero padding (as gzip does), then the next member or the end
+                m = _NONZERO.search(self._in, self._pos)
+                self._pos = m.start() if m else len(self._in)
+                if m:
+                    self._d = _gunzip()
+                elif self._eof:
+                    break
+                continue
+            at = self._in_base + self._pos
+            if at >= self._slow_end:
+                self._step = GZIP_IN
+            piece = memoryview(self._in)[self._pos : self._pos + self._step]
+            saved = d.copy()
+            try:
+                got = d.decompress(piece, n - have)
+            except zlib.error as e:
+                if len(piece) > 1:  # salvage the output of the bytes before the bad one
+                    self._d = saved
+                    self._step = max(1, len(piece) // 16)
+                    self._slow_end = at + len(piece)
+                    continue
+                self.error = GzipDataError(
+                    f"corrupt compressed data at compressed byte offset {at} "
+                    f"(after {self._out + have} uncompressed bytes): {e}"
+                )
+                break
+            # bytes zlib took: at a member's end the rest is in unused_data (unconsumed_tail may be stale)
+            self._pos += len(piece) - len(d.unused_data if d.eof else d.unconsumed_tail)
+            if got:
+                out.append(got)
+                have += len(got)
+            if d.eof:
+                self._d = None
+            elif not got and self._eof and self._pos == len(self._in):  # all input fed, member unfinished
+                self.error = GzipDataError(
+                    f"compressed data ended early (gzip stream cut off at compressed byte offset "
+                    f"{self._in_base + self._pos}, after {self._out + have} uncompressed bytes)"
+                )
+                break
+        if not out and self.error is not None:
+            raise self.error
+        self._out += have
+        return out[0] if len(out) == 1 else b"".join(out)

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import gzip
+import io
+import random
 import struct
+import sys
+import zlib
 
 import pytest
 
 from pcapaudit.capture.pcapfile import CaptureFile
+from pcapaudit.cli import main
 from pcapaudit.errors import CaptureError
 
 ETH_IP_UDP = bytes.fromhex(
@@ -67,6 +72,103 @@ def test_gzip_and_small_chunks(tmp_path):
         got += [b.buf[o : o + c] for o, c in zip(b.off.tolist(), b.caplen.tolist())]
     assert got == [d for _, d in recs]
     assert cf.error is None
+
+
+def _varied_records(n=400):
+    """Records with random payloads (they hardly compress), so a cut gzip stream loses the last few."""
+    rnd = random.Random(7)
+    return [(1.0 + i, ETH_IP_UDP + rnd.randbytes(i % 90)) for i in range(n)]
+
+
+def _whole_records(pcap: bytes) -> int:
+    """Records wholly inside ``pcap`` (a little-endian pcap file, maybe cut short)."""
+    off = 24
+    n = 0
+    while off + 16 <= len(pcap):
+        off += 16 + struct.unpack_from("<I", pcap, off + 8)[0]
+        if off > len(pcap):
+            break
+        n += 1
+    return n
+
+
+def _assert_one_line(error, path, message):
+    assert error and str(path) in error and message in error and "\n" not in error
+
+
+@pytest.mark.parametrize("cut", [1, 8, 9, 40, 500])  # into the CRC trailer, just before it, into the data
+def test_truncated_gzip_keeps_everything_that_decompresses(tmp_path, cut):
+    # gzip.GzipFile lost the whole last read (up to 8 MiB) when the data ended early: every record that
+    # decompresses must be read, then a one-line error says the compressed data ended early
+    recs = _varied_records()
+    data = gzip.compress(pcap_bytes(recs))[:-cut]
+    p = tmp_path / "t.pcap.gz"
+    p.write_bytes(data)
+    cf, pkts = read_all(str(p))
+    expect = _whole_records(zlib.decompressobj(31).decompress(data))  # all that zlib can decompress
+    assert expect == len(recs) if cut <= 8 else len(recs) - 20 < expect <= len(recs)
+    assert [d for _, d in pkts] == [d for _, d in recs[:expect]]
+    _assert_one_line(cf.error, p, "compressed data ended early")
+
+
+def test_truncated_gzip_audit_reports_then_exits_2(tmp_path, capsys):
+    recs = _varied_records()
+    data = gzip.compress(pcap_bytes(recs))[:-200]
+    p = tmp_path / "t.pcap.gz"
+    p.write_bytes(data)
+    expect = _whole_records(zlib.decompressobj(31).decompress(data))
+    assert main(["audit", str(p), "--fail-on", "none"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert f"from {expect} packets" in err[-2]
+    assert err[-1].startswith("pcapaudit: error: ")
+    _assert_one_line(err[-1], p, "compressed data ended early")
+
+
+def test_multi_member_gzip_reads_whole(tmp_path):
+    recs = _varied_records()
+    raw = pcap_bytes(recs)
+    cuts = [0, 5, 3000, 3001, len(raw) // 2, len(raw)]  # members end mid-header and mid-record
+    members = [gzip.compress(raw[a:b]) for a, b in zip(cuts, cuts[1:])]
+    data = b"".join(members[:2]) + gzip.compress(b"") + b"".join(members[2:]) + b"\0" * 20  # padded, as gzip allows
+    p = tmp_path / "m.pcap.gz"
+    p.write_bytes(data)
+    for chunk in (64, 1 << 20):
+        cf = CaptureFile(str(p))
+        got = []
+        for b in cf.batches(chunk=chunk):
+            got += [b.buf[o : o + c] for o, c in zip(b.off.tolist(), b.caplen.tolist())]
+        assert got == [d for _, d in recs] and cf.error is None
+    # cut short inside the last member: the earlier members and what decompresses of the last are read
+    p.write_bytes(b"".join(members)[:-100])
+    cf, pkts = read_all(str(p))
+    assert len(recs) - 20 < len(pkts) < len(recs)
+    _assert_one_line(cf.error, p, "compressed data ended early")
+
+
+def test_corrupt_gzip_keeps_the_packets_before_the_damage(tmp_path):
+    recs = _varied_records()
+    raw = pcap_bytes(recs)
+    half = 24 + sum(16 + len(d) for _, d in recs[:200])
+    z = zlib.compressobj(9, zlib.DEFLATED, 31)
+    head = z.compress(raw[:half]) + z.flush(zlib.Z_FULL_FLUSH)  # byte-aligned: the next byte starts a block
+    tail = z.compress(raw[half:]) + z.flush()
+    p = tmp_path / "c.pcap.gz"
+    p.write_bytes(head + b"\xff" + tail[1:])  # block type 3 does not exist: zlib stops right there
+    cf, pkts = read_all(str(p))
+    assert [d for _, d in pkts] == [d for _, d in recs[:200]]
+    _assert_one_line(cf.error, p, f"corrupt compressed data at compressed byte offset {len(head)}")
+
+
+def test_gzip_on_stdin(monkeypatch):
+    recs = _varied_records()
+    data = gzip.compress(pcap_bytes(recs))
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+    cf, pkts = read_all("-")
+    assert [d for _, d in pkts] == [d for _, d in recs] and cf.error is None and cf.format == "gzip+pcap"
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data[:-300])))
+    cf, pkts = read_all("-")
+    assert len(recs) - 20 < len(pkts) < len(recs)
+    _assert_one_line(cf.error, "<stdin>", "compressed data ended early")
 
 
 def test_truncated_last_record_keeps_earlier_packets(tmp_path):
