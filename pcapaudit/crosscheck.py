@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import re
 from collections import defaultdict
 
 import pandas as pd
@@ -44,10 +45,19 @@ def tshark_names(path: str, timeout: float = 600.0, attempts: int = 2) -> tuple[
         except FileNotFoundError as e:
             raise PcapAuditError(f"{path}: tshark failed: {e}") from None
         except pyshark.capture.capture.TSharkCrashException as e:
-            if attempt == attempts:
-                raise PcapAuditError(f"{path}: tshark failed: {e}") from None
-            log.warning("%s: tshark exited abnormally (%s); running it again", path, str(e).splitlines()[0])
+            # tshark's own complaint (a capture cut short...) fails again; only its spurious exit status
+            # 255 at close (see _tshark_names_once) is worth another run
+            if attempt == attempts or "retcode: 255" not in str(e):
+                raise PcapAuditError(f"{path}: tshark failed: {_tshark_reason(e)}") from None
+            log.warning("%s: tshark exited abnormally (%s); running it again", path, _tshark_reason(e))
     raise AssertionError("unreachable")
+
+
+def _tshark_reason(e: Exception) -> str:
+    """The line of tshark's stderr that pyshark quotes (its "Last error line"), else its first line."""
+    text = str(e)
+    m = re.search(r"Last error line: (.*?)(?:\\n|\n|$)", text)
+    return (m.group(1) if m else text.splitlines()[0] if text else type(e).__name__).strip()
 
 
 def _tshark_names_once(pyshark, path: str) -> tuple[dict[tuple, set[str]], set[str]]:

@@ -64,6 +64,21 @@ def test_crosscheck_missing_file_exits_2(capsys):
     assert "/nonexistent/x.pcap" in err and "Traceback" not in err
 
 
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
+def test_a_capture_tshark_refuses_is_one_line_with_tsharks_reason(tmp_path, capsys):
+    """A capture cut short: tshark says so once (no second run), and the error is its line alone, not
+    pyshark's message with escaped newlines and debugging advice."""
+    pytest.importorskip("pyshark")
+    from pcapaudit.cli import main
+
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes((ROOT / "captures" / "enrollment-troubleshooting.pcap").read_bytes()[:30000])
+    assert main(["crosscheck", str(cut)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "appears to have been cut short" in err[0], err
+    assert "\\n" not in err[0] and "set_debug" not in err[0] and "running it again" not in err[0]
+
+
 def test_tshark_that_exits_abnormally_once_is_run_again(monkeypatch, caplog):
     pyshark = pytest.importorskip("pyshark")
     from pcapaudit import crosscheck as cc

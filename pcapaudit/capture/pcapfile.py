@@ -164,7 +164,7 @@ class CaptureFile:
 
     def _pcap(self, stream: BinaryIO, head: bytes, index: int, chunk: int) -> Iterator[PacketBatch]:
         endian, tick, rec_len = PCAP_MAGICS[head]
-        rest = _read_exact(stream, 20, self.name, "pcap file header")
+        rest = _read_exact(stream, 20, self.name, "pcap file header", before=len(head))
         _vmaj, _vmin, _tz, _sig, _snap, linktype = struct.unpack(endian + "HHiIII", rest)
         linktype &= 0x0FFFFFFF  # upper bits may carry FCS length flags
         base = 24
@@ -439,7 +439,9 @@ def _options(buf: bytes, start: int, end: int, endian: str) -> Iterator[tuple[in
         off += 4 + ((length + 3) & ~3)
 
 
-def _read_exact(stream: BinaryIO, n: int, name: str, what: str = "file header") -> bytes:
+def _read_exact(stream: BinaryIO, n: int, name: str, what: str = "file header", before: int = 0) -> bytes:
+    """``n`` bytes, or a one-line error; ``before``: bytes of the same header already read (the magic),
+    counted in the message so that it gives the header's real size."""
     try:
         data = stream.read(n)
     except (OSError, EOFError, zlib.error) as e:
@@ -447,7 +449,7 @@ def _read_exact(stream: BinaryIO, n: int, name: str, what: str = "file header") 
     if len(data) < n:
         if not data and what == "file header":
             raise CaptureError(f"{name}: empty file, not a capture")
-        raise CaptureError(f"{name}: truncated {what} ({len(data)} of {n} bytes)")
+        raise CaptureError(f"{name}: truncated {what} ({before + len(data)} of {before + n} bytes)")
     return data
 
 

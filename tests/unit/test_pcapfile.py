@@ -206,7 +206,7 @@ def test_caplen_larger_than_wire_length_is_clamped(tmp_path):
         (b"\x01\x02", "truncated file header"),
         (b"GIF89a" + b"\0" * 40, "bad magic 0x47494638 at byte offset 0"),
         (b"\x1f\x8b\x08\x00garbage-not-gzip", "corrupt"),
-        (bytes.fromhex("d4c3b2a1") + b"\0" * 8, "truncated pcap file header"),
+        (bytes.fromhex("d4c3b2a1") + b"\0" * 8, "truncated pcap file header (12 of 24 bytes)"),
     ],
 )
 def test_unreadable_files_raise_one_line_errors(tmp_path, content, message):
