@@ -420,6 +420,8 @@ def cmd_audit(args) -> int:
             raise CaptureError(f"{spec}: no such file")
     check_report_paths(args)
     jobs = _jobs(args)
+    t0 = time.monotonic()
+    log.info("auditing %s with %d process%s", ", ".join(args.captures), jobs, "es" if jobs > 1 else "")
     if jobs > 1:
         from pcapaudit.parallel import audit_parallel
 
@@ -430,6 +432,7 @@ def cmd_audit(args) -> int:
 
         result = audit_parallel(opts, list(args.captures), jobs, prog)
         Progress(False, None, "").close()
+        _log_rate(result, t0)
         return _report(result, args, threshold, interrupted=False)
     auditor = Auditor(opts)
     sources = [CaptureFile(spec) for spec in args.captures]
@@ -442,11 +445,20 @@ def cmd_audit(args) -> int:
                 auditor.run_file(src, progress=lambda n, s=src, p=prog: p(n, s.offset))
             finally:
                 prog.close()
+            log.info("%s: %s, %s packets", src.name, src.format, f"{src.packets:,}")
     except KeyboardInterrupt:
         interrupted = True
         auditor.errors.append("interrupted: the report covers the packets read before Ctrl-C")
     result = auditor.finish()
+    _log_rate(result, t0)
     return _report(result, args, threshold, interrupted)
+
+
+def _log_rate(result, t0: float) -> None:
+    dt = max(time.monotonic() - t0, 1e-9)
+    log.info("audited %s packets in %.2f s (%s packets/s), %s flows, %s DNS transactions, rulesets: %s",
+             f"{result.stats.packets:,}", dt, f"{result.stats.packets / dt:,.0f}", f"{result.flow_count:,}",
+             f"{result.dns_count:,}", ", ".join(rs.path for rs in result.book.rulesets))  # fmt: skip
 
 
 def _jobs(args) -> int:

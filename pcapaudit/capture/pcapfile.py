@@ -113,6 +113,7 @@ class CaptureFile:
             self.format = "gzip+"
             return gz, head  # type: ignore[return-value]
         self._fh = raw
+        self.format = ""  # "pcap" or "pcapng" follow once the magic is known
         return raw, head
 
     @property

@@ -368,3 +368,13 @@ def test_json_rows_write_timestamps_and_categories_as_before():
             for s in secs]  # fmt: skip
     assert [r["ts"] for r in rows] == want
     assert [r["kind"] for r in rows] == ["tls", None, "dns"] * 2 + ["tls"] and list(rows[0]) == ["kind", "ts", "uid"]
+
+
+def test_verbose_says_what_was_read_and_how_fast(blocked_capture, tmp_path, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="pcapaudit"):
+        assert main(["audit", str(blocked_capture), "-v", "-q", "-f", "json", "-o", str(tmp_path / "r.json")]) == 1
+    text = caplog.text
+    assert "with 1 process" in text and f"{blocked_capture}: pcap, 11 packets" in text
+    assert "audited 11 packets in" in text and "packets/s" in text and "apple.yaml" in text
