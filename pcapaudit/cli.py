@@ -32,34 +32,34 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _count(text: str) -> int:
-    """A whole number, 0 or more (``--limit``)."""
+def _whole(text: str, lo: int, hi: int | None = None) -> int | None:
+    """``text`` as a whole number from ``lo`` to ``hi``, else None."""
     try:
         n = int(text)
     except ValueError:
-        n = -1
-    if n < 0:
+        return None
+    return n if n >= lo and (hi is None or n <= hi) else None
+
+
+def _count(text: str) -> int:
+    """A whole number, 0 or more (``--limit``)."""
+    n = _whole(text, 0)
+    if n is None:
         raise argparse.ArgumentTypeError(f"expected a whole number, 0 or more, not {text!r}")
     return n
 
 
 def _snaplen(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if not 64 <= n <= 262144:
+    n = _whole(text, 64, 262144)
+    if n is None:
         raise argparse.ArgumentTypeError(f"expected 64 to 262144 bytes per packet, not {text!r} (a TLS "
                                          "ClientHello needs a few hundred)")  # fmt: skip
     return n
 
 
 def _max_flows(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        n = -1
-    if n < 0:
+    n = _whole(text, 0)
+    if n is None:
         raise argparse.ArgumentTypeError(f"expected a whole number of flows (0: no cap), not {text!r}")
     if 0 < n < 1000:
         raise argparse.ArgumentTypeError(f"{n} is too few to audit anything (at least 1000, or 0: no cap)")
