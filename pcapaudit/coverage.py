@@ -70,8 +70,14 @@ class CoverageTracker:
         if latest is not None and item >= latest:
             return
         lst = self.uids[rid]
-        if item in lst:
-            return
+        uid = item[1]
+        for i, (_t, u) in enumerate(lst):
+            if u == uid:  # a flow's DNS transactions and the flow itself: one uid, at its earliest time
+                if item < lst[i]:
+                    lst[i] = item
+                    if latest is not None:
+                        self._latest[rid] = max(lst)
+                return
         if latest is None:
             lst.append(item)
             if len(lst) == MAX_UIDS:
@@ -173,7 +179,8 @@ class CoverageTracker:
             seen.append("apple")  # MDM of Apple devices needs Apple's hosts too (Kandji and Jamf docs say so)
         return tuple(v for v in book.vendors if v in seen)
 
-    def rows(self, book: RuleBook, vendors: tuple[str, ...], regions: dict[str, str] | None = None) -> list[CoverageRow]:
+    def rows(self, book: RuleBook, vendors: tuple[str, ...],
+             regions: dict[str, str] | None = None) -> list[CoverageRow]:  # fmt: skip
         """One row per required/recommended rule of the selected vendors. ``regions`` (vendor -> its
         tenant's region, configured or inferred): a rule of another region is no requirement of this
         tenant, and has a row only when the capture tried it (a region mismatch finding says why)."""
@@ -214,7 +221,8 @@ class CoverageTracker:
                 CoverageRow(
                     vendor=r.vendor, rule_id=r.id, service=r.service, required=r.required,
                     targets=f"{r.targets_text} {r.transport}/{r.ports_text}", status=status, attempted=att,
-                    reached=rch, blocked=blk, intercepted=icp, flows=nflows, uids=tuple(u for _ts, u in sorted(self.uids.get(r.id, ()))),
+                    reached=rch, blocked=blk, intercepted=icp, flows=nflows,
+                    uids=tuple(u for _ts, u in sorted(self.uids.get(r.id, ()))),
                     note="; ".join(notes), processes=tuple(sorted(self.processes.get(r.id, ()))),
                 )
             )  # fmt: skip

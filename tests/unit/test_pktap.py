@@ -310,6 +310,12 @@ def test_checklist_uids_are_the_earliest_flows_whatever_the_order():
             (row,) = trackers[0].rows(_book_with(cls.rule_id), ("apple",))
             assert row.uids == tuple(u for u, _ in flows[:MAX_UIDS]), (parts, order[:3])
             assert row.flows == len(order)
+    # a uid comes once, at its earliest time (a DNS flow's transactions, then the flow itself)
+    t = CoverageTracker(None)  # type: ignore[arg-type]
+    for uid, ts in flows:
+        t._uid(cls.rule_id, (ts + 5.5, uid))
+        t._uid(cls.rule_id, (ts, uid))
+    assert t.rows(_book_with(cls.rule_id), ("apple",))[0].uids == tuple(u for u, _ in flows[:MAX_UIDS])
 
 
 def _book_with(rule_id):
