@@ -103,7 +103,7 @@ def _common_report_args(p: argparse.ArgumentParser) -> None:
                    help="processes for one capture (flows are partitioned by client): auto (2+ for files of "
                         "64 MB or more on a multi-core machine), or a number")  # fmt: skip
     p.add_argument("-v", "--verbose", action="count", default=0,
-                   help="log what the audit does on stderr (-vv: debug detail)")  # fmt: skip
+                   help="log on stderr what was read, by how many processes, and how fast")  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -233,8 +233,8 @@ def _options(args):
     else:
         try:
             threshold = Severity.parse(str(fail_on))
-        except ValueError as e:
-            raise UsageError(f"--fail-on: {e.args[0].replace(', high)', ', high, none)')}") from None
+        except ValueError:
+            raise UsageError(f"--fail-on: unknown severity {str(fail_on)!r} (info, low, medium, high, none)") from None
     opts = AuditOptions(
         rules=rules, vendors=tuple(v.strip() for v in vendor.split(",") if v.strip()) if vendor else None,
         tenants=tenants, trust_issuers=trust, devices=devices, engine=args.engine,
