@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import ipaddress
 import logging
 import os
 import socket
@@ -446,17 +447,56 @@ def audit(
     Raises ``CaptureError`` when a capture cannot be opened at all and ``RulesetError`` for bad rulesets;
     a capture that is truncated mid-way still returns a result, with the problem in ``result.errors``.
     """
-    if isinstance(captures, (str, os.PathLike)):
-        captures = [captures]
-    captures = [os.fspath(c) if isinstance(c, os.PathLike) else c for c in captures]
+    captures = _paths(captures, "captures")
+    if not captures:
+        raise UsageError("captures: no capture given")
+    if engine not in ("fast", "simple"):
+        raise UsageError(f"engine {engine!r}: fast or simple")
     opts = AuditOptions(
-        rules=rules, vendors=tuple(vendors) if vendors else None, tenants=dict(tenants or {}),
-        trust_issuers=tuple(trust_issuers), devices=tuple(devices), engine=engine,
+        rules=list(_paths(rules, "rules")) or None, vendors=_strings(vendors, "vendors") or None,
+        tenants=dict(tenants or {}), trust_issuers=_strings(trust_issuers, "trust_issuers"),
+        devices=networks(_strings(devices, "devices"), "devices"), engine=engine,
     )  # fmt: skip
     a = Auditor(opts)
     for c in captures:
         a.run_file(CaptureFile(c))
     return a.finish()
+
+
+def _strings(value, what: str) -> tuple[str, ...]:
+    """A string stands for a one-item list (``vendors="apple"``), not for its characters."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, (bytes, bytearray)) or not isinstance(value, Iterable):
+        raise UsageError(f"{what}: expected a string or a list of strings, not {type(value).__name__}")
+    out = tuple(value)
+    bad = [v for v in out if not isinstance(v, str)]
+    if bad:
+        raise UsageError(f"{what}: expected strings, not {type(bad[0]).__name__} ({bad[0]!r:.40})")
+    return out
+
+
+def _paths(value, what: str) -> tuple[str, ...]:
+    """Paths (``str`` or ``os.PathLike``), one or a list; an open file or bytes is refused by name."""
+    if isinstance(value, (str, os.PathLike)):
+        value = (value,)
+    elif hasattr(value, "read") or isinstance(value, (bytes, bytearray)):
+        raise UsageError(f"{what}: expected file paths, not {'an open file' if hasattr(value, 'read') else 'bytes'} "
+                         "(write the capture to a file and pass its name, or '-' for stdin)")  # fmt: skip
+    return _strings(tuple(os.fspath(v) if isinstance(v, os.PathLike) else v for v in value or ()), what)
+
+
+def networks(items: Iterable[str], what: str) -> tuple[str, ...]:
+    """Addresses or CIDRs as networks ("10.0.0.1/8" -> "10.0.0.0/8"); a bad one is a one-line error."""
+    out = []
+    for d in items:
+        try:
+            out.append(str(ipaddress.ip_network(d.strip(), strict=False)))
+        except ValueError as e:
+            raise UsageError(f"{what}: {e}") from None
+    return tuple(out)
 
 
 def severity_at_least(findings: list[tuple[Finding, tuple[str, ...]]], threshold: Severity | None) -> bool:

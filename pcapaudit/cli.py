@@ -210,7 +210,7 @@ def _load_config(path: str) -> dict:
 
 
 def _options(args):
-    from pcapaudit.audit import AuditOptions
+    from pcapaudit.audit import AuditOptions, networks
 
     cfg = _load_config(args.config) if getattr(args, "config", None) else {}
     rules = args.rules or cfg.get("rules") or ([os.environ["PCAPAUDIT_RULES"]] if os.environ.get("PCAPAUDIT_RULES") else None)
@@ -220,13 +220,7 @@ def _options(args):
     tenants = {str(k): str(v) for k, v in (cfg.get("tenants") or {}).items()}
     tenants.update(_parse_kv(args.tenant, "--tenant"))
     trust = tuple(cfg.get("trust_issuers") or ()) + tuple(args.trust_issuer)
-    devices = tuple(cfg.get("devices") or ()) + tuple(args.device)
-    import ipaddress
-
-    try:  # normalised ("10.0.0.1/8" -> "10.0.0.0/8"): the audit reads them as networks
-        devices = tuple(str(ipaddress.ip_network(d.strip(), strict=False)) for d in devices)
-    except ValueError as e:
-        raise UsageError(f"--device: {e}") from None
+    devices = networks(tuple(cfg.get("devices") or ()) + tuple(args.device), "--device")
     fail_on = args.fail_on or cfg.get("fail_on") or "medium"
     if str(fail_on).lower() == "none":
         threshold = None

@@ -45,10 +45,14 @@ def _pandas_types() -> dict:
 
 
 def to_utc(seconds: pd.Series) -> pd.Series:
-    """Epoch seconds -> UTC datetimes; a hostile timestamp outside pandas' range becomes NaT, not an error."""
+    """Epoch seconds -> UTC datetimes in microseconds, rounded as ``seconds_to_timestamp`` rounds the
+    stored tables' (a finding's time equals its flow's); a hostile timestamp outside pandas' range
+    becomes NaT, not an error."""
     import pandas as pd
 
-    return pd.to_datetime(seconds.astype("float64"), unit="s", utc=True, errors="coerce")
+    s = seconds.astype("float64")
+    us = (s.where((s > -9.2e9) & (s < 9.2e9)) * 1e6).round()
+    return pd.to_datetime(us, unit="us", utc=True, errors="coerce").dt.as_unit("us")
 
 
 def _arrow_type(dtype: str) -> pa.DataType:

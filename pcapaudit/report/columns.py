@@ -13,7 +13,7 @@ from pcapaudit.model import Classification, DnsTransaction, FlowBase, FlowRecord
 SEVERITY_ORDER = ["info", "low", "medium", "high"]
 
 FLOW_COLUMNS: dict[str, str] = {
-    "uid": "string", "ts": "datetime64[ns, UTC]", "ts_last": "datetime64[ns, UTC]", "duration": "float64",
+    "uid": "string", "ts": "datetime64[us, UTC]", "ts_last": "datetime64[us, UTC]", "duration": "float64",
     "transport": "category", "src_ip": "string", "src_port": "UInt16", "dst_ip": "string", "dst_port": "UInt16",
     "ip_version": "UInt8", "vlan": "UInt16", "inner_vlan": "UInt16", "state": "category", "conn_state": "category",
     "history": "string", "syn_count": "UInt32", "pkts_c2s": "UInt64", "pkts_s2c": "UInt64", "bytes_c2s": "UInt64",
@@ -32,7 +32,7 @@ FLOW_COLUMNS: dict[str, str] = {
 }  # fmt: skip
 
 FINDING_COLUMNS: dict[str, str] = {
-    "ts": "datetime64[ns, UTC]", "kind": "category", "severity": "category", "code": "category",
+    "ts": "datetime64[us, UTC]", "kind": "category", "severity": "category", "code": "category",
     "vendor": "category", "rule_id": "string", "service": "string", "target": "string", "message": "string",
     "count": "UInt32", "uid": "string", "uids": "string", "evidence": "string", "identifier": "string",
 }  # fmt: skip
@@ -45,14 +45,14 @@ COVERAGE_COLUMNS: dict[str, str] = {
 }  # fmt: skip
 
 DNS_COLUMNS: dict[str, str] = {
-    "uid": "string", "ts": "datetime64[ns, UTC]", "client_ip": "string", "server_ip": "string",
+    "uid": "string", "ts": "datetime64[us, UTC]", "client_ip": "string", "server_ip": "string",
     "transport": "category", "trans_id": "UInt16", "query": "string", "qtype": "category", "rcode": "category",
     "answers": "string", "rtt": "float64", "sinkholed": "boolean", "vendor": "category", "rule_id": "string",
     "process": "string",
 }  # fmt: skip
 
 WEIRD_COLUMNS: dict[str, str] = {
-    "ts": "datetime64[ns, UTC]", "name": "category", "uid": "string", "detail": "string", "count": "UInt64",
+    "ts": "datetime64[us, UTC]", "name": "category", "uid": "string", "detail": "string", "count": "UInt64",
 }  # fmt: skip
 
 

@@ -32,7 +32,9 @@ def _frame(rows: list[dict], columns: dict[str, str]) -> pd.DataFrame:
         if dt.startswith("datetime64"):
             df[col] = to_utc(s)
         elif dt == "category":
-            df[col] = s.astype("string").astype("category")
+            # no values: the categories must still say they are strings, or Parquet stores type null
+            dtype = pd.CategoricalDtype(pd.Index([], dtype="string")) if s.isna().all() else "category"
+            df[col] = s.astype("string").astype(dtype)
         elif dt == "boolean":
             df[col] = s.astype("boolean")
         elif dt in ("string",):

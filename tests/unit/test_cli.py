@@ -378,3 +378,61 @@ def test_verbose_says_what_was_read_and_how_fast(blocked_capture, tmp_path, capl
     text = caplog.text
     assert "with 1 process" in text and f"{blocked_capture}: pcap, 11 packets" in text
     assert "audited 11 packets in" in text and "packets/s" in text and "apple.yaml" in text
+
+
+SAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "captures", "enrollment-troubleshooting.pcap")
+LAB_TENANTS = {"kandji.uuid": "4f3c2a10-7e55-4d1e-9a4b-2b6f0c8d9e01", "jamf-pro.instance": "acme"}
+
+
+def test_api_takes_a_string_for_a_one_item_list():
+    """trust_issuers="X" is the list ["X"], not its characters (which made false issuer_mismatch rows)."""
+    import pcapaudit
+
+    one = pcapaudit.audit(SAMPLE, trust_issuers="pcapaudit Lab Trust Services", tenants=LAB_TENANTS)
+    listed = pcapaudit.audit(SAMPLE, trust_issuers=["pcapaudit Lab Trust Services"], tenants=LAB_TENANTS)
+    assert sorted(f.identifier for f, _ in one.finding_records) == sorted(f.identifier for f, _ in listed.finding_records)
+    assert len(one.finding_records) == 10
+    r = pcapaudit.audit(SAMPLE, vendors="apple", devices="192.168.50.0/24", rules=str(_builtin()))
+    assert r.vendors == ("apple",)
+
+
+def _builtin():
+    from pcapaudit.rules.loader import builtin_dir
+
+    return builtin_dir()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"devices": ["not-a-cidr"]}, "devices: 'not-a-cidr' does not appear to be an IPv4 or IPv6 network"),
+        ({"engine": "turbo"}, "engine 'turbo': fast or simple"),
+        ({"vendors": [1]}, "vendors: expected strings, not int"),
+        ({"captures": b"\xd4\xc3\xb2\xa1"}, "captures: expected file paths, not bytes"),
+        ({"captures": io.BytesIO(b"x")}, "captures: expected file paths, not an open file"),
+        ({"captures": []}, "captures: no capture given"),
+    ],
+)
+def test_api_refuses_bad_arguments_before_reading_with_one_line(kwargs, message):
+    import pcapaudit
+
+    captures = kwargs.pop("captures", SAMPLE)
+    with pytest.raises(pcapaudit.UsageError) as e:
+        pcapaudit.audit(captures, **kwargs)
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_finding_times_equal_their_flows_and_empty_categories_stay_strings(tmp_path):
+    """Every table's times are microseconds, rounded alike: a finding's time is its flow's start. An empty
+    weirds table keeps its category column a string dictionary in Parquet (not type null)."""
+    import pyarrow.parquet as pq
+
+    import pcapaudit
+
+    r = pcapaudit.audit(SAMPLE, trust_issuers="pcapaudit Lab Trust Services", tenants=LAB_TENANTS)
+    m = r.findings.merge(r.flows[["uid", "ts"]], on="uid", suffixes=("", "_flow"))
+    assert len(m) == 10 and (m["ts"] == m["ts_flow"]).all()
+    assert {str(t["ts"].dtype) for t in (r.flows, r.findings, r.dns, r.weirds)} == {"datetime64[us, UTC]"}
+    assert main(["audit", SAMPLE, "-f", "parquet", "-o", str(tmp_path / "r"), "-q", "--fail-on", "none"]) == 0
+    name_type = pq.read_schema(tmp_path / "r.weirds.parquet").field("name").type
+    assert str(name_type.value_type) in ("string", "large_string"), name_type
