@@ -240,12 +240,17 @@ def detect_flow(f: FlowRecord, cls: Classification, ctx: FindingContext) -> Iter
     yield from _detect(f, cls, rule, ctx)
 
 
+def _hp(host: str, port) -> str:
+    """host:port, an IPv6 address in brackets ([2620:149::1]:443)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def _detect(f: FlowRecord, cls: Classification, rule: Rule | None, ctx: FindingContext) -> Iterator[FindingDraft]:
     if cls.verdict == VERDICT_LOCAL:  # loopback: nothing about the network to report
         return
     name = flow_name(f, cls)
     tgt = flow_target(f)
-    where = f"{name}:{tgt.port}" if name == f.dst_ip or tgt.via_proxy else f"{name} ({f.dst_ip}:{f.dst_port})"
+    where = _hp(name, tgt.port) if name == f.dst_ip or tgt.via_proxy else f"{name} ({_hp(f.dst_ip, f.dst_port)})"
     ident_base = f"{cls.rule_id or '-'}|{name}|{tgt.transport}/{tgt.port}"
     yield from _blocked(f, cls, rule, ctx, name, where, ident_base)
     yield from _unexpected(f, cls, rule, ctx, name, where, ident_base, tgt)
@@ -302,8 +307,8 @@ def _blocked(f, cls, rule, ctx, name, where, ident) -> Iterator[FindingDraft]:
         what = {403: "403 Forbidden", 407: "407 Proxy Authentication Required"}.get(f.http_status, f"{f.http_status}")
         code = "proxy_auth_required" if f.http_status == 407 else "proxy_denied"
         yield _f(BLOCKED, sev, code, f, cls, rule, where,
-                 f"proxy {f.dst_ip}:{f.dst_port} answered CONNECT {f.connect_host}:{f.connect_port} with {what}",
-                 {"proxy": f"{f.dst_ip}:{f.dst_port}", "status": f.http_status, "connect": f"{f.connect_host}:{f.connect_port}"},
+                 f"proxy {_hp(f.dst_ip, f.dst_port)} answered CONNECT {_hp(f.connect_host, f.connect_port)} with {what}",
+                 {"proxy": _hp(f.dst_ip, f.dst_port), "status": f.http_status, "connect": _hp(f.connect_host, f.connect_port)},
                  f"blocked:{code}|{ident}")  # fmt: skip
     if (
         f.transport.value == "udp" and f.pkts_s2c == 0 and not f.icmp and f.dst_port not in INFRA_PORTS
@@ -371,6 +376,12 @@ def _unexpected(f, cls, rule, ctx, name, where, ident, tgt) -> Iterator[FindingD
 
 
 # -- intercepted -----------------------------------------------------------------------------------
+def _family_listed(ip: str, cidrs) -> bool:
+    """True when ``cidrs`` holds a network of ``ip``'s address family."""
+    v6 = ":" in ip
+    return any((":" in c) == v6 for c in cidrs)
+
+
 def _intercepted(f, cls, rule, ctx, name, where, ident) -> Iterator[FindingDraft]:
     vendor_flow = rule is not None and cls.matched_by in ("sni", "connect", "http_host", "dns", "cidr")
     protected = vendor_flow and (not rule.tls_inspection_allowed or rule.pinned or rule.expected_issuers)
@@ -427,12 +438,17 @@ def _intercepted(f, cls, rule, ctx, name, where, ident) -> Iterator[FindingDraft
                  f"({'pinned host' if rule.pinned else 'certificate probably rejected'})",
                  {**ev, "client_records": " ".join(f"{t}:{n}" for t, n in f.client_records_after_server)},
                  f"intercepted:abort|{ident}")  # fmt: skip
-    if vendor_flow and rule.server_cidrs and cls.matched_by in ("sni", "dns", "http_host") and not ip_in(f.dst_ip, rule.server_cidrs):
+    # the server's address says something only when the flow went to it directly (through a proxy it is
+    # the proxy's), and only against the vendor's networks of its address family (the documents give
+    # Apple's 17.0.0.0/8 and no IPv6 block: an IPv6 APNs server is neither in nor out of range)
+    direct = not flow_target(f).via_proxy
+    if (vendor_flow and direct and rule.server_cidrs and cls.matched_by in ("sni", "dns", "http_host")
+            and _family_listed(f.dst_ip, rule.server_cidrs) and not ip_in(f.dst_ip, rule.server_cidrs)):  # fmt: skip
         yield _f(INTERCEPTED, Severity.HIGH, "server_outside_vendor_range", f, cls, rule, where,
                  f"{where}: {name} is served from {f.dst_ip}, outside {', '.join(rule.server_cidrs)}",
                  {**ev, "server_ip": f.dst_ip, "expected": ", ".join(rule.server_cidrs)},
                  f"intercepted:range|{ident}|{f.dst_ip}")  # fmt: skip
-    if vendor_flow and f.sni and cls.matched_by == "sni":
+    if vendor_flow and direct and f.sni and cls.matched_by == "sni":
         answered = ctx.dnsmap.addresses(f.sni)
         if answered and f.dst_ip not in answered and not any(s in SINKHOLES for s in answered):
             yield _f(INTERCEPTED, Severity.MEDIUM, "server_not_in_dns_answer", f, cls, rule, where,

@@ -1,0 +1,47 @@
+"""Detection edge cases found by crafting captures: proxies, IPv6, ICMP, STARTTLS, LDAP binds."""
+
+from __future__ import annotations
+
+from pcapaudit.audit import AuditOptions, Auditor
+from pcapaudit.classify import classify
+from pcapaudit.findings import _detect
+from pcapaudit.model import FlowRecord, Transport
+
+LAB = AuditOptions(trust_issuers=("pcapaudit Lab Trust Services",))
+
+
+def _flow(**kw) -> FlowRecord:
+    base = dict(
+        uid="C1", ts=1_700_000_000.0, ts_last=1_700_000_001.0, transport=Transport.TCP, src_ip="192.168.50.10",
+        src_port=50000, dst_ip="17.57.146.20", dst_port=443, ip_version=4, pkts_c2s=8, pkts_s2c=8,
+        bytes_c2s=900, bytes_s2c=4000, payload_c2s=600, payload_s2c=3500, conn_state="SF", state="closed",
+        history="ShADadFf",
+    )  # fmt: skip
+    base.update(kw)
+    return FlowRecord(**base)
+
+
+def _codes(rec: FlowRecord, opts: AuditOptions = LAB) -> set[str]:
+    a = Auditor(opts)
+    cls = classify(rec, a.index, a._prefer)
+    return {fd.code for fd in _detect(rec, cls, a.ctx.rule(cls.rule_id), a.ctx)}
+
+
+def test_apns_through_a_proxy_is_not_outside_apples_range():
+    """Through a proxy the server address is the proxy's: never in 17.0.0.0/8, and no sign of anything."""
+    rec = _flow(dst_ip="192.168.50.3", dst_port=3128, connect_host="1-courier.push.apple.com", connect_port=443,
+                http_method="CONNECT", http_status=200, sni="1-courier.push.apple.com", app_protocol="tls")  # fmt: skip
+    codes = _codes(rec)
+    assert "server_outside_vendor_range" not in codes and "server_not_in_dns_answer" not in codes, codes
+    # the same session direct to a server outside 17/8 is still one
+    assert "server_outside_vendor_range" in _codes(_flow(dst_ip="203.0.113.50", sni="1-courier.push.apple.com",
+                                                         app_protocol="tls"))  # fmt: skip
+
+
+def test_an_ipv6_apns_server_is_not_judged_against_an_ipv4_range():
+    """The documents give Apple's 17.0.0.0/8 and no IPv6 block: an IPv6 server is neither in nor out."""
+    syn = _flow(dst_ip="2620:149:a44::20", ip_version=6, dst_port=5223, sni="1-courier.push.apple.com",
+                conn_state="S0", state="no_reply", history="S", pkts_s2c=0, bytes_s2c=0, payload_c2s=0,
+                payload_s2c=0, syn_count=3)  # fmt: skip
+    codes = _codes(syn)
+    assert "server_outside_vendor_range" not in codes and "syn_no_reply" in codes, codes
