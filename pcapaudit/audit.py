@@ -403,7 +403,7 @@ class Auditor:
             orphans.clear()
 
     def _orphan_icmp(self, ts, q, itype, icode, reporter) -> None:
-        if not icmpmod.is_unreachable(q.ipver, itype):
+        if not icmpmod.blocks(q.ipver, itype, icode):
             return
         # written as the flow table writes addresses (inet_ntop), so the client matches its flows' rows
         af = socket.AF_INET if q.ipver == 4 else socket.AF_INET6

@@ -689,8 +689,9 @@ class FlowEngine:
             oa = bool(self.orig_a[target])
             cport = int(self.k_aport[target] if oa else self.k_bport[target])
             sport = int(self.k_bport[target] if oa else self.k_aport[target])
+            # an error before the flow's first payload (a SYN the network refused, then retried) must not
+            # stop its payload from being parsed later: the engine only brings payloads it still wants
             st = self.deep[target] = DeepState(pr, cport, sport, target)
-            st.done = [True, True]
         # only errors about client->server packets say the destination is unreachable; an error about a
         # server->client packet is the client refusing a late reply (a DNS answer after its timeout)
         client_ip, _server_ip = self._client_server_ips(target)

@@ -272,9 +272,11 @@ def _blocked(f, cls, rule, ctx, name, where, ident) -> Iterator[FindingDraft]:
             yield _f(BLOCKED, sev, "syn_rejected", f, cls, rule, where,
                      f"SYN to {where} answered by RST (connection refused or firewall reject)", ev,
                      f"blocked:syn_rejected|{ident}")  # fmt: skip
-    for itype, icode, reporter in f.icmp:
+    # an unreachable the flow recovered from (a retried SYN that got through, the server's payload
+    # followed) blocked nothing
+    for itype, icode, reporter in f.icmp if not f.payload_s2c else ():
         v = f.ip_version
-        if icmpmod.is_unreachable(v, itype):
+        if icmpmod.blocks(v, itype, icode):
             what = icmpmod.describe(v, itype, icode)
             yield _f(BLOCKED, sev, "icmp_unreachable", f, cls, rule, where,
                      f"ICMP {what} from {reporter} for {where}",

@@ -40,6 +40,12 @@ def is_unreachable(ipver: int, icmp_type: int) -> bool:
     return icmp_type == (3 if ipver == 4 else 1)
 
 
+def blocks(ipver: int, icmp_type: int, code: int) -> bool:
+    """A destination unreachable that says the path refused the packet: every code but IPv4's
+    "fragmentation needed" (code 4, path MTU discovery, like IPv6's Packet Too Big: a size, not a block)."""
+    return is_unreachable(ipver, icmp_type) and not (ipver == 4 and code == 4)
+
+
 def describe(ipver: int, icmp_type: int, code: int) -> str:
     """'port unreachable', 'administratively prohibited'..."""
     if is_unreachable(ipver, icmp_type):

@@ -45,3 +45,47 @@ def test_an_ipv6_apns_server_is_not_judged_against_an_ipv4_range():
                 payload_s2c=0, syn_count=3)  # fmt: skip
     codes = _codes(syn)
     assert "server_outside_vendor_range" not in codes and "syn_no_reply" in codes, codes
+
+
+def _audit_frames(tmp_path, pkts):
+    import pcapaudit
+    from tests.craft import write
+
+    return pcapaudit.audit(write(tmp_path / "c.pcap", pkts))
+
+
+def _codes_of(result) -> list[str]:
+    return sorted(f.code for f, _ in result.finding_records)
+
+
+def test_an_unreachable_the_flow_recovered_from_blocks_nothing_and_costs_no_parsing(tmp_path):
+    """A router's host-unreachable for the first SYN, then the retried SYN gets through: the session's
+    SNI is still read (the error used to stop all parsing of the flow) and nothing was blocked."""
+    from scapy.all import ICMP, IP, Ether, Raw
+
+    from tests.craft import at, client_hello, server_hello, tcp_session
+
+    c, s = "192.168.50.10", "17.253.21.211"
+    session = tcp_session(c, s, 51102, 443, [client_hello("gdmf.apple.com")], [server_hello(0x0303)], t0=10)
+    first_syn = at(session[0].copy(), 1.0)
+    unreach = at(Ether() / IP(src="192.168.50.1", dst=c) / ICMP(type=3, code=1) / Raw(bytes(first_syn[IP])[:28]), 1.01)
+    r = _audit_frames(tmp_path, [first_syn, unreach] + [at(p, 10 + i * 0.01) for i, p in enumerate(session)])
+    flow = r.flows[r.flows["dst_port"] == 443].iloc[0]
+    assert flow["sni"] == "gdmf.apple.com" and flow["rule_id"] == "apple.gdmf", flow.to_dict()
+    assert "icmp_unreachable" not in _codes_of(r)
+    # without the retry it is a block
+    r = _audit_frames(tmp_path, [first_syn, unreach])
+    assert _codes_of(r) == ["icmp_unreachable"]
+
+
+def test_fragmentation_needed_is_path_mtu_discovery_not_a_block(tmp_path):
+    from scapy.all import ICMP, IP, TCP, Ether, Raw
+
+    from tests.craft import at
+
+    c, s = "192.168.50.10", "17.253.21.210"
+    syn = at(Ether() / IP(src=c, dst=s) / TCP(sport=51100, dport=443, flags="S"), 1.0)
+    for code, blocked in ((4, False), (13, True)):  # fragmentation needed; administratively prohibited
+        err = at(Ether() / IP(src="192.168.50.1", dst=c) / ICMP(type=3, code=code, nexthopmtu=1400)
+                 / Raw(bytes(syn[IP])[:28]), 1.01)  # fmt: skip
+        assert ("icmp_unreachable" in _codes_of(_audit_frames(tmp_path, [syn, err]))) is blocked, code
