@@ -56,7 +56,7 @@ class DeepState:
         self.ch_pkt: int | None = None
         self.sh_pkt: int | None = None
         self.alerts: list[tuple[int, int, int, bool, int]] = []  # (side, level, desc, after SH, pkt)
-        self.ldap: tuple[bool, bool, bool] | None = None
+        self.ldap: tuple[bool, bool, bool, bool] | None = None
         self.smtp: bool | None = None
         self.uid: str | None = None
         self.udp_app: str | None = None
@@ -129,14 +129,15 @@ class DeepState:
         elif kind == "ldap":
             if side == CLIENT:
                 self.ldap = app.ldap_scan(bytes(data))
-                if self.ldap[2] or len(data) >= 8192:
+                if self.ldap[3] or len(data) >= 8192:
                     self.done[side] = True
             else:
                 self.done[side] = len(data) >= 4096
         elif kind == "smtp":
             if side == CLIENT:
                 self.smtp = app.smtp_scan(bytes(data))
-                self.done[side] = self.smtp is not None or len(data) >= 4096
+                # True (STARTTLS) may still turn False: commands in clear after it mean it was refused
+                self.done[side] = self.smtp is False or len(data) >= 4096
             else:
                 self.done[side] = len(data) >= 1024
         else:

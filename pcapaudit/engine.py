@@ -964,7 +964,7 @@ class FlowEngine:
             kw["http_status"] = st.http_status
         kw["app_protocol"] = st.app_protocol()
         if st.ldap is not None:
-            kw["ldap_simple_bind"] = st.ldap[0]
+            kw["ldap_simple_bind"] = st.ldap[0] and st.ldap[1]  # a password in clear (not an anonymous bind)
             kw["ldap_starttls"] = st.ldap[2]
         if st.smtp is not None:
             kw["smtp_starttls"] = st.smtp

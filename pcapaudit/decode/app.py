@@ -113,38 +113,47 @@ def ldap_message_op(b: bytes) -> LdapOp | None:
         return None
 
 
-def ldap_scan(data: bytes) -> tuple[bool, bool, bool]:
-    """Walk LDAPMessages from the start of a client stream: (simple bind seen, with password, StartTLS first).
-
-    Stops at StartTLS (what follows is TLS) or at the first thing that is not an LDAPMessage.
+def ldap_scan(data: bytes) -> tuple[bool, bool, bool, bool]:
+    """Walk LDAPMessages from the start of a client stream: (simple bind seen, with password, StartTLS
+    first, settled: more bytes would tell nothing). After a StartTLS request, what the client sends next
+    tells whether the server accepted it: a TLS record (the upgrade happened), or another LDAPMessage (it
+    refused, and the client went on in clear: keep walking, StartTLS not counted). Stops at the first
+    thing that is not an LDAPMessage.
     """
     p = 0
     simple = pw = starttls = False
     while p < len(data):
         op = ldap_message_op(data[p:])
-        if op is None:
-            break
+        if op is None or op.length <= 0:
+            return simple, pw, starttls, True
+        p += op.length
         if op.starttls and not simple:
-            starttls = True
-            break
+            if p >= len(data):  # nothing after it yet: taken as upgraded until the client goes on
+                return simple, pw, True, False
+            if data[p] == 0x16:  # the TLS ClientHello
+                return simple, pw, True, True
+            continue  # refused: the session goes on in clear
         if op.simple_bind:
             simple = True
             pw = pw or op.has_password
-        p += op.length
-        if op.length <= 0:
-            break
-    return simple, pw, starttls
+    return simple, pw, starttls, False
 
 
 def smtp_scan(data: bytes) -> bool | None:
-    """True if the client issued STARTTLS before MAIL FROM, False if it sent mail without, None if unknown."""
+    """True if the client issued STARTTLS before MAIL FROM and the session then went on in TLS (or the
+    stream ends there), False if it sent mail without, or went on in clear after STARTTLS (the server
+    refused: "454 TLS not available"); None if unknown."""
     up = data[:4096].upper()
     st = up.find(b"\nSTARTTLS")
     if up.startswith(b"STARTTLS"):
         st = 0
     mail = up.find(b"MAIL FROM")
     if st >= 0 and (mail < 0 or st < mail):
-        return True
+        nl = up.find(b"\n", st + 1)
+        rest = up[nl + 1 :] if nl >= 0 else b""
+        if not rest or rest[:1] == b"\x16":  # nothing after it yet, or the TLS ClientHello
+            return True
+        return False  # commands in clear after STARTTLS: the upgrade did not happen
     if mail >= 0:
         return False
     return None

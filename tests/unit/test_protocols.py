@@ -265,15 +265,23 @@ def test_ldap_simple_bind_and_starttls():
     msg = b"\x02\x01\x01" + b"\x60" + bytes([len(op)]) + op
     bind = b"\x30" + bytes([len(msg)]) + msg
     assert app.sniff_client(bind, 389) == "ldap"
-    assert app.ldap_scan(bind) == (True, True, False)
+    assert app.ldap_scan(bind) == (True, True, False, False)
     starttls = bytes.fromhex("301d02010177188016") + b"1.3.6.1.4.1.1466.20037"
-    assert app.ldap_scan(starttls)[2] is True
+    assert app.ldap_scan(starttls) == (False, False, True, False)  # taken as upgraded until the client goes on
+    assert app.ldap_scan(starttls + b"\x16\x03\x01\x00\x05hello") == (False, False, True, True)  # TLS followed
+    # the server refused (resultCode 2): the client binds in clear on the same connection
+    assert app.ldap_scan(starttls + bind) == (True, True, False, False)
+    anonymous = b"\x30\x0c\x02\x01\x01\x60\x07\x02\x01\x03\x04\x00\x80\x00"
+    assert app.ldap_scan(anonymous)[:2] == (True, False)
 
 
 def test_smtp_starttls():
     assert app.smtp_scan(b"EHLO x\r\nSTARTTLS\r\n") is True
+    assert app.smtp_scan(b"EHLO x\r\nSTARTTLS\r\n\x16\x03\x01\x02\x00") is True
     assert app.smtp_scan(b"EHLO x\r\nMAIL FROM:<a@b>\r\n") is False
     assert app.smtp_scan(b"EHLO x\r\n") is None
+    # "454 TLS not available": the client goes on in clear
+    assert app.smtp_scan(b"EHLO x\r\nSTARTTLS\r\nMAIL FROM:<a@b>\r\n") is False
 
 
 # -- reassembly ----------------------------------------------------------------------------------------
