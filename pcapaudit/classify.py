@@ -34,17 +34,28 @@ class Target:
     port: int
     transport: str
     via_proxy: bool
+    address: str | None  # the server's address the rules' networks can judge: the flow's own, a proxied
+    #                       target's when it is an IP literal (CONNECT 17.57.146.20:5223), else None
+
+
+@functools.lru_cache(maxsize=4096)
+def ip_literal(host: str) -> str | None:
+    """'17.57.146.20' or '[2620:149::1]' as an address string (as the flows table writes it), else None."""
+    try:
+        return str(ipaddress.ip_address(host.strip("[]")))
+    except ValueError:
+        return None
 
 
 def flow_target(f: FlowRecord) -> Target:
-    """The destination port that the vendor rules talk about."""
+    """The destination port (and address) that the vendor rules talk about."""
     transport = f.transport.value
     if f.connect_host:
-        return Target(f.connect_port or 443, transport, True)
+        return Target(f.connect_port or 443, transport, True, ip_literal(f.connect_host))
     target = url_target(f.http_uri) if f.http_method and f.http_uri else None
-    if target is not None and target[1] is not None:
-        return Target(target[1], transport, True)  # absolute-form requests are only sent to proxies
-    return Target(f.dst_port, transport, False)
+    if target is not None and target[1] is not None:  # absolute-form requests are only sent to proxies
+        return Target(target[1], transport, True, ip_literal(target[0]))
+    return Target(f.dst_port, transport, False, f.dst_ip)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -146,13 +157,14 @@ def classify(f: FlowRecord, index: RuleIndex, prefer: tuple[str, ...] = ()) -> C
             why += f" (HTTP/3 over QUIC on udp/{tgt.port}; the rule lists tcp/{tgt.port})"
         return Classification(rule.vendor, rule.id, rule.service, by, name, hit.confidence, _verdict(rule), why)
     # 2. the server address is in a documented network on a listed port (proxied flows: unknown address)
-    ip_rules = () if tgt.via_proxy else index.match_ip(f.dst_ip)
+    addr = tgt.address
+    ip_rules = index.match_ip(addr) if addr else ()
     if not name_hits:
         listed = [r for r in ip_rules if r.port_ok(tgt.port, tgt.transport)]
         if listed:
             r = _prefer(listed, prefer)
             return Classification(r.vendor, r.id, r.service, "cidr", None, "cidr", _verdict(r),
-                                  f"{f.dst_ip} is in {r.targets_text}{_also(listed, r)}")  # fmt: skip
+                                  f"{addr} is in {r.targets_text}{_also(listed, r)}")  # fmt: skip
     # 3. a known name on a port no rule of that host lists
     if name_hits:
         by, name, hit = name_hits[0]
@@ -164,7 +176,7 @@ def classify(f: FlowRecord, index: RuleIndex, prefer: tuple[str, ...] = ()) -> C
         if listed:
             r = _prefer(listed, prefer)
             return Classification(r.vendor, r.id, r.service, "cidr", name, "cidr", _verdict(r),
-                                  f"{f.dst_ip} is in {r.targets_text}{_also(listed, r)}; {by} {name}")  # fmt: skip
+                                  f"{addr} is in {r.targets_text}{_also(listed, r)}; {by} {name}")  # fmt: skip
         return Classification(
             hit.rule.vendor, hit.rule.id, hit.rule.service, by, name, hit.confidence, VERDICT_UNLISTED_PORT,
             f"{by} {name} matches {hit.pattern} but {tgt.transport}/{tgt.port} is not listed "
@@ -172,16 +184,16 @@ def classify(f: FlowRecord, index: RuleIndex, prefer: tuple[str, ...] = ()) -> C
         )  # fmt: skip
     # an address in a vendor-owned block (Apple's 17/8) on an unlisted port is worth a look; an address
     # that is only in a large AS (Google's AS15169 also hosts cloud customers) says nothing by itself
-    owned = [r for r in ip_rules if r.cidrs and ip_in(f.dst_ip, r.cidrs)]
+    owned = [r for r in ip_rules if r.cidrs and ip_in(addr, r.cidrs)]
     if owned:
         r = owned[0]
         return Classification(r.vendor, r.id, r.service, "cidr", None, "cidr", VERDICT_UNLISTED_PORT,
-                              f"{f.dst_ip} is in {r.targets_text} but {tgt.transport}/{tgt.port} is not listed "
+                              f"{addr} is in {r.targets_text} but {tgt.transport}/{tgt.port} is not listed "
                               f"({r.transport} {r.ports_text})")  # fmt: skip
     # 4. only the port says anything (on-prem servers: LDAP 389, EC 8020, HL7 2575...), never on the
     #    generic web ports: example.org:443 is not "the MDM server's 443"
     port_rules = () if tgt.port in GENERIC_PORTS else index.match_port(tgt.transport, tgt.port)
-    if port_rules and not tgt.via_proxy and is_public(f.dst_ip):
+    if port_rules and addr and is_public(addr):
         # MySQL 3306, SCEP 8080 or DCOM's 49152-65535 to an Internet address is not the customer's server
         port_rules = tuple(r for r in port_rules if r.responder not in ON_PREM_RESPONDERS)
     if port_rules:
@@ -211,8 +223,8 @@ def satisfied_rules(f: FlowRecord, index: RuleIndex) -> list[Rule]:
             named = True
             if hit.rule.port_ok(tgt.port, tgt.transport) or (h3 and quic_as_https(hit.rule, tgt.port)):
                 out.setdefault(hit.rule.id, hit.rule)
-    if not named and not tgt.via_proxy:
-        for r in index.match_ip(f.dst_ip):
+    if not named and tgt.address:
+        for r in index.match_ip(tgt.address):
             if r.port_ok(tgt.port, tgt.transport):
                 out.setdefault(r.id, r)
     return list(out.values())

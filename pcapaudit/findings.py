@@ -440,17 +440,18 @@ def _intercepted(f, cls, rule, ctx, name, where, ident) -> Iterator[FindingDraft
                  f"({'pinned host' if rule.pinned else 'certificate probably rejected'})",
                  {**ev, "client_records": " ".join(f"{t}:{n}" for t, n in f.client_records_after_server)},
                  f"intercepted:abort|{ident}")  # fmt: skip
-    # the server's address says something only when the flow went to it directly (through a proxy it is
-    # the proxy's), and only against the vendor's networks of its address family (the documents give
-    # Apple's 17.0.0.0/8 and no IPv6 block: an IPv6 APNs server is neither in nor out of range)
-    direct = not flow_target(f).via_proxy
-    if (vendor_flow and direct and rule.server_cidrs and cls.matched_by in ("sni", "dns", "http_host")
-            and _family_listed(f.dst_ip, rule.server_cidrs) and not ip_in(f.dst_ip, rule.server_cidrs)):  # fmt: skip
+    # the server's address says something only when it is known: the flow's own, or a proxied flow's
+    # CONNECT to an IP literal (through a proxy to a name, the flow's address is the proxy's); and only
+    # against the vendor's networks of its address family (the documents give Apple's 17.0.0.0/8 and no
+    # IPv6 block: an IPv6 APNs server is neither in nor out of range)
+    server = flow_target(f).address
+    if (vendor_flow and server and rule.server_cidrs and cls.matched_by in ("sni", "dns", "http_host", "connect")
+            and _family_listed(server, rule.server_cidrs) and not ip_in(server, rule.server_cidrs)):  # fmt: skip
         yield _f(INTERCEPTED, Severity.HIGH, "server_outside_vendor_range", f, cls, rule, where,
-                 f"{where}: {name} is served from {f.dst_ip}, outside {', '.join(rule.server_cidrs)}",
-                 {**ev, "server_ip": f.dst_ip, "expected": ", ".join(rule.server_cidrs)},
-                 f"intercepted:range|{ident}|{f.dst_ip}")  # fmt: skip
-    if vendor_flow and direct and f.sni and cls.matched_by == "sni":
+                 f"{where}: {name} is served from {server}, outside {', '.join(rule.server_cidrs)}",
+                 {**ev, "server_ip": server, "expected": ", ".join(rule.server_cidrs)},
+                 f"intercepted:range|{ident}|{server}")  # fmt: skip
+    if vendor_flow and server == f.dst_ip and f.sni and cls.matched_by == "sni":
         answered = ctx.dnsmap.addresses(f.sni)
         if answered and f.dst_ip not in answered and not any(s in SINKHOLES for s in answered):
             yield _f(INTERCEPTED, Severity.MEDIUM, "server_not_in_dns_answer", f, cls, rule, where,

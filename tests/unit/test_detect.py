@@ -89,3 +89,18 @@ def test_fragmentation_needed_is_path_mtu_discovery_not_a_block(tmp_path):
         err = at(Ether() / IP(src="192.168.50.1", dst=c) / ICMP(type=3, code=code, nexthopmtu=1400)
                  / Raw(bytes(syn[IP])[:28]), 1.01)  # fmt: skip
         assert ("icmp_unreachable" in _codes_of(_audit_frames(tmp_path, [syn, err]))) is blocked, code
+
+
+def test_a_connect_to_an_ip_literal_is_judged_by_that_address():
+    """CONNECT 17.57.146.21:8443 is a flow to Apple's 17/8 on a port APNs does not list, as the same flow
+    sent directly is; not an on-premises REST API found by its port alone."""
+    a = Auditor(AuditOptions())
+    proxied = _flow(dst_ip="192.168.50.3", dst_port=3128, connect_host="17.57.146.21", connect_port=8443,
+                    http_method="CONNECT", http_status=200)  # fmt: skip
+    direct = _flow(dst_ip="17.57.146.21", dst_port=8443)
+    got = [classify(r, a.index, a._prefer) for r in (proxied, direct)]
+    assert [(c.rule_id, c.verdict) for c in got] == [("apple.apns", "unlisted_port")] * 2, got
+    # to a name, the proxy's address still says nothing
+    named = _flow(dst_ip="192.168.50.3", dst_port=3128, connect_host="example.org", connect_port=8443,
+                  http_method="CONNECT", http_status=200)  # fmt: skip
+    assert classify(named, a.index, a._prefer).matched_by != "cidr"
