@@ -24,6 +24,7 @@ LDAP_PORTS = frozenset({389, 3268, 8389})
 SMTP_PORTS = frozenset({25, 587, 2525})
 TLS_CLIENT_RECORDS = 3  # ClientHello + what the client sends after the server's flight
 TLS_SERVER_RECORDS = 8
+MAX_HTTP_ROUNDS = 4  # CONNECTs answered 407 and sent again on one connection, at most
 
 
 class DeepState:
@@ -32,7 +33,7 @@ class DeepState:
     __slots__ = (
         "proto", "server_port", "client_port", "streams", "kind", "done", "tls", "tls_off",
         "http_req", "http_status", "connect", "quic", "dns_pending", "icmp", "weirds", "ch_pkt",
-        "sh_pkt", "alerts", "ldap", "smtp", "uid", "udp_app", "sniffed", "slot", "ips",
+        "sh_pkt", "alerts", "ldap", "smtp", "uid", "udp_app", "sniffed", "slot", "ips", "http_rounds",
     )  # fmt: skip
 
     def __init__(self, proto: int, client_port: int, server_port: int, slot: int = -1):
@@ -48,6 +49,7 @@ class DeepState:
         self.tls_off = [0, 0]
         self.http_req: http.HttpRequest | None = None
         self.http_status: int | None = None
+        self.http_rounds = 0  # proxy authentication challenges (407) a CONNECT answered on this connection
         self.connect = False
         self.quic: quic.QuicClientState | None = None
         self.dns_pending: dict[tuple[int, bytes], tuple[float, int, bytes]] | None = None
@@ -181,44 +183,54 @@ class DeepState:
             self.done[side] = True
 
     def _http(self, side: int, data: bytearray, pkt: int) -> None:
+        """HTTP heads. A proxy's CONNECT may be answered 407 (or 401) and sent again on the same connection
+        with credentials (Basic, NTLM, Negotiate): the last request and status count, and the tunnel's TLS
+        starts after the 200."""
         if side == CLIENT:
-            if self.http_req is None:
-                try:
-                    req = http.parse_request(bytes(data[:http.MAX_HEAD]))
-                except ValueError as e:
-                    self.weird(0.0, "http_malformed", str(e))
-                    self.done[side] = True
-                    return
-                if req is None:
-                    return
-                self.http_req = req
-                if req.method == "CONNECT":
-                    self.connect = True
-                    self.tls_off[CLIENT] = req.head_len
-                else:
-                    self.done[side] = True
-                    return
+            if self.http_req is None and not self._http_request(data, 0):
+                return
             if self.connect:
-                if len(data) > self.tls_off[CLIENT]:
-                    if data[self.tls_off[CLIENT]] == 0x16:
+                off = self.tls_off[CLIENT]
+                while len(data) > off and data[off : off + 8] == b"CONNECT " and self.http_rounds < MAX_HTTP_ROUNDS:
+                    if not self._http_request(data, off):  # the retry's head has not all arrived
+                        return
+                    off = self.tls_off[CLIENT]
+                if len(data) > off:
+                    if data[off] == 0x16:
                         self._tls(side, data, pkt)
                     else:
                         self.done[side] = True
         else:
-            if self.http_status is None:
+            while self.http_status is None or (
+                self.connect and self.http_status in (401, 407) and self.http_rounds < MAX_HTTP_ROUNDS
+            ):  # fmt: skip
+                start = self.tls_off[SERVER]  # where the next response starts (after a challenge's body)
+                if len(data) <= start:
+                    return
                 try:
-                    res = http.parse_status(bytes(data[:http.MAX_HEAD]))
+                    res = http.parse_status(bytes(data[start : start + http.MAX_HEAD]))
                 except ValueError as e:
-                    self.weird(0.0, "http_malformed", str(e))
+                    if self.http_status is None:
+                        self.weird(0.0, "http_malformed", str(e))
                     self.done[side] = True
                     return
                 if res is None:
                     return
-                self.http_status, head_len = res
-                if not (self.connect and self.http_status == 200 and head_len > 0):
+                status, head_len = res
+                challenge = self.connect and status in (401, 407)
+                if challenge and head_len < 0:
+                    return  # the head is not complete: its Content-Length says where the next response starts
+                if self.http_status is not None:
+                    self.http_rounds += 1
+                self.http_status = status
+                if challenge:
+                    body = http.content_length(bytes(data[start : start + head_len])) or 0
+                    self.tls_off[SERVER] = start + head_len + body
+                    continue
+                if not (self.connect and status == 200 and head_len > 0):
                     self.done[side] = True
                     return
-                self.tls_off[SERVER] = head_len
+                self.tls_off[SERVER] = start + head_len
             if self.connect and self.http_status == 200:
                 off = self.tls_off[SERVER]
                 if len(data) > off:
@@ -226,6 +238,27 @@ class DeepState:
                         self._tls(side, data, pkt)
                     else:
                         self.done[side] = True
+            elif self.connect:
+                self.done[side] = True
+
+    def _http_request(self, data: bytearray, off: int) -> bool:
+        """Parse the request head at ``off``; False until it is complete (or when it is not a request)."""
+        try:
+            req = http.parse_request(bytes(data[off : off + http.MAX_HEAD]))
+        except ValueError as e:
+            self.weird(0.0, "http_malformed", str(e))
+            self.done[CLIENT] = True
+            return False
+        if req is None:
+            return False
+        self.http_req = req
+        if req.method == "CONNECT":
+            self.connect = True
+            self.tls_off[CLIENT] = off + req.head_len
+        else:
+            self.done[CLIENT] = True
+            return False
+        return True
 
     def _dns_tcp(self, side: int, data: bytearray, ts: float, ctx) -> None:
         off = self.tls_off[side]  # reused as "bytes consumed"

@@ -96,6 +96,16 @@ def parse_request(data: bytes) -> HttpRequest | None:
     return HttpRequest(method, uri, host, end + sep)
 
 
+def content_length(head: bytes) -> int | None:
+    """The Content-Length of a message head, None when it has none (or a broken one)."""
+    for line in head.split(b"\n")[1:]:
+        name, sep, value = line.partition(b":")
+        if sep and name.strip().lower() == b"content-length":
+            v = value.strip()
+            return int(v) if v.isdigit() and len(v) < 12 else None
+    return None
+
+
 def parse_status(data: bytes) -> tuple[int, int] | None:
     """('HTTP/1.1 407 ...') -> (407, head length); None until the head is complete."""
     if not data.startswith(b"HTTP/"):

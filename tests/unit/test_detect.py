@@ -104,3 +104,25 @@ def test_a_connect_to_an_ip_literal_is_judged_by_that_address():
     named = _flow(dst_ip="192.168.50.3", dst_port=3128, connect_host="example.org", connect_port=8443,
                   http_method="CONNECT", http_status=200)  # fmt: skip
     assert classify(named, a.index, a._prefer).matched_by != "cidr"
+
+
+def test_a_proxy_challenge_answered_on_the_same_connection_is_not_a_block(tmp_path):
+    """CONNECT, 407 (with a body), CONNECT again with credentials, 200, then TLS: the flow reaches its
+    target, and its SNI is read after the second request."""
+    from tests.craft import client_hello, server_hello, tcp_session
+
+    ask = b"CONNECT gdmf.apple.com:443 HTTP/1.1\r\nHost: gdmf.apple.com:443\r\n\r\n"
+    auth = b"CONNECT gdmf.apple.com:443 HTTP/1.1\r\nHost: gdmf.apple.com:443\r\nProxy-Authorization: Basic eDp5\r\n\r\n"
+    body = b"<html>HTTP/1.1 407 Proxy Authentication Required</html>"  # a status line in the body is no response
+    challenge = (b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"x\"\r\n"
+                 b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)  # fmt: skip
+    ok = b"HTTP/1.1 200 Connection established\r\n\r\n"
+    r = _audit_frames(tmp_path, tcp_session("192.168.50.10", "192.168.50.3", 50000, 3128,
+                                            [ask, auth, client_hello("gdmf.apple.com", versions=(0x0303,))],
+                                            [challenge, ok, server_hello(0x0303)]))  # fmt: skip
+    (flow,) = r.flows.itertuples()
+    assert (flow.connect_host, flow.http_status, flow.sni) == ("gdmf.apple.com", 200, "gdmf.apple.com")
+    assert "proxy_auth_required" not in _codes_of(r)
+    # refused for good: the challenge stays the flow's last word
+    r = _audit_frames(tmp_path, tcp_session("192.168.50.10", "192.168.50.3", 50001, 3128, [ask], [challenge]))
+    assert "proxy_auth_required" in _codes_of(r)
