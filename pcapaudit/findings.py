@@ -195,6 +195,9 @@ CLEAR_APPS = frozenset({"http", "ldap", "smtp", "amqp", "hl7-mllp", "ftp-or-smtp
 NAME_MATCHES = frozenset({"sni", "connect", "http_host", "dns", "cidr"})
 
 
+PROXY_REFUSALS = frozenset({403, 407, 502, 503, 504})  # statuses of a proxy refusing a request
+
+
 def quiet(f: FlowRecord, cls: Classification, rule: Rule | None, ctx: FindingContext) -> bool:
     """True when no detector below can fire for this flow, which is most flows.
 
@@ -204,6 +207,8 @@ def quiet(f: FlowRecord, cls: Classification, rule: Rule | None, ctx: FindingCon
     if cls.verdict == VERDICT_LOCAL:
         return True
     if f.icmp or f.alerts or f.certs or f.connect_host or f.tls_handshake in BAD_HANDSHAKES:
+        return False
+    if f.http_status in PROXY_REFUSALS:
         return False
     t = f.transport
     if t is Transport.TCP:
@@ -305,12 +310,17 @@ def _blocked(f, cls, rule, ctx, name, where, ident) -> Iterator[FindingDraft]:
                      f"server sent fatal TLS alert {desc} ({a.description}) for {where}",
                      {**tev, "alert": desc}, f"blocked:tls_server_alert|{ident}|{a.description}")  # fmt: skip
             break
-    if f.connect_host and f.http_status in (403, 407, 502, 503, 504):
+    # a proxy refusing the request: a CONNECT, or a plain HTTP request in absolute form (GET http://...,
+    # only ever sent to a proxy: CRL and OCSP checks, captive-portal probes)
+    if f.http_status in PROXY_REFUSALS and (f.connect_host or flow_target(f).via_proxy):
         what = {403: "403 Forbidden", 407: "407 Proxy Authentication Required"}.get(f.http_status, f"{f.http_status}")
         code = "proxy_auth_required" if f.http_status == 407 else "proxy_denied"
+        asked = (f"CONNECT {_hp(f.connect_host, f.connect_port)}" if f.connect_host
+                 else f"{f.http_method} {(f.http_uri or '')[:120]}")  # fmt: skip
         yield _f(BLOCKED, sev, code, f, cls, rule, where,
-                 f"proxy {_hp(f.dst_ip, f.dst_port)} answered CONNECT {_hp(f.connect_host, f.connect_port)} with {what}",
-                 {"proxy": _hp(f.dst_ip, f.dst_port), "status": f.http_status, "connect": _hp(f.connect_host, f.connect_port)},
+                 f"proxy {_hp(f.dst_ip, f.dst_port)} answered {asked} with {what}",
+                 {"proxy": _hp(f.dst_ip, f.dst_port), "status": f.http_status,
+                  "connect" if f.connect_host else "request": asked.split(" ", 1)[1]},
                  f"blocked:{code}|{ident}")  # fmt: skip
     if (
         f.transport.value == "udp" and f.pkts_s2c == 0 and not f.icmp and f.dst_port not in INFRA_PORTS

@@ -126,3 +126,21 @@ def test_a_proxy_challenge_answered_on_the_same_connection_is_not_a_block(tmp_pa
     # refused for good: the challenge stays the flow's last word
     r = _audit_frames(tmp_path, tcp_session("192.168.50.10", "192.168.50.3", 50001, 3128, [ask], [challenge]))
     assert "proxy_auth_required" in _codes_of(r)
+
+
+def test_a_proxy_refusing_a_plain_http_request_is_a_block(tmp_path):
+    """GET http://crl.apple.com/... (absolute form: only ever sent to a proxy) answered 407: the CRL check
+    is blocked as surely as a CONNECT answered 407."""
+    from tests.craft import tcp_session
+
+    get = b"GET http://crl.apple.com/root.crl HTTP/1.1\r\nHost: crl.apple.com\r\n\r\n"
+    refused = b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n"
+    r = _audit_frames(tmp_path, tcp_session("192.168.50.10", "192.168.50.3", 50002, 8080, [get], [refused]))
+    rows = [f for f, _ in r.finding_records if f.code == "proxy_auth_required"]
+    assert len(rows) == 1 and "answered GET http://crl.apple.com/root.crl with 407" in rows[0].message
+    assert rows[0].rule_id == "apple.crl-apple"
+    # a server's own 403 to an origin-form request is no proxy's doing
+    direct = b"GET /root.crl HTTP/1.1\r\nHost: crl.apple.com\r\n\r\n"
+    r = _audit_frames(tmp_path, tcp_session("192.168.50.10", "17.253.21.201", 50003, 80, [direct],
+                                            [refused.replace(b"407 Proxy Authentication Required", b"403 Forbidden")]))  # fmt: skip
+    assert "proxy_denied" not in _codes_of(r)
