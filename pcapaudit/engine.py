@@ -947,7 +947,9 @@ class FlowEngine:
             )
         if tc is not None and ch is not None:
             kw["client_records_after_server"] = tuple(tc.records[1:8])
-        if ch is not None or sh is not None or (tc is not None and tc.sslv2):
+        # the outcome is judged from TLS records and TCP events: QUIC's handshake is encrypted past the
+        # client's Initial, so a QUIC flow has none (it said "no_client_hello" beside its SNI)
+        if st.proto == 6 and (ch is not None or sh is not None or (tc is not None and tc.sslv2)):
             fc, fs, nc, ns, lc, ls = (a[i].tolist() for a in ev)
             kw["tls_handshake"] = handshake_outcome(st, fc, fs, nc, ns, lc, ls, ps)
         if st.http_req is not None:

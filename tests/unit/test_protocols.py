@@ -381,3 +381,22 @@ def test_split_authority_refuses_non_ascii_digits(authority):
 
     host, port = split_authority(authority)
     assert port is None and host in ("host.example", "::1")
+
+
+def test_a_quic_flow_has_its_sni_and_no_tcp_handshake_outcome(tmp_path):
+    """The TLS handshake outcome is judged from TCP records; a QUIC flow named by its Initial's SNI said
+    "no_client_hello" beside it."""
+    from scapy.all import IP, UDP, Ether
+
+    import pcapaudit
+    from tests.craft import at, write
+
+    ch = client_hello("gdmf.apple.com")[5:]
+    initial = _protect(1, bytes(range(8)), _crypto(0, ch), pn=0)
+    pkt = at(Ether() / IP(src="192.168.50.10", dst="17.253.21.210") / UDP(sport=50000, dport=443) / initial, 1.0)
+    r = pcapaudit.audit(write(tmp_path / "q.pcap", [pkt]))
+    (flow,) = r.flows.itertuples()
+    assert (flow.sni, flow.app_protocol, flow.rule_id) == ("gdmf.apple.com", "quic", "apple.gdmf")
+    import pandas as pd
+
+    assert pd.isna(flow.tls_handshake)
