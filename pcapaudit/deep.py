@@ -17,13 +17,13 @@ from pcapaudit.reassembly import Stream
 
 CLIENT, SERVER = 0, 1
 CLIENT_CAP = 64 * 1024
-SERVER_CAP = 64 * 1024
+SERVER_CAP = 128 * 1024  # a Certificate message may be 100 KB (OpenSSL's default limit)
 DNS_TCP_CAP = 256 * 1024
 DNS_PORTS = frozenset({53, 5353, 5355})
 LDAP_PORTS = frozenset({389, 3268, 8389})
 SMTP_PORTS = frozenset({25, 587, 2525})
 TLS_CLIENT_RECORDS = 3  # ClientHello + what the client sends after the server's flight
-TLS_SERVER_RECORDS = 8
+TLS_SERVER_RECORDS = 64  # a flight split into small records (max_fragment_length 512) is still read
 MAX_HTTP_ROUNDS = 4  # CONNECTs answered 407 and sent again on one connection, at most
 
 
@@ -168,7 +168,12 @@ class DeepState:
         if side == CLIENT:
             # ClientHello + what the client sends after the server's flight (CCS/Finished, CKE, or an
             # alert) is all the heuristics need
-            if t.client_hello is not None and len(t.records) >= TLS_CLIENT_RECORDS:
+            limit = TLS_CLIENT_RECORDS
+            srv = self.tls[SERVER]
+            if (srv is not None and srv.server_hello is not None and srv.server_hello.version == 0x0304
+                    and any(typ == 22 for typ, _ln in t.records[1:])):  # fmt: skip
+                limit += 2  # a second ClientHello, after a HelloRetryRequest: read on to its Finished
+            if t.client_hello is not None and len(t.records) >= limit:
                 self.done[side] = True
         else:
             sh = t.server_hello
@@ -376,9 +381,10 @@ class DeepState:
         return self.kind[0] is None and self.kind[1] is None and self.quic is None and not self.alerts and not self.icmp
 
     def client_rejected_cert(self) -> tuple[int, int] | None:
-        """(level, description) of a client fatal certificate alert after the server's flight."""
+        """(level, description) of a client certificate alert after the server's flight (unknown_ca,
+        bad_certificate...: "always fatal" in RFC 5246, whatever level the client sends)."""
         for side, level, desc, after, _pkt in self.alerts:
-            if side == CLIENT and level == 2 and desc in CERT_REJECT_ALERTS and after:
+            if side == CLIENT and desc in CERT_REJECT_ALERTS and after:
                 return level, desc
         return None
 

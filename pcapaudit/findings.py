@@ -396,17 +396,25 @@ def _family_listed(ip: str, cidrs) -> bool:
 
 def _intercepted(f, cls, rule, ctx, name, where, ident) -> Iterator[FindingDraft]:
     vendor_flow = rule is not None and cls.matched_by in ("sni", "connect", "http_host", "dns", "cidr")
-    protected = vendor_flow and (not rule.tls_inspection_allowed or rule.pinned or rule.expected_issuers)
+    # a rule that allows inspection is not protected by naming its usual issuers: an inspection CA there is
+    # worth a note (LOW), not an alarm
+    protected = vendor_flow and (not rule.tls_inspection_allowed or rule.pinned)
     tls_seen = f.sni is not None or f.tls_handshake is not None
     ev = {"sni": f.sni, "tls_version": f.tls_server_version or f.tls_version, "handshake": f.tls_handshake}
     leaf = f.certs[0] if f.certs else None
     if leaf is not None:
         ev.update(issuer=leaf.issuer, subject=leaf.subject, cert_sha256=leaf.sha256)
         inspection = ctx.inspection_product(leaf)
+        # a chain whose leaf names the expected issuer but whose intermediate was issued by an inspection
+        # CA (names are copied, signatures are not checked here): the chain says what the leaf hides
+        above = next((c for c in f.certs[1:8] if ctx.inspection_product(c)), None) if not inspection else None
         if protected:
             set_name = rule.expected_issuers or "public"
-            if inspection or leaf.self_signed or not ctx.issuer_ok(leaf, set_name):
-                why = ("a known TLS-inspection CA" if inspection else "self-signed" if leaf.self_signed
+            if inspection or above is not None or leaf.self_signed or not ctx.issuer_ok(leaf, set_name):
+                why = ("a known TLS-inspection CA" if inspection
+                       else f"whose certificate in the chain was issued by TLS-inspection CA "
+                            f"{above.issuer_cn or above.issuer}" if above is not None
+                       else "self-signed" if leaf.self_signed
                        else f"not one of the expected '{set_name}' issuers")  # fmt: skip
                 yield _f(INTERCEPTED, Severity.HIGH, "issuer_mismatch", f, cls, rule, where,
                          f"{where}: certificate issued by {leaf.issuer_cn or leaf.issuer} ({why})", ev,
@@ -437,11 +445,17 @@ def _intercepted(f, cls, rule, ctx, name, where, ident) -> Iterator[FindingDraft
             yield _f(INTERCEPTED, Severity.MEDIUM if protected else Severity.LOW, "certificate_expired", f, cls, rule,
                      where, f"{where}: certificate expired on {leaf.not_after[:10]}", ev,
                      f"intercepted:expired|{leaf.sha256}")  # fmt: skip
-    rej = [a for a in f.alerts if a.sender == "client" and a.fatal and a.description in CERT_REJECT_ALERTS and a.after_server_flight]
+        elif leaf.not_before and now and leaf.not_before > now:  # minted with a skewed clock, as forgeries are
+            yield _f(INTERCEPTED, Severity.MEDIUM if protected else Severity.LOW, "certificate_not_yet_valid", f, cls,
+                     rule, where, f"{where}: certificate not valid before {leaf.not_before[:10]}", ev,
+                     f"intercepted:not_yet_valid|{leaf.sha256}")  # fmt: skip
+    # unknown_ca, bad_certificate...: "always fatal" (RFC 5246 7.2), whatever level a client gives them
+    rej = [a for a in f.alerts if a.sender == "client" and a.description in CERT_REJECT_ALERTS and a.after_server_flight]
     if rej and tls_seen:
         desc = ALERT_NAMES.get(rej[0].description, str(rej[0].description))
         yield _f(INTERCEPTED, Severity.HIGH if protected else Severity.MEDIUM, "client_rejected_certificate", f, cls,
-                 rule, where, f"{where}: client refused the server certificate (fatal alert {desc})",
+                 rule, where, f"{where}: client refused the server certificate ({'fatal' if rej[0].fatal else 'warning'} "
+                 f"alert {desc})",
                  {**ev, "alert": desc}, f"intercepted:client_alert|{ident}")  # fmt: skip
     if protected and f.tls_handshake == "client_abort_after_server_flight" and (rule.pinned or f.tls_server_version == "TLSv1.3"):
         yield _f(INTERCEPTED, Severity.HIGH if rule.pinned else Severity.MEDIUM, "handshake_aborted_after_server_reply",
@@ -471,6 +485,12 @@ def _intercepted(f, cls, rule, ctx, name, where, ident) -> Iterator[FindingDraft
         yield _f(INTERCEPTED, Severity.INFO, "evidence_unavailable", f, cls, rule, where,
                  f"{where}: TLS 1.3 hides the certificate; interception can neither be confirmed nor excluded from "
                  f"the chain (handshake {f.tls_handshake}, no other interception signal)", {**ev, "cert": "unavailable: tls1.3"},
+                 f"intercepted:unavailable|{ident}")  # fmt: skip
+    elif protected and leaf is None and f.tls_server_version and f.tls_handshake == "complete":
+        # TLS <= 1.2 completed without a Certificate message: a resumed session (or one the capture lost)
+        yield _f(INTERCEPTED, Severity.INFO, "evidence_unavailable", f, cls, rule, where,
+                 f"{where}: no certificate in the {f.tls_server_version} handshake (a resumed session, or not "
+                 "captured); interception can neither be confirmed nor excluded", {**ev, "cert": "unavailable: resumed"},
                  f"intercepted:unavailable|{ident}")  # fmt: skip
 
 

@@ -249,7 +249,7 @@ def _cell(v, width: int | None) -> str:
         return ""
     if isinstance(v, pd.Timestamp):
         return v.strftime("%H:%M:%S.%f")[:-3]
-    s = clean_text(v)
+    s = clean_text(v).replace("\n", "\\x0a").replace("\t", "\\x09")  # a cell is one line of its table
     if width and len(s) > width:
         s = s[: width - 1] + "…"
     return s
