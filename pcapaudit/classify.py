@@ -66,7 +66,10 @@ def address_scope(ip: str) -> tuple[bool, bool, bool]:
         a = ipaddress.ip_address(ip)
     except ValueError:
         return False, False, False
-    return a.is_global, a.is_loopback, a.is_multicast or (a.version == 4 and str(a).endswith(".255"))
+    # ".255" is a subnet broadcast only in local networks: in a public /16 it is an ordinary host; traffic
+    # to a link-local address (169.254/16, fe80::/10) never leaves the link either
+    local_only = a.is_multicast or a.is_link_local or (a.version == 4 and not a.is_global and str(a).endswith(".255"))
+    return a.is_global, a.is_loopback, local_only
 
 
 def is_public(ip: str) -> bool:
@@ -80,15 +83,21 @@ def is_loopback(ip: str) -> bool:
 
 
 def is_multicast_or_broadcast(ip: str) -> bool:
-    """A multicast address, the limited broadcast, or an IPv4 address ending in .255 (a subnet broadcast)."""
+    """A multicast or link-local address, the limited broadcast, or a non-public IPv4 address ending in
+    .255 (a subnet broadcast): traffic no vendor ruleset could list."""
     return address_scope(ip)[2]
+
+
+NOT_HTTP3 = frozenset({"apns", "apns-binary"})  # APNs (devices and providers) speaks no HTTP/3
 
 
 def quic_as_https(rule: Rule, port: int) -> bool:
     """A QUIC flow on udp/443 counts as the rule's HTTPS service when the rule lists tcp/443 and does not
     forbid TLS. Vendor documents predate HTTP/3 and list "443 (TCP)"; browsers and Google's and Apple's
-    apps use QUIC to the same hosts. Other ports are not widened (APNs 5223 is not HTTP/3)."""
-    return port == 443 and not rule.legacy and rule.tls != "none" and rule.port_ok(443, "tcp")
+    apps use QUIC to the same hosts. Other ports are not widened (APNs 5223 is not HTTP/3), nor rules of
+    other protocols on 443 (APNs's own protocol is not HTTP/3 either)."""
+    return (port == 443 and not rule.legacy and rule.tls != "none" and rule.port_ok(443, "tcp")
+            and rule.app_protocol not in NOT_HTTP3)  # fmt: skip
 
 
 def evidence_names(f: FlowRecord) -> list[tuple[str, str]]:
@@ -115,6 +124,11 @@ def _prefer(rules: list[Rule], prefer: tuple[str, ...]) -> Rule:
         rank = {v: i for i, v in enumerate(prefer)}
         return min(rules, key=lambda r: rank.get(r.vendor, len(rank)))
     return rules[0]
+
+
+def _networks(rule: Rule) -> str:
+    """The networks an address matched a rule by (not its host patterns: an address is not "in" them)."""
+    return "; ".join(list(rule.cidrs) + [f"AS{a}" for a in rule.asns]) or rule.targets_text
 
 
 def _also(rules: list[Rule], chosen: Rule) -> str:
@@ -164,7 +178,7 @@ def classify(f: FlowRecord, index: RuleIndex, prefer: tuple[str, ...] = ()) -> C
         if listed:
             r = _prefer(listed, prefer)
             return Classification(r.vendor, r.id, r.service, "cidr", None, "cidr", _verdict(r),
-                                  f"{addr} is in {r.targets_text}{_also(listed, r)}")  # fmt: skip
+                                  f"{addr} is in {_networks(r)}{_also(listed, r)}")  # fmt: skip
     # 3. a known name on a port no rule of that host lists
     if name_hits:
         by, name, hit = name_hits[0]
@@ -176,7 +190,7 @@ def classify(f: FlowRecord, index: RuleIndex, prefer: tuple[str, ...] = ()) -> C
         if listed:
             r = _prefer(listed, prefer)
             return Classification(r.vendor, r.id, r.service, "cidr", name, "cidr", _verdict(r),
-                                  f"{addr} is in {r.targets_text}{_also(listed, r)}; {by} {name}")  # fmt: skip
+                                  f"{addr} is in {_networks(r)}{_also(listed, r)}; {by} {name}")  # fmt: skip
         return Classification(
             hit.rule.vendor, hit.rule.id, hit.rule.service, by, name, hit.confidence, VERDICT_UNLISTED_PORT,
             f"{by} {name} matches {hit.pattern} but {tgt.transport}/{tgt.port} is not listed "
@@ -188,7 +202,7 @@ def classify(f: FlowRecord, index: RuleIndex, prefer: tuple[str, ...] = ()) -> C
     if owned:
         r = owned[0]
         return Classification(r.vendor, r.id, r.service, "cidr", None, "cidr", VERDICT_UNLISTED_PORT,
-                              f"{addr} is in {r.targets_text} but {tgt.transport}/{tgt.port} is not listed "
+                              f"{addr} is in {_networks(r)} but {tgt.transport}/{tgt.port} is not listed "
                               f"({r.transport} {r.ports_text})")  # fmt: skip
     # 4. only the port says anything (on-prem servers: LDAP 389, EC 8020, HL7 2575...), never on the
     #    generic web ports: example.org:443 is not "the MDM server's 443"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from pcapaudit.classify import satisfied_rules
+from pcapaudit.classify import VERDICT_UNLISTED_PORT, satisfied_rules
 from pcapaudit.model import (
     Classification,
     CoverageRow,
@@ -88,9 +88,11 @@ class CoverageTracker:
         self._latest[rid] = max(lst)
 
     def rules_for_flow(self, f: FlowRecord, cls: Classification) -> frozenset[str]:
-        """Every rule this flow satisfies (several rules may describe one destination)."""
+        """Every rule this flow satisfies (several rules may describe one destination). A flow to a known
+        host on a port its rule does not list satisfies nothing: NTP over TCP is not the NTP requirement
+        met, nor APNs on 2195 the APNs one."""
         ids = {r.id for r in satisfied_rules(f, self.index)}
-        if cls.rule_id:
+        if cls.rule_id and cls.verdict != VERDICT_UNLISTED_PORT:
             ids.add(cls.rule_id)
         return frozenset(ids)
 
@@ -216,7 +218,7 @@ class CoverageTracker:
             if icp:
                 notes.append("; ".join(sorted(self.intercepted[r.id])))
             if self.unavailable.get(r.id) and not icp:
-                notes.append("TLS 1.3: certificate not visible, interception not checkable")
+                notes.append("certificate not visible (TLS 1.3 or a resumed session), interception not checkable")
             out.append(
                 CoverageRow(
                     vendor=r.vendor, rule_id=r.id, service=r.service, required=r.required,

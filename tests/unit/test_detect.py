@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from pcapaudit.audit import AuditOptions, Auditor
 from pcapaudit.classify import classify
 from pcapaudit.findings import _detect
@@ -144,3 +146,157 @@ def test_a_proxy_refusing_a_plain_http_request_is_a_block(tmp_path):
     r = _audit_frames(tmp_path, tcp_session("192.168.50.10", "17.253.21.201", 50003, 80, [direct],
                                             [refused.replace(b"407 Proxy Authentication Required", b"403 Forbidden")]))  # fmt: skip
     assert "proxy_denied" not in _codes_of(r)
+
+
+# -- TLS evidence ----------------------------------------------------------------------------------
+def _cert(issuer_cn, issuer_org, subject_cn="1-courier.push.apple.com", san=("*.push.apple.com",),
+          not_before="2023-01-01T00:00:00+00:00", not_after="2030-01-01T00:00:00+00:00", sha="ab"):  # fmt: skip
+    from pcapaudit.model import CertInfo
+
+    return CertInfo(subject=f"CN={subject_cn}", issuer=f"CN={issuer_cn},O={issuer_org}", subject_cn=subject_cn,
+                    issuer_cn=issuer_cn, issuer_org=issuer_org, sha256=sha, self_signed=issuer_cn == subject_cn,
+                    not_before=not_before, not_after=not_after, san=san)  # fmt: skip
+
+
+DIGICERT = ("DigiCert Global G2 TLS RSA SHA256 2020 CA1", "DigiCert Inc")
+APNS_TLS12 = dict(sni="1-courier.push.apple.com", app_protocol="tls", tls_version="TLSv1.2", tls_server_version="TLSv1.2",
+                  tls_handshake="complete")  # fmt: skip
+
+
+def test_an_intermediate_issued_by_an_inspection_ca_is_an_interception():
+    """The leaf names Apple's usual issuer, but that issuer's certificate in the chain comes from Zscaler."""
+    leaf = _cert(*DIGICERT)
+    fake_ca = _cert("Zscaler Root CA", "Zscaler Inc.", subject_cn=DIGICERT[0], san=(), sha="cd")
+    assert "issuer_mismatch" in _codes(_flow(certs=(leaf, fake_ca), **APNS_TLS12))
+    real_ca = _cert("DigiCert Global Root G2", "DigiCert Inc", subject_cn=DIGICERT[0], san=(), sha="ef")
+    assert "issuer_mismatch" not in _codes(_flow(certs=(leaf, real_ca), **APNS_TLS12))
+
+
+def test_a_certificate_not_yet_valid_is_reported():
+    early = _cert(*DIGICERT, not_before="2030-01-01T00:00:00+00:00", not_after="2031-01-01T00:00:00+00:00")
+    assert "certificate_not_yet_valid" in _codes(_flow(certs=(early,), **APNS_TLS12))  # the flow is in 2023
+    assert "certificate_not_yet_valid" not in _codes(_flow(certs=(_cert(*DIGICERT),), **APNS_TLS12))
+
+
+def test_an_inspection_ca_where_the_rules_allow_inspection_is_a_note_not_an_alarm():
+    """Kandji's S3 hosts may be inspected (only the device domains may not): a Zscaler leaf there is LOW."""
+    a = Auditor(LAB)
+    rec = _flow(dst_ip="52.217.1.1", sni="kandji-prd.s3.amazonaws.com", app_protocol="tls", tls_version="TLSv1.2",
+                tls_server_version="TLSv1.2", tls_handshake="complete",
+                certs=(_cert("Zscaler Intermediate Root CA", "Zscaler Inc.", subject_cn="kandji-prd.s3.amazonaws.com",
+                             san=("*.s3.amazonaws.com",)),))  # fmt: skip
+    cls = classify(rec, a.index, a._prefer)
+    assert a.ctx.rule(cls.rule_id).tls_inspection_allowed, cls
+    got = {fd.code: fd.severity.name for fd in _detect(rec, cls, a.ctx.rule(cls.rule_id), a.ctx)}
+    assert got == {"inspection_ca_seen": "LOW"}, got
+
+
+def test_a_resumed_tls12_session_says_evidence_unavailable():
+    """No Certificate message (an abbreviated handshake): not an interception, not a silent pass either."""
+    assert _codes(_flow(**APNS_TLS12)) == {"evidence_unavailable"}
+
+
+def test_a_certificate_alert_at_warning_level_is_still_a_rejection():
+    from pcapaudit.model import TlsAlert
+
+    alerts = (TlsAlert("client", 1, 48, True),)  # unknown_ca at level warning: "always fatal" (RFC 5246)
+    assert "client_rejected_certificate" in _codes(_flow(certs=(_cert(*DIGICERT),), alerts=alerts, **APNS_TLS12))
+
+
+def test_a_hello_retry_request_with_compatibility_ccs_is_a_complete_handshake(tmp_path):
+    """TLS 1.3: ClientHello, HelloRetryRequest, CCS + second ClientHello, ServerHello, Finished, data. The
+    second ClientHello used to fill the client's record budget, and the flow read as an abort."""
+    from tests.craft import client_hello, server_hello, tcp_session
+
+    ch = client_hello("1-courier.push.apple.com", versions=(0x0304,))
+    ccs = b"\x14\x03\x03\x00\x01\x01"
+
+    def enc(n):
+        return b"\x17\x03\x03" + n.to_bytes(2, "big") + bytes(n)
+
+    r = _audit_frames(tmp_path, tcp_session("192.168.50.10", "17.57.146.20", 50010, 443,
+                                            [ch, ccs + ch, enc(53), enc(200)],
+                                            [server_hello(0x0304, 0x1301) + ccs, server_hello(0x0304, 0x1301) + enc(900),
+                                             enc(300)]))  # fmt: skip
+    (flow,) = r.flows.itertuples()
+    assert flow.tls_handshake == "complete", flow.tls_handshake
+    assert "handshake_aborted_after_server_reply" not in _codes_of(r)
+
+
+def test_a_server_flight_in_many_small_records_is_read(tmp_path):
+    """A chain sent in 512-byte records (max_fragment_length) is still parsed: the Zscaler leaf shows."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from tests.craft import certificate, client_hello, server_hello, tcp_session
+
+    key = ec.generate_private_key(ec.SECP256R1())
+
+    def name(cn, org):
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn), x509.NameAttribute(NameOID.ORGANIZATION_NAME, org)])
+
+    import datetime as dt
+
+    cert = (x509.CertificateBuilder().subject_name(name("1-courier.push.apple.com", "Apple Inc."))
+            .issuer_name(name("Zscaler Intermediate Root CA", "Zscaler Inc.")).public_key(key.public_key())
+            .serial_number(7).not_valid_before(dt.datetime(2023, 1, 1)).not_valid_after(dt.datetime(2030, 1, 1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("*.push.apple.com")]), critical=False)
+            .sign(key, hashes.SHA256()))  # fmt: skip
+    der = cert.public_bytes(__import__("cryptography.hazmat.primitives.serialization", fromlist=["Encoding"]).Encoding.DER)
+    records = _records(server_hello(0x0303)[5:] + certificate([der] * 20)[5:] + b"\x0e\x00\x00\x00", 512)
+    assert len(records) > 8  # one per segment: each read alone (8 records were the old budget)
+    r = _audit_frames(tmp_path, tcp_session("192.168.50.10", "17.57.146.20", 50011, 443,
+                                            [client_hello("1-courier.push.apple.com", versions=(0x0303,))], records))  # fmt: skip
+    assert "issuer_mismatch" in _codes_of(r)
+
+
+def _records(handshake: bytes, size: int) -> list[bytes]:
+    """Handshake bytes cut into TLS records of ``size`` bytes."""
+    return [b"\x16\x03\x03" + len(c).to_bytes(2, "big") + c for c in (handshake[i:i + size] for i in range(0, len(handshake), size))]
+
+
+# -- classification and the checklist --------------------------------------------------------------
+def test_a_known_host_on_an_unlisted_port_meets_no_requirement():
+    """NTP over TCP, or a push host on udp/5223, is the host tried, not its requirement met."""
+    a = Auditor(LAB)
+    rec = _flow(dst_ip="17.253.4.126", dst_port=123, dns_names=("time.apple.com",), dns_name="time.apple.com")
+    cls = classify(rec, a.index, a._prefer)
+    assert cls.verdict == "unlisted_port" and cls.rule_id == "apple.ntp-time", cls
+    assert a.coverage.rules_for_flow(rec, cls) == frozenset()
+
+
+def test_an_address_matched_by_network_is_said_to_be_in_the_network_only():
+    a = Auditor(AuditOptions(vendors=("apple",)))
+    cls = classify(_flow(dst_ip="17.253.5.6"), a.index, a._prefer)
+    assert cls.matched_by == "cidr" and cls.reason == "17.253.5.6 is in 17.0.0.0/8", cls.reason
+
+
+@pytest.mark.parametrize(
+    ("dst", "local_only"),
+    [("52.3.100.255", False), ("192.168.50.255", True), ("255.255.255.255", True), ("169.254.10.20", True),
+     ("fe80::1", True), ("224.0.0.251", True), ("8.8.8.8", False)],
+)
+def test_only_local_traffic_is_exempt_from_not_allowed(dst, local_only):
+    """.255 is a subnet broadcast in a local network, an ordinary host in a public /16; link-local
+    traffic never leaves the link."""
+    from pcapaudit.classify import is_multicast_or_broadcast
+
+    assert is_multicast_or_broadcast(dst) is local_only
+    rec = _flow(dst_ip=dst, dst_port=9999, ip_version=6 if ":" in dst else 4, sni=None)
+    assert ("not_allowed" in _codes(rec, AuditOptions())) is not local_only
+
+
+def test_quic_to_a_push_host_is_not_https_to_it():
+    from pcapaudit.classify import quic_as_https
+
+    a = Auditor(AuditOptions(vendors=("apple",)))
+    assert not quic_as_https(a.ctx.rule("apple.apns"), 443)
+    assert quic_as_https(a.ctx.rule("apple.gdmf"), 443)
+
+
+def test_a_table_cell_stays_one_line():
+    from pcapaudit.report.render import _cell
+
+    assert _cell("Corp CA\nfake line\tx", None) == "Corp CA\\x0afake line\\x09x"
