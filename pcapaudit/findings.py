@@ -447,7 +447,8 @@ def _intercepted(f, cls, rule, ctx, name, where, ident) -> Iterator[FindingDraft
                      f"intercepted:expired|{leaf.sha256}")  # fmt: skip
         elif leaf.not_before and now and leaf.not_before > now:  # minted with a skewed clock, as forgeries are
             yield _f(INTERCEPTED, Severity.MEDIUM if protected else Severity.LOW, "certificate_not_yet_valid", f, cls,
-                     rule, where, f"{where}: certificate not valid before {leaf.not_before[:10]}", ev,
+                     rule, where, f"{where}: certificate not valid before {leaf.not_before[:10]}, but the capture "
+                     f"says {now[:10]} (a certificate minted in haste, or a capture with a wrong clock)", ev,
                      f"intercepted:not_yet_valid|{leaf.sha256}")  # fmt: skip
     # unknown_ca, bad_certificate...: "always fatal" (RFC 5246 7.2), whatever level a client gives them
     rej = [a for a in f.alerts if a.sender == "client" and a.description in CERT_REJECT_ALERTS and a.after_server_flight]
