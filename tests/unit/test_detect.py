@@ -300,3 +300,15 @@ def test_a_table_cell_stays_one_line():
     from pcapaudit.report.render import _cell
 
     assert _cell("Corp CA\nfake line\tx", None) == "Corp CA\\x0afake line\\x09x"
+
+
+def test_an_apple_address_on_a_web_port_is_not_apns_evidence():
+    """No name, 17.x on 443: Apple's 17.0.0.0/8 allow rule, not APNs (whose rule also names
+    *.push.apple.com); on 5223, APNs's own port, the address says APNs."""
+    a = Auditor(AuditOptions(vendors=("apple",)))
+    web = _flow(dst_ip="17.253.5.6", dst_port=443)
+    cls = classify(web, a.index, a._prefer)
+    assert cls.rule_id == "apple.firewall-17-8" and "apple.apns" not in a.coverage.rules_for_flow(web, cls)
+    push = _flow(dst_ip="17.57.146.20", dst_port=5223)
+    cls = classify(push, a.index, a._prefer)
+    assert cls.rule_id == "apple.apns" and "apple.apns" in a.coverage.rules_for_flow(push, cls)
