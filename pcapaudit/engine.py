@@ -1227,6 +1227,7 @@ def handshake_outcome(st: DeepState, fc, fs, nc, ns, lc, ls, ps) -> str:
     types = [t for t, _ in after]
     if 20 in types or 22 in types:  # ChangeCipherSpec / ClientKeyExchange: the client accepted
         return "complete"
-    if (nc[EV_F] > 0 or nc[EV_R] > 0) and not after:
+    if (nc[EV_F] > 0 or nc[EV_R] > 0) and all(t == 21 for t in types):
+        # it closed with nothing, or with only a warning alert (close_notify, user_canceled), in answer
         return "client_abort_after_server_flight"
     return "incomplete"

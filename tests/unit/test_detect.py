@@ -312,3 +312,16 @@ def test_an_apple_address_on_a_web_port_is_not_apns_evidence():
     push = _flow(dst_ip="17.57.146.20", dst_port=5223)
     cls = classify(push, a.index, a._prefer)
     assert cls.rule_id == "apple.apns" and "apple.apns" in a.coverage.rules_for_flow(push, cls)
+
+
+def test_a_client_that_answers_the_flight_with_close_notify_aborted_it(tmp_path):
+    """TLS 1.2: the server's flight, then the client's close_notify (a warning) and FIN, no key exchange:
+    the client walked away, as when it closes with nothing."""
+    from tests.craft import alert, client_hello, server_hello, tcp_session
+
+    r = _audit_frames(tmp_path, tcp_session("192.168.50.10", "17.57.146.20", 50012, 443,
+                                            [client_hello("1-courier.push.apple.com", versions=(0x0303,)), alert(1, 0)],
+                                            [server_hello(0x0303)]))  # fmt: skip
+    (flow,) = r.flows.itertuples()
+    assert flow.tls_handshake == "client_abort_after_server_flight", flow.tls_handshake
+    assert "handshake_aborted_after_server_reply" in _codes_of(r)
