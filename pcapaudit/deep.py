@@ -177,13 +177,15 @@ class DeepState:
                 self.done[side] = True
         else:
             sh = t.server_hello
+            # TLS 1.3: nothing readable follows the ServerHello. TLS 1.2: the server's answer to the
+            # client's key exchange is read too, up to its ChangeCipherSpec, for a fatal alert there (a
+            # client certificate refused: MDM identities, a proxy that strips them)
             if (
                 len(t.records) >= TLS_SERVER_RECORDS
                 or any(level == 2 for level, _d, _r in t.alerts)
-                or t.server_hello_done
                 or (sh is not None and (sh.version == 0x0304 or t.encrypted))
             ):
-                self.done[side] = True  # TLS 1.3: nothing readable follows; 1.2: the flight is complete
+                self.done[side] = True
         if t.done or (side == CLIENT and any(level == 2 for level, _d, _r in t.alerts)):
             self.done[side] = True
 

@@ -325,3 +325,19 @@ def test_a_client_that_answers_the_flight_with_close_notify_aborted_it(tmp_path)
     (flow,) = r.flows.itertuples()
     assert flow.tls_handshake == "client_abort_after_server_flight", flow.tls_handshake
     assert "handshake_aborted_after_server_reply" in _codes_of(r)
+
+
+def test_a_server_alert_after_the_clients_key_exchange_is_read(tmp_path):
+    """TLS 1.2: the server's flight, the client's key exchange (and, say, its certificate), then the
+    server's fatal alert in a later segment: the server refused the handshake (a client certificate it
+    did not accept)."""
+    from tests.craft import alert, client_hello, server_hello, tcp_session
+
+    cke = b"\x16\x03\x03\x00\x25\x10\x00\x00\x21\x20" + bytes(32)
+    r = _audit_frames(tmp_path, tcp_session("192.168.50.10", "17.57.146.20", 50013, 443,
+                                            [client_hello("1-courier.push.apple.com", versions=(0x0303,)), cke],
+                                            [server_hello(0x0303) + b"\x16\x03\x03\x00\x04\x0e\x00\x00\x00", alert(2, 42)],
+                                            close="rst_server"))  # fmt: skip
+    (flow,) = r.flows.itertuples()
+    assert flow.tls_handshake == "server_alert", flow.tls_handshake
+    assert "tls_server_alert" in _codes_of(r)
