@@ -264,9 +264,9 @@ class Auditor:
             self._dns_cache[tx.query] = hit
         rules, rule = hit
         self.dns.append(dns_row(tx, rule))
-        if not rules:
+        if not rules or address_scope(tx.server_ip)[2]:  # mDNS/LLMNR asks the link, not a resolver
             return
-        self.coverage.dns_query(tx, rules)
+        self.coverage.dns_query(tx, rules, rule.vendor if rule is not None else None)
         if tx.rcode in ("NXDOMAIN", "REFUSED", "SERVFAIL") or tx.sinkholed:
             for fd in detect_dns(tx, self.ctx):
                 self._finding(fd, rules, tx.client_ip)

@@ -134,8 +134,11 @@ class CoverageTracker:
             return frozenset()
         return frozenset(h.rule.id for h in self.index.match_name(tx.query))
 
-    def dns_query(self, tx: DnsTransaction, rules: frozenset[str]) -> None:
-        """Account a DNS transaction."""
+    def dns_query(self, tx: DnsTransaction, rules: frozenset[str], vendor: str | None = None) -> None:
+        """Account a DNS transaction. The vendor of the name's best rule counts as seen by name, so a
+        capture where every lookup of it failed still gets that vendor's checklist."""
+        if vendor is not None and vendor not in self.vendors_seen:
+            self.vendors_seen.append(vendor)
         for rid in rules:
             self.dns[rid] += 1
             self._uid(rid, (tx.ts, tx.uid))

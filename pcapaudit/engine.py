@@ -59,6 +59,8 @@ SERVICE_PORTS = np.array(sorted({
     11211, 20001,
 }), dtype=np.int64)  # fmt: skip
 DNS_PORTS = np.array([53, 5353, 5355], dtype=np.int64)
+# only a resolver's answers name flows: any host on the link may send mDNS (5353) or LLMNR (5355) answers
+NAMING_PORTS = np.array([53], dtype=np.int64)
 EMIT_CHUNK = 4096  # flows turned into records per step when many finish together
 ICMP_VLAN_SCAN_MAX = 4096  # below this many live flows, an ICMP error's flow is also looked for on every VLAN
 
@@ -494,7 +496,7 @@ class FlowEngine:
         if not len(rows):
             return {}
         pr, sp, dp, n = c.proto[rows], c.sport[rows], c.dport[rows], c.pcap[rows]
-        sel = rows[(pr == 17) & (n >= 12) & (np.isin(sp, DNS_PORTS) | np.isin(dp, DNS_PORTS))]
+        sel = rows[(pr == 17) & (n >= 12) & (np.isin(sp, NAMING_PORTS) | np.isin(dp, NAMING_PORTS))]
         if not len(sel):
             return {}
         poff = c.poff[sel]

@@ -341,3 +341,37 @@ def test_a_server_alert_after_the_clients_key_exchange_is_read(tmp_path):
     (flow,) = r.flows.itertuples()
     assert flow.tls_handshake == "server_alert", flow.tls_handshake
     assert "tls_server_alert" in _codes_of(r)
+
+
+# -- DNS -------------------------------------------------------------------------------------------
+def _dns_answer(name: str, addr: str, rcode: int = 0, sport: int = 53, server: str = "192.168.50.1",
+                client: str = "192.168.50.10", ts: float = 1.0):  # fmt: skip
+    from scapy.all import DNS, DNSQR, DNSRR, IP, UDP, Ether
+
+    from tests.craft import at
+
+    an = [DNSRR(rrname=name, type="A", rdata=addr, ttl=60)] if rcode == 0 else []
+    return at(Ether() / IP(src=server, dst=client) / UDP(sport=sport, dport=40000)
+              / DNS(id=7, qr=1, rd=1, ra=1, rcode=rcode, qd=[DNSQR(qname=name)], an=an), ts)  # fmt: skip
+
+
+def test_a_vendor_seen_only_in_failed_lookups_gets_its_checklist(tmp_path):
+    """Every lookup of an Apple name failed (NXDOMAIN): no flow ever started, yet the capture is about
+    Apple, and its checklist says the lookup was blocked."""
+    r = _audit_frames(tmp_path, [_dns_answer("gdmf.apple.com", "0.0.0.0", rcode=3)])
+    assert r.vendors == ("apple",)
+    row = r.coverage.set_index("rule_id").loc["apple.gdmf"]
+    assert row["status"] == "blocked" and "dns_nxdomain" in row["note"]
+
+
+def test_mdns_and_llmnr_answers_name_no_flow(tmp_path):
+    """Any host on the link may answer mDNS or LLMNR: only a resolver's answers name internet flows."""
+    from scapy.all import IP, TCP, Ether
+
+    from tests.craft import at
+
+    syn = at(Ether() / IP(src="192.168.50.10", dst="17.6.6.6") / TCP(sport=50100, dport=443, flags="S"), 2.0)
+    for sport, named in ((5353, False), (5355, False), (53, True)):
+        r = _audit_frames(tmp_path, [_dns_answer("gdmf.apple.com", "17.6.6.6", sport=sport), syn])
+        flow = r.flows[r.flows["dst_port"] == 443].iloc[0]
+        assert (flow["dns_name"] if isinstance(flow["dns_name"], str) else None) == ("gdmf.apple.com" if named else None), sport
