@@ -243,7 +243,9 @@ def satisfied_rules(f: FlowRecord, index: RuleIndex) -> list[Rule]:
     h3 = f.app_protocol == "quic" and tgt.transport == "udp"
     for _by, name in evidence_names(f):
         hits = index.match_name(name)
-        if any(h.confidence != "pattern" for h in hits):  # an unfilled tenant pattern loses to a real match
+        # an unfilled tenant pattern loses to an exact match, not to a wildcard: acme.jamfcloud.com is the
+        # tenant's Jamf Cloud ({instance}.jamfcloud.com) even though *.jamfcloud.com also matches it
+        if any(h.confidence == "exact" for h in hits):
             hits = tuple(h for h in hits if h.confidence != "pattern")
         for hit in hits:
             named = True

@@ -375,3 +375,12 @@ def test_mdns_and_llmnr_answers_name_no_flow(tmp_path):
         r = _audit_frames(tmp_path, [_dns_answer("gdmf.apple.com", "17.6.6.6", sport=sport), syn])
         flow = r.flows[r.flows["dst_port"] == 443].iloc[0]
         assert (flow["dns_name"] if isinstance(flow["dns_name"], str) else None) == ("gdmf.apple.com" if named else None), sport
+
+
+def test_jamf_cloud_without_its_instance_configured_still_meets_its_requirements():
+    """acme.jamfcloud.com matches the tenant pattern {instance}.jamfcloud.com and the wildcard
+    *.jamfcloud.com (Jamf-hosted utilities): the checklist's Jamf Cloud rows count it either way."""
+    a = Auditor(AuditOptions())
+    rec = _flow(dst_ip="34.1.1.1", sni="acme.jamfcloud.com", app_protocol="tls")
+    cls = classify(rec, a.index, a._prefer)
+    assert {"jamf-pro.web-app-cloud", "jamf-pro.device-enrollment-checkin-cloud"} <= a.coverage.rules_for_flow(rec, cls)
