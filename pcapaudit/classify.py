@@ -126,12 +126,14 @@ def _prefer(rules: list[Rule], prefer: tuple[str, ...]) -> Rule:
     return rules[0]
 
 
-def by_address(rules: list[Rule], port: int) -> list[Rule]:
-    """The rules an address alone (no name) says a flow meets. On the web ports, where every service of
-    a vendor's network listens, a rule that names hosts (APNs: *.push.apple.com and 17.0.0.0/8) is not
-    met by any address of the network: a rule of the network alone is (Apple's 17.0.0.0/8 allow rule).
-    On a port of its own (APNs 5223) the address says enough."""
-    if port in GENERIC_PORTS and any(r.hosts for r in rules):
+def by_address(ip_rules, tgt: Target) -> list[Rule]:
+    """Of the rules whose networks hold the server's address, those an address alone (no name) says the
+    flow meets: the ones that list its port. On the web ports, where every service of a vendor's network
+    listens, a rule that names hosts (APNs: *.push.apple.com and 17.0.0.0/8) is not met by any address of
+    the network: a rule of the network alone is (Apple's 17.0.0.0/8 allow rule). On a port of its own
+    (APNs 5223) the address says enough."""
+    rules = [r for r in ip_rules if r.port_ok(tgt.port, tgt.transport)]
+    if tgt.port in GENERIC_PORTS and any(r.hosts for r in rules):
         bare = [r for r in rules if not r.hosts]
         if bare:
             return bare
@@ -186,7 +188,7 @@ def classify(f: FlowRecord, index: RuleIndex, prefer: tuple[str, ...] = ()) -> C
     addr = tgt.address
     ip_rules = index.match_ip(addr) if addr else ()
     if not name_hits:
-        listed = by_address([r for r in ip_rules if r.port_ok(tgt.port, tgt.transport)], tgt.port)
+        listed = by_address(ip_rules, tgt)
         if listed:
             r = _prefer(listed, prefer)
             return Classification(r.vendor, r.id, r.service, "cidr", None, "cidr", _verdict(r),
@@ -252,6 +254,6 @@ def satisfied_rules(f: FlowRecord, index: RuleIndex) -> list[Rule]:
             if hit.rule.port_ok(tgt.port, tgt.transport) or (h3 and quic_as_https(hit.rule, tgt.port)):
                 out.setdefault(hit.rule.id, hit.rule)
     if not named and tgt.address:
-        for r in by_address([r for r in index.match_ip(tgt.address) if r.port_ok(tgt.port, tgt.transport)], tgt.port):
+        for r in by_address(index.match_ip(tgt.address), tgt):
             out.setdefault(r.id, r)
     return list(out.values())

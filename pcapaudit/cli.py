@@ -307,9 +307,7 @@ def _write_report(result, args) -> None:
     tables = _tables(args)
     fmt = args.format
     out = args.output
-    if fmt in ("csv", "parquet"):
-        if fmt == "parquet" and not out:
-            raise UsageError("--format parquet needs -o PATH")
+    if fmt in ("csv", "parquet"):  # check_report_paths saw that they have the -o they need
         if len(tables) == 1 and (out in (None, "-") or fmt == "parquet"):
             if fmt == "parquet":
                 render.write_table_parquet(result, tables[0], out)
@@ -320,8 +318,6 @@ def _write_report(result, args) -> None:
             with open(out, "w", newline="", encoding="utf-8") as fh:
                 render.write_table_csv(result, tables[0], fh)
             return
-        if not out or out == "-":
-            raise UsageError(f"--format {fmt} with several tables needs -o PREFIX (or one --table)")
         for t, path in zip(tables, report_paths(args)):
             if fmt == "parquet":
                 render.write_table_parquet(result, t, path)

@@ -44,6 +44,9 @@ def _pandas_types() -> dict:
     }
 
 
+PANDAS_SECONDS = (-9.2e9, 9.2e9)  # epoch seconds pandas can hold as timestamps (1678..2261)
+
+
 def to_utc(seconds: pd.Series) -> pd.Series:
     """Epoch seconds -> UTC datetimes in microseconds, rounded as ``seconds_to_timestamp`` rounds the
     stored tables' (a finding's time equals its flow's); a hostile timestamp outside pandas' range
@@ -51,7 +54,7 @@ def to_utc(seconds: pd.Series) -> pd.Series:
     import pandas as pd
 
     s = seconds.astype("float64")
-    us = (s.where((s > -9.2e9) & (s < 9.2e9)) * 1e6).round()
+    us = (s.where((s > PANDAS_SECONDS[0]) & (s < PANDAS_SECONDS[1])) * 1e6).round()
     return pd.to_datetime(us, unit="us", utc=True, errors="coerce").dt.as_unit("us")
 
 
@@ -243,7 +246,7 @@ def _read_ipc(path: str) -> pa.Table:
 
 def seconds_to_timestamp(col: pa.ChunkedArray) -> pa.ChunkedArray:
     """Epoch seconds (float) -> timestamp[us, UTC]; hostile values outside pandas' range become null."""
-    ok = pc.and_(pc.greater(col, -9.2e9), pc.less(col, 9.2e9))  # 1678..2261: what pandas can hold
+    ok = pc.and_(pc.greater(col, PANDAS_SECONDS[0]), pc.less(col, PANDAS_SECONDS[1]))
     us = pc.cast(pc.round(pc.multiply(pc.if_else(ok, col, None), 1e6)), pa.int64())
     return pc.cast(us, pa.timestamp("us", tz="UTC"))
 

@@ -22,6 +22,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from pcapaudit.model import process_label
+from pcapaudit.report.columns import SEVERITY_ORDER
 from pcapaudit.result import TABLES, AuditResult
 
 SCHEMA_VERSION = 1
@@ -365,14 +366,13 @@ def render_text(result: AuditResult, tables: tuple[str, ...], fmt: str = "simple
 
 
 FINDING_WIDTHS = {"target": 60, "message": 120}  # the message is the finding's evidence: room for it
-SEVERITY_RANK = {"high": 0, "medium": 1, "low": 2, "info": 3}
 
 
 def worst_first(df: pd.DataFrame, target_width: int | None = None) -> pd.DataFrame:
     """Findings for reading: the most severe first (in time order within a severity), each message
     without the target it starts with, which the ``target`` column already shows. A target longer than
     ``target_width`` loses the middle of its name, not the domain and address at its end."""
-    rank = df["severity"].astype("string").map(SEVERITY_RANK).fillna(len(SEVERITY_RANK))
+    rank = df["severity"].astype("string").map({s: -i for i, s in enumerate(SEVERITY_ORDER)}).fillna(1)
     df = df.iloc[rank.reset_index(drop=True).sort_values(kind="stable").index]
     msg = [m[len(t) + 2:] if isinstance(m, str) and isinstance(t, str) and t and m.startswith(t + ": ") else m
            for m, t in zip(df["message"], df["target"])]  # fmt: skip
