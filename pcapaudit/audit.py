@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from pcapaudit.capture.pcapfile import CaptureFile, PacketBatch
-from pcapaudit.classify import address_scope, classify
+from pcapaudit.classify import address_scope, classify, is_multicast
 from pcapaudit.coverage import CoverageTracker, reached
 from pcapaudit.decode import FAST, Decoder
 from pcapaudit.decode import icmp as icmpmod
@@ -264,7 +264,7 @@ class Auditor:
             self._dns_cache[tx.query] = hit
         rules, rule = hit
         self.dns.append(dns_row(tx, rule))
-        if not rules or address_scope(tx.server_ip)[2]:  # mDNS/LLMNR asks the link, not a resolver
+        if not rules or is_multicast(tx.server_ip):  # mDNS/LLMNR asks the link, not a resolver
             return
         self.coverage.dns_query(tx, rules, rule.vendor if rule is not None else None)
         if tx.rcode in ("NXDOMAIN", "REFUSED", "SERVFAIL") or tx.sinkholed:

@@ -59,17 +59,18 @@ def flow_target(f: FlowRecord) -> Target:
 
 
 @functools.lru_cache(maxsize=65536)
-def address_scope(ip: str) -> tuple[bool, bool, bool]:
-    """(globally routable, loopback, multicast or broadcast) for an address string; all False for anything
-    else. Everything classification and the detectors ask of an address beyond the rules' networks."""
+def address_scope(ip: str) -> tuple[bool, bool, bool, bool]:
+    """(globally routable, loopback, local only: multicast, broadcast or link-local, multicast) for an
+    address string; all False for anything else. Everything classification and the detectors ask of an
+    address beyond the rules' networks."""
     try:
         a = ipaddress.ip_address(ip)
     except ValueError:
-        return False, False, False
+        return False, False, False, False
     # ".255" is a subnet broadcast only in local networks: in a public /16 it is an ordinary host; traffic
     # to a link-local address (169.254/16, fe80::/10) never leaves the link either
     local_only = a.is_multicast or a.is_link_local or (a.version == 4 and not a.is_global and str(a).endswith(".255"))
-    return a.is_global, a.is_loopback, local_only
+    return a.is_global, a.is_loopback, local_only, a.is_multicast
 
 
 def is_public(ip: str) -> bool:
@@ -80,6 +81,11 @@ def is_public(ip: str) -> bool:
 def is_loopback(ip: str) -> bool:
     """127.0.0.0/8 or ::1 (a capture of every interface, `tcpdump -i pktap` or `-i any`, has such flows)."""
     return address_scope(ip)[1]
+
+
+def is_multicast(ip: str) -> bool:
+    """A multicast group (mDNS 224.0.0.251, LLMNR 224.0.0.252, ff02::fb...)."""
+    return address_scope(ip)[3]
 
 
 def is_multicast_or_broadcast(ip: str) -> bool:

@@ -384,3 +384,23 @@ def test_jamf_cloud_without_its_instance_configured_still_meets_its_requirements
     rec = _flow(dst_ip="34.1.1.1", sni="acme.jamfcloud.com", app_protocol="tls")
     cls = classify(rec, a.index, a._prefer)
     assert {"jamf-pro.web-app-cloud", "jamf-pro.device-enrollment-checkin-cloud"} <= a.coverage.rules_for_flow(rec, cls)
+
+
+def test_a_link_local_resolver_is_a_resolver_but_a_multicast_lookup_is_not(tmp_path):
+    """An IPv6 router may be the resolver at fe80::1: its lookups count in the checklist. An mDNS query
+    to 224.0.0.251 asks the link, not a resolver, and does not."""
+    from scapy.all import DNS, DNSQR, IP, UDP, Ether, IPv6
+
+    from tests.craft import at
+
+    def query(l3, sport):
+        return at(Ether() / l3 / UDP(sport=sport, dport=53 if sport != 5353 else 5353)
+                  / DNS(id=9, rd=1, qd=[DNSQR(qname="gdmf.apple.com")]), 1.0)  # fmt: skip
+
+    resolver = query(IPv6(src="fe80::10", dst="fe80::1"), 40001)
+    r = _audit_frames(tmp_path, [resolver])
+    assert r.coverage.set_index("rule_id").loc["apple.gdmf", "status"] == "tried, not reached"
+    mdns = query(IP(src="192.168.50.10", dst="224.0.0.251"), 5353)
+    r = _audit_frames(tmp_path, [mdns])
+    assert "apple.gdmf" not in set(r.coverage["rule_id"]) or (
+        r.coverage.set_index("rule_id").loc["apple.gdmf", "status"] == "never seen")
