@@ -470,7 +470,7 @@ def _intercepted(f, cls, rule, ctx, name, where, ident) -> Iterator[FindingDraft
     # against the vendor's networks of its address family (the documents give Apple's 17.0.0.0/8 and no
     # IPv6 block: an IPv6 APNs server is neither in nor out of range)
     server = flow_target(f).address
-    if (vendor_flow and server and rule.server_cidrs and cls.matched_by in ("sni", "dns", "http_host", "connect")
+    if (vendor_flow and server and rule.server_cidrs and cls.matched_by in ("sni", "dns", "http_host")
             and _family_listed(server, rule.server_cidrs) and not ip_in(server, rule.server_cidrs)):  # fmt: skip
         yield _f(INTERCEPTED, Severity.HIGH, "server_outside_vendor_range", f, cls, rule, where,
                  f"{where}: {name} is served from {server}, outside {', '.join(rule.server_cidrs)}",
