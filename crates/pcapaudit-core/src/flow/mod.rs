@@ -2,3 +2,7 @@
 //! ICMP tie-back, interface-copy dedup, first-bytes reassembly, per-flow protocol state and the
 //! time-aware DNS naming map. Mirrors `pcapaudit/engine.py`, `deep.py`, `reassembly.py`, `dedup.py`
 //! and `enrich.py`.
+
+pub mod record;
+
+pub use record::{DnsAnswer, DnsTransaction, FlowRecord, TlsAlert, Weird};
