@@ -144,8 +144,11 @@ class CoverageTracker:
             self._uid(rid, (tx.ts, tx.uid))
 
     def finding(self, fd: Finding, rules: frozenset[str]) -> None:
-        """Account a finding for every rule of the flow or name it is about."""
-        if fd.rule_id:
+        """Account a finding for every rule the flow or name it is about counted for: a flow's finding
+        does not reach a rule the flow did not count for (an APNs host on an unlisted port says nothing
+        about the APNs row). A finding with no flow or name of the capture behind it (an ICMP error for a
+        flow the capture does not hold) goes to its own rule."""
+        if fd.rule_id and fd.uid is None:
             rules = rules | {fd.rule_id}
         for rid in rules:
             if fd.kind is FindingKind.BLOCKED:
@@ -200,7 +203,7 @@ class CoverageTracker:
                 continue
             rch = r.id in self.reached
             blk = bool(self.blocked.get(r.id))
-            icp = bool(self.intercepted.get(r.id))
+            icp = bool(self.intercepted.get(r.id)) and nflows > 0  # interception is seen on flows only
             if icp:
                 status = "intercepted"
             elif blk and rch:
