@@ -114,7 +114,8 @@ fn walk_pcap_endian<const BIG: bool>(
     let rec_len = h.rec_len;
     let mut walk = PcapWalk::default();
     let mut off = 0usize;
-    while let Some(hdr) = buf.get(off..off + 16) {
+    // a record header (16 bytes, 24 in a modified pcap) is read only when it is whole
+    while let Some(hdr) = buf.get(off..off + rec_len).and_then(|h| h.get(..16)) {
         let Ok(hdr) = <&[u8; 16]>::try_from(hdr) else {
             break;
         };

@@ -176,6 +176,21 @@ fn modified_pcap_24_byte_records() {
 }
 
 #[test]
+fn modified_pcap_header_cut_at_the_end_is_a_truncation() {
+    // a corrupt length in the last 16..23 bytes of a modified pcap: the 24-byte header is not whole
+    let mut data = pcap_bytes(&[(1.0, vec![b'x'; 10])], false, false, true);
+    data.extend([0u8; 8]);
+    data.extend(0x7fff_ffffu32.to_le_bytes());
+    data.extend(0x7fff_ffffu32.to_le_bytes());
+    let (r, pkts) = read_all(&data, CHUNK);
+    assert_eq!(pkts.len(), 1);
+    assert_eq!(
+        r.error.as_deref(),
+        Some("x.pcap: truncated at byte offset 58: last record is incomplete (16 bytes); read 1 packets")
+    );
+}
+
+#[test]
 fn linktype_fcs_bits_masked() {
     let mut data = le_pcap(&[(1.0, vec![0; 10])]);
     data[20..24].copy_from_slice(&(0x1000_0000u32 | 0x2000_0000 | 105).to_le_bytes());
