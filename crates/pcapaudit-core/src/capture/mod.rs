@@ -8,6 +8,8 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, Read};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 mod compress;
 mod parse;
@@ -101,6 +103,8 @@ pub struct CaptureReader {
     /// bytes of the (uncompressed) capture walked so far
     pub consumed: u64,
     inner: Option<Box<dyn Read + Send>>,
+    /// bytes read from the underlying file or stream (compressed bytes for a compressed capture)
+    raw_read: Arc<AtomicU64>,
     kind: Kind,
     /// bytes read but not yet walked (a record cut by the end of the last read); starts at `consumed`
     pending: Vec<u8>,
@@ -130,7 +134,27 @@ fn strerror(e: &io::Error) -> String {
     }
 }
 
+/// Counts the bytes read through it (for progress bars).
+struct Counting {
+    inner: Box<dyn Read + Send>,
+    n: Arc<AtomicU64>,
+}
+
+impl Read for Counting {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let got = self.inner.read(buf)?;
+        self.n.fetch_add(got as u64, Ordering::Relaxed);
+        Ok(got)
+    }
+}
+
 impl CaptureReader {
+    /// Bytes of the underlying file read so far (compressed bytes for a compressed capture), for
+    /// progress bars.
+    pub fn offset(&self) -> u64 {
+        self.raw_read.load(Ordering::Relaxed)
+    }
+
     /// Open a path (`-` for stdin). Errors: no such file, a directory, permission denied, bad magic.
     pub fn open(path: &str) -> Result<CaptureReader, CaptureError> {
         if path == "-" {
@@ -152,10 +176,12 @@ impl CaptureReader {
     }
 
     /// Read from an open stream named `name`.
-    pub fn from_read(
-        mut r: Box<dyn Read + Send>,
-        name: &str,
-    ) -> Result<CaptureReader, CaptureError> {
+    pub fn from_read(r: Box<dyn Read + Send>, name: &str) -> Result<CaptureReader, CaptureError> {
+        let raw_read = Arc::new(AtomicU64::new(0));
+        let mut r: Box<dyn Read + Send> = Box::new(Counting {
+            inner: r,
+            n: raw_read.clone(),
+        });
         let fail = |m: String| Err(CaptureError(format!("{name}: {m}")));
         let (head, err) = read_upto(&mut *r, 4);
         if let Some(e) = err.filter(|_| head.is_empty()) {
@@ -249,6 +275,7 @@ impl CaptureReader {
             pending,
             done: false,
             ifname_index: HashMap::new(),
+            raw_read,
             process_index: HashMap::new(),
         })
     }

@@ -737,6 +737,8 @@ fn repo_captures_match_python() {
             "{path}"
         );
         assert_eq!((ts[0], ts[ts.len() - 1]), (first, last), "{path}");
+        let size = std::fs::metadata(format!("{root}/{path}")).unwrap().len();
+        assert_eq!(r.offset(), size, "{path}");
     }
 }
 
