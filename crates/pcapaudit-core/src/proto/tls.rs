@@ -1036,9 +1036,7 @@ mod tests {
             "truncated: need 6 bytes at 40, have 3"
         );
         assert_eq!(
-            parse_server_hello(shb)
-                .unwrap()
-                .selected_version,
+            parse_server_hello(shb).unwrap().selected_version,
             Some(0x0304)
         );
     }
