@@ -89,6 +89,10 @@ type Attr = (String, Value);
 /// `Err` is the Python exception type name.
 fn parse(der: &[u8], sha256: &str) -> Result<CertInfo, &'static str> {
     let (rest, cert) = X509Certificate::from_der(der).map_err(|_| "ValueError")?;
+    // x509-parser reads BER leniently; cryptography's ASN.1 layer is strict DER
+    if !der_strict(der, 0) {
+        return Err("ValueError");
+    }
     if !rest.is_empty() {
         return Err("ValueError"); // cryptography parses the DER as a single value
     }
@@ -161,6 +165,113 @@ fn load_check_name(name: &X509Name<'_>) -> Result<(), &'static str> {
         }
     }
     Ok(())
+}
+
+/// Strict DER over a whole TLV tree, as rust-asn1 (cryptography) reads certificates: definite and
+/// minimal lengths and tags, constructed contents exactly filled by their children, minimal
+/// INTEGERs, BOOLEAN 00/FF, empty NULL, well-formed OIDs and BIT STRINGs. Primitive contents (OCTET
+/// STRING extension values) are not descended into. `depth` bounds the recursion.
+fn der_strict(mut b: &[u8], depth: usize) -> bool {
+    if depth > 32 {
+        return false;
+    }
+    while !b.is_empty() {
+        let Some((tag, content, rest)) = der_tlv(b) else {
+            return false;
+        };
+        let ok = if tag.constructed {
+            der_strict(content, depth + 1)
+        } else if tag.class == 0 {
+            match tag.number {
+                1 => content.len() == 1 && (content[0] == 0 || content[0] == 0xFF),
+                2 => match content {
+                    [] => false,
+                    [0, b1, ..] => *b1 >= 0x80,
+                    [0xFF, b1, ..] => *b1 < 0x80,
+                    _ => true,
+                },
+                3 => match content {
+                    [] => false,
+                    [0] => true,
+                    [u, .., last] => *u <= 7 && (*last & ((1u8 << *u) - 1)) == 0,
+                    [_] => false,
+                },
+                5 => content.is_empty(),
+                6 => {
+                    !content.is_empty()
+                        && content.last().is_some_and(|c| c & 0x80 == 0)
+                        && content
+                            .iter()
+                            .enumerate()
+                            .all(|(i, &c)| c != 0x80 || (i > 0 && content[i - 1] & 0x80 != 0))
+                }
+                _ => true,
+            }
+        } else {
+            true
+        };
+        if !ok {
+            return false;
+        }
+        b = rest;
+    }
+    true
+}
+
+struct DerTag {
+    class: u8,
+    constructed: bool,
+    number: u32,
+}
+
+/// One strict-DER TLV: (tag, content, rest).
+fn der_tlv(b: &[u8]) -> Option<(DerTag, &[u8], &[u8])> {
+    let t0 = *b.first()?;
+    let mut i = 1usize;
+    let mut number = (t0 & 0x1F) as u32;
+    if number == 0x1F {
+        number = 0;
+        loop {
+            let c = *b.get(i)?;
+            if number == 0 && c == 0x80 {
+                return None; // non-minimal
+            }
+            number = number.checked_mul(128)? | (c & 0x7F) as u32;
+            i += 1;
+            if c & 0x80 == 0 {
+                break;
+            }
+        }
+        if number < 0x1F {
+            return None;
+        }
+    }
+    let l0 = *b.get(i)? as usize;
+    i += 1;
+    let len = if l0 < 0x80 {
+        l0
+    } else {
+        let n = l0 & 0x7F;
+        if n == 0 || n > 4 || *b.get(i)? == 0 {
+            return None; // indefinite, oversized or non-minimal
+        }
+        let mut len = 0usize;
+        for k in 0..n {
+            len = (len << 8) | *b.get(i + k)? as usize;
+        }
+        i += n;
+        if len < 0x80 {
+            return None;
+        }
+        len
+    };
+    let end = i.checked_add(len)?;
+    let tag = DerTag {
+        class: t0 >> 6,
+        constructed: t0 & 0x20 != 0,
+        number,
+    };
+    Some((tag, b.get(i..end)?, b.get(end..)?))
 }
 
 /// One DER TLV at the start of `b`: (tag byte, content, rest). Definite lengths only.
@@ -405,6 +516,30 @@ fn names_equal(a: &[Vec<Attr>], b: &[Vec<Attr>]) -> bool {
             .all(|(x, y)| x.len() == y.len() && x.iter().all(|t| y.contains(t)))
 }
 
+/// The certificate extensions cryptography decodes (the others stay `UnrecognizedExtension`).
+const CRYPTOGRAPHY_EXTENSIONS: [&str; 20] = [
+    "2.5.29.9",
+    "2.5.29.14",
+    "2.5.29.15",
+    "2.5.29.17",
+    "2.5.29.18",
+    "2.5.29.19",
+    "2.5.29.30",
+    "2.5.29.31",
+    "2.5.29.32",
+    "2.5.29.33",
+    "2.5.29.35",
+    "2.5.29.36",
+    "2.5.29.37",
+    "2.5.29.46",
+    "2.5.29.54",
+    "1.3.6.1.5.5.7.1.1",
+    "1.3.6.1.5.5.7.1.11",
+    "1.3.6.1.5.5.7.1.24",
+    "1.3.6.1.5.5.7.48.1.5",
+    "1.3.6.1.4.1.11129.2.4.2",
+];
+
 /// The SAN DNS names, or none when the extension list is one cryptography refuses.
 fn san_dns(cert: &X509Certificate<'_>) -> Result<Vec<String>, &'static str> {
     let exts = cert.extensions();
@@ -412,6 +547,11 @@ fn san_dns(cert: &X509Certificate<'_>) -> Result<Vec<String>, &'static str> {
     for (i, e) in exts.iter().enumerate() {
         if exts[..i].iter().any(|p| p.oid == e.oid) {
             return Ok(Vec::new()); // DuplicateExtension
+        }
+        if CRYPTOGRAPHY_EXTENSIONS.contains(&e.oid.to_id_string().as_str())
+            && !der_strict(e.value, 0)
+        {
+            return Ok(Vec::new()); // ValueError when cryptography parses the extension list
         }
         match general_names_of(e.parsed_extension()) {
             Some(gns) if gns.iter().any(|g| matches!(g, GeneralName::Invalid(..))) => {
