@@ -50,6 +50,9 @@ pub struct DnsEvent {
     pub side: usize,
 }
 
+/// A stored query: ((trans id, question bytes), (ts, side, the whole query)).
+pub type PendingQuery = ((u16, Vec<u8>), (f64, usize, Vec<u8>));
+
 /// One TLS alert: (side, level, description, after the server's hello, packet number).
 pub type Alert = (usize, u8, u8, bool, u64);
 
@@ -70,7 +73,7 @@ pub struct DeepState {
     pub connect: bool,
     pub quic: Option<Box<QuicClientState>>,
     /// (trans id, question bytes) -> (ts, side, query), in arrival order
-    pub dns_pending: Vec<((u16, Vec<u8>), (f64, usize, Vec<u8>))>,
+    pub dns_pending: Vec<PendingQuery>,
     /// (type, code, reporter, ipver)
     pub icmp: Vec<(u8, u8, String, u8)>,
     pub weirds: Vec<(f64, &'static str, String)>,

@@ -150,6 +150,10 @@ pub struct OrphanIcmp {
     pub reporter: String,
 }
 
+/// An ICMP error about our flow that arrived in another partition's flow: (ts, ipver, type, code, quoted
+/// bytes, reporter, vlan).
+type ForeignIcmp = (f64, u8, u8, u8, Vec<u8>, String, i32);
+
 /// Canonical flow key: the lesser (address, port) endpoint first, VLAN tags included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FlowKey {
@@ -371,7 +375,7 @@ pub struct Engine {
     partitioner: Option<Partitioner>,
     batch: u64,
     new_flows: Vec<u32>,
-    foreign_icmp: Vec<(f64, u8, u8, u8, Vec<u8>, String, i32)>,
+    foreign_icmp: Vec<ForeignIcmp>,
     dns_events: Vec<DnsEvent>,
     now: f64,
     batch_max_ts: f64,

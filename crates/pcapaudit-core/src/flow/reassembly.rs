@@ -139,8 +139,7 @@ impl Stream {
         if end > have {
             let take = &payload[(have - rel) as usize..];
             let room = self.cap.saturating_sub(self.data.len());
-            self.data
-                .extend_from_slice(&take[..take.len().min(room.max(0))]);
+            self.data.extend_from_slice(&take[..take.len().min(room)]);
             grew = true;
         }
         loop {
