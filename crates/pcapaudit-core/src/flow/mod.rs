@@ -12,6 +12,7 @@
 pub mod dedup;
 pub mod deep;
 pub mod dnsmap;
+pub mod fuzzing;
 pub mod hash;
 pub mod reassembly;
 pub mod record;
@@ -121,7 +122,7 @@ pub struct EngineStats {
     pub bytes: u64,
     pub decoded: u64,
     pub not_ip: u64,
-    /// IP fragments held by the decoder
+    /// as Python's `DecodeResult.fragments`: fragments held by the decoder plus datagrams reassembled
     pub fragments: u64,
     /// datagrams reassembled from fragments
     pub fragmented_datagrams: u64,
@@ -222,7 +223,6 @@ struct Flow {
     want: [u8; 2],
     isn: [i64; 2],
     isn2: [i64; 2],
-    uid: String,
     names: Vec<String>,
     deep: Option<Box<DeepState>>,
     proc: Option<Box<ProcessInfo>>,
@@ -234,6 +234,11 @@ struct Flow {
 }
 
 impl Flow {
+    /// The flow's uid (`make_uids`), made when needed.
+    fn uid(&self) -> String {
+        hash::make_uid(self.hash, self.first_ts, self.first_pkt)
+    }
+
     fn reset(&mut self) {
         *self = Flow {
             evf: [[NONE_FIRST; NEV]; 2],
@@ -508,6 +513,7 @@ impl Engine {
                     }
                     if p.fragments > 1 {
                         self.stats.fragmented_datagrams += 1;
+                        self.stats.fragments += 1;
                     }
                     pkts.push((i, p));
                 }
@@ -796,7 +802,6 @@ impl Engine {
         f.first_ts = ts;
         f.last_ts = ts;
         f.first_pkt = pktno;
-        f.uid = hash::make_uid(hash, ts, pktno);
         f.born = batch;
         let dnsflow = deep::is_dns_port(key.aport) || deep::is_dns_port(key.bport);
         let w = if key.proto == 6 || key.proto == 17 {
@@ -915,7 +920,7 @@ impl Engine {
             })
             .collect();
         self.out_dns.push(DnsTransaction {
-            uid: f.uid.clone(),
+            uid: f.uid(),
             ts: e.q_ts.unwrap_or(e.r_ts),
             client_ip: client,
             server_ip: server,
@@ -1097,44 +1102,23 @@ impl Engine {
         }
         let cfg = &self.cfg;
         let mut dead: Vec<u32> = Vec::new();
-        let mut alive: Vec<(f64, u64, u32)> = Vec::new();
         for &slot in self.map.values() {
             let f = &self.flows[slot as usize];
-            let is_dead = everything || {
-                let proto = f.key.map_or(0, |k| k.proto);
-                let tcp = proto == 6;
-                let last = f.last_ts;
-                let closed = f.evn[0][EV_R] + f.evn[1][EV_R] > 0
-                    || (f.evn[0][EV_F] > 0 && f.evn[1][EV_F] > 0);
-                let dnsf = f.want[0] == 2;
-                let answered = dnsf && f.pkts[0] == f.pkts[1];
-                let idle = if tcp {
-                    cfg.idle_tcp
-                } else if dnsf {
-                    if answered {
-                        cfg.idle_dns_answered
-                    } else {
-                        cfg.idle_dns
-                    }
-                } else {
-                    cfg.idle_udp
-                };
-                let mut dd = last < now - idle || (tcp && closed && last < now - cfg.close_delay);
-                if let Some(u) = cfg.unanswered {
-                    let resp = if f.orig_a { 1 } else { 0 };
-                    dd |= f.pkts[resp] == 0 && last < now - u;
-                }
-                dd
-            };
-            if is_dead {
+            if everything || flow_is_dead(cfg, f, now) {
                 dead.push(slot);
-            } else {
-                alive.push((f.last_ts, f.hash, slot));
             }
         }
         if !everything {
             if let Some(cap) = self.cfg.flow_cap() {
-                if alive.len() > cap {
+                if self.map.len() - dead.len() > cap {
+                    let mut alive: Vec<(f64, u64, u32)> =
+                        Vec::with_capacity(self.map.len() - dead.len());
+                    for &slot in self.map.values() {
+                        let f = &self.flows[slot as usize];
+                        if !flow_is_dead(&self.cfg, f, now) {
+                            alive.push((f.last_ts, f.hash, slot));
+                        }
+                    }
                     self.cut(now, &mut alive, &mut dead, cap);
                 }
             }
@@ -1246,8 +1230,9 @@ impl Engine {
             _ => "other",
         };
         let proc = f.proc.take();
+        let uid = f.uid();
         let mut rec = FlowRecord {
-            uid: f.uid.clone(),
+            uid: uid.clone(),
             ts: f.first_ts,
             ts_last: f.last_ts,
             transport,
@@ -1283,7 +1268,7 @@ impl Engine {
                 self.weird(Weird {
                     ts: Some(t),
                     name: (*name).to_string(),
-                    uid: Some(f.uid.clone()),
+                    uid: Some(uid.clone()),
                     detail: detail.clone(),
                     count: 1,
                 });
@@ -1302,7 +1287,7 @@ impl Engine {
                         None => (None, None),
                     };
                     self.out_dns.push(DnsTransaction {
-                        uid: f.uid.clone(),
+                        uid: uid.clone(),
                         ts: qts,
                         client_ip: client,
                         server_ip: server,
@@ -1390,6 +1375,31 @@ impl Engine {
     pub fn now(&self) -> f64 {
         self.now
     }
+}
+
+/// Idle for its timeout, closed for `close_delay`, or never answered for `unanswered` (`expire`'s test).
+fn flow_is_dead(cfg: &EngineConfig, f: &Flow, now: f64) -> bool {
+    let tcp = f.key.is_some_and(|k| k.proto == 6);
+    let last = f.last_ts;
+    let closed = f.evn[0][EV_R] + f.evn[1][EV_R] > 0 || (f.evn[0][EV_F] > 0 && f.evn[1][EV_F] > 0);
+    let dnsf = f.want[0] == 2;
+    let idle = if tcp {
+        cfg.idle_tcp
+    } else if dnsf {
+        if f.pkts[0] == f.pkts[1] {
+            cfg.idle_dns_answered
+        } else {
+            cfg.idle_dns
+        }
+    } else {
+        cfg.idle_udp
+    };
+    let mut dead = last < now - idle || (tcp && closed && last < now - cfg.close_delay);
+    if let Some(u) = cfg.unanswered {
+        let resp = usize::from(f.orig_a);
+        dead |= f.pkts[resp] == 0 && last < now - u;
+    }
+    dead
 }
 
 /// The process and interface of packet `i` of a batch (pcapng blocks, else the link header's).

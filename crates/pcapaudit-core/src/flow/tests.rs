@@ -1135,3 +1135,17 @@ fn hostile_packets_do_not_panic() {
     assert_eq!(e.active_flows(), 0);
     assert!(!e.take_flows().is_empty());
 }
+
+#[test]
+fn fuzz_body_on_pseudo_random_inputs() {
+    let mut seed = 7u64;
+    for len in [0usize, 15, 16, 100, 1000, 20_000] {
+        let data: Vec<u8> = (0..len)
+            .map(|_| {
+                seed = hash::mix64(seed.wrapping_add(1));
+                seed as u8
+            })
+            .collect();
+        fuzzing::fuzz_engine(&data);
+    }
+}
