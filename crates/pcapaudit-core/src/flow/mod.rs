@@ -596,7 +596,11 @@ impl Engine {
                 batch.ts[*i],
                 batch.first_index + *i as u64,
                 &ctx,
-                parsed.get(i),
+                if parsed.is_empty() {
+                    None
+                } else {
+                    parsed.get(i)
+                },
                 status == 1,
             );
         }

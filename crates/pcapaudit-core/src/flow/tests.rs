@@ -1156,7 +1156,10 @@ fn fuzz_body_on_pseudo_random_inputs() {
 #[test]
 fn golden_rows_match_the_python_engine() {
     let text = include_str!("testdata/golden.txt");
-    let mut eng = Engine::new(EngineConfig { max_flows: Some(40), ..EngineConfig::default() });
+    let mut eng = Engine::new(EngineConfig {
+        max_flows: Some(40),
+        ..EngineConfig::default()
+    });
     let mut got: Vec<String> = Vec::new();
     let mut want: Vec<String> = Vec::new();
     let mut pktno = 0u64;
@@ -1181,7 +1184,11 @@ fn golden_rows_match_the_python_engine() {
             f.payload_s2c,
             dash(f.conn_state.clone()),
             f.state,
-            if f.history.is_empty() { "-" } else { &f.history },
+            if f.history.is_empty() {
+                "-"
+            } else {
+                &f.history
+            },
             f.syn_count,
             dash(f.vlan.map(|v| v.to_string())),
             dash(f.inner_vlan.map(|v| v.to_string())),
@@ -1204,7 +1211,11 @@ fn golden_rows_match_the_python_engine() {
             Some("P") => {
                 let v: Vec<&str> = it.collect();
                 let num = |i: usize| v[i].parse::<i128>().unwrap();
-                let payload = if v[14] == "-" { Vec::new() } else { hex::decode(v[14]).unwrap() };
+                let payload = if v[14] == "-" {
+                    Vec::new()
+                } else {
+                    hex::decode(v[14]).unwrap()
+                };
                 let p = Packet {
                     ipver: num(1) as u8,
                     proto: num(2) as u8,
