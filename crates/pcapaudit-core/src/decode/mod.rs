@@ -5,7 +5,16 @@
 //! Mirrors `pcapaudit/decode/packet.py` (the reference) and `decode/vector.py` (its fast path).
 //!
 //! Beyond the Python: 802.1ah PBB I-TAGs (0x88e7) and VN-Tags (0x8926) are decapsulated, and Teredo is
-//! also recognised by content on any UDP port (see [`tunnel::teredo_offset`]).
+//! also recognised by content on any UDP port (see `tunnel::teredo_offset`). Where the Python has no
+//! bound the Rust sets one: IP layers nest at most [`HARD_DEPTH`] deep (`tunnel_too_deep`; the Python
+//! only checks MAX_DEPTH where GRE and UDP tunnels enter and dies of RecursionError on long IP-in-IP
+//! chains), MPLS pseudowire chains are walked iteratively, and one datagram holds at most
+//! `frag::MAX_HELD_BYTES` (256 KiB) of fragments (`fragment_overflow`). Link metadata ([`LinkMeta`]) is read
+//! from the outermost link header only (PKTAP, SLL, SLL2).
+//!
+//! Tests: `tests.rs` runs `testdata/vectors.tsv` (frames and the Python's results, made by
+//! `testdata/make_vectors.py`); `corpus_differential` (ignored) compares whole captures dumped by
+//! `testdata/corpus_dump.py`.
 
 use std::borrow::Cow;
 
