@@ -6,7 +6,8 @@
 //!   is bytes (allowed only for x500UniqueIdentifier, else `TypeError`; that OID with a string tag is a str), BMPString is UTF-16BE,
 //!   UniversalString UTF-32BE, PrintableString checked
 //!   against its character set (`ValueError` when invalid, at load time), every other tag is read as UTF-8
-//!   (`ValueError` when invalid), a tag outside cryptography's `_ASN1Type` is a `KeyError`, an empty
+//!   (`ValueError` when invalid), a tag outside cryptography's `_ASN1Type` is a `ValueError` (its re-parse
+//!   on access refuses it), an empty
 //!   RDN or an RDN with a repeated attribute is a `ValueError`;
 //! * `rfc4514_string()`: RDNs in reverse order joined by ",", multi-valued RDNs joined by "+" in
 //!   their encoded order, cryptography's short names (CN, L, ST, O, OU, C, STREET, DC, UID; dotted
@@ -373,7 +374,7 @@ fn decode_name(name: &X509Name<'_>) -> Result<Vec<Vec<Attr>>, &'static str> {
             if !universal_primitive
                 || !matches!(tag, 3 | 4 | 12 | 18 | 19 | 20 | 22 | 23 | 24 | 26 | 28 | 30)
             {
-                return Err("KeyError");
+                return Err("ValueError");
             }
             let data = any.data;
             let value = match tag {
