@@ -571,52 +571,19 @@ impl Engine {
             }
         }
 
-        // DNS answers of the whole batch name flows (every partition sees all of them)
-        let mut parsed: HashMap<usize, ParseResult<DnsMessage>> = HashMap::new();
-        for (i, p) in &pkts {
-            if let Some(r) = self.name_by_dns(p, batch.ts[*i]) {
-                parsed.insert(*i, r);
-            }
-        }
-
-        // partitions of a parallel audit: 0 another's flow, 1 ours, 2 ours but an ICMP error about another's
-        let own: Option<Vec<u8>> = if self.partitioner.is_some() {
-            Some(self.own_rows(&pkts, batch))
-        } else {
-            None
-        };
-
-        let mut any = false;
-        for (j, (i, p)) in pkts.iter().enumerate() {
-            let status = own.as_ref().map_or(1, |o| o[j]);
-            if status == 0 {
-                continue;
-            }
-            any = true;
-            let (process, iface) = packet_ctx(batch, ifnames, processes, *i, p);
-            let ctx = PacketCtx { process, iface };
-            self.feed_packet_inner(
-                p,
-                batch.ts[*i],
-                batch.first_index + *i as u64,
-                &ctx,
-                if parsed.is_empty() {
-                    None
-                } else {
-                    parsed.get(i)
-                },
-                status == 1,
-            );
-        }
-        if !any {
-            self.foreign_icmp_errors();
-            let m = batch.ts.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            if m > self.now {
-                self.now = m;
-            }
-        } else {
-            self.end_batch();
-        }
+        let all_max = batch.ts.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let ctxs: Vec<PacketCtx<'_>> = pkts
+            .iter()
+            .map(|(i, p)| {
+                let (process, iface) = packet_ctx(batch, ifnames, processes, *i, p);
+                PacketCtx { process, iface }
+            })
+            .collect();
+        let items: Vec<(f64, u64, &Packet<'_>)> = pkts
+            .iter()
+            .map(|(i, p)| (batch.ts[*i], batch.first_index + *i as u64, p))
+            .collect();
+        self.run_packets(&items, &ctxs, all_max);
         // Auditor.feed_batch's totals
         self.stats.packets += n as u64;
         self.stats.bytes += batch.wirelen.iter().map(|&w| u64::from(w)).sum::<u64>();
@@ -628,6 +595,72 @@ impl Engine {
 }
 
 impl Engine {
+    /// One batch of already decoded packets (time, packet number, packet; `ctxs` parallel or empty):
+    /// what `process_batch` does after decoding and dedup.
+    pub fn process_packets(&mut self, pkts: &[(f64, u64, Packet<'_>)], ctxs: &[PacketCtx<'_>]) {
+        if pkts.is_empty() {
+            return;
+        }
+        let items: Vec<(f64, u64, &Packet<'_>)> =
+            pkts.iter().map(|(t, n, p)| (*t, *n, p)).collect();
+        let all_max = pkts.iter().map(|x| x.0).fold(f64::NEG_INFINITY, f64::max);
+        for (t, _, p) in pkts {
+            self.stats.decoded += 1;
+            self.stats.packets += 1;
+            self.stats.bytes += u64::from(p.iplen);
+            self.stats.first_ts = Some(self.stats.first_ts.map_or(*t, |f| f.min(*t)));
+            self.stats.last_ts = Some(self.stats.last_ts.map_or(*t, |f| f.max(*t)));
+        }
+        self.run_packets(&items, ctxs, all_max);
+    }
+
+    /// `FlowEngine.process`: DNS naming over the whole batch, the partition's own rows, accounting and
+    /// deep parsing in capture order, then the batch's end.
+    fn run_packets(
+        &mut self,
+        pkts: &[(f64, u64, &Packet<'_>)],
+        ctxs: &[PacketCtx<'_>],
+        all_max: f64,
+    ) {
+        // DNS answers of the whole batch name flows (every partition sees all of them)
+        let mut parsed: HashMap<usize, ParseResult<DnsMessage>> = HashMap::new();
+        for (j, (t, _, p)) in pkts.iter().enumerate() {
+            if let Some(r) = self.name_by_dns(p, *t) {
+                parsed.insert(j, r);
+            }
+        }
+        // partitions of a parallel audit: 0 another's flow, 1 ours, 2 ours but an ICMP error about another's
+        let own: Option<Vec<u8>> = if self.partitioner.is_some() {
+            Some(self.own_rows(pkts))
+        } else {
+            None
+        };
+        let mut any = false;
+        let none = PacketCtx::default();
+        for (j, (t, n, p)) in pkts.iter().enumerate() {
+            let status = own.as_ref().map_or(1, |o| o[j]);
+            if status == 0 {
+                continue;
+            }
+            any = true;
+            let ctx = ctxs.get(j).unwrap_or(&none);
+            let pr = if parsed.is_empty() {
+                None
+            } else {
+                parsed.get(&j)
+            };
+            self.feed_packet_inner(p, *t, *n, ctx, pr, status == 1);
+        }
+        if !any {
+            self.foreign_icmp_errors();
+            if all_max > self.now {
+                self.now = all_max;
+            }
+        } else {
+            self.end_batch();
+        }
+    }
+
     // -- per packet --------------------------------------------------------------------------------
 
     /// One packet as a batch of its own (tests, fuzzing): DNS naming, accounting, deep parsing, then what
@@ -641,13 +674,7 @@ impl Engine {
         self.stats.last_ts = Some(self.stats.last_ts.map_or(ts, |f| f.max(ts)));
         let mut status = 1;
         if self.partitioner.is_some() {
-            status = self.own_rows(
-                std::slice::from_ref(&(0usize, pkt.clone())),
-                &PacketBatch {
-                    ts: vec![ts],
-                    ..PacketBatch::default()
-                },
-            )[0];
+            status = self.own_rows(&[(ts, pktno, pkt)])[0];
         }
         if status == 0 {
             self.foreign_icmp_errors();
@@ -955,7 +982,7 @@ impl Engine {
 
     /// Which packets this partition accounts (`_own_rows`): 0 another's, 1 ours, 2 ours but an ICMP error
     /// about a flow another partition owns. Errors about our flows in another's ICMP flow are queued.
-    fn own_rows(&mut self, pkts: &[(usize, Packet<'_>)], batch: &PacketBatch) -> Vec<u8> {
+    fn own_rows(&mut self, pkts: &[(f64, u64, &Packet<'_>)]) -> Vec<u8> {
         let Some((k, _)) = self.cfg.partition else {
             return vec![1; pkts.len()];
         };
@@ -964,11 +991,11 @@ impl Engine {
         };
         let keys: Vec<u64> = pkts
             .iter()
-            .map(|(_, p)| hash::client_key(p.src, p.sport, p.dst, p.dport))
+            .map(|(_, _, p)| hash::client_key(p.src, p.sport, p.dst, p.dport))
             .collect();
         let parts = part.assign(&keys);
         let mut out: Vec<u8> = parts.iter().map(|&q| u8::from(q == k)).collect();
-        for (j, (i, p)) in pkts.iter().enumerate() {
+        for (j, (ts, _, p)) in pkts.iter().enumerate() {
             let err = (p.proto == 1 && p.ipver == 4 && icmp_error_type(4, p.icmp_type))
                 || (p.proto == 58 && p.ipver != 4 && icmp_error_type(6, p.icmp_type));
             if !err {
@@ -979,9 +1006,8 @@ impl Engine {
             };
             let qk = part.lookup(q.src, q.sport, q.dst, q.dport);
             if qk == k && parts[j] != k {
-                let ts = batch.ts.get(*i).copied().unwrap_or(0.0);
                 self.foreign_icmp.push((
-                    ts,
+                    *ts,
                     p.ipver,
                     p.icmp_type as u8,
                     p.icmp_code.max(0) as u8,
