@@ -371,6 +371,10 @@ pub struct Engine {
     cfg: EngineConfig,
     map: HashMap<FlowKey, u32, ahash::RandomState>,
     flows: Vec<Flow>,
+    /// per slot, about when the flow expires (infinity: free slot); expiry scans this, then checks exactly
+    deadline: Vec<f64>,
+    /// scratch: slots found dead by the current expiry
+    dead_mark: Vec<bool>,
     free: Vec<u32>,
     /// live flows per VLAN value (the ICMP VLAN scan)
     vlans: HashMap<i32, u32, ahash::RandomState>,
@@ -387,7 +391,6 @@ pub struct Engine {
     out_flows: Vec<FlowRecord>,
     out_dns: Vec<DnsTransaction>,
     weirds: Weirds,
-    weirds_taken: usize,
     orphans: Vec<OrphanIcmp>,
     stats: EngineStats,
 }
@@ -439,6 +442,8 @@ impl Engine {
             cfg,
             map: HashMap::default(),
             flows: Vec::new(),
+            deadline: Vec::new(),
+            dead_mark: Vec::new(),
             free: Vec::new(),
             vlans: HashMap::default(),
             dnsmap: DnsMap::default(),
@@ -454,7 +459,6 @@ impl Engine {
             out_flows: Vec::new(),
             out_dns: Vec::new(),
             weirds: Weirds::default(),
-            weirds_taken: 0,
             orphans: Vec::new(),
             stats: EngineStats::default(),
         }
@@ -567,52 +571,19 @@ impl Engine {
             }
         }
 
-        // DNS answers of the whole batch name flows (every partition sees all of them)
-        let mut parsed: HashMap<usize, ParseResult<DnsMessage>> = HashMap::new();
-        for (i, p) in &pkts {
-            if let Some(r) = self.name_by_dns(p, batch.ts[*i]) {
-                parsed.insert(*i, r);
-            }
-        }
-
-        // partitions of a parallel audit: 0 another's flow, 1 ours, 2 ours but an ICMP error about another's
-        let own: Option<Vec<u8>> = if self.partitioner.is_some() {
-            Some(self.own_rows(&pkts, batch))
-        } else {
-            None
-        };
-
-        let mut any = false;
-        for (j, (i, p)) in pkts.iter().enumerate() {
-            let status = own.as_ref().map_or(1, |o| o[j]);
-            if status == 0 {
-                continue;
-            }
-            any = true;
-            let (process, iface) = packet_ctx(batch, ifnames, processes, *i, p);
-            let ctx = PacketCtx { process, iface };
-            self.feed_packet_inner(
-                p,
-                batch.ts[*i],
-                batch.first_index + *i as u64,
-                &ctx,
-                if parsed.is_empty() {
-                    None
-                } else {
-                    parsed.get(i)
-                },
-                status == 1,
-            );
-        }
-        if !any {
-            self.foreign_icmp_errors();
-            let m = batch.ts.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            if m > self.now {
-                self.now = m;
-            }
-        } else {
-            self.end_batch();
-        }
+        let all_max = batch.ts.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let ctxs: Vec<PacketCtx<'_>> = pkts
+            .iter()
+            .map(|(i, p)| {
+                let (process, iface) = packet_ctx(batch, ifnames, processes, *i, p);
+                PacketCtx { process, iface }
+            })
+            .collect();
+        let items: Vec<(f64, u64, &Packet<'_>)> = pkts
+            .iter()
+            .map(|(i, p)| (batch.ts[*i], batch.first_index + *i as u64, p))
+            .collect();
+        self.run_packets(&items, &ctxs, all_max);
         // Auditor.feed_batch's totals
         self.stats.packets += n as u64;
         self.stats.bytes += batch.wirelen.iter().map(|&w| u64::from(w)).sum::<u64>();
@@ -624,6 +595,72 @@ impl Engine {
 }
 
 impl Engine {
+    /// One batch of already decoded packets (time, packet number, packet; `ctxs` parallel or empty):
+    /// what `process_batch` does after decoding and dedup.
+    pub fn process_packets(&mut self, pkts: &[(f64, u64, Packet<'_>)], ctxs: &[PacketCtx<'_>]) {
+        if pkts.is_empty() {
+            return;
+        }
+        let items: Vec<(f64, u64, &Packet<'_>)> =
+            pkts.iter().map(|(t, n, p)| (*t, *n, p)).collect();
+        let all_max = pkts.iter().map(|x| x.0).fold(f64::NEG_INFINITY, f64::max);
+        for (t, _, p) in pkts {
+            self.stats.decoded += 1;
+            self.stats.packets += 1;
+            self.stats.bytes += u64::from(p.iplen);
+            self.stats.first_ts = Some(self.stats.first_ts.map_or(*t, |f| f.min(*t)));
+            self.stats.last_ts = Some(self.stats.last_ts.map_or(*t, |f| f.max(*t)));
+        }
+        self.run_packets(&items, ctxs, all_max);
+    }
+
+    /// `FlowEngine.process`: DNS naming over the whole batch, the partition's own rows, accounting and
+    /// deep parsing in capture order, then the batch's end.
+    fn run_packets(
+        &mut self,
+        pkts: &[(f64, u64, &Packet<'_>)],
+        ctxs: &[PacketCtx<'_>],
+        all_max: f64,
+    ) {
+        // DNS answers of the whole batch name flows (every partition sees all of them)
+        let mut parsed: HashMap<usize, ParseResult<DnsMessage>> = HashMap::new();
+        for (j, (t, _, p)) in pkts.iter().enumerate() {
+            if let Some(r) = self.name_by_dns(p, *t) {
+                parsed.insert(j, r);
+            }
+        }
+        // partitions of a parallel audit: 0 another's flow, 1 ours, 2 ours but an ICMP error about another's
+        let own: Option<Vec<u8>> = if self.partitioner.is_some() {
+            Some(self.own_rows(pkts))
+        } else {
+            None
+        };
+        let mut any = false;
+        let none = PacketCtx::default();
+        for (j, (t, n, p)) in pkts.iter().enumerate() {
+            let status = own.as_ref().map_or(1, |o| o[j]);
+            if status == 0 {
+                continue;
+            }
+            any = true;
+            let ctx = ctxs.get(j).unwrap_or(&none);
+            let pr = if parsed.is_empty() {
+                None
+            } else {
+                parsed.get(&j)
+            };
+            self.feed_packet_inner(p, *t, *n, ctx, pr, status == 1);
+        }
+        if !any {
+            self.foreign_icmp_errors();
+            if all_max > self.now {
+                self.now = all_max;
+            }
+        } else {
+            self.end_batch();
+        }
+    }
+
     // -- per packet --------------------------------------------------------------------------------
 
     /// One packet as a batch of its own (tests, fuzzing): DNS naming, accounting, deep parsing, then what
@@ -637,13 +674,7 @@ impl Engine {
         self.stats.last_ts = Some(self.stats.last_ts.map_or(ts, |f| f.max(ts)));
         let mut status = 1;
         if self.partitioner.is_some() {
-            status = self.own_rows(
-                std::slice::from_ref(&(0usize, pkt.clone())),
-                &PacketBatch {
-                    ts: vec![ts],
-                    ..PacketBatch::default()
-                },
-            )[0];
+            status = self.own_rows(&[(ts, pktno, pkt)])[0];
         }
         if status == 0 {
             self.foreign_icmp_errors();
@@ -676,6 +707,8 @@ impl Engine {
         let mut f = Flow::default();
         f.reset();
         self.flows.push(f);
+        self.deadline.push(f64::INFINITY);
+        self.dead_mark.push(false);
         (self.flows.len() - 1) as u32
     }
 
@@ -759,6 +792,7 @@ impl Engine {
                 self.deep_packet(slot, d, p, ts, pktno, syn, parsed);
             }
         }
+        self.deadline[slot as usize] = flow_deadline(&self.cfg, &self.flows[slot as usize]);
         if (p.proto == 1 || p.proto == 58)
             && p.icmp_type >= 0
             && icmp_error_type(p.ipver, p.icmp_type)
@@ -948,7 +982,7 @@ impl Engine {
 
     /// Which packets this partition accounts (`_own_rows`): 0 another's, 1 ours, 2 ours but an ICMP error
     /// about a flow another partition owns. Errors about our flows in another's ICMP flow are queued.
-    fn own_rows(&mut self, pkts: &[(usize, Packet<'_>)], batch: &PacketBatch) -> Vec<u8> {
+    fn own_rows(&mut self, pkts: &[(f64, u64, &Packet<'_>)]) -> Vec<u8> {
         let Some((k, _)) = self.cfg.partition else {
             return vec![1; pkts.len()];
         };
@@ -957,11 +991,11 @@ impl Engine {
         };
         let keys: Vec<u64> = pkts
             .iter()
-            .map(|(_, p)| hash::client_key(p.src, p.sport, p.dst, p.dport))
+            .map(|(_, _, p)| hash::client_key(p.src, p.sport, p.dst, p.dport))
             .collect();
         let parts = part.assign(&keys);
         let mut out: Vec<u8> = parts.iter().map(|&q| u8::from(q == k)).collect();
-        for (j, (i, p)) in pkts.iter().enumerate() {
+        for (j, (ts, _, p)) in pkts.iter().enumerate() {
             let err = (p.proto == 1 && p.ipver == 4 && icmp_error_type(4, p.icmp_type))
                 || (p.proto == 58 && p.ipver != 4 && icmp_error_type(6, p.icmp_type));
             if !err {
@@ -972,9 +1006,8 @@ impl Engine {
             };
             let qk = part.lookup(q.src, q.sport, q.dst, q.dport);
             if qk == k && parts[j] != k {
-                let ts = batch.ts.get(*i).copied().unwrap_or(0.0);
                 self.foreign_icmp.push((
-                    ts,
+                    *ts,
                     p.ipver,
                     p.icmp_type as u8,
                     p.icmp_code.max(0) as u8,
@@ -1047,6 +1080,7 @@ impl Engine {
         if ts > f.last_ts {
             f.last_ts = ts;
         }
+        self.deadline[target as usize] = flow_deadline(&self.cfg, &self.flows[target as usize]);
     }
 
     /// The flow an ICMP error quotes: the error's own VLAN, then untagged, then (small tables) every
@@ -1104,24 +1138,32 @@ impl Engine {
         if self.map.is_empty() {
             return;
         }
-        let cfg = &self.cfg;
         let mut dead: Vec<u32> = Vec::new();
-        for &slot in self.map.values() {
-            let f = &self.flows[slot as usize];
-            if everything || flow_is_dead(cfg, f, now) {
-                dead.push(slot);
+        if everything {
+            dead.extend(self.map.values().copied());
+        } else {
+            // a flow can only be dead once its deadline is about reached (1 ms of slack for rounding): the
+            // exact test is Python's
+            let limit = now + 1e-3;
+            for (slot, &dl) in self.deadline.iter().enumerate() {
+                if dl <= limit && flow_is_dead(&self.cfg, &self.flows[slot], now) {
+                    dead.push(slot as u32);
+                }
             }
-        }
-        if !everything {
             if let Some(cap) = self.cfg.flow_cap() {
                 if self.map.len() - dead.len() > cap {
+                    for &s in &dead {
+                        self.dead_mark[s as usize] = true;
+                    }
                     let mut alive: Vec<(f64, u64, u32)> =
                         Vec::with_capacity(self.map.len() - dead.len());
-                    for &slot in self.map.values() {
-                        let f = &self.flows[slot as usize];
-                        if !flow_is_dead(&self.cfg, f, now) {
-                            alive.push((f.last_ts, f.hash, slot));
+                    for (slot, f) in self.flows.iter().enumerate() {
+                        if f.key.is_some() && !self.dead_mark[slot] {
+                            alive.push((f.last_ts, f.hash, slot as u32));
                         }
+                    }
+                    for &s in &dead {
+                        self.dead_mark[s as usize] = false;
                     }
                     self.cut(now, &mut alive, &mut dead, cap);
                 }
@@ -1140,7 +1182,10 @@ impl Engine {
     fn cut(&mut self, now: f64, alive: &mut [(f64, u64, u32)], dead: &mut Vec<u32>, cap: usize) {
         let n = alive.len() - (cap - cap / 10);
         // ties: Python's table order, which is the flow hash's
-        alive.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        if n == 0 {
+            return;
+        }
+        alive.select_nth_unstable_by(n - 1, |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         let oldest_last = alive[..n]
             .iter()
             .map(|a| a.0)
@@ -1182,6 +1227,7 @@ impl Engine {
     fn emit(&mut self, slot: u32) {
         let mut f = std::mem::take(&mut self.flows[slot as usize]);
         self.flows[slot as usize].reset();
+        self.deadline[slot as usize] = f64::INFINITY;
         let Some(key) = f.key else { return };
         self.map.remove(&key);
         if let Some(n) = self.vlans.get_mut(&key.vlan) {
@@ -1323,10 +1369,7 @@ impl Engine {
 
     /// Weird rows kept since the last take (at most 200 per name over the run).
     pub fn take_weirds(&mut self) -> Vec<Weird> {
-        let out = self.weirds.rows[self.weirds_taken..].to_vec();
-        self.weirds.rows.clear();
-        self.weirds_taken = 0;
-        out
+        std::mem::take(&mut self.weirds.rows)
     }
 
     /// One row per weird name whose rows were capped: "N more not listed" (`summary_rows`' extra rows).
@@ -1404,6 +1447,39 @@ fn flow_is_dead(cfg: &EngineConfig, f: &Flow, now: f64) -> bool {
         dead |= f.pkts[resp] == 0 && last < now - u;
     }
     dead
+}
+
+/// About when `flow_is_dead` turns true for a flow that gets no more packets.
+fn flow_deadline(cfg: &EngineConfig, f: &Flow) -> f64 {
+    let tcp = f.key.is_some_and(|k| k.proto == 6);
+    let last = f.last_ts;
+    let dnsf = f.want[0] == 2;
+    let idle = if tcp {
+        cfg.idle_tcp
+    } else if dnsf {
+        if f.pkts[0] == f.pkts[1] {
+            cfg.idle_dns_answered
+        } else {
+            cfg.idle_dns
+        }
+    } else {
+        cfg.idle_udp
+    };
+    let mut d = last + idle;
+    let closed = f.evn[0][EV_R] + f.evn[1][EV_R] > 0 || (f.evn[0][EV_F] > 0 && f.evn[1][EV_F] > 0);
+    if tcp && closed {
+        d = d.min(last + cfg.close_delay);
+    }
+    if let Some(u) = cfg.unanswered {
+        if f.pkts[usize::from(f.orig_a)] == 0 {
+            d = d.min(last + u);
+        }
+    }
+    if d.is_nan() {
+        f64::NEG_INFINITY // a NaN time: let the exact test decide at every expiry
+    } else {
+        d
+    }
 }
 
 /// The process and interface of packet `i` of a batch (pcapng blocks, else the link header's).

@@ -1251,3 +1251,60 @@ fn golden_rows_match_the_python_engine() {
     }
     assert!(eng.stats().ended_early > 0);
 }
+
+/// Rough throughput of the table alone (run with --release --ignored --nocapture): 20,000 flows cycling,
+/// then a flood of one-packet flows (each made, cut by the cap and emitted).
+#[test]
+#[ignore = "benchmark"]
+fn bench_table() {
+    for (flows, n) in [(20_000u64, 4_000_000u64), (u64::MAX, 1_000_000)] {
+        let mut eng = Engine::default();
+        let mut p = udp(C, 40000, S, 443, b"");
+        let t0 = std::time::Instant::now();
+        for i in 0..n {
+            let k = i % flows;
+            p.src = 0x0A00_0000 + u128::from(k);
+            p.proto = if k % 3 == 0 { 6 } else { 17 };
+            p.flags = if i % 5 == 0 { 0x10 } else { 0x18 };
+            p.plen = if i % 5 == 0 { 0 } else { 100 };
+            eng.feed_packet(&p, i as f64 * 1e-5, i, &PacketCtx::default(), None);
+            if i % 8192 == 8191 {
+                eng.end_batch();
+                let _ = eng.take_flows();
+            }
+        }
+        eng.flush();
+        let dt = t0.elapsed().as_secs_f64();
+        eprintln!(
+            "{:.0} packets/s, {} flows",
+            n as f64 / dt,
+            eng.stats().flows_emitted
+        );
+    }
+}
+
+#[test]
+fn process_batch_counts_what_the_decoder_gives() {
+    // with the decoder stub every frame is "not IP": counted, no flow
+    let mut b = PacketBatch::default();
+    for (i, t) in [3.0, 1.0, 2.0].iter().enumerate() {
+        b.off.push(b.buf.len());
+        b.buf.extend_from_slice(&[0u8; 60]);
+        b.caplen.push(60);
+        b.wirelen.push(64 + i as u32);
+        b.ts.push(*t);
+        b.linktype.push(1);
+    }
+    let mut e = Engine::default();
+    e.process_batch(&b, &[], &[]);
+    e.process_batch(&PacketBatch::default(), &[], &[]);
+    e.flush();
+    let s = e.stats();
+    assert_eq!(
+        (s.packets, s.bytes, s.not_ip, s.decoded),
+        (3, 64 + 65 + 66, 3, 0)
+    );
+    assert_eq!((s.first_ts, s.last_ts), (Some(1.0), Some(3.0)));
+    assert_eq!(e.now(), 3.0);
+    assert!(e.take_flows().is_empty());
+}
