@@ -66,6 +66,13 @@ def _max_flows(text: str) -> int:
     return n
 
 
+def _column_list(text: str) -> list[str]:
+    cols = [c.strip() for c in text.split(",") if c.strip()]
+    if not cols:
+        raise argparse.ArgumentTypeError(f"expected comma-separated column names, not {text!r}")
+    return list(dict.fromkeys(cols))
+
+
 def _common_report_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("rules")
     g.add_argument("--rules", action="append", metavar="PATH",
@@ -90,6 +97,9 @@ def _common_report_args(p: argparse.ArgumentParser) -> None:
     o.add_argument("--table", action="append", choices=TABLE_NAMES, metavar="NAME",
                    help=f"tables to output ({', '.join(TABLE_NAMES)}; repeatable)")  # fmt: skip
     o.add_argument("--limit", type=_count, default=50, metavar="N", help="flows shown in table/markdown output (0: all)")
+    o.add_argument("--columns", type=_column_list, metavar="LIST",
+                   help="columns shown in table/markdown output, in this order, e.g. uid,sni,dst_ip (each table "
+                        "shows those it has; the terminal table otherwise fits the terminal's width, COLUMNS)")  # fmt: skip
     o.add_argument("--fail-on", default=None, metavar="SEVERITY",
                    help="exit 1 when a finding has at least this severity: info, low, medium (default), high, none")  # fmt: skip
     o.add_argument("-q", "--quiet", action="store_true", help="no summary line on stderr")
@@ -273,6 +283,47 @@ def check_report_paths(args) -> None:
         raise UsageError("--format csv with several tables needs -o PREFIX (or one --table)")
     for path in report_paths(args):
         check_writable(path, "the report")
+    check_columns(args)
+
+
+def check_columns(args) -> None:
+    """``--columns``: names some shown table has, for the formats that show a view of the tables."""
+    cols = getattr(args, "columns", None)
+    if not cols:
+        return
+    if args.format not in ("table", "markdown"):
+        raise UsageError("--columns applies to table and markdown output (the other formats have every column)")
+    from pcapaudit.report import columns as colmaps
+
+    have: set[str] = set()
+    for t in _tables(args):
+        have.update(getattr(colmaps, {"coverage": "COVERAGE", "weirds": "WEIRD", "findings": "FINDING", "flows": "FLOW",
+                                      "dns": "DNS"}[t] + "_COLUMNS"))  # fmt: skip
+        if t == "findings":
+            have.add("process")
+    unknown = [c for c in cols if c not in have]
+    if unknown:
+        raise UsageError(f"--columns: no shown table has {', '.join(unknown)} (tables: {', '.join(_tables(args))})")
+
+
+def terminal_width(args) -> int | None:
+    """The width the terminal report fits: COLUMNS when set, else the terminal's when stdout is one;
+    None (every cell up to 70 characters, as before) for pipes and files."""
+    if args.output and args.output != "-":
+        return None
+    env = os.environ.get("COLUMNS", "").strip()
+    if env:
+        n = _whole(env, 1)
+        return max(n, 40) if n else None
+    try:
+        tty = sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    if not tty:
+        return None
+    import shutil
+
+    return max(shutil.get_terminal_size().columns, 40)
 
 
 def check_writable(path: str, what: str) -> None:
@@ -338,7 +389,8 @@ def _write_report(result, args) -> None:
     else:
         compact = not args.table  # the default view; an explicit --table coverage shows every row
         text = render.render_text(result, tables, "github" if fmt == "markdown" else "simple",
-                                  flow_limit=None if args.limit == 0 else args.limit, compact=compact)  # fmt: skip
+                                  flow_limit=None if args.limit == 0 else args.limit, compact=compact,
+                                  width=terminal_width(args), columns=getattr(args, "columns", None))  # fmt: skip
     if out and out != "-":
         with open(out, "w", encoding="utf-8") as fh:
             fh.write(text)

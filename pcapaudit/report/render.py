@@ -245,26 +245,98 @@ WEIRD_VIEW = ["ts", "name", "count", "uid", "detail"]
 VIEWS = {"findings": FINDING_VIEW, "coverage": COVERAGE_VIEW, "flows": FLOW_VIEW, "dns": DNS_VIEW, "weirds": WEIRD_VIEW}
 
 
-def _cell(v, width: int | None) -> str:
+def _cell(v, width: int | None, cut: str = "end") -> str:
     if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and math.isnan(v)):
         return ""
     if isinstance(v, pd.Timestamp):
         return v.strftime("%H:%M:%S.%f")[:-3]
     s = clean_text(v).replace("\n", "\\x0a").replace("\t", "\\x09")  # a cell is one line of its table
-    if width and len(s) > width:
-        s = s[: width - 1] + "…"
-    return s
+    return _shorten(s, width, cut)
+
+
+def _shorten(s: str, width: int | None, cut: str = "end") -> str:
+    """``s`` in at most ``width`` characters: cut at the end (``…``), or in the middle for names, whose
+    domain and address are at the end."""
+    if not width or len(s) <= width:
+        return s
+    if cut == "middle" and width >= 8:
+        head = min(9, max(3, (width - 1) // 4))
+        return s[:head] + "…" + s[len(s) - (width - head - 1):]
+    return s[: width - 1] + "…"
+
+
+# How a column gives way when the terminal is narrow: (comfortable width, least width, where to cut).
+# Columns are first narrowed to their comfortable width, then the table's DROP columns go one by one,
+# then columns narrow to their least width. Columns not listed here and not FIXED get DEFAULT_SHRINK.
+SHRINK: dict[str, tuple[int, int, str]] = {
+    "message": (40, 16, "end"), "target": (32, 16, "middle"), "service": (24, 12, "end"),
+    "targets": (24, 12, "end"), "note": (20, 8, "end"), "sni": (28, 12, "middle"),
+    "dns_name": (28, 12, "middle"), "query": (28, 12, "middle"), "answers": (24, 10, "end"),
+    "rule_id": (20, 10, "end"), "detail": (32, 12, "end"), "process": (20, 10, "end"),
+    "processes": (20, 10, "end"), "code": (27, 12, "end"), "src_ip": (39, 15, "middle"),
+    "dst_ip": (39, 15, "middle"), "client_ip": (39, 15, "middle")
+}  # fmt: skip
+DEFAULT_SHRINK = (24, 10, "end")
+FIXED = {"severity", "count", "ts", "ts_last", "src_port", "dst_port", "transport", "flows", "status", "vendor",
+         "qtype", "rcode", "verdict", "state", "kind", "matched_by", "name", "required", "uid"}  # fmt: skip
+# the columns each default view leaves out first (in this order) when the terminal is too narrow
+DROP = {
+    "findings": ["kind", "count"],
+    "coverage": ["note", "flows"],
+    "flows": ["matched_by", "rule_id", "transport", "src_port", "state", "dns_name", "vendor"],
+    "dns": ["qtype", "vendor", "answers"],
+    "weirds": ["uid"],
+}
+
+
+def _fit(cols: list[str], rows: list[list[str]], width: int, drop: list[str]) -> tuple[list[str], list[list[str]]]:
+    """Columns and cells of a table that fits ``width`` characters (``tabulate``'s simple format puts two
+    spaces between columns), when it can: see SHRINK and DROP."""
+    # tabulate makes a column at least its header and 2 wide
+    natural = {c: max([len(c) + 2] + [len(r[i]) for r in rows]) for i, c in enumerate(cols)}
+
+    def floor(c: str, which: int) -> int:
+        if c in FIXED:
+            return natural[c]
+        return max(len(c) + 2, min(natural[c], SHRINK.get(c, DEFAULT_SHRINK)[which]))
+
+    def squeeze(cs: list[str], which: int) -> tuple[dict[str, int], bool]:
+        w = {c: natural[c] for c in cs}
+        over = sum(w.values()) + 2 * (len(cs) - 1) - width
+        while over > 0:
+            room = [c for c in cs if w[c] > floor(c, which)]
+            if not room:
+                return w, False
+            c = max(reversed(room), key=lambda x: w[x])  # the widest first; on a tie, the last
+            w[c] -= 1
+            over -= 1
+        return w, True
+
+    kept = list(cols)
+    droppable = [c for c in drop if c in kept]
+    w, ok = squeeze(kept, 0)
+    while not ok and droppable:
+        kept.remove(droppable.pop(0))
+        w, ok = squeeze(kept, 0)
+    if not ok:
+        w, ok = squeeze(kept, 1)
+    idx = [cols.index(c) for c in kept]
+    cut = {c: SHRINK.get(c, DEFAULT_SHRINK)[2] for c in kept}
+    return kept, [[_shorten(r[i], w[c], cut[c]) for i, c in zip(idx, kept)] for r in rows]
 
 
 def render_table(df: pd.DataFrame, cols: list[str], fmt: str = "simple", width: int | None = 60, limit: int | None = None,
-                 widths: dict[str, int] | None = None) -> str:
+                 widths: dict[str, int] | None = None, fit: int | None = None, drop: list[str] = ()) -> str:
     """A DataFrame view as text (tabulate); Markdown cells get their pipes and backticks escaped.
-    ``width`` caps every cell, ``widths`` some columns (when ``width`` is set)."""
+    ``width`` caps every cell, ``widths`` some columns (when ``width`` is set); ``fit`` narrows the
+    table to that many characters, leaving out the ``drop`` columns first if it must."""
     view = df[cols]
     if limit is not None:
         view = view.head(limit)
     caps = [(widths or {}).get(c, width) if width else None for c in cols]
     rows = [[_cell(v, w) for v, w in zip(r, caps)] for r in view.itertuples(index=False, name=None)]
+    if fit:
+        cols, rows = _fit(list(cols), rows, fit, list(drop))
     if fmt == "github":
         rows = [[c.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`").replace("<", "&lt;") for c in r]
                 for r in rows]  # fmt: skip
@@ -308,20 +380,35 @@ def coverage_summary(result: AuditResult) -> str:
     return f"{', '.join(parts)} (of {len(cov)} required/recommended rules)"
 
 
+def _wrap(line: str, width: int | None, indent: str = "    ") -> str:
+    """A line of prose wrapped at ``width`` (None: as it is), continuation lines indented."""
+    if not width or len(line) <= width:
+        return line
+    import textwrap
+
+    lead = line[: len(line) - len(line.lstrip())]
+    return "\n".join(textwrap.wrap(line, width, initial_indent="", subsequent_indent=lead + indent,
+                                    break_on_hyphens=False, break_long_words=True))  # fmt: skip
+
+
 def render_text(result: AuditResult, tables: tuple[str, ...], fmt: str = "simple", flow_limit: int | None = 50,
-                compact: bool = False) -> str:
+                compact: bool = False, width: int | None = None, columns: list[str] | None = None) -> str:
     """Terminal (``simple``) or Markdown (``github``) report.
 
     ``compact`` lists the checklist's never-seen rules by name under the table instead of one row each.
+    ``width`` fits the terminal report to that many characters (narrowing and leaving out columns; None:
+    each cell up to 70 characters, the width of the report for pipes and files). ``columns`` shows these
+    columns, in this order, of each table that has any of them (the others keep their default view).
     """
     md = fmt == "github"
+    fit = None if md else width
     out = io.StringIO()
     head = header_lines(result)
     if md:
         out.write("# pcapaudit report\n\n" + "\n".join(f"- {clean_text(x.strip())}" for x in head[1:]) + "\n")
         out.write(f"- sources: {', '.join(clean_text(x) for x in result.stats.sources)}\n")
     else:
-        out.write("\n".join(head) + "\n")
+        out.write("\n".join(_wrap(x, fit) for x in head) + "\n")
     for t in tables:
         df = result.head(t, flow_limit if t == "flows" else None)
         title = {"findings": "FINDINGS", "coverage": "REQUIREMENTS", "flows": "FLOWS", "dns": "DNS", "weirds": "WEIRD"}[t]
@@ -349,19 +436,23 @@ def render_text(result: AuditResult, tables: tuple[str, ...], fmt: str = "simple
                 limit = flow_limit
                 extra = f" (first {flow_limit} of {total}; use --table flows --limit 0 for all)"
         n = len(df)
-        out.write(f"\n{'## ' if md else ''}{title} ({total}){extra}\n")
+        out.write(f"\n{'## ' if md else ''}{_wrap(title + f' ({total})' + extra, fit)}\n")
         if md:
             out.write("\n")
         if n == 0:
-            out.write("none\n" if not never_line else never_line)
+            out.write("none\n" if not never_line else _wrap(clean_text(never_line.rstrip()), fit, "  ") + "\n")
             continue
         df, cols = _process_view(df, t)
+        chosen = [c for c in columns or () if c in df.columns]
+        if chosen:
+            cols = chosen
         if t == "findings":
             df = worst_first(df, None if md else FINDING_WIDTHS["target"])
         out.write(render_table(df, cols, "github" if md else fmt, width=None if md else 70, limit=limit,
-                               widths=FINDING_WIDTHS if t == "findings" else None) + "\n")  # fmt: skip
+                               widths=FINDING_WIDTHS if t == "findings" else None, fit=fit,
+                               drop=[] if chosen else DROP.get(t, [])) + "\n")  # fmt: skip
         if never_line:
-            out.write(("\n" if md else "") + clean_text(never_line.rstrip()) + "\n")
+            out.write(("\n" if md else "") + _wrap(clean_text(never_line.rstrip()), fit, "  ") + "\n")
     return out.getvalue()
 
 

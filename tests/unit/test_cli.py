@@ -17,6 +17,11 @@ from scapy.all import IP, TCP, Ether
 C, S = "192.168.50.10", "17.57.146.20"
 
 
+@pytest.fixture(autouse=True)
+def _full_width(monkeypatch):
+    monkeypatch.delenv("COLUMNS", raising=False)  # reports to a pipe keep their full width
+
+
 @pytest.fixture()
 def blocked_capture(tmp_path):
     pkts = [at(Ether() / IP(src=C, dst=S) / TCP(sport=40000, dport=5223, flags="S"), 1.0 + i) for i in range(3)]

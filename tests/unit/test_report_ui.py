@@ -1,0 +1,113 @@
+"""The user-facing side of reports (issue 19): terminal width, columns, errors, wording, exports."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import pcapaudit
+from pcapaudit.cli import main
+from pcapaudit.report.render import render_text
+
+ROOT = os.path.join(os.path.dirname(__file__), "..", "..", "captures")
+SAMPLE = os.path.join(ROOT, "enrollment-troubleshooting.pcap")
+CONFIG = os.path.join(ROOT, "lab.yaml")
+LAB = {"trust_issuers": ["pcapaudit Lab Trust Services"],
+       "tenants": {"kandji.uuid": "4f3c2a10-7e55-4d1e-9a4b-2b6f0c8d9e01", "jamf-pro.instance": "acme"}}  # fmt: skip
+DEFAULT = ("findings", "coverage", "flows")
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return pcapaudit.audit(SAMPLE, **LAB)
+
+
+@pytest.fixture(autouse=True)
+def _no_columns_env(monkeypatch):
+    monkeypatch.delenv("COLUMNS", raising=False)
+
+
+# -- 1. terminal width and --columns -----------------------------------------------------------------
+@pytest.mark.parametrize("width", [80, 100, 120, 160])
+def test_the_terminal_report_fits_the_width(sample, width):
+    text = render_text(sample, DEFAULT, width=width, compact=True)
+    too_wide = [line for line in text.splitlines() if len(line) > width]
+    assert not too_wide, too_wide[:3]
+    # still every finding, one line each, worst first
+    lines = text.splitlines()
+    start = next(i for i, x in enumerate(lines) if x.startswith("FINDINGS"))
+    rows = lines[start + 3: start + 13]
+    assert [r.split()[0] for r in rows] == ["high"] * 4 + ["medium", "low"] + ["info"] * 4
+    assert "never seen (58): apple:" in text
+
+
+def test_at_120_columns_a_finding_keeps_its_code_target_and_message(sample):
+    text = render_text(sample, ("findings",), width=120)
+    row = next(x for x in text.splitlines() if "issuer_mismatch" in x)
+    assert "(52.3.100.11:443)" in row and "certificate issued by" in row
+
+
+def test_without_a_width_the_report_keeps_its_full_width(sample):
+    text = render_text(sample, DEFAULT, compact=True)
+    assert max(len(x) for x in text.splitlines()) > 250
+
+
+def _header(text: str, title: str) -> list[str]:
+    lines = text.splitlines()
+    return lines[next(i for i, x in enumerate(lines) if x.startswith(title)) + 1].split()
+
+
+def test_chosen_columns_in_their_order(sample):
+    text = render_text(sample, ("flows",), columns=["uid", "sni", "dst_ip"], flow_limit=None)
+    assert _header(text, "FLOWS") == ["uid", "sni", "dst_ip"]
+    # a chosen column is never dropped to fit, only shortened
+    text = render_text(sample, ("flows",), columns=["uid", "sni", "dst_ip", "cert_issuer", "reason"], width=80)
+    assert _header(text, "FLOWS") == ["uid", "sni", "dst_ip", "cert_issuer", "reason"]
+    assert max(len(x) for x in text.splitlines()) <= 80
+
+
+def test_cli_fits_columns_and_keeps_full_width_for_pipes(monkeypatch, capsys):
+    argv = ["audit", SAMPLE, "--config", CONFIG, "--fail-on", "none", "-q"]
+    assert main(argv) == 0
+    assert max(len(x) for x in capsys.readouterr().out.splitlines()) > 250  # a pipe: today's full width
+    monkeypatch.setenv("COLUMNS", "100")
+    assert main(argv) == 0
+    assert max(len(x) for x in capsys.readouterr().out.splitlines()) <= 100
+    assert main([*argv, "--table", "flows", "--columns", "uid,sni"]) == 0
+    out = capsys.readouterr().out
+    assert "uid  " in out and "dst_ip" not in out
+
+
+def test_cli_fits_a_terminal(monkeypatch, capsys):
+    import shutil
+    import sys
+
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
+    monkeypatch.setattr(shutil, "get_terminal_size", lambda fallback=(80, 24): os.terminal_size((90, 40)))
+    assert main(["audit", SAMPLE, "--config", CONFIG, "--fail-on", "none", "-q"]) == 0
+    assert max(len(x) for x in capsys.readouterr().out.splitlines()) <= 90
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--columns", "uid,nonsense"], "--columns: no shown table has nonsense"),
+    (["--columns", "uid", "-f", "json"], "--columns applies to table and markdown output"),
+])  # fmt: skip
+def test_bad_columns_are_refused(argv, message, capsys):
+    assert main(["audit", SAMPLE, *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_the_live_panel_fits_the_terminal(monkeypatch, capsys):
+    """A panel line that wraps would make the redraw climb too few lines."""
+    import shutil
+
+    from pcapaudit.capture.live import LiveDisplay
+
+    monkeypatch.setattr(shutil, "get_terminal_size", lambda fallback=(80, 24): os.terminal_size((72, 30)))
+    d = LiveDisplay(True, "eth0")
+    d.tty = True
+    d.recent = ["x" * 150]
+    d.status(123456, 10, 20, (0, 0), 5.0, force=True)
+    lines = capsys.readouterr().err.replace("\x1b[F\x1b[2K", "").splitlines()
+    assert len(lines) == 2 and max(len(x) for x in lines) <= 71
