@@ -27,9 +27,28 @@ DEFAULT_TEXT_TABLES = ("findings", "coverage", "flows")
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, exit 2 (argparse's own convention)
-        self.print_usage(sys.stderr)
+    def error(self, message: str):  # one line (main adds a hint to --help), exit 2 (argparse's own convention)
         raise UsageError(message)
+
+
+class ConfigError(UsageError):
+    """A bad ``--config`` file or value in it: the message names the file (no hint to ``--help``)."""
+
+
+COMMANDS = ("audit", "live", "crosscheck", "rules")
+
+
+def help_hint(argv: list[str]) -> str:
+    """``see 'pcapaudit audit --help'``: the help of the command the arguments name."""
+    words = ["pcapaudit"]
+    cmd = next((a for a in argv if not a.startswith("-")), None)
+    if cmd in COMMANDS:
+        words.append(cmd)
+        rest = argv[argv.index(cmd) + 1:]
+        action = next((a for a in rest if not a.startswith("-")), None)
+        if cmd == "rules" and action in ("list", "show", "validate"):
+            words.append(action)
+    return f"see '{' '.join(words)} --help'"
 
 
 def _whole(text: str, lo: int, hi: int | None = None) -> int | None:
@@ -171,34 +190,34 @@ def _load_config(path: str) -> dict:
     try:
         data = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=SAFE_LOADER) or {}
     except FileNotFoundError:
-        raise UsageError(f"{path}: no such config file") from None
+        raise ConfigError(f"{path}: no such config file") from None
     except (OSError, UnicodeDecodeError) as e:
-        raise UsageError(f"{path}: cannot read config: {e}") from None
+        raise ConfigError(f"{path}: cannot read config: {e}") from None
     except yaml.YAMLError as e:
-        raise UsageError(f"{path}: invalid YAML: {str(e).splitlines()[0]}") from None
+        raise ConfigError(f"{path}: invalid YAML: {str(e).splitlines()[0]}") from None
     except RecursionError:
-        raise UsageError(f"{path}: invalid YAML: nested too deeply") from None
+        raise ConfigError(f"{path}: invalid YAML: nested too deeply") from None
     if not isinstance(data, dict):
-        raise UsageError(f"{path}: config must be a mapping")
+        raise ConfigError(f"{path}: config must be a mapping")
     if not check_node_budget(data):
-        raise UsageError(f"{path}: config too large (YAML aliases expanding to a huge document?)")
+        raise ConfigError(f"{path}: config too large (YAML aliases expanding to a huge document?)")
     allowed = ("rules", "vendor", "tenants", "trust_issuers", "devices", "fail_on", "max_flows")
     for key in data:
         if key not in allowed:
-            raise UsageError(f"{path}: unknown config key {key!r} (allowed: {', '.join(sorted(allowed))})")
+            raise ConfigError(f"{path}: unknown config key {key!r} (allowed: {', '.join(sorted(allowed))})")
 
     def strings(key: str) -> list[str]:  # a string, or a list of strings
         v = data[key]
         items = v if isinstance(v, list) else [v]
         if not items or not all(isinstance(x, str) and x for x in items):
-            raise UsageError(f"{path}: {key}: expected a string or a list of strings")
+            raise ConfigError(f"{path}: {key}: expected a string or a list of strings")
         return items
 
     for key in ("rules", "vendor", "trust_issuers", "devices"):
         if key in data:
             data[key] = strings(key)
     if "fail_on" in data and not isinstance(data["fail_on"], str):
-        raise UsageError(f"{path}: fail_on: expected one of info, low, medium, high, none")
+        raise ConfigError(f"{path}: fail_on: expected one of info, low, medium, high, none")
     if "max_flows" in data:
         v = data["max_flows"]
         try:
@@ -206,13 +225,13 @@ def _load_config(path: str) -> dict:
                 raise argparse.ArgumentTypeError(f"expected a whole number of flows (0: no cap), not {v!r}")
             data["max_flows"] = _max_flows(str(v))
         except argparse.ArgumentTypeError as e:
-            raise UsageError(f"{path}: max_flows: {e}") from None
+            raise ConfigError(f"{path}: max_flows: {e}") from None
     tenants = data.get("tenants")
     if tenants is not None and not (
         isinstance(tenants, dict)
         and all(isinstance(k, str) and isinstance(v, (str, int, float)) and not isinstance(v, bool) for k, v in tenants.items())
     ):
-        raise UsageError(f"{path}: tenants: expected a mapping of VENDOR.NAME: VALUE")
+        raise ConfigError(f"{path}: tenants: expected a mapping of VENDOR.NAME: VALUE")
     base = Path(path).resolve().parent
     if "rules" in data:
         data["rules"] = [str(base / r) if not Path(r).is_absolute() else r for r in data["rules"]]
@@ -222,15 +241,24 @@ def _load_config(path: str) -> dict:
 def _options(args):
     from pcapaudit.audit import AuditOptions, networks
 
-    cfg = _load_config(args.config) if getattr(args, "config", None) else {}
+    path = getattr(args, "config", None)
+    cfg = _load_config(path) if path else {}
     rules = args.rules or cfg.get("rules") or ([os.environ["PCAPAUDIT_RULES"]] if os.environ.get("PCAPAUDIT_RULES") else None)
     vendor = args.vendor or cfg.get("vendor")
     if isinstance(vendor, list):
         vendor = ",".join(vendor)
     tenants = {str(k): str(v) for k, v in (cfg.get("tenants") or {}).items()}
-    tenants.update(_parse_kv(args.tenant, "--tenant"))
+    flag_tenants = _parse_kv(args.tenant, "--tenant")
+    # what the config file decided, so that the checks made later name the file, not the flag
+    args.config_values = {"vendor": bool(cfg.get("vendor")) and not args.vendor,
+                          "tenants": set(tenants) - set(flag_tenants)} if path else {}  # fmt: skip
+    tenants.update(flag_tenants)
     trust = tuple(cfg.get("trust_issuers") or ()) + tuple(args.trust_issuer)
-    devices = networks(tuple(cfg.get("devices") or ()) + tuple(args.device), "--device")
+    try:
+        cfg_devices = networks(tuple(cfg.get("devices") or ()), f"{path}: devices")
+    except UsageError as e:
+        raise ConfigError(str(e)) from None
+    devices = networks(cfg_devices + tuple(args.device), "--device")
     fail_on = args.fail_on or cfg.get("fail_on") or "medium"
     if str(fail_on).lower() == "none":
         threshold = None
@@ -238,7 +266,8 @@ def _options(args):
         try:
             threshold = Severity.parse(str(fail_on))
         except ValueError:
-            raise UsageError(f"--fail-on: unknown severity {str(fail_on)!r} (info, low, medium, high, none)") from None
+            where, cls = ("--fail-on", UsageError) if args.fail_on or not cfg.get("fail_on") else (f"{path}: fail_on", ConfigError)
+            raise cls(f"{where}: unknown severity {str(fail_on)!r} (info, low, medium, high, none)") from None
     opts = AuditOptions(
         rules=rules, vendors=tuple(v.strip() for v in vendor.split(",") if v.strip()) if vendor else None,
         tenants=tenants, trust_issuers=trust, devices=devices, engine=args.engine,
@@ -249,6 +278,20 @@ def _options(args):
 
         opts = replace(opts, engine_config=replace(opts.engine_config, max_flows=max_flows or None))
     return opts, threshold
+
+
+def blame_config(e: PcapAuditError, args) -> PcapAuditError:
+    """A ``--vendor``/``--tenant`` error about a value that came from the config file, named by the file."""
+    import re
+
+    origin = getattr(args, "config_values", None) or {}
+    msg = str(e)
+    if origin.get("vendor") and msg.startswith("--vendor "):
+        return ConfigError(f"{args.config}: vendor: {msg[len('--vendor '):]}")
+    m = re.match(r"--tenant ([^=:\s]+)", msg)
+    if m and m.group(1) in origin.get("tenants", ()):
+        return ConfigError(f"{args.config}: tenants: {msg[len('--tenant '):]}")
+    return e
 
 
 def _tables(args) -> tuple[str, ...]:
@@ -633,8 +676,12 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
     _lean_memory()
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = None
     try:
         args = parser.parse_args(argv)
+        if getattr(args, "quiet", False) and getattr(args, "verbose", 0):
+            raise UsageError("-q/--quiet and -v/--verbose together: choose one (-q: no summary line, -v: a log)")
         level = logging.WARNING - 10 * (getattr(args, "verbose", 0) or 0)
         env_level = os.environ.get("PCAPAUDIT_LOGLEVEL")
         logging.basicConfig(level=env_level or max(level, logging.DEBUG), format="pcapaudit: %(levelname)s: %(message)s")
@@ -648,9 +695,17 @@ def main(argv: list[str] | None = None) -> int:
             if not args.rules_command:
                 raise UsageError("rules needs an action: list, show or validate")
             return cmd_rules(args)
-        parser.print_help(sys.stderr)
+        raise UsageError(f"a command is needed: {', '.join(COMMANDS)}")
+    except UsageError as e:
+        if args is not None:
+            e = blame_config(e, args)
+        print(f"pcapaudit: error: {one_line(e)}", file=sys.stderr)
+        if not isinstance(e, ConfigError):
+            print(help_hint(argv), file=sys.stderr)
         return EXIT_ERROR
-    except (CaptureError, RulesetError, UsageError, PcapAuditError) as e:
+    except (CaptureError, RulesetError, PcapAuditError) as e:
+        if args is not None:
+            e = blame_config(e, args)
         print(f"pcapaudit: error: {one_line(e)}", file=sys.stderr)
         return EXIT_ERROR
     except BrokenPipeError:

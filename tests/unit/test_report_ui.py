@@ -111,3 +111,46 @@ def test_the_live_panel_fits_the_terminal(monkeypatch, capsys):
     d.status(123456, 10, 20, (0, 0), 5.0, force=True)
     lines = capsys.readouterr().err.replace("\x1b[F\x1b[2K", "").splitlines()
     assert len(lines) == 2 and max(len(x) for x in lines) <= 71
+
+
+# -- 8. errors -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("argv, message, hint", [
+    (["audit", SAMPLE, "--bogus"], "unrecognized arguments: --bogus", "pcapaudit audit"),
+    (["audit", SAMPLE, "-f", "yaml"], "argument -f/--format: invalid choice: 'yaml'", "pcapaudit audit"),
+    (["audit"], "the following arguments are required: CAPTURE", "pcapaudit audit"),
+    (["audit", SAMPLE, "--fail-on", "bogus"], "--fail-on: unknown severity 'bogus'", "pcapaudit audit"),
+    (["audit", SAMPLE, "-q", "-v"], "-q/--quiet and -v/--verbose", "pcapaudit audit"),
+    (["live", "lo", "--duration", "1", "--quiet", "--verbose"], "-q/--quiet and -v/--verbose", "pcapaudit live"),
+    (["rules", "list", "--bogus"], "unrecognized arguments: --bogus", "pcapaudit rules list"),
+    (["rules"], "rules needs an action", "pcapaudit rules"),
+    ([], "a command is needed", "pcapaudit"),
+    (["frobnicate"], "invalid choice: 'frobnicate'", "pcapaudit"),
+])  # fmt: skip
+def test_usage_errors_are_one_line_and_a_hint(argv, message, hint, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2, err
+    assert err[0].startswith("pcapaudit: error: ") and message in err[0]
+    assert err[1] == f"see '{hint} --help'"
+
+
+@pytest.mark.parametrize("config, message", [
+    ("devices: [10.0.0.0/33]\n", "c.yaml: devices: '10.0.0.0/33' does not appear"),
+    ("fail_on: bogus\n", "c.yaml: fail_on: unknown severity 'bogus'"),
+    ("vendor: nosuch\n", "c.yaml: vendor: nosuch: no such ruleset"),
+    ("tenants: {kandji.region: x}\n", "c.yaml: tenants: kandji.region=x: region must be one of eu, us"),
+])  # fmt: skip
+def test_a_bad_config_value_is_reported_under_the_files_name(tmp_path, config, message, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(config)
+    assert main(["audit", SAMPLE, "--config", str(cfg), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"pcapaudit: error: {tmp_path}/") and message in err, err
+    assert "--" not in err
+
+
+def test_a_flag_still_names_the_flag_when_a_config_is_given(tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("vendor: apple\n")
+    assert main(["audit", SAMPLE, "--config", str(cfg), "--vendor", "nosuch", "-q"]) == 2
+    assert "error: --vendor nosuch: no such ruleset" in capsys.readouterr().err
