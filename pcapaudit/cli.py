@@ -443,20 +443,23 @@ def _write_report(result, args) -> None:
 
 
 def _summary_line(result) -> str:
+    from pcapaudit.report.render import plural
+
     n = len(result.finding_records)
     worst = result.worst_severity()
     # info rows (TLS 1.3: "evidence unavailable") are notes, not a blocked or intercepted connection
     kinds = Counter(f.kind.value for f, _ in result.finding_records if f.severity > Severity.INFO)
     info = n - sum(kinds.values())
-    kind_txt = ", ".join([f"{v} {k}" for k, v in sorted(kinds.items())] + ([f"{info} info"] if info else []))
+    kind_txt = ", ".join([f"{v:,} {k}" for k, v in sorted(kinds.items())] + ([f"{info:,} info"] if info else []))
     extra = dict(result.stats.extra)
     return (
-        f"pcapaudit: {n} finding{'s' if n != 1 else ''}"
+        f"pcapaudit: {plural(n, 'finding')}"
         + (f" ({kind_txt}; worst {worst})" if n else "")
-        + f" in {result.flow_count} flows from {result.stats.packets} packets; {result.stats.weird} weird"
-        + (f"; {copies:,} packets seen again on another interface counted once"
+        + f" in {plural(result.flow_count, 'flow')} from {plural(result.stats.packets, 'packet')}; "
+        + f"{result.stats.weird:,} weird"
+        + (f"; {plural(copies, 'packet')} seen again on another interface counted once"
            if (copies := extra.get("interface_copies")) else "")
-        + (f"; {early:,} flows ended early to stay under --max-flows"
+        + (f"; {plural(early, 'flow')} ended early to stay under --max-flows"
            if (early := extra.get("flows_ended_early")) else "")
     )  # fmt: skip
 
@@ -510,13 +513,18 @@ def cmd_audit(args) -> int:
     if jobs > 1:
         from pcapaudit.parallel import audit_parallel
 
+        read = []  # the parent process reads every capture whole: its sources know format and packets
+
         def prog(src):
+            read.append(src)
             size = os.path.getsize(src.name) if os.path.isfile(src.name) else None
             bar = Progress(not args.no_progress and not args.quiet, size, os.path.basename(src.name))
             return lambda n, s=src, b=bar: b(n, s.offset)
 
         result = audit_parallel(opts, list(args.captures), jobs, prog)
         Progress(False, None, "").close()
+        for src in read:
+            log.info("%s: %s, %s packets", src.name, src.format, f"{src.packets:,}")
         _log_rate(result, t0)
         return _report(result, args, threshold, interrupted=False)
     auditor = Auditor(opts)

@@ -53,6 +53,11 @@ def csv_safe(s: object) -> object:
     return s
 
 
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 flow``, ``2 flows``, ``12,345 packets`` (``many``: an irregular plural)."""
+    return f"{n:,} {word if n == 1 else (many or word + 's')}"
+
+
 def _utc(v) -> datetime | None:
     """Epoch seconds -> aware datetime; None for missing or impossible (hostile) timestamps."""
     if v is None or (isinstance(v, float) and math.isnan(v)):
@@ -352,13 +357,18 @@ def header_lines(result: AuditResult) -> list[str]:
     """Summary lines for the top of a report."""
     s = result.summary()
     srcs = ", ".join(clean_text(x) for x in s["sources"]) or "-"
+    when = (f"{_when(result.stats.first_ts)} to {_when(result.stats.last_ts)} UTC" if result.stats.first_ts is not None
+            else "no packets")  # fmt: skip
     lines = [
         f"pcapaudit: {srcs}",
-        f"  {s['packets']:,} packets, {s['flows']:,} flows, {s['dns_transactions']:,} DNS transactions, "
-        f"{s['weird']:,} weird; {_when(result.stats.first_ts)} to {_when(result.stats.last_ts)} UTC",
+        f"  {plural(s['packets'], 'packet')}, {plural(s['flows'], 'flow')}, "
+        f"{plural(s['dns_transactions'], 'DNS transaction')}, {s['weird']:,} weird; {when}",
     ]
-    vendors = ", ".join(result.vendors) or "none detected"
-    lines.append(f"  rulesets: {vendors}{' (detected from traffic)' if result.vendors_auto else ''}")
+    if result.vendors:
+        vendors = ", ".join(result.vendors) + (" (detected from traffic)" if result.vendors_auto else "")
+    else:
+        vendors = "no vendor seen in the traffic" if result.vendors_auto else "none"
+    lines.append(f"  rulesets: {vendors}")
     if s.get("if_dropped") or s.get("dropped"):
         lines.append(f"  dropped by capture: kernel {s.get('dropped') or 0:,}, interface {s.get('if_dropped') or 0:,}")
     if s.get("interface_copies"):

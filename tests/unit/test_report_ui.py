@@ -154,3 +154,70 @@ def test_a_flag_still_names_the_flag_when_a_config_is_given(tmp_path, capsys):
     cfg.write_text("vendor: apple\n")
     assert main(["audit", SAMPLE, "--config", str(cfg), "--vendor", "nosuch", "-q"]) == 2
     assert "error: --vendor nosuch: no such ruleset" in capsys.readouterr().err
+
+
+# -- 9. wording ----------------------------------------------------------------------------------------
+def _one_packet(tmp_path):
+    from scapy.all import IP, UDP, Ether
+
+    from tests.craft import write
+
+    return write(tmp_path / "one.pcap", [Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=5000, dport=9)])
+
+
+def test_counts_are_plural_only_when_they_are_many(tmp_path, capsys):
+    one = _one_packet(tmp_path)
+    assert main(["audit", str(one), "--fail-on", "none", "--table", "flows"]) == 0
+    out, err = capsys.readouterr()
+    assert "  1 packet, 1 flow, 0 DNS transactions, 0 weird;" in out
+    assert "FLOWS (1)" in out
+    assert err.strip().startswith("pcapaudit: 1 finding") or err.strip().startswith("pcapaudit: 0 findings")
+    assert " in 1 flow from 1 packet; 0 weird" in err
+
+
+def test_the_summary_line_separates_thousands_throughout():
+    from types import SimpleNamespace
+
+    from pcapaudit.cli import _summary_line
+
+    stats = SimpleNamespace(packets=1234567, weird=1500, extra=(("interface_copies", 2000),))
+    fake = SimpleNamespace(finding_records=[], worst_severity=lambda: None, flow_count=45678, stats=stats)
+    line = _summary_line(fake)
+    assert line == ("pcapaudit: 0 findings in 45,678 flows from 1,234,567 packets; 1,500 weird; "
+                    "2,000 packets seen again on another interface counted once")  # fmt: skip
+
+
+def test_an_empty_capture_says_so_instead_of_dashes(tmp_path):
+    from tests.craft import write
+    from pcapaudit.report.render import header_lines
+
+    empty = pcapaudit.audit(str(write(tmp_path / "empty.pcap", [])))
+    text = "\n".join(header_lines(empty))
+    assert "- to -" not in text and "0 packets, 0 flows" in text and "no packets" in text
+    assert "(detected from traffic)" not in text and "none detected" not in text
+    assert "rulesets: no vendor seen in the traffic" in text
+    given = pcapaudit.audit(str(write(tmp_path / "empty.pcap", [])), vendors=["apple"])
+    assert "rulesets: apple\n" in "\n".join(header_lines(given)) + "\n"
+
+
+def test_verbose_names_the_format_with_two_processes(caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="pcapaudit"):
+        assert main(["audit", SAMPLE, "-j", "2", "-v", "--fail-on", "none", "-f", "json", "-o", os.devnull]) == 0
+    assert "with 2 processes" in caplog.text
+    assert f"{SAMPLE}: pcap, 212 packets" in caplog.text
+
+
+def test_crosscheck_names_its_columns_for_what_they_hold(monkeypatch):
+    import pcapaudit.crosscheck as cc
+
+    res = pcapaudit.audit(SAMPLE, **LAB)
+    key = cc._key("tcp", "192.168.50.10", 40000, "17.253.21.201", 443)
+    monkeypatch.setattr(cc, "tshark_names", lambda path: ({key: {"other.example"}}, {"only-tshark.example"}))
+    diff, summary = cc.crosscheck(SAMPLE, res)
+    assert list(diff.columns) == ["name", "transport", "endpoint_a", "endpoint_b", "pcapaudit", "tshark"]
+    sni = diff[diff["name"] == "sni"]
+    dns = diff[diff["name"] == "dns query"]
+    assert "other.example" in set(sni["tshark"]) and "only-tshark.example" in set(dns["tshark"])
+    assert dns["transport"].isna().all()
