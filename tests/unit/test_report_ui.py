@@ -221,3 +221,20 @@ def test_crosscheck_names_its_columns_for_what_they_hold(monkeypatch):
     dns = diff[diff["name"] == "dns query"]
     assert "other.example" in set(sni["tshark"]) and "only-tshark.example" in set(dns["tshark"])
     assert dns["transport"].isna().all()
+
+
+# -- 10. the same report for any --jobs ---------------------------------------------------------------
+def test_uids_inside_a_row_are_sorted_so_any_jobs_gives_the_same_row(sample):
+    from dataclasses import replace
+
+    from pcapaudit.report import frames
+
+    found = [(f, tuple(reversed(uids))) for f, uids in sample.finding_records]
+    rows = [replace(r, uids=tuple(reversed(r.uids))) for r in sample.coverage_records]
+    assert any(len(u) > 1 for _, u in found) or any(len(r.uids) > 1 for r in rows)
+    a, b = frames.findings_frame(sample.finding_records), frames.findings_frame(found)
+    assert a["uids"].equals(b["uids"])
+    assert all(x.split() == sorted(x.split()) for x in a["uids"].dropna())
+    a, b = frames.coverage_frame(sample.coverage_records), frames.coverage_frame(rows)
+    assert a["uids"].equals(b["uids"])
+    assert all(x.split() == sorted(x.split()) for x in a["uids"].dropna())
