@@ -143,7 +143,7 @@ def write_json(result: AuditResult, out: IO[str], tables: tuple[str, ...] = TABL
     head = {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "pcapaudit", "version": __version__},
-        "summary": {**result.summary(), "first_ts": _ts(result.stats.first_ts), "last_ts": _ts(result.stats.last_ts)},
+        "summary": result.summary(),
         "rulesets": [{"vendor": rs.vendor, "path": rs.path, "sha256": rs.sha256, "rules": len(rs.rules)}
                      for rs in result.book.rulesets],  # fmt: skip
     }

@@ -238,3 +238,24 @@ def test_uids_inside_a_row_are_sorted_so_any_jobs_gives_the_same_row(sample):
     a, b = frames.coverage_frame(sample.coverage_records), frames.coverage_frame(rows)
     assert a["uids"].equals(b["uids"])
     assert all(x.split() == sorted(x.split()) for x in a["uids"].dropna())
+
+
+# -- 11. summary() times -----------------------------------------------------------------------------
+def test_the_api_summary_gives_iso_times_as_the_json_summary_does(sample):
+    import json
+
+    from pcapaudit.report.render import to_json
+
+    s = sample.summary()
+    assert s["first_ts"] == "2026-11-26T23:07:59.579" + s["first_ts"][23:] and s["first_ts"].endswith("Z")
+    assert isinstance(s["last_ts"], str) and s["last_ts"] > s["first_ts"]
+    doc = json.loads(to_json(sample, ("findings",)))
+    assert doc["summary"]["first_ts"] == s["first_ts"] and doc["summary"]["last_ts"] == s["last_ts"]
+    assert doc["summary"] == json.loads(json.dumps(s))
+
+
+def test_an_empty_capture_has_no_times(tmp_path):
+    from tests.craft import write
+
+    s = pcapaudit.audit(str(write(tmp_path / "empty.pcap", []))).summary()
+    assert s["first_ts"] is None and s["last_ts"] is None
