@@ -68,11 +68,6 @@ def _utc(v) -> datetime | None:
         return None
 
 
-def _ts(v) -> str | None:
-    d = _utc(v)
-    return d.isoformat(timespec="microseconds").replace("+00:00", "Z") if d else None
-
-
 def _jsonable(v):
     if v is None or v is pd.NA or v is pd.NaT:
         return None
@@ -101,7 +96,7 @@ def iter_records(df: pd.DataFrame, name: str):
 
 def _json_ready(batch):
     """A record batch whose columns convert to Python cheaply: categories decoded and timestamps written
-    as ISO text by Arrow (``2023-11-14T22:13:20.123456Z``, as ``_ts`` writes them). ``to_pylist`` of a
+    as ISO text by Arrow (``2023-11-14T22:13:20.123456Z``, as ``result.iso_utc`` writes them). ``to_pylist`` of a
     dictionary column builds a scalar object per value, which made a JSON report cost more than the audit."""
     import pyarrow as pa
     import pyarrow.compute as pc
