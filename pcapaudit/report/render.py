@@ -245,11 +245,11 @@ WEIRD_VIEW = ["ts", "name", "count", "uid", "detail"]
 VIEWS = {"findings": FINDING_VIEW, "coverage": COVERAGE_VIEW, "flows": FLOW_VIEW, "dns": DNS_VIEW, "weirds": WEIRD_VIEW}
 
 
-def _cell(v, width: int | None, cut: str = "end") -> str:
+def _cell(v, width: int | None, cut: str = "end", dates: bool = False) -> str:
     if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and math.isnan(v)):
         return ""
     if isinstance(v, pd.Timestamp):
-        return v.strftime("%H:%M:%S.%f")[:-3]
+        return v.strftime("%Y-%m-%d %H:%M:%S.%f" if dates else "%H:%M:%S.%f")[:-3]
     s = clean_text(v).replace("\n", "\\x0a").replace("\t", "\\x09")  # a cell is one line of its table
     return _shorten(s, width, cut)
 
@@ -326,15 +326,17 @@ def _fit(cols: list[str], rows: list[list[str]], width: int, drop: list[str]) ->
 
 
 def render_table(df: pd.DataFrame, cols: list[str], fmt: str = "simple", width: int | None = 60, limit: int | None = None,
-                 widths: dict[str, int] | None = None, fit: int | None = None, drop: list[str] = ()) -> str:
+                 widths: dict[str, int] | None = None, fit: int | None = None, drop: list[str] = (),
+                 dates: bool = False) -> str:
     """A DataFrame view as text (tabulate); Markdown cells get their pipes and backticks escaped.
     ``width`` caps every cell, ``widths`` some columns (when ``width`` is set); ``fit`` narrows the
-    table to that many characters, leaving out the ``drop`` columns first if it must."""
+    table to that many characters, leaving out the ``drop`` columns first if it must; ``dates`` writes
+    the date of times, not only the time of day."""
     view = df[cols]
     if limit is not None:
         view = view.head(limit)
     caps = [(widths or {}).get(c, width) if width else None for c in cols]
-    rows = [[_cell(v, w) for v, w in zip(r, caps)] for r in view.itertuples(index=False, name=None)]
+    rows = [[_cell(v, w, dates=dates) for v, w in zip(r, caps)] for r in view.itertuples(index=False, name=None)]
     if fit:
         cols, rows = _fit(list(cols), rows, fit, list(drop))
     if fmt == "github":
@@ -346,6 +348,13 @@ def render_table(df: pd.DataFrame, cols: list[str], fmt: str = "simple", width: 
 def _when(ts: float | None) -> str:
     d = _utc(ts)
     return d.strftime("%Y-%m-%d %H:%M:%S") if d else "-"
+
+
+def spans_days(result: AuditResult) -> bool:
+    """Whether the capture's first and last packets fall on different UTC dates: then times of day alone
+    would read out of order, and tables show dates."""
+    first, last = _utc(result.stats.first_ts), _utc(result.stats.last_ts)
+    return bool(first and last and first.date() != last.date())
 
 
 def header_lines(result: AuditResult) -> list[str]:
@@ -407,6 +416,7 @@ def render_text(result: AuditResult, tables: tuple[str, ...], fmt: str = "simple
     """
     md = fmt == "github"
     fit = None if md else width
+    dates = spans_days(result)
     out = io.StringIO()
     head = header_lines(result)
     if md:
@@ -455,7 +465,7 @@ def render_text(result: AuditResult, tables: tuple[str, ...], fmt: str = "simple
             df = worst_first(df, None if md else FINDING_WIDTHS["target"])
         out.write(render_table(df, cols, "github" if md else fmt, width=None if md else 70, limit=limit,
                                widths=FINDING_WIDTHS if t == "findings" else None, fit=fit,
-                               drop=[] if chosen else DROP.get(t, [])) + "\n")  # fmt: skip
+                               drop=[] if chosen else DROP.get(t, []), dates=dates) + "\n")  # fmt: skip
         if never_line:
             out.write(("\n" if md else "") + _wrap(clean_text(never_line.rstrip()), fit, "  ") + "\n")
     return out.getvalue()
@@ -521,6 +531,7 @@ def render_html(result: AuditResult, tables: tuple[str, ...]) -> str:
         parts.append(f"<li>{esc(line.strip())}</li>")
     parts.append(f"<li>{esc(coverage_summary(result))}</li></ul>")
     del s
+    dates = spans_days(result)
     for t in tables:
         df = result.table(t)
         parts.append(f"<h2>{esc(t)} ({len(df)})</h2>")
@@ -537,7 +548,7 @@ def render_html(result: AuditResult, tables: tuple[str, ...]) -> str:
                 cls = f" class='{esc(str(row[0]))}'"
             elif t == "coverage":
                 cls = f" class='{esc(str(row[1]).split()[0])}'"
-            cells = "".join(f"<td>{esc(_cell(v, None))}</td>" for v in row)
+            cells = "".join(f"<td>{esc(_cell(v, None, dates=dates))}</td>" for v in row)
             parts.append(f"<tr{cls}>{cells}</tr>")
         parts.append("</tbody></table>")
     parts.append("</body></html>\n")

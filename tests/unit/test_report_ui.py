@@ -259,3 +259,21 @@ def test_an_empty_capture_has_no_times(tmp_path):
 
     s = pcapaudit.audit(str(write(tmp_path / "empty.pcap", []))).summary()
     assert s["first_ts"] is None and s["last_ts"] is None
+
+
+# -- 4. dates in flow times ----------------------------------------------------------------------------
+def test_flow_times_show_the_date_when_the_capture_spans_days(tmp_path, sample):
+    from scapy.all import IP, UDP, Ether
+
+    from tests.craft import at, write
+
+    t0 = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
+    pkts = [at(Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=5000 + i, dport=9), t0 + i * 86400 * 1.5)
+            for i in range(2)]  # fmt: skip
+    res = pcapaudit.audit(str(write(tmp_path / "days.pcap", pkts)))
+    text = render_text(res, ("flows",))
+    assert "2023-11-14 22:13:20.000" in text and "2023-11-16 10:13:20.000" in text
+    html = pcapaudit.report.render.render_html(res, ("flows",))
+    assert "2023-11-16 10:13:20.000" in html
+    one_day = render_text(sample, ("flows",))
+    assert "23:07:59.579" in one_day and "2026-11-26 23:07:59" not in one_day.split("FLOWS")[1]
