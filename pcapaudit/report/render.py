@@ -514,6 +514,14 @@ def _process_view(df: pd.DataFrame, t: str) -> tuple[pd.DataFrame, list[str]]:
     return df, cols
 
 
+def _html_cell(col: str, text: str) -> str:
+    """One escaped ``<td>``, with the classes that let long tokens wrap (see the CSS)."""
+    cls = ["evidence"] if col == "evidence" else []
+    if any(len(tok) > 24 for tok in text.split()):
+        cls.append("long")
+    return f"<td class='{' '.join(cls)}'>{html.escape(text)}</td>" if cls else f"<td>{html.escape(text)}</td>"
+
+
 def render_html(result: AuditResult, tables: tuple[str, ...]) -> str:
     """A single self-contained HTML file (inline CSS, no scripts, every value escaped)."""
     esc = html.escape
@@ -521,10 +529,18 @@ def render_html(result: AuditResult, tables: tuple[str, ...]) -> str:
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>pcapaudit report</title>",
         "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; style-src 'unsafe-inline'\">",
-        "<style>body{font:14px system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0;"
-        "font-size:12px}th,td{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top}"
+        "<style>body{font:14px system-ui,sans-serif;margin:2em;color:#222}"
+        # the table keeps to the page: a cell with a long token (a hash, a certificate name, a hostile SNI)
+        # may break it anywhere (class long); other cells wrap between words, as usual
+        "table{border-collapse:collapse;margin:1em 0;font-size:12px;width:100%}"
+        "th,td{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top;overflow-wrap:break-word}"
+        "td.long{overflow-wrap:anywhere}td.evidence{font:11px ui-monospace,monospace;width:32%}"
         "th{background:#f3f3f3}.high{background:#fdd}.medium{background:#ffe9c7}.low{background:#ffffd8}"
-        ".blocked,.intercepted{background:#fdd}.reached{background:#e3f6e3}h1{font-size:20px}</style></head><body>",
+        ".blocked,.intercepted{background:#fdd}.reached{background:#e3f6e3}h1{font-size:20px}"
+        "@page{size:A4 landscape;margin:1cm}"
+        "@media print{body{margin:0;font-size:10px}table{font-size:8px}thead{display:table-header-group}"
+        "tr{break-inside:avoid}h2{break-after:avoid}"
+        "tr{-webkit-print-color-adjust:exact;print-color-adjust:exact}}</style></head><body>",
         "<h1>pcapaudit report</h1><ul>",
     ]
     for line in header_lines(result):
@@ -539,7 +555,8 @@ def render_html(result: AuditResult, tables: tuple[str, ...]) -> str:
             parts.append("<p>none</p>")
             continue
         df, cols = _process_view(df, t)
-        if t == "findings":
+        if t == "findings":  # worst first, each message without the target the table shows beside it
+            df = worst_first(df)
             cols = cols + ["vendor", "rule_id", "uids", "evidence"]
         parts.append("<table><thead><tr>" + "".join(f"<th>{esc(c)}</th>" for c in cols) + "</tr></thead><tbody>")
         for row in df[cols].itertuples(index=False, name=None):
@@ -548,7 +565,7 @@ def render_html(result: AuditResult, tables: tuple[str, ...]) -> str:
                 cls = f" class='{esc(str(row[0]))}'"
             elif t == "coverage":
                 cls = f" class='{esc(str(row[1]).split()[0])}'"
-            cells = "".join(f"<td>{esc(_cell(v, None, dates=dates))}</td>" for v in row)
+            cells = "".join(_html_cell(c, _cell(v, None, dates=dates)) for c, v in zip(cols, row))
             parts.append(f"<tr{cls}>{cells}</tr>")
         parts.append("</tbody></table>")
     parts.append("</body></html>\n")

@@ -277,3 +277,82 @@ def test_flow_times_show_the_date_when_the_capture_spans_days(tmp_path, sample):
     assert "2023-11-16 10:13:20.000" in html
     one_day = render_text(sample, ("flows",))
     assert "23:07:59.579" in one_day and "2026-11-26 23:07:59" not in one_day.split("FLOWS")[1]
+
+
+# -- 5. the HTML report --------------------------------------------------------------------------------
+def _html_rows(page: str, table: str) -> list[str]:
+    import re
+
+    part = page.split(f"<h2>{table} (")[1].split("</table>")[0]
+    return re.findall(r"<tr(?: class='([^']*)')?><td>", part)
+
+
+def test_html_findings_are_worst_first_without_the_target_in_each_message(sample):
+    from pcapaudit.report.render import render_html
+
+    page = render_html(sample, ("findings", "coverage"))
+    assert _html_rows(page, "findings") == ["high"] * 4 + ["medium", "low"] + ["info"] * 4
+    assert "<td>albert.apple.com (17.253.21.201:443)</td><td>TLS 1.3 hides the certificate" in page
+    assert "(17.253.21.201:443): TLS 1.3" not in page
+    # long tokens wrap, the table keeps to the page, and printing has its own rules
+    assert "overflow-wrap:anywhere" in page and "@media print" in page and "@page" in page
+
+
+def _png_pixels(data: bytes) -> tuple[int, int, list[bytes]]:
+    """Width, height and rows (RGB or RGBA bytes) of an 8-bit PNG (what chromium writes), unfiltered."""
+    import struct
+    import zlib
+
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, head = 8, b"", None
+    while pos < len(data):
+        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + n]
+        if kind == b"IHDR":
+            head = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + n
+    w, h, depth, ctype = head[:4]
+    assert depth == 8 and ctype in (2, 6)
+    bpp = 3 if ctype == 2 else 4
+    raw, stride, rows, prev = zlib.decompress(idat), w * bpp, [], bytearray(w * bpp)
+    for y in range(h):
+        f, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - bpp] if i >= bpp else 0
+            b, c = prev[i], prev[i - bpp] if i >= bpp else 0
+            if f == 1:
+                line[i] = (line[i] + a) & 255
+            elif f == 2:
+                line[i] = (line[i] + b) & 255
+            elif f == 3:
+                line[i] = (line[i] + (a + b) // 2) & 255
+            elif f == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        rows.append(bytes(line))
+        prev = line
+    return w, h, [bytes(r) for r in rows] if bpp == 3 else [bytes(x for i in range(0, stride, 4) for x in r[i:i + 3]) for r in rows]
+
+
+@pytest.mark.skipif(__import__("shutil").which("chromium") is None, reason="needs chromium")
+def test_html_report_fits_1400_pixels_in_chromium(sample, tmp_path):
+    """Rendered headless at 1400 px, the page keeps its right margin white: no table runs past it."""
+    import subprocess
+
+    from pcapaudit.report.render import render_html
+
+    page = tmp_path / "r.html"
+    page.write_text(render_html(sample, ("findings", "coverage", "flows")), encoding="utf-8")
+    png = tmp_path / "r.png"
+    subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                    f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1400,2000", f"--screenshot={png}",
+                    page.as_uri()], capture_output=True, timeout=120, check=False)  # fmt: skip
+    if not png.exists():
+        pytest.skip("chromium could not render here")
+    w, h, rows = _png_pixels(png.read_bytes())
+    assert w == 1400
+    margin = [r[(w - 16) * 3:] for r in rows]  # the last 16 px of every row
+    assert all(set(r) <= {255} for r in margin), "a table runs into the right margin"
