@@ -21,7 +21,7 @@ from pcapaudit.model import Severity
 log = logging.getLogger("pcapaudit")
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
-FORMATS = ("table", "json", "csv", "parquet", "markdown", "html")
+FORMATS = ("table", "json", "jsonl", "csv", "parquet", "markdown", "html")
 TABLE_NAMES = ("findings", "coverage", "flows", "dns", "weirds")
 DEFAULT_TEXT_TABLES = ("findings", "coverage", "flows")
 
@@ -297,7 +297,7 @@ def blame_config(e: PcapAuditError, args) -> PcapAuditError:
 def _tables(args) -> tuple[str, ...]:
     if args.table:
         return tuple(dict.fromkeys(args.table))
-    if args.format in ("json", "csv", "parquet", "html"):
+    if args.format in ("json", "jsonl", "csv", "parquet", "html"):
         return TABLE_NAMES
     return DEFAULT_TEXT_TABLES
 
@@ -419,12 +419,13 @@ def _write_report(result, args) -> None:
                 with open(path, "w", newline="", encoding="utf-8") as fh:
                     render.write_table_csv(result, t, fh)
         return
-    if fmt == "json":
+    if fmt in ("json", "jsonl"):
+        write = render.write_json if fmt == "json" else render.write_jsonl
         if out and out != "-":
             with open(out, "w", encoding="utf-8") as fh:
-                render.write_json(result, fh, tables)
+                write(result, fh, tables)
         else:
-            render.write_json(result, sys.stdout, tables)
+            write(result, sys.stdout, tables)
             sys.stdout.flush()
         return
     if fmt == "html":

@@ -34,6 +34,7 @@ class Format(str, enum.Enum):
 
     TABLE = "table"
     JSON = "json"
+    JSONL = "jsonl"
     CSV = "csv"
     PARQUET = "parquet"
     MARKDOWN = "markdown"
@@ -158,6 +159,25 @@ def write_json(result: AuditResult, out: IO[str], tables: tuple[str, ...] = TABL
             first = False
         out.write(("\n ]" if not first else "]") + sep)
     out.write("}\n")
+
+
+def write_jsonl(result: AuditResult, out: IO[str], tables: tuple[str, ...] = TABLES) -> None:
+    """JSON Lines: one object per line, each tagged with its table (``{"table": "flows", ...}``), the
+    first one the summary (with ``schema_version``, ``tool`` and ``rulesets``); rows as in the JSON report."""
+    from pcapaudit import __version__
+
+    head = {
+        "table": "summary", "schema_version": SCHEMA_VERSION, "tool": {"name": "pcapaudit", "version": __version__},
+        **result.summary(),
+        "rulesets": [{"vendor": rs.vendor, "path": rs.path, "sha256": rs.sha256, "rules": len(rs.rules)}
+                     for rs in result.book.rulesets],
+    }  # fmt: skip
+    out.write(json.dumps(head, ensure_ascii=False, default=str) + "\n")
+    for key in tables:
+        batches = result.batches(key)
+        rows = iter_arrow_records(batches, key) if batches is not None else iter_records(result.table(key), key)
+        for row in rows:
+            out.write(json.dumps({"table": key, **dict(sorted(row.items()))}, ensure_ascii=False, default=str) + "\n")
 
 
 def to_json(result: AuditResult, tables: tuple[str, ...] = TABLES) -> str:

@@ -405,3 +405,27 @@ def test_the_flows_table_has_a_community_id(sample):
     for r in tcp.itertuples():
         assert r.community_id == flow_community_id(str(r.transport), r.src_ip, r.dst_ip, r.src_port, r.dst_port)
     assert render_text(sample, ("flows",), columns=["uid", "community_id"]).count("1:") == len(tcp)
+
+
+def test_json_lines_one_object_per_line_tagged_with_its_table(tmp_path, capsys):
+    import json
+
+    out = tmp_path / "r.jsonl"
+    assert main(["audit", SAMPLE, "--config", CONFIG, "-f", "jsonl", "-o", str(out), "--fail-on", "none", "-q"]) == 0
+    lines = out.read_text(encoding="utf-8").splitlines()
+    rows = [json.loads(x) for x in lines]
+    assert rows[0]["table"] == "summary" and rows[0]["schema_version"] == 1 and rows[0]["flows"] == 24
+    counts = {}
+    for r in rows:
+        counts[r["table"]] = counts.get(r["table"], 0) + 1
+    assert counts == {"summary": 1, "findings": 10, "coverage": 70, "flows": 24, "dns": 12}
+    flow = next(r for r in rows if r["table"] == "flows")
+    assert flow["uid"] and flow["ts"].endswith("Z") and (flow["community_id"] or "1:").startswith("1:")
+    assert list(flow)[0] == "table"
+    # the same rows as the JSON report
+    capsys.readouterr()
+    assert main(["audit", SAMPLE, "--config", CONFIG, "-f", "json", "--fail-on", "none", "-q"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [{k: v for k, v in r.items() if k != "table"} for r in rows if r["table"] == "findings"] == doc["findings"]
+    assert main(["audit", SAMPLE, "-f", "jsonl", "--table", "findings", "--fail-on", "none", "-q"]) == 0
+    assert {json.loads(x)["table"] for x in capsys.readouterr().out.splitlines()} == {"summary", "findings"}
