@@ -429,3 +429,19 @@ def test_json_lines_one_object_per_line_tagged_with_its_table(tmp_path, capsys):
     assert [{k: v for k, v in r.items() if k != "table"} for r in rows if r["table"] == "findings"] == doc["findings"]
     assert main(["audit", SAMPLE, "-f", "jsonl", "--table", "findings", "--fail-on", "none", "-q"]) == 0
     assert {json.loads(x)["table"] for x in capsys.readouterr().out.splitlines()} == {"summary", "findings"}
+
+
+# -- 7. compressed captures other than gzip --------------------------------------------------------------
+@pytest.mark.parametrize("kind, fix", [("xz", "xz -d"), ("bz2", "bzip2 -d"), ("zstd", "zstd -d"), ("lz4", "lz4 -d")])
+def test_other_compressions_are_named(tmp_path, kind, fix, capsys):
+    import bz2
+    import lzma
+
+    raw = open(SAMPLE, "rb").read()
+    data = {"xz": lambda: lzma.compress(raw), "bz2": lambda: bz2.compress(raw),
+            "zstd": lambda: bytes.fromhex("28b52ffd") + b"\0" * 64, "lz4": lambda: bytes.fromhex("04224d18") + b"\0" * 64}[kind]()  # fmt: skip
+    path = tmp_path / f"c.pcap.{kind}"
+    path.write_bytes(data)
+    assert main(["audit", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{path}: {kind}-compressed" in err and fix in err and "bad magic" not in err
