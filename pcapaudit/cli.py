@@ -352,7 +352,8 @@ def check_columns(args) -> None:
 def terminal_width(args) -> int | None:
     """The width the terminal report fits: COLUMNS when set, else the terminal's when stdout is one;
     None (every cell up to 70 characters, as before) for pipes and files."""
-    if args.output and args.output != "-":
+    out = getattr(args, "output", None)
+    if out and out != "-":
         return None
     env = os.environ.get("COLUMNS", "").strip()
     if env:
@@ -623,7 +624,7 @@ def cmd_crosscheck(args) -> int:
     diff, summary = crosscheck(args.capture)
     print(" ".join(f"{k}={v}" for k, v in summary.items()))
     if len(diff):
-        print(render_table(diff, list(diff.columns), limit=None if args.limit == 0 else args.limit))
+        print(render_table(diff, list(diff.columns), limit=None if args.limit == 0 else args.limit, fit=terminal_width(args)))
     return EXIT_OK if not len(diff) else EXIT_FINDINGS
 
 
@@ -686,7 +687,7 @@ def cmd_rules(args) -> int:
     else:
         from pcapaudit.report.render import render_table
 
-        print(render_table(df, list(df.columns), width=60))
+        print(render_table(df, list(df.columns), width=60, fit=terminal_width(args), drop=["flags", "required"]))
         print(f"\n{len(df)} rules in {len({r.vendor for r in rows})} rulesets")
     return EXIT_OK
 

@@ -294,7 +294,7 @@ SHRINK: dict[str, tuple[int, int, str]] = {
     "dns_name": (28, 12, "middle"), "query": (28, 12, "middle"), "answers": (24, 10, "end"),
     "rule_id": (20, 10, "end"), "detail": (32, 12, "end"), "process": (20, 10, "end"),
     "processes": (20, 10, "end"), "code": (27, 12, "end"), "src_ip": (39, 15, "middle"),
-    "dst_ip": (39, 15, "middle"), "client_ip": (39, 15, "middle")
+    "dst_ip": (39, 15, "middle"), "client_ip": (39, 15, "middle"), "id": (48, 24, "end"), "ports": (14, 8, "end"),
 }  # fmt: skip
 DEFAULT_SHRINK = (24, 10, "end")
 FIXED = {"severity", "count", "ts", "ts_last", "src_port", "dst_port", "transport", "flows", "status", "vendor",

@@ -445,3 +445,12 @@ def test_other_compressions_are_named(tmp_path, kind, fix, capsys):
     assert main(["audit", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{path}: {kind}-compressed" in err and fix in err and "bad magic" not in err
+
+
+def test_rules_list_fits_the_terminal_too(monkeypatch, capsys):
+    assert main(["rules", "list"]) == 0
+    assert max(len(x) for x in capsys.readouterr().out.splitlines()) > 120
+    monkeypatch.setenv("COLUMNS", "100")
+    assert main(["rules", "list"]) == 0
+    out = capsys.readouterr().out
+    assert max(len(x) for x in out.splitlines()) <= 100 and "apple.apns" in out
