@@ -884,10 +884,11 @@ static NON_PRINTABLE: &[(u32, u32)] = &[
 pub(crate) mod tests {
     use super::*;
 
+    pub(crate) type UdpPayload = (u16, u16, Vec<u8>, Vec<u8>);
+
     /// UDP payloads of a capture of the shared corpus: (sport, dport, payload, flow key); None when the
     /// corpus is absent (tests then skip). Ethernet (with VLAN tags), IPv4 and IPv6 only.
-    pub(crate) fn corpus_udp(rel: &str) -> Option<Vec<(u16, u16, Vec<u8>, Vec<u8>)>> {
-        use pcap_parser::traits::PcapReaderIterator;
+    pub(crate) fn corpus_udp(rel: &str) -> Option<Vec<UdpPayload>> {
         use pcap_parser::{Block, PcapBlockOwned, PcapError};
         let file = std::fs::File::open(format!("/work/shared/corpus/{rel}")).ok()?;
         let mut reader = pcap_parser::create_reader(1 << 20, file).ok()?;
