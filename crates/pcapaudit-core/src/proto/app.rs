@@ -355,8 +355,7 @@ pub fn pop3_upgrade(client: &[u8], server: &[u8]) -> Option<Upgrade> {
     // replies: the greeting, then one per command
     let mut replies: Vec<(bool, usize)> = Vec::new();
     let mut srv = lines(server);
-    loop {
-        let Some((line, end)) = srv.next() else { break };
+    while let Some((line, end)) = srv.next() {
         let ok = starts_ci(line, b"+OK");
         if !ok && !starts_ci(line, b"-ERR") {
             continue;
@@ -837,5 +836,47 @@ mod tests {
         assert_eq!(http_upgrade(b"GET / HTTP/1.1\r\n", srv), None);
         let ws = b"GET /chat HTTP/1.1\r\nUpgrade: websocket\r\n\r\n";
         assert_eq!(http_upgrade(ws, srv), Some(Upgrade::Clear));
+    }
+
+    /// Differential check against the Python on mutated streams (vectors written by a hand-run
+    /// script, `PCAPAUDIT_VECTORS=/path`); skipped when absent.
+    #[test]
+    fn python_differential() {
+        let Ok(path) = std::env::var("PCAPAUDIT_VECTORS") else {
+            return;
+        };
+        let Ok(text) = std::fs::read_to_string(path) else {
+            return;
+        };
+        let (mut same, mut total) = (0, 0);
+        let o = |x: Option<&str>| x.unwrap_or("None").to_string();
+        for line in text.lines().filter(|l| l.starts_with("app\t")) {
+            let f: Vec<&str> = line.split('\t').collect();
+            let d = hex::decode(f[1]).unwrap();
+            let l = ldap_scan(&d);
+            let got = format!(
+                "{}|{}|{}|{}{}{}{}|{}",
+                o(sniff_client(&d, 389)),
+                o(sniff_client(&d, 25)),
+                o(sniff_server(&d)),
+                l.0 as u8,
+                l.1 as u8,
+                l.2 as u8,
+                l.3 as u8,
+                match smtp_scan(&d) {
+                    None => "None",
+                    Some(true) => "True",
+                    Some(false) => "False",
+                }
+            );
+            total += 1;
+            if got == f[2] {
+                same += 1;
+            } else {
+                eprintln!("DIFF {}\n  py: {:?}\n  rs: {:?}", f[1], f[2], got);
+            }
+        }
+        eprintln!("app differential: {same}/{total} identical");
+        assert_eq!(same, total);
     }
 }

@@ -881,8 +881,104 @@ static NON_PRINTABLE: &[(u32, u32)] = &[
 ];
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    pub(crate) type UdpPayload = (u16, u16, Vec<u8>, Vec<u8>);
+
+    /// UDP payloads of a capture of the shared corpus: (sport, dport, payload, flow key); None when the
+    /// corpus is absent (tests then skip). Ethernet (with VLAN tags), IPv4 and IPv6 only.
+    pub(crate) fn corpus_udp(rel: &str) -> Option<Vec<UdpPayload>> {
+        use pcap_parser::{Block, PcapBlockOwned, PcapError};
+        let file = std::fs::File::open(format!("/work/shared/corpus/{rel}")).ok()?;
+        let mut reader = pcap_parser::create_reader(1 << 20, file).ok()?;
+        let mut frames: Vec<Vec<u8>> = Vec::new();
+        loop {
+            match reader.next() {
+                Ok((offset, block)) => {
+                    match block {
+                        PcapBlockOwned::Legacy(b) => frames.push(b.data.to_vec()),
+                        PcapBlockOwned::NG(Block::EnhancedPacket(e)) => {
+                            frames.push(e.data.to_vec())
+                        }
+                        _ => {}
+                    }
+                    reader.consume(offset);
+                }
+                Err(PcapError::Eof) => break,
+                Err(PcapError::Incomplete(_)) => reader.refill().ok()?,
+                Err(_) => break,
+            }
+        }
+        let mut out = Vec::new();
+        for f in frames {
+            let mut p = 12;
+            let mut et = u16::from_be_bytes([*f.get(12)?, *f.get(13)?]);
+            while et == 0x8100 || et == 0x88a8 {
+                p += 4;
+                et = u16::from_be_bytes([*f.get(p)?, *f.get(p + 1)?]);
+            }
+            p += 2;
+            let (proto, l4, addrs) = match et {
+                0x0800 => {
+                    let ihl = (*f.get(p)? & 0x0F) as usize * 4;
+                    (*f.get(p + 9)?, p + ihl, f.get(p + 12..p + 20)?.to_vec())
+                }
+                0x86dd => (*f.get(p + 6)?, p + 40, f.get(p + 8..p + 40)?.to_vec()),
+                _ => continue,
+            };
+            if proto != 17 {
+                continue;
+            }
+            let Some(u) = f.get(l4..l4 + 8) else { continue };
+            let (sport, dport) = (
+                u16::from_be_bytes([u[0], u[1]]),
+                u16::from_be_bytes([u[2], u[3]]),
+            );
+            let len = u16::from_be_bytes([u[4], u[5]]) as usize;
+            let end = (l4 + len.max(8)).min(f.len());
+            let mut key = addrs;
+            key.extend_from_slice(&u[..4]);
+            out.push((
+                sport,
+                dport,
+                f.get(l4 + 8..end).unwrap_or(&[]).to_vec(),
+                key,
+            ));
+        }
+        Some(out)
+    }
+
+    /// arkime's dns-udp.pcap, against the Python reference.
+    #[test]
+    fn corpus_arkime_dns_udp() {
+        let Some(pkts) = corpus_udp("arkime/dns-udp.pcap") else {
+            eprintln!("corpus absent: skipped");
+            return;
+        };
+        let msgs: Vec<DnsMessage> = pkts.iter().map(|p| parse(&p.2).unwrap()).collect();
+        assert_eq!(msgs.len(), 5);
+        assert_eq!(msgs[0].questions, vec![(s("www.github.com"), 1)]);
+        assert_eq!(
+            msgs[1].answers,
+            vec![
+                (s("www.github.com"), 5, s("github.com"), 1980),
+                (s("github.com"), 1, s("192.30.252.128"), 4)
+            ]
+        );
+        assert_eq!(
+            msgs[3].answers,
+            vec![
+                (s("www.github.com"), 5, s("github.com"), 3600),
+                (s("github.com"), 1, s("192.30.252.130"), 30)
+            ]
+        );
+        assert_eq!(
+            msgs[4].questions,
+            vec![(s("10.100.10.10.in-addr.arpa"), 255)]
+        );
+        assert!(msgs.iter().all(|m| m.error.is_none()));
+    }
 
     fn h(s: &str) -> Vec<u8> {
         hex::decode(s).unwrap()

@@ -408,4 +408,69 @@ mod tests {
             Err(ParseError::invalid("HTTP request head longer than 16 KiB"))
         );
     }
+
+    fn esc(x: &str) -> String {
+        x.replace('\\', "\\\\")
+            .replace('\n', "\\n")
+            .replace('\r', "\\r")
+            .replace('\t', "\\t")
+    }
+
+    fn tup(t: Option<(String, Option<u16>)>) -> String {
+        match t {
+            None => "None".into(),
+            Some((h, p)) => format!("{h}\x1f{}", p.map_or("None".into(), |p| p.to_string())),
+        }
+    }
+
+    /// Differential check against the Python on mutated requests / responses (vectors written by a
+    /// hand-run script, `PCAPAUDIT_VECTORS=/path`); skipped when absent.
+    #[test]
+    fn python_differential() {
+        let Ok(path) = std::env::var("PCAPAUDIT_VECTORS") else {
+            return;
+        };
+        let Ok(text) = std::fs::read_to_string(path) else {
+            return;
+        };
+        let (mut same, mut total) = (0, 0);
+        for line in text.lines().filter(|l| l.starts_with("http\t")) {
+            let f: Vec<&str> = line.split('\t').collect();
+            let d = hex::decode(f[1]).unwrap();
+            let s: String = d.iter().map(|&c| c as char).collect();
+            let req = match try_parse_request(&d) {
+                Ok(r) => format!(
+                    "{}\x1f{}\x1f{}\x1f{}\x1f{}",
+                    r.method,
+                    r.uri,
+                    r.host.clone().unwrap_or_else(|| "None".into()),
+                    r.head_len,
+                    tup(r.connect_target())
+                ),
+                Err(ParseError::Incomplete) => "None".into(),
+                Err(e) => format!("ERR|{e}"),
+            };
+            let st = match try_parse_status(&d) {
+                Ok((c, l)) => format!("{c}\x1f{}", l.map_or(-1, |l| l as i64)),
+                Err(ParseError::Incomplete) => "None".into(),
+                Err(e) => format!("ERR|{e}"),
+            };
+            let got = [
+                esc(&req),
+                esc(&st),
+                esc(&tup(Some(split_authority(&s, Some(7))))),
+                esc(&tup(url_target(&s))),
+                content_length(&d).map_or("None".into(), |n| n.to_string()),
+                (looks_like_request(&d) as u8).to_string(),
+            ];
+            total += 1;
+            if got.iter().map(String::as_str).eq(f[2..].iter().copied()) {
+                same += 1;
+            } else {
+                eprintln!("DIFF {}\n  py: {:?}\n  rs: {:?}", f[1], &f[2..], got);
+            }
+        }
+        eprintln!("http differential: {same}/{total} identical");
+        assert_eq!(same, total);
+    }
 }

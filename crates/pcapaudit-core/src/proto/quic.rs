@@ -802,4 +802,61 @@ mod tests {
         eprintln!("quic differential: {same}/{total} flows identical");
         assert_eq!(same, total);
     }
+
+    /// Client flows to port 443 of a corpus capture, each fed until done(); None without the corpus.
+    fn corpus_flows(rel: &str) -> Option<Vec<QuicClientState>> {
+        let pkts = crate::proto::dns::tests::corpus_udp(rel)?;
+        let mut flows: Vec<(Vec<u8>, QuicClientState)> = Vec::new();
+        for (_, dport, payload, key) in pkts {
+            if dport != 443 || payload.is_empty() {
+                continue;
+            }
+            let i = match flows.iter().position(|f| f.0 == key) {
+                Some(i) => i,
+                None => {
+                    flows.push((key, QuicClientState::new()));
+                    flows.len() - 1
+                }
+            };
+            if !flows[i].1.done() {
+                flows[i].1.feed(&payload);
+            }
+        }
+        Some(flows.into_iter().map(|f| f.1).collect())
+    }
+
+    fn has(st: &QuicClientState, name: &[u8]) -> bool {
+        memchr::memmem::find(&st.crypto_stream(), name).is_some()
+    }
+
+    /// Real captures of the shared corpus (skipped when it is absent); expected values from the Python.
+    #[test]
+    fn corpus_captures() {
+        if let Some(flows) = corpus_flows("arkime/quicietfooo.pcap") {
+            eprintln!("quicietfooo: {} flows", flows.len());
+            let st = &flows[0];
+            assert_eq!(st.version, Some(1));
+            assert!(has(st, b"ssl.gstatic.com"));
+            assert_eq!(
+                st.first_dcid.as_deref().map(hex::encode).as_deref(),
+                Some("296beed955e8abe9")
+            );
+        }
+        if let Some(flows) = corpus_flows("ndpi/quic_frags_different_dcid.pcapng") {
+            let st = &flows[0];
+            assert_eq!(
+                st.first_dcid.as_deref().map(hex::encode).as_deref(),
+                Some("ac49898ddc4590e8")
+            );
+            assert!(has(st, b"cdnjs.cloudflare.com"));
+        }
+        if let Some(flows) = corpus_flows("ndpi/gquic.pcap") {
+            let st = &flows[0];
+            assert_eq!(st.sni(), Some("www.gstatic.com"));
+            assert_eq!(st.version.map(version_name).as_deref(), Some("Q050"));
+            assert!(st.gquic && st.done());
+        } else {
+            eprintln!("corpus absent: skipped");
+        }
+    }
 }
