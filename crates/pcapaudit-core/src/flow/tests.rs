@@ -1455,7 +1455,7 @@ fn run_scenarios(deep: bool) {
                 .join("\t")
         }
     };
-    let mut check = |eng: &mut Engine, want: &mut [Vec<String>; 3], name: &str| {
+    let check = |eng: &mut Engine, want: &mut [Vec<String>; 3], name: &str| {
         let got_f: Vec<String> = eng
             .take_flows()
             .iter()
@@ -1477,10 +1477,10 @@ fn run_scenarios(deep: bool) {
             w.clear();
         }
     };
-    let mut flush_batch = |eng: &mut Engine,
-                           batch: &mut Vec<(f64, u64, Packet<'static>)>,
-                           procs: &mut Vec<Option<ProcessInfo>>,
-                           ifaces: &mut Vec<Option<String>>| {
+    let flush_batch = |eng: &mut Engine,
+                       batch: &mut Vec<(f64, u64, Packet<'static>)>,
+                       procs: &mut Vec<Option<ProcessInfo>>,
+                       ifaces: &mut Vec<Option<String>>| {
         let ctxs: Vec<PacketCtx<'_>> = procs
             .iter()
             .zip(ifaces.iter())
