@@ -9,6 +9,7 @@ use crate::proto::http::{self, HttpRequest};
 use crate::proto::quic::QuicClientState;
 use crate::proto::tls::TlsStream;
 use crate::{ParseError, ParseResult};
+use std::collections::HashMap;
 
 use super::reassembly::Stream;
 
@@ -50,8 +51,8 @@ pub struct DnsEvent {
     pub side: usize,
 }
 
-/// A stored query: ((trans id, question bytes), (ts, side, the whole query)).
-pub type PendingQuery = ((u16, Vec<u8>), (f64, usize, Vec<u8>));
+/// A stored query by (trans id, question bytes): (arrival order, ts, side, the whole query).
+pub type PendingQueries = HashMap<(u16, Vec<u8>), (u64, f64, usize, Vec<u8>)>;
 
 /// One TLS alert: (side, level, description, after the server's hello, packet number).
 pub type Alert = (usize, u8, u8, bool, u64);
@@ -73,7 +74,8 @@ pub struct DeepState {
     pub connect: bool,
     pub quic: Option<Box<QuicClientState>>,
     /// (trans id, question bytes) -> (ts, side, query), in arrival order
-    pub dns_pending: Vec<PendingQuery>,
+    pub dns_pending: PendingQueries,
+    pending_seq: u64,
     /// (type, code, reporter, ipver)
     pub icmp: Vec<(u8, u8, String, u8)>,
     pub weirds: Vec<(f64, &'static str, String)>,
@@ -480,12 +482,12 @@ impl DeepState {
         if payload.len() >= 12 && payload[2] & 0x80 == 0 && payload[2] & 0x78 == 0 {
             if let Some(qend) = question_end(payload) {
                 let id = (u16::from(payload[0]) << 8) | u16::from(payload[1]);
-                let q = &payload[12..qend];
-                if self.dns_pending.len() < MAX_DNS_PENDING
-                    && !self.dns_pending.iter().any(|(k, _)| k.0 == id && k.1 == q)
+                let key = (id, payload[12..qend].to_vec());
+                if self.dns_pending.len() < MAX_DNS_PENDING && !self.dns_pending.contains_key(&key)
                 {
+                    self.pending_seq += 1;
                     self.dns_pending
-                        .push(((id, q.to_vec()), (ts, side, payload.to_vec())));
+                        .insert(key, (self.pending_seq, ts, side, payload.to_vec()));
                 }
                 return;
             }
@@ -521,21 +523,16 @@ impl DeepState {
         let mut sent = None;
         if !self.dns_pending.is_empty() {
             if let Some(qend) = question_end(payload) {
-                let q = &payload[12..qend];
-                if let Some(i) = self
+                sent = self
                     .dns_pending
-                    .iter()
-                    .position(|(k, _)| k.0 == msg.trans_id && k.1 == q)
-                {
-                    sent = Some(self.dns_pending.remove(i).1);
-                }
+                    .remove(&(msg.trans_id, payload[12..qend].to_vec()));
             }
         }
         out.push(DnsEvent {
             msg: msg.clone(),
             qname,
             qtype,
-            q_ts: sent.map(|s| s.0),
+            q_ts: sent.map(|s| s.1),
             r_ts: ts,
             side,
         });
@@ -543,9 +540,10 @@ impl DeepState {
 
     /// (ts, side, query) of queries that never got a response, parsed now (`unanswered_queries`).
     pub fn unanswered_queries(&self) -> Vec<(f64, usize, DnsMessage)> {
-        self.dns_pending
-            .iter()
-            .filter_map(|(_, (ts, side, p))| dns::parse(p).ok().map(|m| (*ts, *side, m)))
+        let mut v: Vec<&(u64, f64, usize, Vec<u8>)> = self.dns_pending.values().collect();
+        v.sort_by_key(|e| e.0);
+        v.into_iter()
+            .filter_map(|(_, ts, side, p)| dns::parse(p).ok().map(|m| (*ts, *side, m)))
             .collect()
     }
 
