@@ -29,7 +29,7 @@ use crate::decode::{Decoded, Decoder, Packet, QINQ};
 use crate::proto::dns::{self, DnsMessage};
 use crate::proto::icmp::{self, Quoted};
 use crate::proto::{quic, tls, x509};
-use crate::ParseResult;
+use crate::{ParseError, ParseResult};
 
 pub use dedup::InterfaceCopies;
 pub use deep::{DeepState, DnsEvent, CLIENT, SERVER};
@@ -151,9 +151,9 @@ pub struct OrphanIcmp {
     pub reporter: String,
 }
 
-/// An ICMP error about our flow that arrived in another partition's flow: (ts, ipver, type, code, quoted
-/// bytes, reporter, vlan).
-type ForeignIcmp = (f64, u8, u8, u8, Vec<u8>, String, i32);
+/// An ICMP error waiting for the end of its batch: (ts, ipver, type, code, the quoted packet or why it
+/// cannot be read, reporter address, vlan).
+type IcmpErr = (f64, u8, u8, u8, Result<Quoted, ParseError>, u128, i32);
 
 /// Canonical flow key: the lesser (address, port) endpoint first, VLAN tags included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -384,7 +384,10 @@ pub struct Engine {
     partitioner: Option<Partitioner>,
     batch: u64,
     new_flows: Vec<u32>,
-    foreign_icmp: Vec<ForeignIcmp>,
+    /// this batch's ICMP errors, interpreted once every flow of the batch has its slot (as Python's
+    /// `_deep_rows` sees them), then the ones about our flows another partition accounted
+    own_icmp: Vec<IcmpErr>,
+    foreign_icmp: Vec<IcmpErr>,
     dns_events: Vec<DnsEvent>,
     now: f64,
     batch_max_ts: f64,
@@ -452,6 +455,7 @@ impl Engine {
             partitioner,
             batch: 1,
             new_flows: Vec::new(),
+            own_icmp: Vec::new(),
             foreign_icmp: Vec::new(),
             dns_events: Vec::new(),
             now: 0.0,
@@ -652,7 +656,7 @@ impl Engine {
             self.feed_packet_inner(p, *t, *n, ctx, pr, status == 1);
         }
         if !any {
-            self.foreign_icmp_errors();
+            self.icmp_errors();
             if all_max > self.now {
                 self.now = all_max;
             }
@@ -677,7 +681,7 @@ impl Engine {
             status = self.own_rows(&[(ts, pktno, pkt)])[0];
         }
         if status == 0 {
-            self.foreign_icmp_errors();
+            self.icmp_errors();
             if ts > self.now {
                 self.now = ts;
             }
@@ -798,15 +802,15 @@ impl Engine {
             && icmp_error_type(p.ipver, p.icmp_type)
             && interpret_icmp
         {
-            self.icmp_error(
+            self.own_icmp.push((
                 ts,
                 p.ipver,
                 p.icmp_type as u8,
                 p.icmp_code.max(0) as u8,
-                &p.payload,
-                ip_str(p.ipver, p.src),
+                icmp::parse_quoted(&p.payload),
+                p.src,
                 p.vlan,
-            );
+            ));
         }
     }
 
@@ -1011,8 +1015,8 @@ impl Engine {
                     p.ipver,
                     p.icmp_type as u8,
                     p.icmp_code.max(0) as u8,
-                    p.payload.to_vec(),
-                    ip_str(p.ipver, p.src),
+                    Ok(q),
+                    p.src,
                     p.vlan,
                 ));
             } else if qk != k && parts[j] == k {
@@ -1022,9 +1026,16 @@ impl Engine {
         out
     }
 
-    fn foreign_icmp_errors(&mut self) {
-        for (ts, ver, t, c, payload, rep, vlan) in std::mem::take(&mut self.foreign_icmp) {
-            self.icmp_error(ts, ver, t, c, &payload, rep, vlan);
+    /// The batch's ICMP errors, then those queued by other partitions (`_deep_rows`' errors, then
+    /// `_foreign_icmp_errors`).
+    fn icmp_errors(&mut self) {
+        let mut own = std::mem::take(&mut self.own_icmp);
+        for (ts, ver, t, c, q, rep, vlan) in own.drain(..) {
+            self.icmp_error(ts, ver, t, c, q, rep, vlan);
+        }
+        self.own_icmp = own;
+        for (ts, ver, t, c, q, rep, vlan) in std::mem::take(&mut self.foreign_icmp) {
+            self.icmp_error(ts, ver, t, c, q, rep, vlan);
         }
     }
 
@@ -1038,11 +1049,11 @@ impl Engine {
         ipver: u8,
         itype: u8,
         icode: u8,
-        payload: &[u8],
-        reporter: String,
+        q: Result<Quoted, ParseError>,
+        reporter: u128,
         vlan: i32,
     ) {
-        let q = match icmp::parse_quoted(payload) {
+        let q = match q {
             Ok(q) => q,
             Err(e) => {
                 self.weird(Weird {
@@ -1055,6 +1066,7 @@ impl Engine {
                 return;
             }
         };
+        let reporter = ip_str(ipver, reporter);
         let Some(target) = self.find_slot(&q, vlan) else {
             self.stats.orphan_icmp += 1;
             self.orphans.push(OrphanIcmp {
@@ -1115,7 +1127,7 @@ impl Engine {
     /// What Python does after a batch's packets: ICMP errors queued by other partitions, naming the
     /// batch's new flows by the DNS answers seen up to their first packet, expiry.
     pub fn end_batch(&mut self) {
-        self.foreign_icmp_errors();
+        self.icmp_errors();
         for slot in std::mem::take(&mut self.new_flows) {
             let (_, _, _, server, ver) = self.sides(slot);
             if self.dnsmap.is_empty() {
@@ -1219,7 +1231,7 @@ impl Engine {
 
     /// End of input: emit every remaining flow (`flush`).
     pub fn flush(&mut self) {
-        self.foreign_icmp_errors();
+        self.icmp_errors();
         self.expire(self.now, true);
     }
 
