@@ -502,6 +502,8 @@ impl Engine {
         if n == 0 {
             return;
         }
+        // packets are numbered over the whole run, as Python's `batches(first_index=auditor.packets)`
+        let base = self.stats.packets;
         // decode every frame first: Python feeds the batch's DNS answers to the DnsMap before any flow
         let mut decoder = std::mem::take(&mut self.decoder);
         let mut pkts: Vec<(usize, Packet<'_>)> = Vec::with_capacity(n);
@@ -510,7 +512,7 @@ impl Engine {
             match decoder.decode(batch.data(i), lt, ts) {
                 Decoded::Packet(p) => {
                     if let Some((name, detail)) = &p.weird {
-                        let d = format!("packet {}: {detail}", batch.first_index + i as u64 + 1);
+                        let d = format!("packet {}: {detail}", base + i as u64 + 1);
                         self.weird(Weird {
                             ts: Some(ts),
                             name: (*name).to_string(),
@@ -528,7 +530,7 @@ impl Engine {
                 Decoded::NotIp => self.stats.not_ip += 1,
                 Decoded::Fragment => self.stats.fragments += 1,
                 Decoded::Error(name, detail) => {
-                    let d = format!("packet {}: {detail}", batch.first_index + i as u64 + 1);
+                    let d = format!("packet {}: {detail}", base + i as u64 + 1);
                     self.weird(Weird {
                         ts: Some(ts),
                         name: name.to_string(),
@@ -585,7 +587,7 @@ impl Engine {
             .collect();
         let items: Vec<(f64, u64, &Packet<'_>)> = pkts
             .iter()
-            .map(|(i, p)| (batch.ts[*i], batch.first_index + *i as u64, p))
+            .map(|(i, p)| (batch.ts[*i], base + *i as u64, p))
             .collect();
         self.run_packets(&items, &ctxs, all_max);
         // Auditor.feed_batch's totals
@@ -1807,8 +1809,7 @@ pub fn audit_reader(reader: &mut CaptureReader, cfg: EngineConfig) -> AuditOutpu
 /// Feed one reader's batches to an engine (without flushing), taking its output as it goes.
 pub fn run_reader(eng: &mut Engine, reader: &mut CaptureReader, out: &mut AuditOutput) {
     while let Some(batch) = reader.next_batch(8 << 20) {
-        let (ifn, procs) = (reader.ifnames.clone(), reader.processes.clone());
-        eng.process_batch(&batch, &ifn, &procs);
+        eng.process_batch(&batch, &reader.ifnames, &reader.processes);
         out.flows.extend(eng.take_flows());
         out.dns.extend(eng.take_dns());
         out.orphan_icmp.extend(eng.take_orphan_icmp());
