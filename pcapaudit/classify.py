@@ -106,8 +106,17 @@ def quic_as_https(rule: Rule, port: int) -> bool:
             and rule.app_protocol not in NOT_HTTP3)  # fmt: skip
 
 
+def to_dns(f: FlowRecord) -> bool:
+    """A flow to DNS itself (port 53, not through a proxy): the names answered for its server's address
+    are what it resolved, not what it is (a resolver that answers its own address for a vendor name)."""
+    return f.dst_port == 53 and not f.connect_host
+
+
 def evidence_names(f: FlowRecord) -> list[tuple[str, str]]:
-    """(matched_by, name) candidates in priority order."""
+    """(matched_by, name) candidates in priority order: the flow's own names (SNI, CONNECT target, HTTP
+    Host) when it has any, else the DNS answers that named its server's address. The DNS names of an
+    address a CDN shares (captive.apple.com and mesu.apple.com) say nothing about a flow that names its
+    server itself, and nothing about a flow to DNS itself."""
     out: list[tuple[str, str]] = []
     if f.sni:
         out.append(("sni", f.sni))
@@ -115,9 +124,39 @@ def evidence_names(f: FlowRecord) -> list[tuple[str, str]]:
         out.append(("connect", f.connect_host))
     if f.http_host:
         out.append(("http_host", f.http_host))
-    for n in f.dns_names:
-        out.append(("dns", n))
+    if not out and not to_dns(f):
+        for n in f.dns_names:
+            out.append(("dns", n))
     return out
+
+
+# the binary provider API's hosts (gateway: notifications on 2195, feedback: 2196), retired in 2021
+LEGACY_APNS_HOSTS = frozenset({
+    "gateway.push.apple.com", "gateway.sandbox.push.apple.com", "feedback.push.apple.com",
+    "feedback.sandbox.push.apple.com",
+})  # fmt: skip
+LEGACY_APNS_PORTS = frozenset({2195, 2196})
+
+
+def _legacy_apns(names: list[tuple[str, str]], index: RuleIndex, tgt: Target, hits,
+                 prefer: tuple[str, ...]) -> Classification | None:  # fmt: skip
+    """A flow named as the binary APNs gateway on 2195/2196, whatever its address (through a proxy, or
+    an address outside 17.0.0.0/8): the legacy rule that lists the port, or, when no loaded ruleset lists
+    it, the vendor of the name without a rule (the APNs rule's ports are not met)."""
+    if tgt.port not in LEGACY_APNS_PORTS or tgt.transport != "tcp":
+        return None
+    by, name = next(((b, n) for b, n in names if n.lower().rstrip(".") in LEGACY_APNS_HOSTS), (None, None))
+    if name is None:
+        return None
+    legacy = [r for r in index.rules if r.legacy and r.app_protocol == "apns-binary" and r.port_ok(tgt.port, "tcp")]
+    if legacy:
+        r = _prefer(legacy, prefer)
+        return Classification(r.vendor, r.id, r.service, by, name, "exact", VERDICT_LEGACY,
+                              f"{by} {name} is the binary APNs provider gateway on tcp/{tgt.port} "
+                              f"(listed by {r.id}){_also(legacy, r)}")  # fmt: skip
+    vendor = hits[0].rule.vendor if hits else None
+    return Classification(vendor, None, "binary APNs provider API (legacy)", by, name, "exact", VERDICT_LEGACY,
+                          f"{by} {name} is the binary APNs provider gateway on tcp/{tgt.port}")  # fmt: skip
 
 
 def _verdict(rule: Rule) -> str:
@@ -170,8 +209,9 @@ def classify(f: FlowRecord, index: RuleIndex, prefer: tuple[str, ...] = ()) -> C
         # local proxy's CONNECT is classified by its target, like any proxied flow)
         return Classification(None, None, None, "none", None, "none", VERDICT_LOCAL,
                               "loopback: the traffic never left the host")  # fmt: skip
+    names = evidence_names(f)
     name_hits = []
-    for by, name in evidence_names(f):
+    for by, name in names:
         for hit in index.match_name(name):
             name_hits.append((by, name, hit))
     # 1. a name match on a listed port (best evidence, then best confidence, then preferred vendor)
@@ -191,8 +231,11 @@ def classify(f: FlowRecord, index: RuleIndex, prefer: tuple[str, ...] = ()) -> C
             why += f" (HTTP/3 over QUIC on udp/{tgt.port}; the rule lists tcp/{tgt.port})"
         return Classification(rule.vendor, rule.id, rule.service, by, name, hit.confidence, _verdict(rule), why)
     # 2. the server address is in a documented network on a listed port (proxied flows: unknown address)
+    # a named flow whose names no host rule lists on its port is the vendor's by its address, not one of
+    # the vendor's services: only each vendor's network-wide rules (Apple's 17/8) judge it, never a
+    # service's block (gateway.icloud.com in 17.248.128.0/18 is not notarization)
     addr = tgt.address
-    ip_rules = index.match_ip(addr) if addr else ()
+    ip_rules = (index.match_ip_wide(addr) if names else index.match_ip(addr)) if addr else ()
     if not name_hits:
         listed = by_address(ip_rules, tgt)
         if listed:
@@ -211,6 +254,9 @@ def classify(f: FlowRecord, index: RuleIndex, prefer: tuple[str, ...] = ()) -> C
             r = _prefer(listed, prefer)
             return Classification(r.vendor, r.id, r.service, "cidr", name, "cidr", _verdict(r),
                                   f"{addr} is in {_networks(r)}{_also(listed, r)}; {by} {name}")  # fmt: skip
+        legacy = _legacy_apns(names, index, tgt, [h for _b, _n, h in name_hits], prefer)
+        if legacy is not None:
+            return legacy
         return Classification(
             hit.rule.vendor, hit.rule.id, hit.rule.service, by, name, hit.confidence, VERDICT_UNLISTED_PORT,
             f"{by} {name} matches {hit.pattern} but {tgt.transport}/{tgt.port} is not listed "
@@ -249,7 +295,8 @@ def satisfied_rules(f: FlowRecord, index: RuleIndex) -> list[Rule]:
     out: dict[str, Rule] = {}
     named = False
     h3 = f.app_protocol == "quic" and tgt.transport == "udp"
-    for _by, name in evidence_names(f):
+    names = evidence_names(f)
+    for _by, name in names:
         hits = index.match_name(name)
         # an unfilled tenant pattern loses to an exact match, not to a wildcard: acme.jamfcloud.com is the
         # tenant's Jamf Cloud ({instance}.jamfcloud.com) even though *.jamfcloud.com also matches it
@@ -260,6 +307,8 @@ def satisfied_rules(f: FlowRecord, index: RuleIndex) -> list[Rule]:
             if hit.rule.port_ok(tgt.port, tgt.transport) or (h3 and quic_as_https(hit.rule, tgt.port)):
                 out.setdefault(hit.rule.id, hit.rule)
     if not named and tgt.address:
-        for r in by_address(index.match_ip(tgt.address), tgt):
+        # a flow with a name of its own that no host rule knows meets only a vendor's network-wide rule
+        ip_rules = index.match_ip_wide(tgt.address) if names else index.match_ip(tgt.address)
+        for r in by_address(ip_rules, tgt):
             out.setdefault(r.id, r)
     return list(out.values())

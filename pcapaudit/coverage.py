@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from pcapaudit.classify import VERDICT_UNLISTED_PORT, satisfied_rules
+from pcapaudit.classify import VERDICT_UNLISTED_PORT, flow_target, satisfied_rules
 from pcapaudit.model import (
     Classification,
     CoverageRow,
@@ -24,7 +24,7 @@ from pcapaudit.model import (
     process_label,
 )
 from pcapaudit.rules.matcher import RuleIndex
-from pcapaudit.rules.schema import RuleBook
+from pcapaudit.rules.schema import Rule, RuleBook
 
 LEVELS = ("required", "recommended")
 REACHED_STATES = {"established", "closed", "closing", "reset", "reply", "midstream"}
@@ -61,6 +61,7 @@ class CoverageTracker:
         self.unavailable: dict[str, int] = defaultdict(int)
         self.processes: dict[str, set[str]] = defaultdict(set)
         self.vendors_seen: list[str] = []
+        self._sibling_cache: dict[str, tuple[Rule, ...]] = {}
 
     def _uid(self, rid: str, item: tuple[float, str]) -> None:
         """Keep the MAX_UIDS earliest flows of a rule: the same ones whatever the order flows end in or the
@@ -91,10 +92,32 @@ class CoverageTracker:
         """Every rule this flow satisfies (several rules may describe one destination). A flow to a known
         host on a port its rule does not list satisfies nothing: NTP over TCP is not the NTP requirement
         met, nor APNs on 2195 the APNs one."""
-        ids = {r.id for r in satisfied_rules(f, self.index)}
+        met = satisfied_rules(f, self.index)
+        ids = {r.id for r in met}
         if cls.rule_id and cls.verdict != VERDICT_UNLISTED_PORT:
             ids.add(cls.rule_id)
+        if met:
+            tgt = flow_target(f)
+            for r in met:
+                for s in self._siblings(r):
+                    if s.port_ok(tgt.port, tgt.transport):
+                        ids.add(s.id)
         return frozenset(ids)
+
+    def _siblings(self, rule: Rule) -> tuple[Rule, ...]:
+        """The network-only rules (no hosts) of ``rule``'s vendor that implement a seed row ``rule`` also
+        implements: one requirement written twice, once by host (Google's mtalk.google.com) and once by
+        network (FCM 5228-5230 to AS15169). A flow that meets the host rule meets the requirement, even
+        through a proxy where its address says nothing."""
+        hit = self._sibling_cache.get(rule.id)
+        if hit is None:
+            rows = set(rule.rows)
+            hit = self._sibling_cache[rule.id] = tuple(
+                r for r in self.index.rules
+                if r.vendor == rule.vendor and r.id != rule.id and not r.hosts and (r.cidrs or r.asns)
+                and rows & set(r.rows)
+            ) if rule.hosts else ()  # fmt: skip
+        return hit
 
     def flow(self, f: FlowRecord, cls: Classification, rules: frozenset[str]) -> None:
         """Account a finished flow."""
@@ -144,8 +167,11 @@ class CoverageTracker:
             self._uid(rid, (tx.ts, tx.uid))
 
     def finding(self, fd: Finding, rules: frozenset[str]) -> None:
-        """Account a finding for every rule of the flow or name it is about."""
-        if fd.rule_id:
+        """Account a finding for every rule the flow or name it is about counted for: a flow's finding
+        does not reach a rule the flow did not count for (an APNs host on an unlisted port says nothing
+        about the APNs row). A finding with no flow or name of the capture behind it (an ICMP error for a
+        flow the capture does not hold) goes to its own rule."""
+        if fd.rule_id and fd.uid is None:
             rules = rules | {fd.rule_id}
         for rid in rules:
             if fd.kind is FindingKind.BLOCKED:
@@ -200,7 +226,7 @@ class CoverageTracker:
                 continue
             rch = r.id in self.reached
             blk = bool(self.blocked.get(r.id))
-            icp = bool(self.intercepted.get(r.id))
+            icp = bool(self.intercepted.get(r.id)) and nflows > 0  # interception is seen on flows only
             if icp:
                 status = "intercepted"
             elif blk and rch:

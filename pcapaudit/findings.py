@@ -23,6 +23,7 @@ from pcapaudit.classify import (
     VERDICT_UNLISTED_PORT,
     flow_target,
     is_multicast_or_broadcast,
+    to_dns,
 )
 from pcapaudit.decode import icmp as icmpmod
 from pcapaudit.decode.tls import ALERT_NAMES, CERT_REJECT_ALERTS
@@ -182,7 +183,7 @@ def _f(kind, sev, code, flow: FlowRecord | None, cls: Classification | None, rul
 def flow_name(f: FlowRecord, cls: Classification | None) -> str:
     """The best name for a flow's destination (SNI, CONNECT target, Host, DNS, or the address)."""
     return (cls.matched_name if cls and cls.matched_name else None) or f.sni or f.connect_host or f.http_host or (
-        f.dns_name
+        f.dns_name if not to_dns(f) else None  # a resolver is not named by what it answered
     ) or f.dst_ip
 
 
@@ -394,6 +395,12 @@ def _family_listed(ip: str, cidrs) -> bool:
     return any((":" in c) == v6 for c in cidrs)
 
 
+def server_answered(f: FlowRecord) -> bool:
+    """The server side answered: a payload from it, or (TCP) its SYN-ACK (``h`` in the history). A RST
+    refusing the SYN is no answer."""
+    return f.payload_s2c > 0 or (f.transport is Transport.TCP and "h" in f.history)
+
+
 def _intercepted(f, cls, rule, ctx, name, where, ident) -> Iterator[FindingDraft]:
     vendor_flow = rule is not None and cls.matched_by in ("sni", "connect", "http_host", "dns", "cidr")
     # a rule that allows inspection is not protected by naming its usual issuers: an inspection CA there is
@@ -402,6 +409,15 @@ def _intercepted(f, cls, rule, ctx, name, where, ident) -> Iterator[FindingDraft
     tls_seen = f.sni is not None or f.tls_handshake is not None
     ev = {"sni": f.sni, "tls_version": f.tls_server_version or f.tls_version, "handshake": f.tls_handshake}
     leaf = f.certs[0] if f.certs else None
+    # a DNS filter's block page: the name resolved to the filter's server, which presents a certificate
+    # for another name. Said in the message, so the engineer looks at the DNS filter, not for a proxy
+    block_page = ""
+    if leaf is not None and f.sni and not flow_target(f).via_proxy and (leaf.san or leaf.subject_cn) and (
+        not _cert_names(leaf, f.sni) and f.dst_ip in ctx.dnsmap.addresses(f.sni)
+    ):
+        block_page = (f"; the DNS answer for {f.sni} led here ({f.dst_ip}): a DNS filter's block page? "
+                      "check the DNS filter, not only for a proxy")  # fmt: skip
+        ev["dns_answer"] = f.dst_ip
     if leaf is not None:
         ev.update(issuer=leaf.issuer, subject=leaf.subject, cert_sha256=leaf.sha256)
         inspection = ctx.inspection_product(leaf)
@@ -417,7 +433,7 @@ def _intercepted(f, cls, rule, ctx, name, where, ident) -> Iterator[FindingDraft
                        else "self-signed" if leaf.self_signed
                        else f"not one of the expected '{set_name}' issuers")  # fmt: skip
                 yield _f(INTERCEPTED, Severity.HIGH, "issuer_mismatch", f, cls, rule, where,
-                         f"{where}: certificate issued by {leaf.issuer_cn or leaf.issuer} ({why})", ev,
+                         f"{where}: certificate issued by {leaf.issuer_cn or leaf.issuer} ({why}){block_page}", ev,
                          f"intercepted:issuer|{ident}|{leaf.issuer}")  # fmt: skip
         elif inspection and tls_seen:
             yield _f(INTERCEPTED, Severity.LOW, "inspection_ca_seen", f, cls, rule, where,
@@ -438,7 +454,8 @@ def _intercepted(f, cls, rule, ctx, name, where, ident) -> Iterator[FindingDraft
         if name and leaf.subject_cn is not None or leaf.san:
             if name and not _cert_names(leaf, name):
                 yield _f(INTERCEPTED, Severity.HIGH if protected else Severity.LOW, "certificate_name_mismatch", f, cls,
-                         rule, where, f"{where}: the certificate ({', '.join(leaf.san[:3]) or leaf.subject_cn}) does not name {name}",
+                         rule, where, f"{where}: the certificate ({', '.join(leaf.san[:3]) or leaf.subject_cn}) does not name {name}"
+                         f"{block_page}",
                          ev, f"intercepted:name|{name}|{leaf.sha256}")  # fmt: skip
         now = _iso(f.ts) if f.ts else None
         if leaf.not_after and now and leaf.not_after < now:
@@ -469,9 +486,13 @@ def _intercepted(f, cls, rule, ctx, name, where, ident) -> Iterator[FindingDraft
     # CONNECT to an IP literal (through a proxy to a name, the flow's address is the proxy's); and only
     # against the vendor's networks of its address family (the documents give Apple's 17.0.0.0/8 and no
     # IPv6 block: an IPv6 APNs server is neither in nor out of range)
+    # Only a server that answered (its SYN-ACK, or its payload) was "served from" an address: a SYN refused
+    # by RST or never answered says where the client went, not who serves the name (the blocked finding
+    # says the rest)
     server = flow_target(f).address
     if (vendor_flow and server and rule.server_cidrs and cls.matched_by in ("sni", "dns", "http_host")
-            and _family_listed(server, rule.server_cidrs) and not ip_in(server, rule.server_cidrs)):  # fmt: skip
+            and server_answered(f) and _family_listed(server, rule.server_cidrs)
+            and not ip_in(server, rule.server_cidrs)):  # fmt: skip
         yield _f(INTERCEPTED, Severity.HIGH, "server_outside_vendor_range", f, cls, rule, where,
                  f"{where}: {name} is served from {server}, outside {', '.join(rule.server_cidrs)}",
                  {**ev, "server_ip": server, "expected": ", ".join(rule.server_cidrs)},

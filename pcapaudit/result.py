@@ -157,12 +157,14 @@ class AuditResult:
         return max(sev) if sev else None
 
     def summary(self) -> dict:
-        """Counters for the header and JSON ``stats``."""
+        """Counters for the header and JSON ``stats``. ``findings_by_kind`` counts the findings above info
+        severity; info notes are counted under ``findings_by_severity`` only."""
         s = self.stats
         by_kind: dict[str, int] = {}
         by_sev: dict[str, int] = {}
         for f, _ in self.finding_records:
-            by_kind[f.kind.value] = by_kind.get(f.kind.value, 0) + 1
+            if f.severity > Severity.INFO:  # an info note (evidence_unavailable) is no blocked or intercepted flow
+                by_kind[f.kind.value] = by_kind.get(f.kind.value, 0) + 1
             by_sev[f.severity.name.lower()] = by_sev.get(f.severity.name.lower(), 0) + 1
         return {
             "sources": list(s.sources),

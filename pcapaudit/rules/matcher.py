@@ -59,6 +59,7 @@ class RuleIndex:
         self._span = {4: _union(self.nets4), 6: _union(self.nets6)}
         self._name_cache = lru_cache(maxsize=65536)(self._match_name)
         self._ip_cache = lru_cache(maxsize=65536)(self._match_ip)
+        self._wide_cache = lru_cache(maxsize=65536)(self._match_ip_wide)
 
     # -- building --------------------------------------------------------------------------------
     def _fill(self, r: Rule, pattern: str) -> tuple[str, bool] | None:
@@ -139,23 +140,41 @@ class RuleIndex:
         return self._ip_cache(ip)
 
     def _match_ip(self, ip: str) -> tuple[Rule, ...]:
+        return tuple(r for _size, r in self._sized(ip))
+
+    def match_ip_wide(self, ip: str) -> tuple[Rule, ...]:
+        """Of the rules whose networks contain ``ip``, each vendor's network-wide ones: those whose network
+        holding the address is the widest that vendor's rules give (Apple's 17.0.0.0/8, not the
+        notarization 17.248.128.0/18 inside it). What an address says of a flow whose name no host rule
+        knows: it is the vendor's, not which of its services."""
+        return self._wide_cache(ip)
+
+    def _match_ip_wide(self, ip: str) -> tuple[Rule, ...]:
+        sized = self._sized(ip)
+        widest: dict[str, int] = {}
+        for size, r in sized:
+            widest[r.vendor] = max(widest.get(r.vendor, 0), size)
+        return tuple(r for size, r in sized if size == widest[r.vendor])
+
+    def _sized(self, ip: str) -> list[tuple[int, Rule]]:
+        """(size of the smallest network of the rule that holds ``ip``, rule), most specific first."""
         parsed = ip_int(ip)
         if parsed is None:
-            return ()
+            return []
         version, v = parsed
         starts, ends = self._span[version]
         i = bisect.bisect_right(starts, v) - 1
         if i < 0 or v > ends[i]:  # outside every network (most addresses): no scan of the list
-            return ()
+            return []
         nets = self.nets4 if version == 4 else self.nets6
         found = sorted(((hi - lo, r) for lo, hi, r in nets if lo <= v <= hi), key=lambda x: x[0])
         seen: set[str] = set()
         out = []
-        for _, r in found:
+        for size, r in found:
             if r.id not in seen:
                 seen.add(r.id)
-                out.append(r)
-        return tuple(out)
+                out.append((size, r))
+        return out
 
     def match_port(self, transport: str, port: int) -> tuple[Rule, ...]:
         """Rules without hosts or networks that list this port."""
