@@ -1651,3 +1651,50 @@ fn pipeline_matches_python_on_whole_captures() {
         assert!(s.not_ip <= s.packets - s.decoded);
     }
 }
+
+/// Rough throughput of decode + dedup + flows + deep on Ethernet/IPv4/TCP frames of 20,000 connections
+/// (run with --release --ignored --nocapture).
+#[test]
+#[ignore = "benchmark"]
+fn bench_pipeline() {
+    let n = 2_000_000usize;
+    let mut b = PacketBatch::default();
+    let mut batches = Vec::new();
+    for i in 0..n {
+        let k = (i % 20_000) as u32;
+        let mut fr = vec![0u8; 14 + 20 + 20 + 100];
+        fr[12] = 0x08;
+        let ip = &mut fr[14..34];
+        ip[0] = 0x45;
+        ip[2..4].copy_from_slice(&140u16.to_be_bytes());
+        ip[8] = 64;
+        ip[9] = 6;
+        ip[12..16].copy_from_slice(&(0x0A00_0000 + k).to_be_bytes());
+        ip[16..20].copy_from_slice(&[17, 57, 146, 20]);
+        let tcp = &mut fr[34..54];
+        tcp[0..2].copy_from_slice(&(40000 + (k % 20000) as u16).to_be_bytes());
+        tcp[2..4].copy_from_slice(&443u16.to_be_bytes());
+        tcp[4..8].copy_from_slice(&((i / 20_000) as u32 * 100).to_be_bytes());
+        tcp[12] = 0x50;
+        tcp[13] = 0x18;
+        b.off.push(b.buf.len());
+        b.caplen.push(fr.len() as u32);
+        b.wirelen.push(fr.len() as u32);
+        b.ts.push(i as f64 * 1e-5);
+        b.linktype.push(1);
+        b.buf.extend_from_slice(&fr);
+        if b.buf.len() >= 8 << 20 {
+            batches.push(std::mem::take(&mut b));
+        }
+    }
+    batches.push(b);
+    let mut eng = Engine::default();
+    let t0 = std::time::Instant::now();
+    for b in &batches {
+        eng.process_batch(b, &[], &[]);
+        let _ = eng.take_flows();
+    }
+    eng.flush();
+    let dt = t0.elapsed().as_secs_f64();
+    eprintln!("{:.0} packets/s, {} flows", n as f64 / dt, eng.stats().flows_emitted);
+}
