@@ -1235,6 +1235,18 @@ impl Engine {
     pub fn flush(&mut self) {
         self.icmp_errors();
         self.expire(self.now, true);
+        // Auditor.flush_all: fragments whose datagram never completed
+        let n = self.decoder.expired_fragments() + self.decoder.held_datagrams() as u64;
+        if n > 0 {
+            let ts = self.stats.last_ts;
+            self.weird(Weird {
+                ts,
+                name: "incomplete_ip_datagram".into(),
+                uid: None,
+                detail: format!("{n} fragmented datagram(s) never completed"),
+                count: 1,
+            });
+        }
     }
 
     /// Turn a finished flow into its record, weirds and unanswered DNS queries, and free its slot (`_emit`).

@@ -1696,5 +1696,9 @@ fn bench_pipeline() {
     }
     eng.flush();
     let dt = t0.elapsed().as_secs_f64();
-    eprintln!("{:.0} packets/s, {} flows", n as f64 / dt, eng.stats().flows_emitted);
+    eprintln!(
+        "{:.0} packets/s, {} flows",
+        n as f64 / dt,
+        eng.stats().flows_emitted
+    );
 }
