@@ -128,7 +128,7 @@ impl Run {
     }
 }
 
-/// A full TCP session as tests/craft.py's `tcp_session` builds it (client data, server data, FIN both).
+/// A full TCP session as tests/craft.py's `tcp_session` builds it (handshake, alternating payloads, FIN both).
 fn session(
     r: &mut Run,
     c: &str,
@@ -150,13 +150,16 @@ fn session(
     cs += 1;
     ss += 1;
     step(r, tcp(c, cport, s, sport, "A", cs, b""));
-    for d in cdata {
-        step(r, tcp(c, cport, s, sport, "PA", cs, d));
-        cs += d.len() as u32;
-    }
-    for d in sdata {
-        step(r, tcp(s, sport, c, cport, "PA", ss, d));
-        ss += d.len() as u32;
+    // alternating client/server payloads, as tests/craft.py's tcp_session
+    for i in 0..cdata.len().max(sdata.len()) {
+        if let Some(d) = cdata.get(i).filter(|d| !d.is_empty()) {
+            step(r, tcp(c, cport, s, sport, "PA", cs, d));
+            cs += d.len() as u32;
+        }
+        if let Some(d) = sdata.get(i).filter(|d| !d.is_empty()) {
+            step(r, tcp(s, sport, c, cport, "PA", ss, d));
+            ss += d.len() as u32;
+        }
     }
     step(r, tcp(c, cport, s, sport, "FA", cs, b""));
     step(r, tcp(s, sport, c, cport, "FA", ss, b""));
@@ -1701,4 +1704,76 @@ fn bench_pipeline() {
         n as f64 / dt,
         eng.stats().flows_emitted
     );
+}
+
+/// A proxy CONNECT answered 407, sent again with credentials, answered 200, then the tunnel's TLS; and a
+/// plain GET whose response head is cut after the status line (values from the Python engine).
+#[test]
+fn http_connect_rounds_and_the_tunnels_sni() {
+    let ch = hex::decode(
+        "160301005a0100005603031111111111111111111111111111111111111111111111111111111111111111000004130113020100\
+         002900000013001100000e67646d662e6170706c652e636f6d001000050003026832002b00050403040303",
+    )
+    .unwrap();
+    let c1: &[u8] = b"CONNECT gdmf.apple.com:443 HTTP/1.1\r\nHost: gdmf.apple.com:443\r\n\r\n";
+    let c2: &[u8] =
+        b"CONNECT gdmf.apple.com:443 HTTP/1.1\r\nHost: gdmf.apple.com:443\r\nProxy-Authorization: Basic eA==\r\n\r\n";
+    let s1: &[u8] = b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 5\r\n\r\nxxxxx";
+    let s2: &[u8] = b"HTTP/1.1 200 Connection established\r\n\r\n";
+    let mut r = Run::new(EngineConfig::default());
+    session(
+        &mut r,
+        C,
+        "10.0.0.3",
+        50000,
+        3128,
+        1.0,
+        &[c1, c2, &ch],
+        &[s1, s2],
+    );
+    session(
+        &mut r,
+        C,
+        "10.0.0.3",
+        50001,
+        80,
+        2.0,
+        &[b"GET /x HTTP/1.1\r\nHost: example.com\r\n\r\n"],
+        &[b"HTTP/1.1 301 Moved\r\n"],
+    );
+    let (flows, ..) = r.finish();
+    let f = &flows[0];
+    assert_eq!(
+        (
+            f.http_method.as_deref(),
+            f.http_status,
+            f.connect_host.as_deref(),
+            f.connect_port
+        ),
+        (
+            Some("CONNECT"),
+            Some(200),
+            Some("gdmf.apple.com"),
+            Some(443)
+        )
+    );
+    assert_eq!(
+        (f.sni.as_deref(), f.app_protocol.as_deref()),
+        (Some("gdmf.apple.com"), Some("http-connect"))
+    );
+    assert_eq!(
+        f.tls_handshake.as_deref(),
+        Some("silence_after_client_hello")
+    );
+    let g = &flows[1];
+    assert_eq!(
+        (
+            g.http_method.as_deref(),
+            g.http_host.as_deref(),
+            g.http_uri.as_deref(),
+            g.http_status
+        ),
+        (Some("GET"), Some("example.com"), Some("/x"), Some(301))
+    );
+    assert_eq!(g.app_protocol.as_deref(), Some("http"));
 }
