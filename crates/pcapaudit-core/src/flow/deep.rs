@@ -9,6 +9,7 @@ use crate::proto::http::{self, HttpRequest};
 use crate::proto::quic::QuicClientState;
 use crate::proto::tls::TlsStream;
 use crate::{ParseError, ParseResult};
+use std::collections::HashMap;
 
 use super::reassembly::Stream;
 
@@ -20,14 +21,11 @@ pub const DNS_TCP_CAP: usize = 256 * 1024;
 pub const TLS_CLIENT_RECORDS: usize = 3;
 pub const TLS_SERVER_RECORDS: usize = 64;
 pub const MAX_HTTP_ROUNDS: u32 = 4;
-/// `http.MAX_HEAD`
-pub const HTTP_MAX_HEAD: usize = 16 * 1024;
-/// `tls.CERT_REJECT_ALERTS`: the client did not accept the chain
-pub const CERT_REJECT_ALERTS: [u8; 6] = [42, 43, 44, 45, 46, 48];
+pub use crate::proto::http::MAX_HEAD as HTTP_MAX_HEAD;
+pub use crate::proto::tls::CERT_REJECT_ALERTS;
 pub const MAX_DNS_PENDING: usize = 4096;
 pub const MAX_WEIRDS: usize = 32;
-const QUIC_V1: u32 = 0x0000_0001;
-const QUIC_V2: u32 = 0x6B33_43CF;
+use crate::proto::quic::{V1 as QUIC_V1, V2 as QUIC_V2};
 
 pub fn is_dns_port(p: u16) -> bool {
     matches!(p, 53 | 5353 | 5355)
@@ -50,8 +48,8 @@ pub struct DnsEvent {
     pub side: usize,
 }
 
-/// A stored query: ((trans id, question bytes), (ts, side, the whole query)).
-pub type PendingQuery = ((u16, Vec<u8>), (f64, usize, Vec<u8>));
+/// A stored query by (trans id, question bytes): (arrival order, ts, side, the whole query).
+pub type PendingQueries = HashMap<(u16, Vec<u8>), (u64, f64, usize, Vec<u8>)>;
 
 /// One TLS alert: (side, level, description, after the server's hello, packet number).
 pub type Alert = (usize, u8, u8, bool, u64);
@@ -73,7 +71,8 @@ pub struct DeepState {
     pub connect: bool,
     pub quic: Option<Box<QuicClientState>>,
     /// (trans id, question bytes) -> (ts, side, query), in arrival order
-    pub dns_pending: Vec<PendingQuery>,
+    pub dns_pending: PendingQueries,
+    pending_seq: u64,
     /// (type, code, reporter, ipver)
     pub icmp: Vec<(u8, u8, String, u8)>,
     pub weirds: Vec<(f64, &'static str, String)>,
@@ -85,25 +84,7 @@ pub struct DeepState {
     pub udp_app: Option<&'static str>,
 }
 
-/// `dns.question_end`: end offset of the first question (uncompressed name + type + class).
-pub fn question_end(msg: &[u8]) -> Option<usize> {
-    let n = msg.len();
-    if n < 17 || (msg[4] == 0 && msg[5] == 0) {
-        return None;
-    }
-    let mut p = 12;
-    while p < n {
-        let ln = msg[p] as usize;
-        if ln == 0 {
-            return if p + 5 <= n { Some(p + 5) } else { None };
-        }
-        if ln & 0xC0 != 0 {
-            return None;
-        }
-        p += ln + 1;
-    }
-    None
-}
+pub use crate::proto::dns::question_end;
 
 impl DeepState {
     pub fn new(proto: u8, client_port: u16, server_port: u16) -> DeepState {
@@ -352,21 +333,21 @@ impl DeepState {
                     return;
                 }
                 let head = &data[start..data.len().min(start + HTTP_MAX_HEAD)];
-                if !head.starts_with(b"HTTP/") {
-                    // Python's parse_status raises "not an HTTP response"
-                    if self.http_status.is_none() {
-                        self.weird(0.0, "http_malformed", "not an HTTP response".to_string());
+                let (status, head_len) = match http::try_parse_status(head) {
+                    Ok(r) => r,
+                    Err(ParseError::Incomplete) => return,
+                    Err(e) => {
+                        if self.http_status.is_none() {
+                            self.weird(0.0, "http_malformed", e.to_string());
+                        }
+                        self.done[side] = true;
+                        return;
                     }
-                    self.done[side] = true;
-                    return;
-                }
-                let Some((status, head_len)) = http::parse_status(head) else {
-                    return;
                 };
                 let challenge = self.connect && matches!(status, 401 | 407);
-                if challenge && head_len == 0 {
-                    return; // the head is not complete (Python's -1): its Content-Length is still to come
-                }
+                let Some(head_len) = head_len.or(if challenge { None } else { Some(0) }) else {
+                    return; // the head is not complete: its Content-Length says where the next response starts
+                };
                 if self.http_status.is_some() {
                     self.http_rounds += 1;
                 }
@@ -378,6 +359,7 @@ impl DeepState {
                     self.tls_off[SERVER] = start.saturating_add(head_len).saturating_add(body);
                     continue;
                 }
+                // head_len 0: only the status line has arrived (Python's -1)
                 if !(self.connect && status == 200 && head_len > 0) {
                     self.done[side] = true;
                     return;
@@ -401,8 +383,14 @@ impl DeepState {
 
     fn http_request(&mut self, data: &[u8], off: usize) -> bool {
         let end = data.len().min(off.saturating_add(HTTP_MAX_HEAD));
-        let Some(req) = data.get(off..end).and_then(http::parse_request) else {
-            return false;
+        let req = match http::try_parse_request(data.get(off..end).unwrap_or(&[])) {
+            Ok(r) => r,
+            Err(ParseError::Incomplete) => return false,
+            Err(e) => {
+                self.weird(0.0, "http_malformed", e.to_string());
+                self.done[CLIENT] = true;
+                return false;
+            }
         };
         let head_len = req.head_len;
         let connect = req.method == "CONNECT";
@@ -480,12 +468,12 @@ impl DeepState {
         if payload.len() >= 12 && payload[2] & 0x80 == 0 && payload[2] & 0x78 == 0 {
             if let Some(qend) = question_end(payload) {
                 let id = (u16::from(payload[0]) << 8) | u16::from(payload[1]);
-                let q = &payload[12..qend];
-                if self.dns_pending.len() < MAX_DNS_PENDING
-                    && !self.dns_pending.iter().any(|(k, _)| k.0 == id && k.1 == q)
+                let key = (id, payload[12..qend].to_vec());
+                if self.dns_pending.len() < MAX_DNS_PENDING && !self.dns_pending.contains_key(&key)
                 {
+                    self.pending_seq += 1;
                     self.dns_pending
-                        .push(((id, q.to_vec()), (ts, side, payload.to_vec())));
+                        .insert(key, (self.pending_seq, ts, side, payload.to_vec()));
                 }
                 return;
             }
@@ -521,21 +509,16 @@ impl DeepState {
         let mut sent = None;
         if !self.dns_pending.is_empty() {
             if let Some(qend) = question_end(payload) {
-                let q = &payload[12..qend];
-                if let Some(i) = self
+                sent = self
                     .dns_pending
-                    .iter()
-                    .position(|(k, _)| k.0 == msg.trans_id && k.1 == q)
-                {
-                    sent = Some(self.dns_pending.remove(i).1);
-                }
+                    .remove(&(msg.trans_id, payload[12..qend].to_vec()));
             }
         }
         out.push(DnsEvent {
             msg: msg.clone(),
             qname,
             qtype,
-            q_ts: sent.map(|s| s.0),
+            q_ts: sent.map(|s| s.1),
             r_ts: ts,
             side,
         });
@@ -543,9 +526,10 @@ impl DeepState {
 
     /// (ts, side, query) of queries that never got a response, parsed now (`unanswered_queries`).
     pub fn unanswered_queries(&self) -> Vec<(f64, usize, DnsMessage)> {
-        self.dns_pending
-            .iter()
-            .filter_map(|(_, (ts, side, p))| dns::parse(p).ok().map(|m| (*ts, *side, m)))
+        let mut v: Vec<&(u64, f64, usize, Vec<u8>)> = self.dns_pending.values().collect();
+        v.sort_by_key(|e| e.0);
+        v.into_iter()
+            .filter_map(|(_, ts, side, p)| dns::parse(p).ok().map(|m| (*ts, *side, m)))
             .collect()
     }
 

@@ -29,7 +29,7 @@ use crate::decode::{Decoded, Decoder, Packet, QINQ};
 use crate::proto::dns::{self, DnsMessage};
 use crate::proto::icmp::{self, Quoted};
 use crate::proto::{quic, tls, x509};
-use crate::ParseResult;
+use crate::{ParseError, ParseResult};
 
 pub use dedup::InterfaceCopies;
 pub use deep::{DeepState, DnsEvent, CLIENT, SERVER};
@@ -151,9 +151,9 @@ pub struct OrphanIcmp {
     pub reporter: String,
 }
 
-/// An ICMP error about our flow that arrived in another partition's flow: (ts, ipver, type, code, quoted
-/// bytes, reporter, vlan).
-type ForeignIcmp = (f64, u8, u8, u8, Vec<u8>, String, i32);
+/// An ICMP error waiting for the end of its batch: (ts, ipver, type, code, the quoted packet or why it
+/// cannot be read, reporter address, vlan).
+type IcmpErr = (f64, u8, u8, u8, Result<Quoted, ParseError>, u128, i32);
 
 /// Canonical flow key: the lesser (address, port) endpoint first, VLAN tags included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -384,7 +384,10 @@ pub struct Engine {
     partitioner: Option<Partitioner>,
     batch: u64,
     new_flows: Vec<u32>,
-    foreign_icmp: Vec<ForeignIcmp>,
+    /// this batch's ICMP errors, interpreted once every flow of the batch has its slot (as Python's
+    /// `_deep_rows` sees them), then the ones about our flows another partition accounted
+    own_icmp: Vec<IcmpErr>,
+    foreign_icmp: Vec<IcmpErr>,
     dns_events: Vec<DnsEvent>,
     now: f64,
     batch_max_ts: f64,
@@ -452,6 +455,7 @@ impl Engine {
             partitioner,
             batch: 1,
             new_flows: Vec::new(),
+            own_icmp: Vec::new(),
             foreign_icmp: Vec::new(),
             dns_events: Vec::new(),
             now: 0.0,
@@ -498,6 +502,8 @@ impl Engine {
         if n == 0 {
             return;
         }
+        // packets are numbered over the whole run, as Python's `batches(first_index=auditor.packets)`
+        let base = self.stats.packets;
         // decode every frame first: Python feeds the batch's DNS answers to the DnsMap before any flow
         let mut decoder = std::mem::take(&mut self.decoder);
         let mut pkts: Vec<(usize, Packet<'_>)> = Vec::with_capacity(n);
@@ -506,7 +512,7 @@ impl Engine {
             match decoder.decode(batch.data(i), lt, ts) {
                 Decoded::Packet(p) => {
                     if let Some((name, detail)) = &p.weird {
-                        let d = format!("packet {}: {detail}", batch.first_index + i as u64 + 1);
+                        let d = format!("packet {}: {detail}", base + i as u64 + 1);
                         self.weird(Weird {
                             ts: Some(ts),
                             name: (*name).to_string(),
@@ -524,7 +530,7 @@ impl Engine {
                 Decoded::NotIp => self.stats.not_ip += 1,
                 Decoded::Fragment => self.stats.fragments += 1,
                 Decoded::Error(name, detail) => {
-                    let d = format!("packet {}: {detail}", batch.first_index + i as u64 + 1);
+                    let d = format!("packet {}: {detail}", base + i as u64 + 1);
                     self.weird(Weird {
                         ts: Some(ts),
                         name: name.to_string(),
@@ -581,7 +587,7 @@ impl Engine {
             .collect();
         let items: Vec<(f64, u64, &Packet<'_>)> = pkts
             .iter()
-            .map(|(i, p)| (batch.ts[*i], batch.first_index + *i as u64, p))
+            .map(|(i, p)| (batch.ts[*i], base + *i as u64, p))
             .collect();
         self.run_packets(&items, &ctxs, all_max);
         // Auditor.feed_batch's totals
@@ -652,7 +658,7 @@ impl Engine {
             self.feed_packet_inner(p, *t, *n, ctx, pr, status == 1);
         }
         if !any {
-            self.foreign_icmp_errors();
+            self.icmp_errors();
             if all_max > self.now {
                 self.now = all_max;
             }
@@ -677,7 +683,7 @@ impl Engine {
             status = self.own_rows(&[(ts, pktno, pkt)])[0];
         }
         if status == 0 {
-            self.foreign_icmp_errors();
+            self.icmp_errors();
             if ts > self.now {
                 self.now = ts;
             }
@@ -798,15 +804,15 @@ impl Engine {
             && icmp_error_type(p.ipver, p.icmp_type)
             && interpret_icmp
         {
-            self.icmp_error(
+            self.own_icmp.push((
                 ts,
                 p.ipver,
                 p.icmp_type as u8,
                 p.icmp_code.max(0) as u8,
-                &p.payload,
-                ip_str(p.ipver, p.src),
+                icmp::parse_quoted(&p.payload),
+                p.src,
                 p.vlan,
-            );
+            ));
         }
     }
 
@@ -1011,8 +1017,8 @@ impl Engine {
                     p.ipver,
                     p.icmp_type as u8,
                     p.icmp_code.max(0) as u8,
-                    p.payload.to_vec(),
-                    ip_str(p.ipver, p.src),
+                    Ok(q),
+                    p.src,
                     p.vlan,
                 ));
             } else if qk != k && parts[j] == k {
@@ -1022,9 +1028,16 @@ impl Engine {
         out
     }
 
-    fn foreign_icmp_errors(&mut self) {
-        for (ts, ver, t, c, payload, rep, vlan) in std::mem::take(&mut self.foreign_icmp) {
-            self.icmp_error(ts, ver, t, c, &payload, rep, vlan);
+    /// The batch's ICMP errors, then those queued by other partitions (`_deep_rows`' errors, then
+    /// `_foreign_icmp_errors`).
+    fn icmp_errors(&mut self) {
+        let mut own = std::mem::take(&mut self.own_icmp);
+        for (ts, ver, t, c, q, rep, vlan) in own.drain(..) {
+            self.icmp_error(ts, ver, t, c, q, rep, vlan);
+        }
+        self.own_icmp = own;
+        for (ts, ver, t, c, q, rep, vlan) in std::mem::take(&mut self.foreign_icmp) {
+            self.icmp_error(ts, ver, t, c, q, rep, vlan);
         }
     }
 
@@ -1038,11 +1051,11 @@ impl Engine {
         ipver: u8,
         itype: u8,
         icode: u8,
-        payload: &[u8],
-        reporter: String,
+        q: Result<Quoted, ParseError>,
+        reporter: u128,
         vlan: i32,
     ) {
-        let q = match icmp::parse_quoted(payload) {
+        let q = match q {
             Ok(q) => q,
             Err(e) => {
                 self.weird(Weird {
@@ -1055,6 +1068,7 @@ impl Engine {
                 return;
             }
         };
+        let reporter = ip_str(ipver, reporter);
         let Some(target) = self.find_slot(&q, vlan) else {
             self.stats.orphan_icmp += 1;
             self.orphans.push(OrphanIcmp {
@@ -1115,7 +1129,7 @@ impl Engine {
     /// What Python does after a batch's packets: ICMP errors queued by other partitions, naming the
     /// batch's new flows by the DNS answers seen up to their first packet, expiry.
     pub fn end_batch(&mut self) {
-        self.foreign_icmp_errors();
+        self.icmp_errors();
         for slot in std::mem::take(&mut self.new_flows) {
             let (_, _, _, server, ver) = self.sides(slot);
             if self.dnsmap.is_empty() {
@@ -1219,8 +1233,20 @@ impl Engine {
 
     /// End of input: emit every remaining flow (`flush`).
     pub fn flush(&mut self) {
-        self.foreign_icmp_errors();
+        self.icmp_errors();
         self.expire(self.now, true);
+        // Auditor.flush_all: fragments whose datagram never completed
+        let n = self.decoder.expired_fragments() + self.decoder.held_datagrams() as u64;
+        if n > 0 {
+            let ts = self.stats.last_ts;
+            self.weird(Weird {
+                ts,
+                name: "incomplete_ip_datagram".into(),
+                uid: None,
+                detail: format!("{n} fragmented datagram(s) never completed"),
+                count: 1,
+            });
+        }
     }
 
     /// Turn a finished flow into its record, weirds and unanswered DNS queries, and free its slot (`_emit`).
@@ -1795,8 +1821,7 @@ pub fn audit_reader(reader: &mut CaptureReader, cfg: EngineConfig) -> AuditOutpu
 /// Feed one reader's batches to an engine (without flushing), taking its output as it goes.
 pub fn run_reader(eng: &mut Engine, reader: &mut CaptureReader, out: &mut AuditOutput) {
     while let Some(batch) = reader.next_batch(8 << 20) {
-        let (ifn, procs) = (reader.ifnames.clone(), reader.processes.clone());
-        eng.process_batch(&batch, &ifn, &procs);
+        eng.process_batch(&batch, &reader.ifnames, &reader.processes);
         out.flows.extend(eng.take_flows());
         out.dns.extend(eng.take_dns());
         out.orphan_icmp.extend(eng.take_orphan_icmp());
