@@ -499,25 +499,6 @@ class Progress:
             sys.stderr.flush()
 
 
-# compressions pcapaudit does not read (gzip it does): the first bytes of such a file, and how to undo it
-COMPRESSIONS = ((bytes.fromhex("28b52ffd"), "zstd", "zstd -d"), (bytes.fromhex("fd377a585a00"), "xz", "xz -d"),
-                (b"BZh", "bz2", "bzip2 -d"), (bytes.fromhex("04224d18"), "lz4", "lz4 -d"))  # fmt: skip
-
-
-def check_compression(path: str) -> None:
-    """A one-line error naming the compression of a capture compressed other than with gzip (else the
-    reader would say "bad magic 0x28b52ffd")."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(6)
-    except OSError:
-        return  # the reader says why
-    for magic, name, tool in COMPRESSIONS:
-        if head.startswith(magic):
-            raise CaptureError(f"{path}: {name}-compressed; pcapaudit reads pcap, pcapng and gzip: decompress it "
-                               f"first ({tool} FILE, or {tool.split()[0]} -dc FILE | pcapaudit audit -)")  # fmt: skip
-
-
 def cmd_audit(args) -> int:
     """``pcapaudit audit``."""
     from pcapaudit.audit import Auditor
@@ -527,8 +508,6 @@ def cmd_audit(args) -> int:
     for spec in args.captures:
         if spec != "-" and not os.path.exists(spec):
             raise CaptureError(f"{spec}: no such file")
-        if spec != "-" and os.path.isfile(spec):
-            check_compression(spec)
     check_report_paths(args)
     jobs = _jobs(args)
     t0 = time.monotonic()
