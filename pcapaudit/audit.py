@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from pcapaudit.capture.pcapfile import CaptureFile, PacketBatch
-from pcapaudit.classify import address_scope, classify, is_multicast
-from pcapaudit.core import CoreEngine, open_capture
+from pcapaudit.classify import address_scope, classify, is_multicast, is_multicast_or_broadcast
+from pcapaudit.core import CoreEngine, flow_rows, open_capture, with_classification
 from pcapaudit.coverage import CoverageTracker, reached
 from pcapaudit.decode import FAST, Decoder
 from pcapaudit.decode import icmp as icmpmod
@@ -148,7 +148,7 @@ class Auditor:
         self.core: CoreEngine | None = None
         self._copies_count = 0
         if opts.engine == "core":
-            self.core = CoreEngine(self._flow, self._plain, self._dns, self.weirds.add, opts.engine_config,
+            self.core = CoreEngine(self._core_flows, self._dns, self.weirds.add, opts.engine_config,
                                    opts.partition)  # fmt: skip
             self.ctx.dnsmap = self.core.dnsmap  # type: ignore[assignment]  # the core's naming map
         else:
@@ -175,6 +175,9 @@ class Auditor:
         self._plain_cache: dict[tuple, tuple[bool, bool]] = {}
         self._dns_cache: dict[str | None, tuple[frozenset[str], object]] = {}  # query -> (rule ids, first rule)
         self._device_cache: dict[str, bool] = {}
+        self._match_ip_cache: dict[str, tuple] = {}  # address -> (in a rule's network, scope)
+        self._mcast_cache: dict[str, bool] = {}
+        self._quiet_cache: dict[tuple, tuple[bool, bool]] = {}  # pre-check key -> (quiet, reached)
 
     # -- streaming callbacks ---------------------------------------------------------------------
     def _cls_key(self, sni, connect_host, connect_port, http_host, abs_uri, dns_names, dst_ip, dst_port,
@@ -187,8 +190,13 @@ class Auditor:
         1,000 times, not 200,000 (tests/unit/test_findings.py checks the two keys agree).
         """
         if sni is None and connect_host is None and http_host is None and abs_uri is None and not dns_names:
-            if not self.index.match_ip(dst_ip):
-                return (None, address_scope(dst_ip), dst_port, transport)
+            m = self._match_ip_cache.get(dst_ip)
+            if m is None:
+                if len(self._match_ip_cache) > 100_000:
+                    self._match_ip_cache.clear()
+                m = self._match_ip_cache[dst_ip] = (bool(self.index.match_ip(dst_ip)), address_scope(dst_ip))
+            if not m[0]:
+                return (None, m[1], dst_port, transport)
         return (sni, connect_host, connect_port, http_host, abs_uri, dns_names, dst_ip, dst_port, transport,
                 app_protocol == "quic")  # fmt: skip
 
@@ -221,6 +229,131 @@ class Auditor:
             if fkey is None:
                 fkey = fold_key(rec.src_ip, rec.src_port, rec.dst_ip, rec.dst_port)
             self._finding(fd, rules, rec.src_ip, fkey)
+
+    def _core_flows(self, rb, tb) -> None:
+        """A batch of finished flows from the core: ``rb`` the records (nested columns), ``tb`` the same
+        rows as flows-table columns.
+
+        Nothing here is done once per flow in Python but cheap tuple building: classification runs once
+        per distinct destination key (the ``_cls_key`` cache), the no-finding pre-check (``quiet``) and
+        ``reached`` once per distinct combination of everything they read, and the flows table is the
+        core's columns plus the classification columns taken by key. Only the flows that may have a
+        finding (and, with ``on_flow``, every flow) become ``FlowRecord``s and go through the detectors.
+        """
+        n = rb.num_rows
+        if n == 0:
+            return
+        if self._on_flow is not None:  # live capture: every flow is shown as it ends
+            for row, plain in flow_rows(rb):
+                if plain:
+                    self._flow(FlowRecord(**row._asdict()), row)
+                else:
+                    self._flow(row)
+            return
+        c = tb.select(["sni", "connect_host", "connect_port", "http_host", "http_method", "http_uri", "dns_names",
+                       "dst_ip", "dst_port", "transport", "app_protocol", "src_ip", "src_port", "conn_state",
+                       "state", "pkts_s2c", "tls_handshake", "http_status", "tls_server_version", "cert_sha256",
+                       "tls_alerts", "icmp", "uid", "ts", "process", "eprocess"]).to_pydict()  # fmt: skip
+        index, ctx = self.index, self.ctx
+        cls_key, mcasts = self._cls_key, self._mcast_cache
+        devices = self._device_cache
+        keys, pkeys = [], []
+        for sni, ch, cp, hh, hm, hu, dn, dst, dport, tr, ap, src, sport, cs, st, ps, hs, hst, tsv, cert, al, ic in zip(
+            c["sni"], c["connect_host"], c["connect_port"], c["http_host"], c["http_method"], c["http_uri"],
+            c["dns_names"], c["dst_ip"], c["dst_port"], c["transport"], c["app_protocol"], c["src_ip"],
+            c["src_port"], c["conn_state"], c["state"], c["pkts_s2c"], c["tls_handshake"], c["http_status"],
+            c["tls_server_version"], c["cert_sha256"], c["tls_alerts"], c["icmp"],
+        ):  # fmt: skip
+            key = cls_key(sni, ch, cp, hh, hu if hm and hu and "://" in hu else None, dn, dst, dport, tr, ap)
+            if key[0] is None and len(key) == 4:  # unnamed, in no rule's network: keyed by scope, not address
+                mcast = mcasts.get(dst)
+                if mcast is None:
+                    if len(mcasts) > 100_000:
+                        mcasts.clear()
+                    mcast = mcasts[dst] = is_multicast_or_broadcast(dst)
+            else:
+                mcast = None
+            dev = devices.get(src)
+            if dev is None:
+                if len(devices) > 50_000:
+                    devices.clear()
+                dev = devices[src] = ctx.is_device(src)
+            keys.append(key)
+            pkeys.append((key, cs, st, ps == 0, sport in INFRA_PORTS, dport in INFRA_PORTS, ap, dev, hs, hst,
+                          tsv is None, cert is None, al is None, ic is None, mcast))  # fmt: skip
+        # one representative row per distinct pre-check key: classified and pre-checked on a real record
+        first: dict[tuple, int] = {}
+        for i, pk in enumerate(pkeys):
+            if pk not in first:
+                first[pk] = i
+        need = [i for pk, i in first.items() if pk not in self._quiet_cache or pk[0] not in self._cls_cache]
+        if need:
+            import pyarrow as pa
+
+            reps = flow_rows(rb.take(pa.array(need, type=pa.int64())))
+            for i, (row, plain) in zip(need, reps):
+                rec = FlowRecord(**row._asdict()) if plain else row
+                key = keys[i]
+                hit = self._cls_cache.get(key)
+                if hit is None:
+                    cls = classify(rec, self.index, self._prefer)
+                    hit = (cls, self.coverage.rules_for_flow(rec, cls))
+                    if len(self._cls_cache) > 20_000:
+                        self._cls_cache.clear()
+                    self._cls_cache[key] = hit
+                cls, _rules = hit
+                rule = ctx.rule(cls.rule_id)
+                if len(self._quiet_cache) > 50_000:
+                    self._quiet_cache.clear()
+                self._quiet_cache[pkeys[i]] = (
+                    quiet(rec, cls, rule, ctx) and not (rule is not None and rule.region), reached(rec))
+        # classification columns of the table, and the flows that need the detectors
+        cls_rows, loud = [], []
+        cov = self.coverage
+        for i, (key, pk, uid, ts, proc, eproc) in enumerate(zip(keys, pkeys, c["uid"], c["ts"], c["process"],
+                                                                 c["eprocess"])):  # fmt: skip
+            hit = self._cls_cache.get(key)
+            fast = self._quiet_cache.get(pk)
+            if hit is None or fast is None:  # a cache was cleared in between: the full path decides
+                loud.append(i)
+                cls_rows.append(None)
+                continue
+            cls, rules = hit
+            cls_rows.append(cls)
+            if not fast[0]:
+                loud.append(i)
+            elif rules or (cls.vendor and cls.vendor not in cov.vendors_seen):
+                cov.account(uid, ts, fast[1], cls, rules, process_label(proc, None, eproc))
+        if loud:
+            import pyarrow as pa
+
+            for i, (row, plain) in zip(loud, flow_rows(rb.take(pa.array(loud, type=pa.int64())))):
+                rec = FlowRecord(**row._asdict()) if plain else row
+                cls = self._detect(rec)
+                cls_rows[i] = cls
+        self.flows.add_batch(with_classification(tb, cls_rows))
+
+    def _detect(self, rec: FlowRecord) -> Classification:
+        """The full per-flow path without the table row: classification, checklist, detectors."""
+        key = self._cls_key(rec.sni, rec.connect_host, rec.connect_port, rec.http_host,
+                            rec.http_uri if rec.http_method and rec.http_uri and "://" in rec.http_uri else None,
+                            rec.dns_names, rec.dst_ip, rec.dst_port, rec.transport, rec.app_protocol)  # fmt: skip
+        hit = self._cls_cache.get(key)
+        if hit is None:
+            cls = classify(rec, self.index, self._prefer)
+            hit = (cls, self.coverage.rules_for_flow(rec, cls))
+            self._cls_cache[key] = hit
+        cls, rules = hit
+        self.coverage.flow(rec, cls, rules)
+        rule = self.ctx.rule(cls.rule_id)
+        if rule is not None and rule.region:
+            self._regional.append((rec, cls, rules))
+        fkey = None
+        for fd in detect_flow(rec, cls, self.ctx):
+            if fkey is None:
+                fkey = fold_key(rec.src_ip, rec.src_port, rec.dst_ip, rec.dst_port)
+            self._finding(fd, rules, rec.src_ip, fkey)
+        return cls
 
     def _plain(self, b: FlowBase) -> None:
         """A flow without application details (most DNS and NTP flows): when its destination is already

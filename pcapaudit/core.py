@@ -33,9 +33,14 @@ class CoreError(PcapAuditError):
     """A bug inside the compiled core (a Rust panic), reported as one line."""
 
 
-def open_capture(path: str) -> _core.Capture:
-    """Open a capture file (``-``: stdin) in the core; ``CaptureError`` with one line when it can't be."""
+def open_capture(path) -> _core.Capture:
+    """Open a capture file (``-``: standard input, as ``sys.stdin`` is at the time) in the core;
+    ``CaptureError`` with one line when it can't be."""
     try:
+        if path == "-":
+            import sys
+
+            return _core.Capture.from_file(sys.stdin.buffer, "<stdin>")
         return _core.Capture(path)
     except _core.CaptureError as e:
         raise CaptureError(str(e)) from None
@@ -105,6 +110,23 @@ def flow_rows(rb) -> Iterator[tuple[FlowRecord | FlowBase, bool]]:
         ), False  # fmt: skip
 
 
+CLASSIFICATION_COLUMNS = ("vendor", "rule_id", "service", "matched_by", "matched_name", "confidence", "verdict",
+                          "reason")  # fmt: skip
+
+
+def with_classification(tb, cls_rows: list):
+    """The flows-table batch of the core plus the classification columns (one ``Classification`` per row),
+    in ``FLOW_COLUMNS`` order."""
+    import pyarrow as pa
+
+    from pcapaudit.report.columns import FLOW_COLUMNS
+
+    extra = {name: pa.array([getattr(c, name) for c in cls_rows], type=pa.string()) for name in CLASSIFICATION_COLUMNS}
+    cols = {name: tb.column(i) for i, name in enumerate(tb.schema.names)}
+    cols.update(extra)
+    return pa.RecordBatch.from_arrays([cols[name] for name in FLOW_COLUMNS], names=list(FLOW_COLUMNS))
+
+
 def dns_rows(rb) -> Iterator[DnsTransaction]:
     """A DNS record batch -> DnsTransaction rows."""
     d = rb.to_pydict()
@@ -129,14 +151,15 @@ class CoreEngine:
 
     def __init__(
         self,
-        on_flow: Callable[[FlowRecord], None],
-        on_plain: Callable[[FlowBase], None],
+        on_flows: Callable,
         on_dns: Callable[[DnsTransaction], None],
         on_weird: Callable[[Weird], None],
         config,
         partition: tuple[int, int] | None = None,
     ):
-        self.on_flow, self.on_plain, self.on_dns, self.on_weird = on_flow, on_plain, on_dns, on_weird
+        """``on_flows(records, table)``: each batch of finished flows, as two Arrow record batches of the
+        same rows (``flow_rows`` turns the first into records; the second is the flows table's columns)."""
+        self.on_flows, self.on_dns, self.on_weird = on_flows, on_dns, on_weird
         cfg = {
             "idle_tcp": config.idle_tcp, "idle_udp": config.idle_udp, "idle_dns": config.idle_dns,
             "idle_dns_answered": config.idle_dns_answered, "close_delay": config.close_delay,
@@ -145,9 +168,9 @@ class CoreEngine:
         }  # fmt: skip
         self._core = _core.Engine(cfg)
 
-    def _call(self, what: str, f, *args):
+    def _call(self, what: str, f, *args, **kwargs):
         try:
-            return f(*args)
+            return f(*args, **kwargs)
         except _core.CoreError as e:
             raise CoreError(f"{what}: {e}") from None
 
@@ -180,9 +203,16 @@ class CoreEngine:
 
     def feed_batch(self, batch) -> None:
         """One batch of packets read elsewhere (live capture): a ``PacketBatch``."""
+        named = {}
+        if batch.iface is not None and batch.ifnames:
+            named.update(iface=np.ascontiguousarray(batch.iface, np.int32), ifnames=list(batch.ifnames))
+        if batch.proc is not None and batch.processes:
+            named.update(proc=np.ascontiguousarray(batch.proc, np.int32),
+                         processes=[(c, p, e) for c, p, e in batch.processes])  # fmt: skip
         self._call("live capture", self._core.feed_columns, batch.buf, np.ascontiguousarray(batch.off, np.int64),
                    np.ascontiguousarray(batch.caplen, np.int64), np.ascontiguousarray(batch.wirelen, np.int64),
-                   np.ascontiguousarray(batch.ts, np.float64), np.ascontiguousarray(batch.linktype, np.int64))  # fmt: skip
+                   np.ascontiguousarray(batch.ts, np.float64), np.ascontiguousarray(batch.linktype, np.int64),
+                   **named)  # fmt: skip
         self.drain()
 
     def flush(self) -> None:
@@ -196,8 +226,8 @@ class CoreEngine:
 
         for w in weird_rows(pa.record_batch(self._core.take_weirds())):
             self.on_weird(w)
-        for row, plain in flow_rows(pa.record_batch(self._core.take_flows())):
-            (self.on_plain if plain else self.on_flow)(row)
+        rb, tb = self._core.take_flows()
+        self.on_flows(pa.record_batch(rb), pa.record_batch(tb))
         for tx in dns_rows(pa.record_batch(self._core.take_dns())):
             self.on_dns(tx)
 

@@ -163,6 +163,23 @@ class ColumnStore:
         into this process; the file may be unlinked afterwards)."""
         self.add_table(_read_ipc(path))
 
+    def add_batch(self, batch: pa.RecordBatch) -> None:
+        """Append a record batch whose columns are this store's, in order (the core's flows table):
+        each column is cast to the store's type and dictionary-encoded where the store encodes it."""
+        if batch.num_rows == 0:
+            return
+        self._flush()
+        arrays = []
+        for col, typ, cat in zip(batch.columns, self.types, self.categorical):
+            arr = col if col.type == typ else col.cast(typ)
+            arrays.append(arr.dictionary_encode() if cat else arr)
+        out = pa.RecordBatch.from_arrays(arrays, names=self.names)
+        self.count += out.num_rows
+        if self._spill_path is None:
+            self._batches.append(out)
+        else:
+            self._spill(out)
+
     def add_table(self, table: pa.Table) -> None:
         """Append the rows of another store's table (from a parallel worker)."""
         self._flush()

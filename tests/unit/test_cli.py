@@ -412,7 +412,7 @@ def _builtin():
     ("kwargs", "message"),
     [
         ({"devices": ["not-a-cidr"]}, "devices: 'not-a-cidr' does not appear to be an IPv4 or IPv6 network"),
-        ({"engine": "turbo"}, "engine 'turbo': fast or simple"),
+        ({"engine": "turbo"}, "engine 'turbo': core, fast or simple"),
         ({"vendors": [1]}, "vendors: expected strings, not int"),
         ({"captures": b"\xd4\xc3\xb2\xa1"}, "captures: expected file paths, not bytes"),
         ({"captures": io.BytesIO(b"x")}, "captures: expected file paths, not an open file"),

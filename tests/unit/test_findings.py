@@ -67,14 +67,25 @@ def test_collector_folds_repeats():
     assert uids == ("C2", "C1")
 
 
+class _Never(dict):
+    """A pre-check cache that never keeps anything: every flow takes the full per-flow path."""
+
+    def get(self, key, default=None):
+        return default
+
+    def __setitem__(self, key, value):
+        pass
+
+
 def _tables(path, plain: bool, **opts):
-    """The five tables, and how many flows took the plain shortcut (no FlowRecord at all)."""
+    """The five tables, and how many flows took the shortcut (no FlowRecord, no detectors): with
+    ``plain=False`` every flow goes through the full path."""
     a = Auditor(AuditOptions(**opts))
     records = []
     if not plain:
-        a.engine.on_plain = None  # every flow as a FlowRecord through the full path
-    inner = a.engine.on_flow
-    a.engine.on_flow = a._flow = lambda rec, *base: (records.append(1), inner(rec, *base))  # also counts fall-backs
+        a._quiet_cache = _Never()
+    inner = a._detect
+    a._detect = lambda rec: (records.append(1), inner(rec))[1]  # also counts fall-backs
     a.run_file(CaptureFile(str(path)))
     r = a.finish()
     findings = [(f, uids) for f, uids in r.finding_records]

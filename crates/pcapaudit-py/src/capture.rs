@@ -1,5 +1,7 @@
 //! `_core.Capture`: one capture source (a path, or `-` for stdin) read batch by batch by an Engine.
 
+use std::io::Read;
+
 use pcapaudit_core::capture::CaptureReader;
 use pyo3::prelude::*;
 
@@ -13,8 +15,44 @@ pub struct Capture {
     pub(crate) reader: CaptureReader,
 }
 
+/// A Python binary file object as a `Read` (stdin as Python sees it, `io.BytesIO`, ...): each read
+/// takes the GIL for one `readinto` call.
+struct PyReader {
+    obj: Py<PyAny>,
+}
+
+impl Read for PyReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        Python::attach(|py| {
+            let want = buf.len().min(1 << 20);
+            let data = self
+                .obj
+                .bind(py)
+                .call_method1("read", (want,))
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            let bytes: &[u8] = data
+                .extract()
+                .map_err(|_| std::io::Error::other("read() did not return bytes"))?;
+            let n = bytes.len().min(buf.len());
+            buf[..n].copy_from_slice(&bytes[..n]);
+            Ok(n)
+        })
+    }
+}
+
 #[pymethods]
 impl Capture {
+    /// Read from an open binary Python file object (`sys.stdin.buffer`), named `name` in messages.
+    #[staticmethod]
+    fn from_file(file: Py<PyAny>, name: &str) -> PyResult<Self> {
+        guard("Capture.from_file", || {
+            match CaptureReader::from_read(Box::new(PyReader { obj: file }), name) {
+                Ok(reader) => Ok(Capture { reader }),
+                Err(e) => Err(CaptureError::new_err(e.0)),
+            }
+        })
+    }
+
     #[new]
     fn new(path: &str) -> PyResult<Self> {
         guard("Capture", || match CaptureReader::open(path) {

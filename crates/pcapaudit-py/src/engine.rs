@@ -1,6 +1,6 @@
 //! `_core.Engine`: the flow table fed batch by batch; finished rows leave as Arrow record batches.
 
-use pcapaudit_core::capture::PacketBatch;
+use pcapaudit_core::capture::{PacketBatch, ProcessInfo};
 use pcapaudit_core::flow::{Engine, EngineConfig};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -9,6 +9,7 @@ use pyo3_arrow::PyRecordBatch;
 
 use crate::capture::Capture;
 use crate::columns::{dns_batch, flows_batch, weirds_batch};
+use crate::table::flow_table;
 use crate::{guard, CoreError};
 
 /// The flow engine. `config` is a dict of EngineConfig values (Python's `engine.EngineConfig` names).
@@ -75,8 +76,11 @@ impl PyEngine {
         })
     }
 
-    /// Process packets read elsewhere (live capture): columns over one buffer.
+    /// Process packets read elsewhere (live capture, or a batch of the Python reader): columns over one
+    /// buffer, with the interface index of each row into `ifnames` and its process index into
+    /// `processes` ((command, pid, effective command) tuples) when the capture names them (-1: none).
     #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (buf, off, caplen, wirelen, ts, linktype, iface=None, ifnames=None, proc=None, processes=None))]
     fn feed_columns(
         &mut self,
         py: Python<'_>,
@@ -86,6 +90,10 @@ impl PyEngine {
         wirelen: Vec<i64>,
         ts: Vec<f64>,
         linktype: Vec<i64>,
+        iface: Option<Vec<i32>>,
+        ifnames: Option<Vec<String>>,
+        proc: Option<Vec<i32>>,
+        processes: Option<Vec<(String, Option<u32>, Option<String>)>>,
     ) -> PyResult<()> {
         let n = off.len();
         if caplen.len() != n || wirelen.len() != n || ts.len() != n || linktype.len() != n {
@@ -93,6 +101,37 @@ impl PyEngine {
                 "feed_columns: columns of different lengths",
             ));
         }
+        let ifnames = ifnames.unwrap_or_default();
+        let processes: Vec<ProcessInfo> = processes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(command, pid, ecommand)| ProcessInfo {
+                command,
+                pid,
+                ecommand,
+            })
+            .collect();
+        let check = |col: &Option<Vec<i32>>, names: usize, what: &str| -> PyResult<Vec<i32>> {
+            match col {
+                None => Ok(Vec::new()),
+                Some(v) if v.len() != n => Err(PyValueError::new_err(format!(
+                    "feed_columns: {what} has {} rows, not {n}",
+                    v.len()
+                ))),
+                Some(v) => Ok(v
+                    .iter()
+                    .map(|&i| {
+                        if i >= 0 && (i as usize) < names {
+                            i
+                        } else {
+                            -1
+                        }
+                    })
+                    .collect()),
+            }
+        };
+        let iface = check(&iface, ifnames.len(), "iface")?;
+        let proc = check(&proc, processes.len(), "proc")?;
         let mut batch = PacketBatch::default();
         for i in 0..n {
             let (o, c) = (off[i], caplen[i]);
@@ -112,10 +151,12 @@ impl PyEngine {
                 .push(linktype[i].clamp(0, u32::MAX as i64) as u32);
         }
         batch.buf = buf;
+        batch.iface = iface;
+        batch.proc = proc;
         let engine = &mut self.inner;
         py.detach(|| {
             guard("Engine.feed_columns", || {
-                engine.process_batch(&batch, &[], &[]);
+                engine.process_batch(&batch, &ifnames, &processes);
                 Ok(())
             })
         })
@@ -132,11 +173,23 @@ impl PyEngine {
         })
     }
 
-    /// Flows finished since the last call, as a pyarrow RecordBatch.
-    fn take_flows<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+    /// Flows finished since the last call, as two pyarrow RecordBatches of the same rows: the
+    /// records (nested columns, as `FlowRecord` has them) and the flows table's columns.
+    fn take_flows<'py>(
+        &mut self,
+        py: Python<'py>,
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
         let rows = self.inner.take_flows();
-        let rb = guard("take_flows", || flows_batch(&rows).map_err(arrow_err))?;
-        PyRecordBatch::new(rb).into_pyarrow(py)
+        let (rb, tb) = guard("take_flows", || {
+            Ok((
+                flows_batch(&rows).map_err(arrow_err)?,
+                flow_table(&rows).map_err(arrow_err)?,
+            ))
+        })?;
+        Ok((
+            PyRecordBatch::new(rb).into_pyarrow(py)?,
+            PyRecordBatch::new(tb).into_pyarrow(py)?,
+        ))
     }
 
     /// DNS transactions finished since the last call, as a pyarrow RecordBatch.
