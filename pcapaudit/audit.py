@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from pcapaudit.capture.pcapfile import CaptureFile, PacketBatch
 from pcapaudit.classify import address_scope, classify, is_multicast, is_multicast_or_broadcast
-from pcapaudit.core import CoreEngine, flow_rows, open_capture, with_classification
+from pcapaudit.core import CoreEngine, dns_rows, flow_rows, open_capture, with_classification
 from pcapaudit.coverage import CoverageTracker, reached
 from pcapaudit.decode import FAST, Decoder
 from pcapaudit.decode import icmp as icmpmod
@@ -148,7 +148,7 @@ class Auditor:
         self.core: CoreEngine | None = None
         self._copies_count = 0
         if opts.engine == "core":
-            self.core = CoreEngine(self._core_flows, self._dns, self.weirds.add, opts.engine_config,
+            self.core = CoreEngine(self._core_flows, self._core_dns, self.weirds.add, opts.engine_config,
                                    opts.partition)  # fmt: skip
             self.ctx.dnsmap = self.core.dnsmap  # type: ignore[assignment]  # the core's naming map
         else:
@@ -395,6 +395,49 @@ class Auditor:
         self.flows.append(plain_row(b, cls))
         self.coverage.account(b.uid, b.ts, fast[1], cls, rules, process_label(b.process, None, b.eprocess))
 
+    def _core_dns(self, rb, tb) -> None:
+        """A batch of DNS transactions from the core (``rb`` nested, ``tb`` the dns table's columns): the
+        rule columns are looked up once per query name; only lookups of a vendor's names become
+        ``DnsTransaction``s for the checklist and the DNS detectors."""
+        n = tb.num_rows
+        if n == 0:
+            return
+        import pyarrow as pa
+
+        cache = self._dns_cache
+        vendors, rids, loud = [], [], []
+        for i, q in enumerate(tb.column("query").to_pylist()):
+            hit = cache.get(q)
+            if hit is None:
+                rules = frozenset(h.rule.id for h in self.index.match_name(q)) if q else frozenset()
+                hit = (rules, self.index.match_name(q)[0].rule if rules else None)
+                if len(cache) > 50_000:
+                    cache.clear()
+                cache[q] = hit
+            rules, rule = hit
+            vendors.append(rule.vendor if rule is not None else None)
+            rids.append(rule.id if rule is not None else None)
+            if rules:
+                loud.append(i)
+        cols = {name: tb.column(i) for i, name in enumerate(tb.schema.names)}
+        cols["vendor"], cols["rule_id"] = pa.array(vendors, type=pa.string()), pa.array(rids, type=pa.string())
+        self.dns.add_batch(pa.RecordBatch.from_arrays([cols[name] for name in DNS_COLUMNS], names=list(DNS_COLUMNS)))
+        if loud:
+            for tx in dns_rows(rb.take(pa.array(loud, type=pa.int64()))):
+                self._dns_checks(tx)
+
+    def _dns_checks(self, tx: DnsTransaction) -> None:
+        """The checklist and the DNS detectors for one lookup of a vendor's name."""
+        rules, rule = self._dns_cache.get(tx.query) or (self.coverage.dns_rules(tx), None)
+        if rule is None and rules:
+            rule = self.index.match_name(tx.query)[0].rule
+        if not rules or is_multicast(tx.server_ip):  # mDNS/LLMNR asks the link, not a resolver
+            return
+        self.coverage.dns_query(tx, rules, rule.vendor if rule is not None else None)
+        if tx.rcode in ("NXDOMAIN", "REFUSED", "SERVFAIL") or tx.sinkholed:
+            for fd in detect_dns(tx, self.ctx):
+                self._finding(fd, rules, tx.client_ip)
+
     def _dns(self, tx: DnsTransaction) -> None:
         hit = self._dns_cache.get(tx.query)
         if hit is None:
@@ -556,6 +599,20 @@ class Auditor:
             weirds=self.weirds.summary_rows(), stats=stats, vendors=tuple(vendors),
             vendors_auto=not self.options.vendors, errors=tuple(self.errors), book=self.book,
         )  # fmt: skip
+
+    @property
+    def active_flows(self) -> int:
+        """Flows the flow table holds now."""
+        return self.core.active_flows if self.core is not None else self.engine.active_flows
+
+    def expire(self, now: float) -> None:
+        """Let flows idle past their timeout at ``now`` finish (live capture, while nothing arrives)."""
+        if self.core is not None:
+            self.core.expire(now)
+            self._core_stats()
+        else:
+            self.engine.expire(now)
+            self._drain_orphan_icmp()
 
     def _core_stats(self, final: bool = False) -> None:
         """The core's counters become the auditor's (they are cumulative over the run)."""

@@ -152,13 +152,14 @@ class CoreEngine:
     def __init__(
         self,
         on_flows: Callable,
-        on_dns: Callable[[DnsTransaction], None],
+        on_dns: Callable,
         on_weird: Callable[[Weird], None],
         config,
         partition: tuple[int, int] | None = None,
     ):
         """``on_flows(records, table)``: each batch of finished flows, as two Arrow record batches of the
-        same rows (``flow_rows`` turns the first into records; the second is the flows table's columns)."""
+        same rows (``flow_rows`` turns the first into records; the second is the flows table's columns);
+        ``on_dns(transactions, table)`` likewise for DNS transactions (``dns_rows``)."""
         self.on_flows, self.on_dns, self.on_weird = on_flows, on_dns, on_weird
         cfg = {
             "idle_tcp": config.idle_tcp, "idle_udp": config.idle_udp, "idle_dns": config.idle_dns,
@@ -228,8 +229,18 @@ class CoreEngine:
             self.on_weird(w)
         rb, tb = self._core.take_flows()
         self.on_flows(pa.record_batch(rb), pa.record_batch(tb))
-        for tx in dns_rows(pa.record_batch(self._core.take_dns())):
-            self.on_dns(tx)
+        rb, tb = self._core.take_dns()
+        self.on_dns(pa.record_batch(rb), pa.record_batch(tb))
+
+    def expire(self, now: float) -> None:
+        """Finish flows idle past their timeout at ``now`` (live capture, while nothing arrives)."""
+        self._call("expire", self._core.expire, now)
+        self.drain()
+
+    @property
+    def active_flows(self) -> int:
+        """Flows currently held in the table."""
+        return self._core.active_flows
 
     def stats(self) -> dict:
         """The core's counters (packets, decoded, not_ip, fragments, tunnels, max_active, ...)."""

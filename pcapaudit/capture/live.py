@@ -162,9 +162,9 @@ def run_live(args, opts, threshold) -> int:
                 if writer is not None:
                     writer.flush()
             elif now - last_feed >= BATCH_SECONDS:
-                auditor.engine.expire(time.time())  # let idle flows finish while nothing arrives
+                auditor.expire(time.time())  # let idle flows finish while nothing arrives
                 last_feed = now
-            display.status(total, auditor.engine.active_flows, len(auditor.flows), handle.stats(), now - t0)
+            display.status(total, auditor.active_flows, len(auditor.flows), handle.stats(), now - t0)
             if done:
                 break
         if pending:
@@ -181,7 +181,7 @@ def run_live(args, opts, threshold) -> int:
     if stats is not None:
         auditor.dropped, auditor.if_dropped = stats[1], stats[2]
     auditor.errors.extend(errors)
-    display.status(auditor.packets, auditor.engine.active_flows, len(auditor.flows), stats, 0, force=True)
+    display.status(auditor.packets, auditor.active_flows, len(auditor.flows), stats, 0, force=True)
     result = auditor.finish()
     write_report(result, args)
     if not args.quiet:

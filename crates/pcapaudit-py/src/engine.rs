@@ -9,7 +9,7 @@ use pyo3_arrow::PyRecordBatch;
 
 use crate::capture::Capture;
 use crate::columns::{dns_batch, flows_batch, weirds_batch};
-use crate::table::flow_table;
+use crate::table::{dns_table, flow_table};
 use crate::{guard, CoreError};
 
 /// The flow engine. `config` is a dict of EngineConfig values (Python's `engine.EngineConfig` names).
@@ -162,6 +162,24 @@ impl PyEngine {
         })
     }
 
+    /// Let flows idle past their timeout at `now` (seconds since the epoch) finish while no packet
+    /// arrives (live capture).
+    fn expire(&mut self, py: Python<'_>, now: f64) -> PyResult<()> {
+        let engine = &mut self.inner;
+        py.detach(|| {
+            guard("Engine.expire", || {
+                engine.expire(now, false);
+                Ok(())
+            })
+        })
+    }
+
+    /// Flows currently held in the table.
+    #[getter]
+    fn active_flows(&self) -> usize {
+        self.inner.active_flows()
+    }
+
     /// End of input: every remaining flow is finished.
     fn flush(&mut self, py: Python<'_>) -> PyResult<()> {
         let engine = &mut self.inner;
@@ -192,11 +210,23 @@ impl PyEngine {
         ))
     }
 
-    /// DNS transactions finished since the last call, as a pyarrow RecordBatch.
-    fn take_dns<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+    /// DNS transactions finished since the last call, as two pyarrow RecordBatches of the same rows:
+    /// the transactions (answers nested) and the dns table's columns.
+    fn take_dns<'py>(
+        &mut self,
+        py: Python<'py>,
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
         let rows = self.inner.take_dns();
-        let rb = guard("take_dns", || dns_batch(&rows).map_err(arrow_err))?;
-        PyRecordBatch::new(rb).into_pyarrow(py)
+        let (rb, tb) = guard("take_dns", || {
+            Ok((
+                dns_batch(&rows).map_err(arrow_err)?,
+                dns_table(&rows).map_err(arrow_err)?,
+            ))
+        })?;
+        Ok((
+            PyRecordBatch::new(rb).into_pyarrow(py)?,
+            PyRecordBatch::new(tb).into_pyarrow(py)?,
+        ))
     }
 
     /// Weirds since the last call, as a pyarrow RecordBatch.

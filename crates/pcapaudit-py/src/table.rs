@@ -11,7 +11,7 @@ use arrow_array::builder::{
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{ArrowError, Field, Schema};
 use pcapaudit_core::export::{chain_json, community_id};
-use pcapaudit_core::flow::FlowRecord;
+use pcapaudit_core::flow::{DnsTransaction, FlowRecord};
 
 fn strings<'a>(rows: &'a [FlowRecord], f: impl Fn(&'a FlowRecord) -> Option<&'a str>) -> ArrayRef {
     let mut b = StringBuilder::with_capacity(rows.len(), rows.len() * 8);
@@ -245,6 +245,79 @@ pub fn flow_table(rows: &[FlowRecord]) -> Result<RecordBatch, ArrowError> {
             community_id(r.transport, &r.src_ip, &r.dst_ip, r.src_port, r.dst_port)
         }),
     );
+    let fields: Vec<Field> = names
+        .iter()
+        .zip(&arrays)
+        .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
+        .collect();
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
+}
+
+/// Addresses a DNS filter answers with to block a name (`pcapaudit.model.SINKHOLE_ADDRESSES`).
+const SINKHOLES: [&str; 4] = ["0.0.0.0", "127.0.0.1", "::", "::1"];
+
+/// The dns table's columns before the rule columns Python joins in (`DNS_COLUMNS` less vendor and
+/// rule_id): answers as `rtype:value;...`, and whether every address answer is a sinkhole.
+pub fn dns_table(rows: &[DnsTransaction]) -> Result<RecordBatch, ArrowError> {
+    let mut names: Vec<&str> = Vec::new();
+    let mut arrays: Vec<ArrayRef> = Vec::new();
+    let mut add = |n: &'static str, a: ArrayRef| {
+        names.push(n);
+        arrays.push(a);
+    };
+    let text =
+        |rows: &[DnsTransaction], f: &dyn Fn(&DnsTransaction) -> Option<String>| -> ArrayRef {
+            let mut b = StringBuilder::with_capacity(rows.len(), rows.len() * 16);
+            for r in rows {
+                b.append_option(f(r));
+            }
+            Arc::new(b.finish())
+        };
+    add("uid", text(rows, &|r| Some(r.uid.clone())));
+    add(
+        "ts",
+        col!(Float64Builder, rows, |r: &DnsTransaction| Some(r.ts)),
+    );
+    add("client_ip", text(rows, &|r| Some(r.client_ip.clone())));
+    add("server_ip", text(rows, &|r| Some(r.server_ip.clone())));
+    add("transport", text(rows, &|r| Some(r.transport.to_string())));
+    add(
+        "trans_id",
+        col!(UInt16Builder, rows, |r: &DnsTransaction| Some(r.trans_id)),
+    );
+    add("query", text(rows, &|r| r.query.clone()));
+    add("qtype", text(rows, &|r| r.qtype.clone()));
+    add("rcode", text(rows, &|r| r.rcode.clone()));
+    add(
+        "answers",
+        text(rows, &|r| {
+            (!r.answers.is_empty()).then(|| {
+                r.answers
+                    .iter()
+                    .map(|a| format!("{}:{}", a.rtype, a.value))
+                    .collect::<Vec<_>>()
+                    .join(";")
+            })
+        }),
+    );
+    add(
+        "rtt",
+        col!(Float64Builder, rows, |r: &DnsTransaction| r.rtt),
+    );
+    add(
+        "sinkholed",
+        col!(BooleanBuilder, rows, |r: &DnsTransaction| {
+            (!r.answers.is_empty()).then(|| {
+                let mut addrs = r
+                    .answers
+                    .iter()
+                    .filter(|a| a.rtype == "A" || a.rtype == "AAAA")
+                    .peekable();
+                addrs.peek().is_some() && addrs.all(|a| SINKHOLES.contains(&a.value.as_str()))
+            })
+        }),
+    );
+    add("process", text(rows, &|r| r.process.clone()));
     let fields: Vec<Field> = names
         .iter()
         .zip(&arrays)

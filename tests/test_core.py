@@ -1,0 +1,103 @@
+"""The compiled core (pcapaudit._core) against the pure-Python engine, the oracle it replaced: every table of
+every recorded scenario and of generated span-port traffic must be the same, and a panic inside the core
+must come out as one line, never a traceback or an abort."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import pcapaudit
+from pcapaudit import _core
+from pcapaudit.cli import main
+from pcapaudit.core import CoreError, open_capture
+from pcapaudit.errors import CaptureError
+
+ROOT = Path(__file__).resolve().parents[1]
+CAPTURES = sorted((ROOT / "captures").glob("*.pcap")) + sorted((ROOT / "tests" / "scenarios").glob("*/input.pcap"))
+TABLES = (("flows", ["uid"]), ("findings", ["identifier"]), ("coverage", ["vendor", "rule_id"]),
+          ("dns", ["uid", "ts", "trans_id", "query"]), ("weirds", ["name", "detail"]))  # fmt: skip
+
+
+def _norm(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    df = df.copy()
+    for c in df.columns:
+        df[c] = df[c].astype(object).where(df[c].notna(), None)
+    return df.sort_values(by, key=lambda s: s.astype(str)).reset_index(drop=True)
+
+
+def _same(path, **kw) -> None:
+    oracle = pcapaudit.audit(str(path), engine="fast", **kw)
+    core = pcapaudit.audit(str(path), engine="core", **kw)
+    for name, by in TABLES:
+        want, got = getattr(oracle, name), getattr(core, name)
+        assert list(got.columns) == list(want.columns), (path, name)
+        assert len(got) == len(want), (path, name, len(got), len(want))
+        want, got = _norm(want, by), _norm(got, by)
+        for col in want.columns:
+            assert got[col].equals(want[col]), (path, name, col)
+    assert core.stats.packets == oracle.stats.packets and core.stats.decoded == oracle.stats.decoded
+
+
+@pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.parent.name if p.name == "input.pcap" else p.name)
+def test_the_core_reports_what_the_python_engine_reports(path):
+    _same(path, trust_issuers=("pcapaudit Lab Trust Services",))
+
+
+def test_the_core_on_generated_span_traffic(tmp_path):
+    """The benchmark generator's traffic (split and out-of-order ClientHellos, QUIC, DNS, unanswered SYNs,
+    RSTs, ICMP, VLANs, IPv6) through both engines."""
+    out = tmp_path / "span.pcap"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gen_capture.py"), str(out), "--packets", "20000",
+                    "--seed", "11"], check=True, capture_output=True)  # fmt: skip
+    _same(out)
+    _same(out, devices=("10.0.0.0/8",))
+
+
+def test_a_panic_in_the_core_is_one_exception_not_an_abort():
+    with pytest.raises(_core.CoreError, match=r"^internal error in _panic_for_tests: deliberate panic$"):
+        _core._panic_for_tests()
+
+
+def test_core_errors_are_pcapaudit_errors_of_one_line(monkeypatch, tmp_path, capsys):
+    """A bug in the core reaches the CLI as one line and exit 2, like any other bad input."""
+    p = tmp_path / "x.pcap"
+    p.write_bytes((ROOT / "captures" / "enrollment-troubleshooting.pcap").read_bytes())
+
+    class Broken:
+        def __init__(self, *a, **k):
+            pass
+
+        def feed(self, *a, **k):
+            _core._panic_for_tests()
+
+    monkeypatch.setattr(_core, "Engine", Broken)
+    assert main(["audit", str(p), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "internal error in _panic_for_tests" in err and str(p) in err
+    assert issubclass(CoreError, pcapaudit.PcapAuditError)
+
+
+@pytest.mark.parametrize("make, said", [
+    (lambda d: d / "missing.pcap", "no such file"),
+    (lambda d: d, "is a directory"),
+    (lambda d: (d / "x.txt").write_text("hello world\n") and d / "x.txt", "bad magic 0x68656c6c"),
+])  # fmt: skip
+def test_captures_the_core_cannot_open_are_one_line(tmp_path, make, said):
+    path = make(tmp_path)
+    with pytest.raises(CaptureError, match=said) as e:
+        open_capture(str(path))
+    assert "\n" not in str(e.value) and str(path) in str(e.value)
+
+
+def test_a_truncated_capture_is_read_up_to_the_damage(tmp_path):
+    data = (ROOT / "captures" / "enrollment-troubleshooting.pcap").read_bytes()
+    p = tmp_path / "cut.pcap"
+    p.write_bytes(data[: len(data) * 2 // 3])
+    r = pcapaudit.audit(str(p))
+    assert 0 < r.stats.packets < 212 and len(r.errors) == 1 and "cut.pcap" in r.errors[0]
+    assert "capture_truncated_or_corrupt" in set(r.weirds["name"].astype(str))
