@@ -12,6 +12,9 @@ use crate::columns::{dns_batch, flows_batch, weirds_batch};
 use crate::table::{dns_table, flow_table};
 use crate::{guard, CoreError};
 
+/// (command, pid, effective command) of a process, as Python's PacketBatch lists them.
+type ProcessTuple = (String, Option<u32>, Option<String>);
+
 /// The flow engine. `config` is a dict of EngineConfig values (Python's `engine.EngineConfig` names).
 #[pyclass(name = "Engine", module = "pcapaudit._core", unsendable)]
 pub struct PyEngine {
@@ -93,7 +96,7 @@ impl PyEngine {
         iface: Option<Vec<i32>>,
         ifnames: Option<Vec<String>>,
         proc: Option<Vec<i32>>,
-        processes: Option<Vec<(String, Option<u32>, Option<String>)>>,
+        processes: Option<Vec<ProcessTuple>>,
     ) -> PyResult<()> {
         let n = off.len();
         if caplen.len() != n || wirelen.len() != n || ts.len() != n || linktype.len() != n {
