@@ -287,7 +287,7 @@ def _with_columns(table, sensor: str):
     n = table.num_rows
     table = table.append_column("sensor", pa.array([sensor] * n, pa.string()))
     if "ts" in table.column_names:
-        hour = pc.strftime(table.column("ts"), format="%Y-%m-%dT%H", unit="s") if n else pa.array([], pa.string())
+        hour = pc.strftime(table.column("ts"), format="%Y-%m-%dT%H") if n else pa.array([], pa.string())
         table = table.append_column("hour", pc.fill_null(hour, "unknown"))
     return table
 
