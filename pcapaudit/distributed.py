@@ -28,6 +28,7 @@ import os
 import shutil
 import signal
 import tempfile
+import time
 import uuid
 from dataclasses import replace
 
@@ -85,6 +86,7 @@ def partition_task(opts: AuditOptions, sensor: str, paths: list[str], k: int, n:
     the reduce merges (picklable; the big tables as Arrow tables)."""
     from pcapaudit.audit import Auditor
 
+    t0, c0 = time.perf_counter(), time.process_time()
     cfg = replace(opts.engine_config, processes=n)
     a = Auditor(replace(opts, partition=(k, n) if n > 1 else None, engine_config=cfg))
     spans = []
@@ -107,7 +109,7 @@ def partition_task(opts: AuditOptions, sensor: str, paths: list[str], k: int, n:
             "fragments": a.fragments, "tunnels": dict(a.tunnels), "if_dropped": a.if_dropped,
             "copies": a.copies.count,
         },
-        "spans": spans,
+        "spans": spans, "seconds": (time.perf_counter() - t0, time.process_time() - c0),
     }  # fmt: skip
 
 
@@ -183,6 +185,8 @@ def reduce_states(opts: AuditOptions, plan: Plan, states: dict[str, list[dict]],
     red.ctx.capture_end = red.last_ts
     result = red.assemble()
     result.sensor_tables = per_sensor  # type: ignore[attr-defined]  # for the partitioned Parquet dataset
+    # (sensor, k, n, wall seconds, CPU seconds) of every task: what a partition cost (benchmarks/dask_scale.py)
+    result.task_seconds = [(s, st["k"], st["n"], *st["seconds"]) for s, parts in states.items() for st in parts]  # type: ignore[attr-defined]
     return result
 
 
@@ -197,6 +201,7 @@ def partitions_for(client, sensors: int, partitions: int | None) -> int:
 def audit_plan(opts: AuditOptions, plan: Plan, client=None, partitions: int | None = None,
                max_gap: float = DEFAULT_MAX_GAP) -> AuditResult:  # fmt: skip
     """Audit a plan: Dask tasks on ``client``, or in this process when ``client`` is None."""
+    t0 = time.perf_counter()
     if client is None:
         n = partitions or 1
         states = {s: [partition_task(opts, s, [f.path for f in fs], k, n) for k in range(n)]
@@ -211,7 +216,10 @@ def audit_plan(opts: AuditOptions, plan: Plan, client=None, partitions: int | No
     }
     log.info("%d sensor(s) x %d partition(s) as Dask tasks on %s", len(plan.sensors), n, client.scheduler.address)
     states = client.gather(futures)
-    return reduce_states(opts, plan, states, max_gap)
+    t1 = time.perf_counter()
+    result = reduce_states(opts, plan, states, max_gap)
+    log.info("tasks done in %.2f s, reduce %.2f s", t1 - t0, time.perf_counter() - t1)
+    return result
 
 
 @contextlib.contextmanager
