@@ -368,3 +368,21 @@ def test_cli_scheduler_from_the_environment(cluster, rotated, single, tmp_path, 
     rep = json.loads(out.read_text())
     assert [f["uid"] for f in rep["flows"]] == single.flows["uid"].tolist()
     assert rep["summary"]["findings"] == len(single.finding_records)
+
+
+@pytest.mark.slow
+def test_cli_workers_starts_a_local_cluster(rotated, single, tmp_path, capsys):
+    """--workers 2: a LocalCluster for the run, and the partitioned dataset from it."""
+    import pandas as pd
+
+    from pcapaudit.cli import main
+
+    d, _, _, _ = rotated
+    out = tmp_path / "ds"
+    code = main(["audit", str(d), "--workers", "2", "-f", "parquet", "-o", f"{out}/", "--trust-issuer",
+                 "pcapaudit Lab Trust Services", "--tenant", "jamf-pro.instance=acme", "--fail-on", "none"])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    flows = pd.read_parquet(out / "flows").sort_values(["ts", "uid"])
+    assert flows["uid"].tolist() == single.flows["uid"].tolist()
+    assert len(pd.read_parquet(out / "findings.parquet")) == len(single.findings)
+    assert not [p for p in tmp_path.iterdir() if p.name != "ds"]  # no temporary directory left beside it
