@@ -215,7 +215,12 @@ def audit_plan(opts: AuditOptions, plan: Plan, client=None, partitions: int | No
         for s, fs in plan.sensors.items()
     }
     log.info("%d sensor(s) x %d partition(s) as Dask tasks on %s", len(plan.sensors), n, client.scheduler.address)
-    states = client.gather(futures)
+    try:
+        states = client.gather(futures)
+    except PcapAuditError:
+        raise
+    except Exception as e:  # noqa: BLE001 - KilledWorker (a task killed its workers 3 times), lost scheduler...
+        raise PcapAuditError(f"Dask: {type(e).__name__}: {e}") from None
     t1 = time.perf_counter()
     result = reduce_states(opts, plan, states, max_gap)
     log.info("tasks done in %.2f s, reduce %.2f s", t1 - t0, time.perf_counter() - t1)
