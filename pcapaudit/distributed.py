@@ -131,7 +131,7 @@ def span_notes(sensor: str, spans: list[tuple[str, float | None, float | None, i
                                  f"{os.path.basename(ppath)} ends (packets out of order across files)"))  # fmt: skip
             elif first - plast > max_gap:
                 out.append(Weird(plast, "capture_gap", None,
-                                 f"sensor {sensor}: no packet for {first - plast:.1f} s between "
+                                 f"sensor {sensor}: no packet for {first - plast:.3f} s between "
                                  f"{os.path.basename(ppath)} and {os.path.basename(path)}"))  # fmt: skip
         prev = (path, last if prev is None else max(last, prev[1]))
     return out

@@ -216,8 +216,8 @@ def plan_inputs(specs: list[str], recursive: bool = False, sensor_pattern: str |
             continue
         f = InputFile(path, ts, fmt, meta)
         files.append((sensor_of(path, pattern, meta if by_metadata else "default"), f))
-    if not files and not plan.errors:
-        raise CaptureError(f"{', '.join(specs)}: no capture file found")
+    if not files:  # nothing to audit: say why, before any report
+        raise CaptureError("; ".join(plan.errors) or f"{', '.join(specs)}: no capture file found")
     for sensor in sorted({s for s, _ in files}):
         group = [f for s, f in files if s == sensor]
         # by first packet; files without packets last (they change nothing), then by name

@@ -178,6 +178,8 @@ def test_plan_globs_recursion_sensor_pattern_and_metadata(tmp_path):
     subprocess.run(["editcap", "-F", "pcapng", str(a[0]), str(tmp_path / "site" / "ng.pcapng")], check=True)
     plan = plan_inputs([str(tmp_path / "site")], recursive=True)
     assert sorted(plan.sensors) == ["pcap:linktype1", "pcapng:eth0", "pcapng:linktype1"]
+    with pytest.raises(CaptureError, match="no file matches"):
+        plan_inputs([str(tmp_path / "nowhere" / "*.pcap")])
     # an explicitly named file that is no capture is an error of the plan; the others are planned
     (tmp_path / "junk.pcap").write_bytes(b"hello world, no capture here")
     plan = plan_inputs([str(a[0]), str(tmp_path / "junk.pcap")])
@@ -189,7 +191,7 @@ def test_span_notes_gap_and_overlap():
              ("d", 105.0, 120.0, 5)]  # fmt: skip
     notes = span_notes("s1", spans, max_gap=60.0)
     assert [(w.name, w.ts) for w in notes] == [("capture_gap", 20.0), ("capture_overlap", 105.0)]
-    assert "80.0 s between b and c" in notes[0].detail and "5.000 s before c ends" in notes[1].detail
+    assert "80.000 s between b and c" in notes[0].detail and "5.000 s before c ends" in notes[1].detail
     assert span_notes("s1", spans[:2], max_gap=0.1)[0].name == "capture_gap"
 
 
