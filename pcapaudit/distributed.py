@@ -67,11 +67,12 @@ def _tracked_file(path: str):
     return TrackedFile(path)
 
 
-def _maybe_die() -> None:
-    """Fault-injection hook for the tests: when ``PCAPAUDIT_TEST_KILL_WORKER_ONCE`` names a flag file
-    that does not exist yet, create it and kill this process (a worker dying in the middle of a task)."""
-    flag = os.environ.get(KILL_ONCE_ENV)
-    if not flag:
+def _maybe_die(stage: str) -> None:
+    """Fault-injection hook for the tests: when ``PCAPAUDIT_TEST_KILL_WORKER_ONCE`` is ``STAGE:FLAGFILE``
+    (stage ``read``: half-way through the files; ``written``: after writing its dataset rows) and the flag
+    file does not exist yet, create it and kill this process (a worker dying in the middle of a task)."""
+    want, _, flag = os.environ.get(KILL_ONCE_ENV, "").partition(":")
+    if want != stage or not flag:
         return
     try:
         fd = os.open(flag, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
@@ -81,9 +82,12 @@ def _maybe_die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def partition_task(opts: AuditOptions, sensor: str, paths: list[str], k: int, n: int) -> dict:
+def partition_task(opts: AuditOptions, sensor: str, paths: list[str], k: int, n: int,
+                   write_to: str | None = None) -> dict:  # fmt: skip
     """One Dask task: partition ``k`` of ``n`` of one sensor's files, read in order. Returns the state
-    the reduce merges (picklable; the big tables as Arrow tables)."""
+    the reduce merges (picklable; the big tables as Arrow tables). With ``write_to`` (a dataset being
+    written, on storage the workers share) the task writes its flow and DNS rows there itself, in a
+    directory of its own attempt, and returns only their count and place: the reduce never holds them."""
     from pcapaudit.audit import Auditor
 
     t0, c0 = time.perf_counter(), time.process_time()
@@ -95,12 +99,23 @@ def partition_task(opts: AuditOptions, sensor: str, paths: list[str], k: int, n:
         a.run_file(src)
         spans.append((p, src.first, src.last, src.packets))
         if i == len(paths) // 2:
-            _maybe_die()
+            _maybe_die("read")
     a.flush_all()
     a.coverage.index = None  # the reduce has its own
+    written = None
+    if write_to is not None:
+        # a killed attempt's files stay in its own directory, which the reduce never moves into place
+        attempt = os.path.join(write_to, PARTS_DIR, f"{k}-{uuid.uuid4().hex}")
+        for name, store in (("flows", a.flows), ("dns", a.dns)):
+            if len(store):
+                _write_parts([_with_columns(store.typed_table(sort_by=["ts", "uid"]), sensor)],
+                             os.path.join(attempt, name), ["sensor", "hour"], prefix=f"part-{k}")  # fmt: skip
+        written = {"dir": attempt, "flows": len(a.flows), "dns": len(a.dns)}
+        _maybe_die("written")
     return {
-        "sensor": sensor, "k": k, "n": n,
-        "flows": a.flows.table(), "dns": a.dns.table(), "findings": a.findings, "coverage": a.coverage,
+        "sensor": sensor, "k": k, "n": n, "written": written,
+        "flows": a.flows.table() if written is None else None, "dns": a.dns.table() if written is None else None,
+        "findings": a.findings, "coverage": a.coverage,
         "regional": a._regional, "weirds": a.weirds,  # noqa: SLF001
         "max_active": a._max_active, "ended_early": a._ended_early,  # noqa: SLF001
         "counters": {
@@ -153,10 +168,14 @@ def reduce_states(opts: AuditOptions, plan: Plan, states: dict[str, list[dict]],
         dns = ColumnStore(DNS_COLUMNS, repetitive=DNS_REPETITIVE)
         weirds = WeirdCollector()
         for st in sorted(parts, key=lambda s: s["k"]):
-            for store in (red.flows, flows):
-                store.add_table(st["flows"])
-            for store in (red.dns, dns):
-                store.add_table(st["dns"])
+            if st["written"] is not None:  # the rows are in the dataset already: only counted here
+                red.flows.count += st["written"]["flows"]
+                red.dns.count += st["written"]["dns"]
+            else:
+                for store in (red.flows, flows):
+                    store.add_table(st["flows"])
+                for store in (red.dns, dns):
+                    store.add_table(st["dns"])
             red.findings.merge(st["findings"])
             red.coverage.merge(st["coverage"])
             red._regional.extend(st["regional"])  # noqa: SLF001
@@ -185,6 +204,7 @@ def reduce_states(opts: AuditOptions, plan: Plan, states: dict[str, list[dict]],
     red.ctx.capture_end = red.last_ts
     result = red.assemble()
     result.sensor_tables = per_sensor  # type: ignore[attr-defined]  # for the partitioned Parquet dataset
+    result.written_parts = [st["written"]["dir"] for parts in states.values() for st in parts if st["written"]]  # type: ignore[attr-defined]
     # (sensor, k, n, wall seconds, CPU seconds) of every task: what a partition cost (benchmarks/dask_scale.py)
     result.task_seconds = [(s, st["k"], st["n"], *st["seconds"]) for s, parts in states.items() for st in parts]  # type: ignore[attr-defined]
     return result
@@ -199,18 +219,18 @@ def partitions_for(client, sensors: int, partitions: int | None) -> int:
 
 
 def audit_plan(opts: AuditOptions, plan: Plan, client=None, partitions: int | None = None,
-               max_gap: float = DEFAULT_MAX_GAP) -> AuditResult:  # fmt: skip
+               max_gap: float = DEFAULT_MAX_GAP, write_to: str | None = None) -> AuditResult:  # fmt: skip
     """Audit a plan: Dask tasks on ``client``, or in this process when ``client`` is None."""
     t0 = time.perf_counter()
     if client is None:
         n = partitions or 1
-        states = {s: [partition_task(opts, s, [f.path for f in fs], k, n) for k in range(n)]
+        states = {s: [partition_task(opts, s, [f.path for f in fs], k, n, write_to) for k in range(n)]
                   for s, fs in plan.sensors.items()}  # fmt: skip
         return reduce_states(opts, plan, states, max_gap)
     n = partitions_for(client, len(plan.sensors), partitions)
     run = uuid.uuid4().hex[:8]
     futures = {
-        s: [client.submit(partition_task, opts, s, [f.path for f in fs], k, n, key=f"pcapaudit-{run}-{s}-{k}of{n}",
+        s: [client.submit(partition_task, opts, s, [f.path for f in fs], k, n, write_to, key=f"pcapaudit-{run}-{s}-{k}of{n}",
                           pure=False, retries=2) for k in range(n)]  # fmt: skip
         for s, fs in plan.sensors.items()
     }
@@ -255,18 +275,34 @@ def dask_client(scheduler: str | None = None, workers: int | None = None):
 
 def audit_paths(specs, opts: AuditOptions | None = None, *, client=None, scheduler: str | None = None,
                 workers: int | None = None, recursive: bool = False, sensor_pattern=None,
-                partitions: int | None = None, max_gap: float = DEFAULT_MAX_GAP) -> AuditResult:  # fmt: skip
+                partitions: int | None = None, max_gap: float = DEFAULT_MAX_GAP,
+                dataset: str | None = None) -> AuditResult:  # fmt: skip
     """Files, globs and directories -> one result (on ``client``, a scheduler, a LocalCluster of
-    ``workers`` processes, or in this process)."""
+    ``workers`` processes, or in this process).
+
+    ``dataset``: also write the result as a partitioned Parquet dataset in that directory (see
+    ``write_dataset``); the tasks write the flow and DNS rows themselves, so the returned result counts
+    them (``flow_count``, ``summary()``) but its ``flows`` and ``dns`` tables are empty."""
     from pcapaudit.audit import AuditOptions
     from pcapaudit.inputs import plan_inputs
 
     opts = opts or AuditOptions()
+    path = check_dataset_dir(dataset) if dataset else None
     plan = plan_inputs(list(specs), recursive, sensor_pattern)
-    if client is not None or not (scheduler or workers):
-        return audit_plan(opts, plan, client, partitions, max_gap)
-    with dask_client(scheduler, workers) as c:
-        return audit_plan(opts, plan, c, partitions, max_gap)
+    tmp = _dataset_tmp(path) if path else None
+    try:
+        if client is not None or not (scheduler or workers):
+            result = audit_plan(opts, plan, client, partitions, max_gap, tmp)
+        else:
+            with dask_client(scheduler, workers) as c:
+                result = audit_plan(opts, plan, c, partitions, max_gap, tmp)
+        if path:
+            _finish_dataset(result, tmp, path)
+    except BaseException:
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return result
 
 
 # -- Parquet dataset ---------------------------------------------------------------------------------
@@ -310,58 +346,85 @@ def write_dataset(result: AuditResult, out: str) -> str:
     sensor and hour (Hive style, ``sensor=.../hour=2026-11-26T23/``), ``weirds/`` by sensor,
     ``findings.parquet``, ``coverage.parquet`` and ``summary.json``. Written in a temporary directory
     beside ``out`` and renamed into place when complete: a reader never sees half a dataset."""
-    import pyarrow as pa
-    import pyarrow.dataset as ds
-    import pyarrow.parquet as pq
-
-    from pcapaudit.report import frames, render
-
     path = check_dataset_dir(out)
-    parent, base = os.path.split(path)
-    tmp = tempfile.mkdtemp(prefix=f".{base}.tmp-", dir=parent)
+    tmp = _dataset_tmp(path)
     try:
-        sensors = getattr(result, "sensor_tables", None) or {"default": (result._flow_store, result._dns_store,  # noqa: SLF001
-                                                                        result.weird_records)}  # fmt: skip
-        for name, i in (("flows", 0), ("dns", 1)):
-            tables = []
-            for sensor, parts in sensors.items():
-                tables.append(_with_columns(parts[i].typed_table(sort_by=["ts", "uid"]), sensor))
-            _write_parts(tables, os.path.join(tmp, name), ["sensor", "hour"], ds, pa, pq)
-        weird_tables = []
-        for sensor, parts in sensors.items():
-            df = frames.weirds_frame(parts[2])
-            weird_tables.append(_with_columns(pa.Table.from_pandas(df, preserve_index=False), sensor))
-        _write_parts(weird_tables, os.path.join(tmp, "weirds"), ["sensor"], ds, pa, pq)
-        render.write_table_parquet(result, "findings", os.path.join(tmp, "findings.parquet"))
-        render.write_table_parquet(result, "coverage", os.path.join(tmp, "coverage.parquet"))
-        with open(os.path.join(tmp, "summary.json"), "w", encoding="utf-8") as fh:
-            json.dump(result.summary(), fh, indent=1, sort_keys=True, default=str)
-        with open(os.path.join(tmp, DATASET_MARK), "w", encoding="utf-8") as fh:
-            fh.write("written by pcapaudit; this directory is replaced as a whole by the next run\n")
-        old = None
-        if os.path.isdir(path):
-            old = tempfile.mkdtemp(prefix=f".{base}.old-", dir=parent)
-            os.rename(path, os.path.join(old, base))
-        os.rename(tmp, path)
-        if old:
-            shutil.rmtree(old, ignore_errors=True)
+        _finish_dataset(result, tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
 
 
-def _write_parts(tables, where: str, partition_by: list[str], ds, pa, pq) -> None:
+PARTS_DIR = ".parts"  # in the temporary dataset: one directory per task attempt that wrote rows
+
+
+def _dataset_tmp(path: str) -> str:
+    parent, base = os.path.split(path)
+    return tempfile.mkdtemp(prefix=f".{base}.tmp-", dir=parent)
+
+
+def _finish_dataset(result: AuditResult, tmp: str, path: str) -> None:
+    """Complete the dataset in ``tmp`` (the rows the tasks wrote are moved into place, the rest written
+    from ``result``) and rename it to ``path``."""
+    import pyarrow as pa
+
+    from pcapaudit.report import frames, render
+    from pcapaudit.report.columns import DNS_COLUMNS, FLOW_COLUMNS
+    from pcapaudit.store import ColumnStore
+
+    sensors = getattr(result, "sensor_tables", None) or {"default": (result._flow_store, result._dns_store,  # noqa: SLF001
+                                                                    result.weird_records)}  # fmt: skip
+    for name, i, cols in (("flows", 0, FLOW_COLUMNS), ("dns", 1, DNS_COLUMNS)):
+        where = os.path.join(tmp, name)
+        for attempt in getattr(result, "written_parts", ()):  # the tasks' rows: moved, not copied
+            src = os.path.join(attempt, name)
+            for root, _dirs, files in os.walk(src):
+                for f in files:
+                    dst = os.path.join(where, os.path.relpath(root, src))
+                    os.makedirs(dst, exist_ok=True)
+                    os.rename(os.path.join(root, f), os.path.join(dst, f))
+        tables = [_with_columns(parts[i].typed_table(sort_by=["ts", "uid"]), sensor)
+                  for sensor, parts in sensors.items() if len(parts[i])]  # fmt: skip
+        if tables or not os.path.isdir(where):
+            _write_parts(tables or [_with_columns(ColumnStore(cols).typed_table(), "")], where, ["sensor", "hour"])
+    shutil.rmtree(os.path.join(tmp, PARTS_DIR), ignore_errors=True)
+    weird_tables = []
+    for sensor, parts in sensors.items():
+        df = frames.weirds_frame(parts[2])
+        weird_tables.append(_with_columns(pa.Table.from_pandas(df, preserve_index=False), sensor))
+    _write_parts(weird_tables, os.path.join(tmp, "weirds"), ["sensor"])
+    render.write_table_parquet(result, "findings", os.path.join(tmp, "findings.parquet"))
+    render.write_table_parquet(result, "coverage", os.path.join(tmp, "coverage.parquet"))
+    with open(os.path.join(tmp, "summary.json"), "w", encoding="utf-8") as fh:
+        json.dump(result.summary(), fh, indent=1, sort_keys=True, default=str)
+    with open(os.path.join(tmp, DATASET_MARK), "w", encoding="utf-8") as fh:
+        fh.write("written by pcapaudit; this directory is replaced as a whole by the next run\n")
+    parent, base = os.path.split(path)
+    old = None
+    if os.path.isdir(path):
+        old = tempfile.mkdtemp(prefix=f".{base}.old-", dir=parent)
+        os.rename(path, os.path.join(old, base))
+    os.rename(tmp, path)
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_parts(tables, where: str, partition_by: list[str], prefix: str = "part") -> None:
+    """Write Arrow tables as a Hive-partitioned Parquet dataset at ``where`` (files ``prefix-<table>-<n>``)."""
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
     tables = [t for t in tables if t.num_rows] or tables[:1]
     if not tables or not tables[0].num_rows:  # no row at all: one empty file keeps the schema readable
-        os.makedirs(where)
+        os.makedirs(where, exist_ok=True)
         if tables:
-            pq.write_table(tables[0], os.path.join(where, "part-0.parquet"))
+            pq.write_table(tables[0].drop_columns(partition_by), os.path.join(where, f"{prefix}-empty.parquet"))
         return
     for i, t in enumerate(tables):
-        t = t.unify_dictionaries() if hasattr(t, "unify_dictionaries") else t
-        ds.write_dataset(t, where, format="parquet", partitioning=partition_by, partitioning_flavor="hive",
-                         basename_template=f"part-{i}-{{i}}.parquet", existing_data_behavior="overwrite_or_ignore")  # fmt: skip
+        ds.write_dataset(t.unify_dictionaries(), where, format="parquet", partitioning=partition_by,
+                         partitioning_flavor="hive", basename_template=f"{prefix}-{i}-{{i}}.parquet",
+                         existing_data_behavior="overwrite_or_ignore")  # fmt: skip
 
 
 # -- CLI ---------------------------------------------------------------------------------------------
@@ -408,17 +471,19 @@ def cmd_audit(args) -> int:
         check_dataset_dir(args.output)
     else:
         cli.check_report_paths(args)
-    result = audit_paths(args.captures, opts, scheduler=args.scheduler, workers=args.workers, recursive=args.recursive,
-                         sensor_pattern=args.sensor_pattern, partitions=args.partitions, max_gap=args.max_gap)  # fmt: skip
+    try:
+        result = audit_paths(args.captures, opts, scheduler=args.scheduler, workers=args.workers,
+                             recursive=args.recursive, sensor_pattern=args.sensor_pattern, partitions=args.partitions,
+                             max_gap=args.max_gap, dataset=args.output if dataset else None)  # fmt: skip
+    except OSError as e:
+        if not dataset:
+            raise
+        raise PcapAuditError(f"{args.output}: cannot write the dataset: {e.strerror or e}") from None
     if not dataset:
         return cli._report(result, args, threshold, interrupted=False)  # noqa: SLF001
     from pcapaudit.audit import severity_at_least
     from pcapaudit.errors import one_line
 
-    try:
-        write_dataset(result, args.output)
-    except OSError as e:
-        raise PcapAuditError(f"{args.output}: cannot write the dataset: {e.strerror or e}") from None
     if not args.quiet:
         print(cli._summary_line(result), file=sys.stderr)  # noqa: SLF001
     for e in result.errors:

@@ -195,6 +195,22 @@ def test_span_notes_gap_and_overlap():
     assert span_notes("s1", spans[:2], max_gap=0.1)[0].name == "capture_gap"
 
 
+def assert_dataset_equals(out: Path, one) -> None:
+    """The flows and DNS rows of a Parquet dataset, read back with pandas, equal ``one``'s column by column."""
+    import pandas as pd
+
+    for name in ("flows", "dns"):
+        df = pd.read_parquet(out / name)
+        assert set(df["sensor"].astype(str)) == {"pcap:linktype1"}
+        assert df["hour"].astype(str).str.match(r"^\d{4}-\d\d-\d\dT\d\d$").all()
+        back = df.drop(columns=["sensor", "hour"]).sort_values(["ts", "uid"]).reset_index(drop=True)
+        want = one.table(name).sort_values(["ts", "uid"]).reset_index(drop=True)
+        assert list(back.columns) == list(want.columns)
+        for col in want.columns:
+            assert back[col].astype(object).where(back[col].notna(), None).tolist() == \
+                want[col].astype(object).where(want[col].notna(), None).tolist(), f"{name}.{col}"  # fmt: skip
+
+
 # -- in this process ---------------------------------------------------------------------------------
 def test_rotated_files_in_process_equal_the_unsplit_capture(rotated, single):
     d, _, _, _ = rotated
@@ -232,16 +248,7 @@ def test_parquet_dataset_reads_back(rotated, single, tmp_path):
     result = audit_paths([str(d)], OPTS)
     out = tmp_path / "ds"
     write_dataset(result, str(out) + "/")
-    flows = pd.read_parquet(out / "flows")
-    assert set(flows["sensor"].astype(str)) == {"pcap:linktype1"}
-    assert flows["hour"].astype(str).str.match(r"^\d{4}-\d\d-\d\dT\d\d$").all()
-    back = flows.drop(columns=["sensor", "hour"]).sort_values("uid").reset_index(drop=True)
-    want = single.flows.sort_values("uid").reset_index(drop=True)
-    assert list(back.columns) == list(want.columns)
-    for col in want.columns:
-        assert back[col].astype(object).where(back[col].notna(), None).tolist() == \
-            want[col].astype(object).where(want[col].notna(), None).tolist(), col  # fmt: skip
-    assert len(pd.read_parquet(out / "dns")) == len(single.dns)
+    assert_dataset_equals(out, single)
     assert len(pd.read_parquet(out / "findings.parquet")) == len(single.findings)
     assert pd.read_parquet(out / "coverage.parquet")["status"].tolist() == single.coverage["status"].astype(str).tolist()
     assert json.loads((out / "summary.json").read_text())["flows"] == len(single.flows)
@@ -323,16 +330,32 @@ def test_dask_two_workers_equal_the_unsplit_capture(cluster, rotated, single):
 
 @pytest.mark.slow
 def test_dask_worker_killed_mid_task_is_retried(cluster, rotated, single, tmp_path):
+    """A worker killed half-way through its files: Dask runs the task again, the report is unchanged.
+    A worker killed after writing its dataset rows: the retry's rows are in the dataset, once."""
     d, _, _, _ = rotated
-    flag = tmp_path / "killed"
-    flag_path = str(flag)
-    cluster.run(lambda: os.environ.update({KILL_ONCE_ENV: flag_path}))  # on the workers (a lambda goes by value)
+
+    def on_workers(value):
+        cluster.run(lambda: os.environ.update({KILL_ONCE_ENV: value}) if value else os.environ.pop(KILL_ONCE_ENV, None))
+
+    flag, flag2 = tmp_path / "killed-reading", tmp_path / "killed-written"
+    on_workers(f"read:{flag}")  # on the workers (the lambda goes by value)
     try:
         many = audit_paths([str(d)], OPTS, client=cluster, partitions=2)
+        assert flag.exists()  # a task did kill its worker
+        assert_same_report(single, many)
+        on_workers(f"written:{flag2}")
+        many = audit_paths([str(d)], OPTS, client=cluster, partitions=2, dataset=str(tmp_path / "ds"))
+        assert flag2.exists()
     finally:
-        cluster.run(lambda: os.environ.pop(KILL_ONCE_ENV, None))
-    assert flag.exists()  # a task did kill its worker
-    assert_same_report(single, many)
+        on_workers(None)
+    assert_dataset_equals(tmp_path / "ds", single)  # the tasks' rows, not the killed attempt's twice
+    assert len(many.flows) == 0 and many.flow_count == len(single.flows)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds", flag.name, flag2.name]  # nothing left beside
+    s1, s2 = single.summary(), many.summary()
+    assert {k: v for k, v in s1.items() if k not in ("sources", "max_active_flows")} == \
+        {k: v for k, v in s2.items() if k not in ("sources", "max_active_flows")}  # fmt: skip
+    for name in ("findings", "coverage", "weirds"):
+        assert len(single.table(name)) == len(many.table(name)), name
 
 
 @pytest.mark.slow
@@ -384,7 +407,6 @@ def test_cli_workers_starts_a_local_cluster(rotated, single, tmp_path, capsys):
     code = main(["audit", str(d), "--workers", "2", "-f", "parquet", "-o", f"{out}/", "--trust-issuer",
                  "pcapaudit Lab Trust Services", "--tenant", "jamf-pro.instance=acme", "--fail-on", "none"])  # fmt: skip
     assert code == 0, capsys.readouterr().err
-    flows = pd.read_parquet(out / "flows").sort_values(["ts", "uid"])
-    assert flows["uid"].tolist() == single.flows["uid"].tolist()
+    assert_dataset_equals(out, single)
     assert len(pd.read_parquet(out / "findings.parquet")) == len(single.findings)
     assert not [p for p in tmp_path.iterdir() if p.name != "ds"]  # no temporary directory left beside it
