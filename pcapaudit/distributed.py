@@ -198,9 +198,13 @@ def reduce_states(opts: AuditOptions, plan: Plan, states: dict[str, list[dict]],
             weirds.add(w)
         red.weirds.merge(weirds)
         per_sensor[sensor] = (flows, dns, weirds.summary_rows())
+    unreadable = WeirdCollector()
     for e in plan.errors:  # files that could not be opened at all: an error and a weird row each
         red.errors.append(e)
-        red.weirds.add(Weird(None, "capture_unreadable", None, e))
+        unreadable.add(Weird(None, "capture_unreadable", None, e))
+    if plan.errors:  # a file of no known sensor: the dataset's weirds say sensor=(none)
+        red.weirds.merge(unreadable)
+        per_sensor["(none)"] = (ColumnStore(FLOW_COLUMNS), ColumnStore(DNS_COLUMNS), unreadable.summary_rows())
     red.ctx.capture_end = red.last_ts
     result = red.assemble()
     result.sensor_tables = per_sensor  # type: ignore[attr-defined]  # for the partitioned Parquet dataset

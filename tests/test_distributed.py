@@ -300,15 +300,18 @@ def test_cli_directory_to_dataset_with_a_corrupt_file(rotated, tmp_path, capsys)
     bad = plain[0]
     data = bad.read_bytes()
     bad.write_bytes(data[: len(data) // 2] + b"\xff" * 64)  # a record header with an impossible length
+    junk = tmp_path / "notes.pcap"
+    junk.write_bytes(b"not a capture at all")
     out = tmp_path / "out"
-    code = main(["audit", str(sensor), "-f", "parquet", "-o", str(out) + "/", "--no-progress"])
+    code = main(["audit", str(sensor), str(junk), "-f", "parquet", "-o", str(out) + "/", "--no-progress"])
     err = capsys.readouterr().err
     assert code == 2
-    assert bad.name in err and err.count("pcapaudit: error:") == 1
+    assert bad.name in err and junk.name in err and err.count("pcapaudit: error:") == 2
     summary = json.loads((out / "summary.json").read_text())
-    assert len(summary["errors"]) == 1 and summary["flows"] > 1000
+    assert len(summary["errors"]) == 2 and summary["flows"] > 1000
     weirds = pd.read_parquet(out / "weirds")
     assert (weirds["name"] == "capture_truncated_or_corrupt").sum() == 1
+    assert weirds.loc[weirds["name"] == "capture_unreadable", "sensor"].astype(str).tolist() == ["(none)"]
 
 
 # -- Dask ----------------------------------------------------------------------------------------------
