@@ -470,6 +470,8 @@ def cmd_audit(args) -> int:
         raise UsageError(f"--workers {args.workers}: between 1 and 1024")
     if args.partitions is not None and not 1 <= args.partitions <= 1024:
         raise UsageError(f"--partitions {args.partitions}: between 1 and 1024")
+    if args.jobs not in ("auto", "1") and not (args.scheduler or args.workers):
+        log.warning("--jobs %s: not used for directories, globs or sensors; --workers N runs them on N processes", args.jobs)
     dataset = is_dataset_output(args.format, args.output)
     if dataset:
         check_dataset_dir(args.output)
