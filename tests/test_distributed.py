@@ -6,6 +6,7 @@ middle of a task too."""
 from __future__ import annotations
 
 import gzip
+import socket
 from collections import Counter
 import json
 import os
@@ -40,9 +41,10 @@ def _packets(path):
         return [(ts, bytes(buf)) for ts, buf in dpkt.pcap.Reader(fh)]
 
 
-def _cut_points(pkts) -> tuple[int, int]:
+def _cut_points(pkts, named: set) -> tuple[int, int, tuple]:
     """Packet numbers (0-based) to cut after: the first segment of a ClientHello split over two TCP
-    segments, and a DNS answer whose address a later TCP SYN goes to (the answer names that flow)."""
+    segments (of a flow in ``named``: one the audit names by its SNI), and a DNS answer whose address a
+    later TCP SYN goes to (the answer names that flow); and the cut ClientHello's flow."""
     import dpkt
 
     mid_hello = dns_cut = None
@@ -63,15 +65,17 @@ def _cut_points(pkts) -> tuple[int, int]:
                     answered.setdefault(an.ip, i)
         elif isinstance(l4, dpkt.tcp.TCP):
             p = bytes(l4.data)
-            if (mid_hello is None and len(p) > 9 and p[0] == 0x16 and p[1] == 3 and p[5] == 1
+            if (len(p) > 9 and p[0] == 0x16 and p[1] == 3 and p[5] == 1
                     and struct.unpack("!H", p[3:5])[0] + 5 > len(p) and i > 300):  # fmt: skip
-                mid_hello = i
+                flow = (socket.inet_ntoa(ip.src), l4.sport, socket.inet_ntoa(ip.dst), l4.dport)
+                if mid_hello is None and flow in named:
+                    mid_hello, hello_flow = i, flow
             if dns_cut is None and l4.flags & dpkt.tcp.TH_SYN and not l4.flags & dpkt.tcp.TH_ACK:
                 j = answered.get(ip.dst)
                 if j is not None and i - j > 3 and i > 1500:
                     dns_cut = j
     assert mid_hello is not None and dns_cut is not None
-    return mid_hello, dns_cut
+    return mid_hello, dns_cut, hello_flow
 
 
 @pytest.fixture(scope="module")
@@ -110,16 +114,18 @@ def split(src: Path, where: Path, pieces: int, extra_cuts=(), gz=(), names=None)
 
 
 @pytest.fixture(scope="module")
-def rotated(generated, tmp_path_factory):
+def rotated(generated, single, tmp_path_factory):
     """The generated capture as 13 rotated files: names that do not sort in time order, two gzipped, a
     README among them; cut mid-ClientHello and between a DNS answer and the flow it names."""
-    mid_hello, dns_cut = _cut_points(_packets(generated))
+    f = single.flows[single.flows["sni"].notna()]
+    named = set(zip(f["src_ip"], f["src_port"].astype(int), f["dst_ip"], f["dst_port"].astype(int)))
+    mid_hello, dns_cut, hello_flow = _cut_points(_packets(generated), named)
     d = tmp_path_factory.mktemp("rotated") / "sensor1"
     order = [7, 3, 11, 0, 9, 12, 5, 1, 10, 2, 8, 4, 6]  # file i is called ring_<order[i]>
     files = split(generated, d, 11, (mid_hello, dns_cut), gz=(2, 7), names=lambda i: f"ring_{order[i]}.pcap")
     assert len(files) == 13
     (d / "README.txt").write_text("not a capture\n")
-    return d, files, mid_hello, dns_cut
+    return d, files, hello_flow, dns_cut
 
 
 @pytest.fixture(scope="module")
@@ -217,6 +223,10 @@ def test_rotated_files_in_process_equal_the_unsplit_capture(rotated, single):
     many = audit_paths([str(d)], OPTS)
     assert_same_report(single, many)
     assert many.flows["dns_name"].notna().sum() > 100 and many.flows["sni"].notna().sum() > 100
+    src, sport, dst, dport = rotated[2]  # the flow whose ClientHello a file boundary cuts in two
+    f = many.flows
+    cut = f[(f["src_ip"] == src) & (f["src_port"] == sport) & (f["dst_ip"] == dst) & (f["dst_port"] == dport)]
+    assert len(cut) == 1 and isinstance(cut["sni"].iloc[0], str)
 
 
 def test_the_cuts_matter(rotated, single):
