@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from pcapaudit.capture.pcapfile import CaptureFile, PacketBatch
 from pcapaudit.classify import address_scope, classify, is_multicast
+from pcapaudit.core import CoreEngine, open_capture
 from pcapaudit.coverage import CoverageTracker, reached
 from pcapaudit.decode import FAST, Decoder
 from pcapaudit.decode import icmp as icmpmod
@@ -78,7 +79,7 @@ class AuditOptions:
     tenants: dict[str, str] = field(default_factory=dict)
     trust_issuers: tuple[str, ...] = ()
     devices: tuple[str, ...] = ()
-    engine: str = "fast"
+    engine: str = "core"  # the compiled core; "fast"/"simple": the pure-Python engine (tests' oracle)
     engine_config: EngineConfig = field(default_factory=EngineConfig)
     partition: tuple[int, int] | None = None  # (k, n): audit only partition k of n (parallel runs)
 
@@ -144,10 +145,17 @@ class Auditor:
         self.findings = FindingCollector(opts.engine_config.processes)
         self._on_finding = on_finding
         self._on_flow = on_flow
-        self.decoder = Decoder(opts.engine)
-        self.copies = InterfaceCopies()  # packets seen again on another interface (tcpdump -i any, pktap)
-        self.engine = FlowEngine(self._flow, self._dns, self.weirds.add, opts.engine_config, self.dnsmap,
-                                 opts.partition, on_plain=self._plain)  # fmt: skip
+        self.core: CoreEngine | None = None
+        self._copies_count = 0
+        if opts.engine == "core":
+            self.core = CoreEngine(self._flow, self._plain, self._dns, self.weirds.add, opts.engine_config,
+                                   opts.partition)  # fmt: skip
+            self.ctx.dnsmap = self.core.dnsmap  # type: ignore[assignment]  # the core's naming map
+        else:
+            self.decoder = Decoder(opts.engine)
+            self.copies = InterfaceCopies()  # packets seen again on another interface (tcpdump -i any, pktap)
+            self.engine = FlowEngine(self._flow, self._dns, self.weirds.add, opts.engine_config, self.dnsmap,
+                                     opts.partition, on_plain=self._plain)  # fmt: skip
         self.sources: list[str] = []
         self.errors: list[str] = []
         self.packets = 0
@@ -284,6 +292,10 @@ class Auditor:
         n = len(batch)
         if n == 0:
             return
+        if self.core is not None:
+            self.core.feed_batch(batch)
+            self._core_stats()
+            return
         res = self.decoder.decode(batch)
         for row, name, detail in res.weirds:
             self.weirds.add(Weird(float(batch.ts[row]), name, None, f"packet {batch.first_index + row + 1}: {detail}"))
@@ -303,6 +315,17 @@ class Auditor:
     def run_file(self, source: CaptureFile, progress: Callable[[int], None] | None = None) -> None:
         """Read one capture file to its end (a truncated or corrupt tail is recorded in ``errors``)."""
         self.sources.append(source.name)
+        if self.core is not None:
+            cap = open_capture(source.spec)
+            with quiet_gc():
+                self.core.run(cap, source, progress)
+            self._core_stats()
+            if source.dropped is not None:
+                self.if_dropped = (self.if_dropped or 0) + source.dropped
+            if source.error:
+                self.errors.append(source.error)
+                self.core.add_weird(self.last_ts, "capture_truncated_or_corrupt", source.error)
+            return
         with quiet_gc():
             for batch in source.batches(first_index=self.packets):
                 self.feed_batch(batch)
@@ -326,6 +349,11 @@ class Auditor:
             raise RuntimeError("finish() called twice")
         self._finished = True
         self.ctx.capture_end = self.last_ts
+        if self.core is not None:
+            with quiet_gc():
+                self.core.flush()
+            self._core_stats(final=True)
+            return
         with quiet_gc():
             self.engine.flush()
         if self.decoder.simple.expired_fragments or self.decoder.simple._frags:  # noqa: SLF001
@@ -359,6 +387,9 @@ class Auditor:
         self._max_active += state["max_active"]
         self._ended_early += state["ended_early"]
 
+    def _copies(self) -> int:
+        return self._copies_count if self.core is not None else self.copies.count
+
     def assemble(self) -> AuditResult:
         """Region checks, the checklist and the result, once every partition is in."""
         # region: configured, or inferred from pinned device-domain flows; then re-check region rules
@@ -382,7 +413,7 @@ class Auditor:
             extra=tuple(sorted({"fragmented_datagrams": self.fragments, "flows": len(self.flows),
                                 "dns_transactions": len(self.dns), "max_active_flows": self._max_active,
                                 **({"flows_ended_early": self._ended_early} if self._ended_early else {}),
-                                **({"interface_copies": self.copies.count} if self.copies.count else {}),
+                                **({"interface_copies": self._copies()} if self._copies() else {}),
                                 **{f"tunnel_{k}": v for k, v in self.tunnels.items()}}.items())),
         )  # fmt: skip
         from pcapaudit.result import AuditResult
@@ -392,6 +423,21 @@ class Auditor:
             weirds=self.weirds.summary_rows(), stats=stats, vendors=tuple(vendors),
             vendors_auto=not self.options.vendors, errors=tuple(self.errors), book=self.book,
         )  # fmt: skip
+
+    def _core_stats(self, final: bool = False) -> None:
+        """The core's counters become the auditor's (they are cumulative over the run)."""
+        st = self.core.stats()
+        self.packets, self.bytes = st["packets"], st["bytes"]
+        self.first_ts, self.last_ts = st["first_ts"], st["last_ts"]
+        self.decoded, self.not_ip = st["decoded"], st["not_ip"]
+        self.fragments = st["fragments"]
+        self.tunnels = Counter(dict(st["tunnels"]))
+        self._copies_count = st["copies"]
+        self._max_active, self._ended_early = st["max_active"], st["ended_early"]
+        for ts, ipver, proto, src, dst, sport, dport, itype, icode, reporter in self.core.take_orphan_icmp():
+            self._orphan_icmp(ts, icmpmod.Quoted(ipver, proto, src, dst, sport, dport), itype, icode, reporter)
+        if final:  # the core caps weird rows per name as the collector does, and counts them all
+            self.weirds.counts = Counter(dict(st["weird_counts"]))
 
     def _drain_orphan_icmp(self) -> None:
         """Findings for ICMP errors whose quoted flow is not in the capture, batch by batch (ICMP
@@ -440,7 +486,7 @@ def audit(
     tenants: dict[str, str] | None = None,
     trust_issuers: Iterable[str] = (),
     devices: Iterable[str] = (),
-    engine: str = "fast",
+    engine: str = "core",
     client=None,
     recursive: bool = False,
     sensor_pattern: str | None = None,
@@ -458,8 +504,8 @@ def audit(
     captures = _paths(captures, "captures")
     if not captures:
         raise UsageError("captures: no capture given")
-    if engine not in ("fast", "simple"):
-        raise UsageError(f"engine {engine!r}: fast or simple")
+    if engine not in ("core", "fast", "simple"):
+        raise UsageError(f"engine {engine!r}: core, fast or simple")
     opts = AuditOptions(
         rules=list(_paths(rules, "rules")) or None, vendors=_strings(vendors, "vendors") or None,
         tenants=dict(tenants or {}), trust_issuers=_strings(trust_issuers, "trust_issuers"),

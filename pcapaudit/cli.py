@@ -21,15 +21,34 @@ from pcapaudit.model import Severity
 log = logging.getLogger("pcapaudit")
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
-FORMATS = ("table", "json", "csv", "parquet", "markdown", "html")
+FORMATS = ("table", "json", "jsonl", "csv", "parquet", "markdown", "html")
 TABLE_NAMES = ("findings", "coverage", "flows", "dns", "weirds")
 DEFAULT_TEXT_TABLES = ("findings", "coverage", "flows")
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, exit 2 (argparse's own convention)
-        self.print_usage(sys.stderr)
+    def error(self, message: str):  # one line (main adds a hint to --help), exit 2 (argparse's own convention)
         raise UsageError(message)
+
+
+class ConfigError(UsageError):
+    """A bad ``--config`` file or value in it: the message names the file (no hint to ``--help``)."""
+
+
+COMMANDS = ("audit", "live", "crosscheck", "rules")
+
+
+def help_hint(argv: list[str]) -> str:
+    """``see 'pcapaudit audit --help'``: the help of the command the arguments name."""
+    words = ["pcapaudit"]
+    cmd = next((a for a in argv if not a.startswith("-")), None)
+    if cmd in COMMANDS:
+        words.append(cmd)
+        rest = argv[argv.index(cmd) + 1:]
+        action = next((a for a in rest if not a.startswith("-")), None)
+        if cmd == "rules" and action in ("list", "show", "validate"):
+            words.append(action)
+    return f"see '{' '.join(words)} --help'"
 
 
 def _whole(text: str, lo: int, hi: int | None = None) -> int | None:
@@ -66,6 +85,13 @@ def _max_flows(text: str) -> int:
     return n
 
 
+def _column_list(text: str) -> list[str]:
+    cols = [c.strip() for c in text.split(",") if c.strip()]
+    if not cols:
+        raise argparse.ArgumentTypeError(f"expected comma-separated column names, not {text!r}")
+    return list(dict.fromkeys(cols))
+
+
 def _common_report_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("rules")
     g.add_argument("--rules", action="append", metavar="PATH",
@@ -90,6 +116,9 @@ def _common_report_args(p: argparse.ArgumentParser) -> None:
     o.add_argument("--table", action="append", choices=TABLE_NAMES, metavar="NAME",
                    help=f"tables to output ({', '.join(TABLE_NAMES)}; repeatable)")  # fmt: skip
     o.add_argument("--limit", type=_count, default=50, metavar="N", help="flows shown in table/markdown output (0: all)")
+    o.add_argument("--columns", type=_column_list, metavar="LIST",
+                   help="columns shown in table/markdown output, in this order, e.g. uid,sni,dst_ip (each table "
+                        "shows those it has; the terminal table otherwise fits the terminal's width, COLUMNS)")  # fmt: skip
     o.add_argument("--fail-on", default=None, metavar="SEVERITY",
                    help="exit 1 when a finding has at least this severity: info, low, medium (default), high, none")  # fmt: skip
     o.add_argument("-q", "--quiet", action="store_true", help="no summary line on stderr")
@@ -164,34 +193,34 @@ def _load_config(path: str) -> dict:
     try:
         data = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=SAFE_LOADER) or {}
     except FileNotFoundError:
-        raise UsageError(f"{path}: no such config file") from None
+        raise ConfigError(f"{path}: no such config file") from None
     except (OSError, UnicodeDecodeError) as e:
-        raise UsageError(f"{path}: cannot read config: {e}") from None
+        raise ConfigError(f"{path}: cannot read config: {e}") from None
     except yaml.YAMLError as e:
-        raise UsageError(f"{path}: invalid YAML: {str(e).splitlines()[0]}") from None
+        raise ConfigError(f"{path}: invalid YAML: {str(e).splitlines()[0]}") from None
     except RecursionError:
-        raise UsageError(f"{path}: invalid YAML: nested too deeply") from None
+        raise ConfigError(f"{path}: invalid YAML: nested too deeply") from None
     if not isinstance(data, dict):
-        raise UsageError(f"{path}: config must be a mapping")
+        raise ConfigError(f"{path}: config must be a mapping")
     if not check_node_budget(data):
-        raise UsageError(f"{path}: config too large (YAML aliases expanding to a huge document?)")
+        raise ConfigError(f"{path}: config too large (YAML aliases expanding to a huge document?)")
     allowed = ("rules", "vendor", "tenants", "trust_issuers", "devices", "fail_on", "max_flows")
     for key in data:
         if key not in allowed:
-            raise UsageError(f"{path}: unknown config key {key!r} (allowed: {', '.join(sorted(allowed))})")
+            raise ConfigError(f"{path}: unknown config key {key!r} (allowed: {', '.join(sorted(allowed))})")
 
     def strings(key: str) -> list[str]:  # a string, or a list of strings
         v = data[key]
         items = v if isinstance(v, list) else [v]
         if not items or not all(isinstance(x, str) and x for x in items):
-            raise UsageError(f"{path}: {key}: expected a string or a list of strings")
+            raise ConfigError(f"{path}: {key}: expected a string or a list of strings")
         return items
 
     for key in ("rules", "vendor", "trust_issuers", "devices"):
         if key in data:
             data[key] = strings(key)
     if "fail_on" in data and not isinstance(data["fail_on"], str):
-        raise UsageError(f"{path}: fail_on: expected one of info, low, medium, high, none")
+        raise ConfigError(f"{path}: fail_on: expected one of info, low, medium, high, none")
     if "max_flows" in data:
         v = data["max_flows"]
         try:
@@ -199,13 +228,13 @@ def _load_config(path: str) -> dict:
                 raise argparse.ArgumentTypeError(f"expected a whole number of flows (0: no cap), not {v!r}")
             data["max_flows"] = _max_flows(str(v))
         except argparse.ArgumentTypeError as e:
-            raise UsageError(f"{path}: max_flows: {e}") from None
+            raise ConfigError(f"{path}: max_flows: {e}") from None
     tenants = data.get("tenants")
     if tenants is not None and not (
         isinstance(tenants, dict)
         and all(isinstance(k, str) and isinstance(v, (str, int, float)) and not isinstance(v, bool) for k, v in tenants.items())
     ):
-        raise UsageError(f"{path}: tenants: expected a mapping of VENDOR.NAME: VALUE")
+        raise ConfigError(f"{path}: tenants: expected a mapping of VENDOR.NAME: VALUE")
     base = Path(path).resolve().parent
     if "rules" in data:
         data["rules"] = [str(base / r) if not Path(r).is_absolute() else r for r in data["rules"]]
@@ -215,15 +244,24 @@ def _load_config(path: str) -> dict:
 def _options(args):
     from pcapaudit.audit import AuditOptions, networks
 
-    cfg = _load_config(args.config) if getattr(args, "config", None) else {}
+    path = getattr(args, "config", None)
+    cfg = _load_config(path) if path else {}
     rules = args.rules or cfg.get("rules") or ([os.environ["PCAPAUDIT_RULES"]] if os.environ.get("PCAPAUDIT_RULES") else None)
     vendor = args.vendor or cfg.get("vendor")
     if isinstance(vendor, list):
         vendor = ",".join(vendor)
     tenants = {str(k): str(v) for k, v in (cfg.get("tenants") or {}).items()}
-    tenants.update(_parse_kv(args.tenant, "--tenant"))
+    flag_tenants = _parse_kv(args.tenant, "--tenant")
+    # what the config file decided, so that the checks made later name the file, not the flag
+    args.config_values = {"vendor": bool(cfg.get("vendor")) and not args.vendor,
+                          "tenants": set(tenants) - set(flag_tenants)} if path else {}  # fmt: skip
+    tenants.update(flag_tenants)
     trust = tuple(cfg.get("trust_issuers") or ()) + tuple(args.trust_issuer)
-    devices = networks(tuple(cfg.get("devices") or ()) + tuple(args.device), "--device")
+    try:
+        cfg_devices = networks(tuple(cfg.get("devices") or ()), f"{path}: devices")
+    except UsageError as e:
+        raise ConfigError(str(e)) from None
+    devices = networks(cfg_devices + tuple(args.device), "--device")
     fail_on = args.fail_on or cfg.get("fail_on") or "medium"
     if str(fail_on).lower() == "none":
         threshold = None
@@ -231,7 +269,8 @@ def _options(args):
         try:
             threshold = Severity.parse(str(fail_on))
         except ValueError:
-            raise UsageError(f"--fail-on: unknown severity {str(fail_on)!r} (info, low, medium, high, none)") from None
+            where, cls = ("--fail-on", UsageError) if args.fail_on or not cfg.get("fail_on") else (f"{path}: fail_on", ConfigError)
+            raise cls(f"{where}: unknown severity {str(fail_on)!r} (info, low, medium, high, none)") from None
     opts = AuditOptions(
         rules=rules, vendors=tuple(v.strip() for v in vendor.split(",") if v.strip()) if vendor else None,
         tenants=tenants, trust_issuers=trust, devices=devices, engine=args.engine,
@@ -244,10 +283,24 @@ def _options(args):
     return opts, threshold
 
 
+def blame_config(e: PcapAuditError, args) -> PcapAuditError:
+    """A ``--vendor``/``--tenant`` error about a value that came from the config file, named by the file."""
+    import re
+
+    origin = getattr(args, "config_values", None) or {}
+    msg = str(e)
+    if origin.get("vendor") and msg.startswith("--vendor "):
+        return ConfigError(f"{args.config}: vendor: {msg[len('--vendor '):]}")
+    m = re.match(r"--tenant ([^=:\s]+)", msg)
+    if m and m.group(1) in origin.get("tenants", ()):
+        return ConfigError(f"{args.config}: tenants: {msg[len('--tenant '):]}")
+    return e
+
+
 def _tables(args) -> tuple[str, ...]:
     if args.table:
         return tuple(dict.fromkeys(args.table))
-    if args.format in ("json", "csv", "parquet", "html"):
+    if args.format in ("json", "jsonl", "csv", "parquet", "html"):
         return TABLE_NAMES
     return DEFAULT_TEXT_TABLES
 
@@ -276,6 +329,48 @@ def check_report_paths(args) -> None:
         raise UsageError("--format csv with several tables needs -o PREFIX (or one --table)")
     for path in report_paths(args):
         check_writable(path, "the report")
+    check_columns(args)
+
+
+def check_columns(args) -> None:
+    """``--columns``: names some shown table has, for the formats that show a view of the tables."""
+    cols = getattr(args, "columns", None)
+    if not cols:
+        return
+    if args.format not in ("table", "markdown"):
+        raise UsageError("--columns applies to table and markdown output (the other formats have every column)")
+    from pcapaudit.report import columns as colmaps
+
+    have: set[str] = set()
+    for t in _tables(args):
+        have.update(getattr(colmaps, {"coverage": "COVERAGE", "weirds": "WEIRD", "findings": "FINDING", "flows": "FLOW",
+                                      "dns": "DNS"}[t] + "_COLUMNS"))  # fmt: skip
+        if t == "findings":
+            have.add("process")
+    unknown = [c for c in cols if c not in have]
+    if unknown:
+        raise UsageError(f"--columns: no shown table has {', '.join(unknown)} (tables: {', '.join(_tables(args))})")
+
+
+def terminal_width(args) -> int | None:
+    """The width the terminal report fits: COLUMNS when set, else the terminal's when stdout is one;
+    None (every cell up to 70 characters, as before) for pipes and files."""
+    out = getattr(args, "output", None)
+    if out and out != "-":
+        return None
+    env = os.environ.get("COLUMNS", "").strip()
+    if env:
+        n = _whole(env, 1)
+        return max(n, 40) if n else None
+    try:
+        tty = sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    if not tty:
+        return None
+    import shutil
+
+    return max(shutil.get_terminal_size().columns, 40)
 
 
 def check_writable(path: str, what: str) -> None:
@@ -328,12 +423,13 @@ def _write_report(result, args) -> None:
                 with open(path, "w", newline="", encoding="utf-8") as fh:
                     render.write_table_csv(result, t, fh)
         return
-    if fmt == "json":
+    if fmt in ("json", "jsonl"):
+        write = render.write_json if fmt == "json" else render.write_jsonl
         if out and out != "-":
             with open(out, "w", encoding="utf-8") as fh:
-                render.write_json(result, fh, tables)
+                write(result, fh, tables)
         else:
-            render.write_json(result, sys.stdout, tables)
+            write(result, sys.stdout, tables)
             sys.stdout.flush()
         return
     if fmt == "html":
@@ -341,7 +437,8 @@ def _write_report(result, args) -> None:
     else:
         compact = not args.table  # the default view; an explicit --table coverage shows every row
         text = render.render_text(result, tables, "github" if fmt == "markdown" else "simple",
-                                  flow_limit=None if args.limit == 0 else args.limit, compact=compact)  # fmt: skip
+                                  flow_limit=None if args.limit == 0 else args.limit, compact=compact,
+                                  width=terminal_width(args), columns=getattr(args, "columns", None))  # fmt: skip
     if out and out != "-":
         with open(out, "w", encoding="utf-8") as fh:
             fh.write(text)
@@ -351,20 +448,23 @@ def _write_report(result, args) -> None:
 
 
 def _summary_line(result) -> str:
+    from pcapaudit.report.render import plural
+
     n = len(result.finding_records)
     worst = result.worst_severity()
     # info rows (TLS 1.3: "evidence unavailable") are notes, not a blocked or intercepted connection
     kinds = Counter(f.kind.value for f, _ in result.finding_records if f.severity > Severity.INFO)
     info = n - sum(kinds.values())
-    kind_txt = ", ".join([f"{v} {k}" for k, v in sorted(kinds.items())] + ([f"{info} info"] if info else []))
+    kind_txt = ", ".join([f"{v:,} {k}" for k, v in sorted(kinds.items())] + ([f"{info:,} info"] if info else []))
     extra = dict(result.stats.extra)
     return (
-        f"pcapaudit: {n} finding{'s' if n != 1 else ''}"
+        f"pcapaudit: {plural(n, 'finding')}"
         + (f" ({kind_txt}; worst {worst})" if n else "")
-        + f" in {result.flow_count} flows from {result.stats.packets} packets; {result.stats.weird} weird"
-        + (f"; {copies:,} packets seen again on another interface counted once"
+        + f" in {plural(result.flow_count, 'flow')} from {plural(result.stats.packets, 'packet')}; "
+        + f"{result.stats.weird:,} weird"
+        + (f"; {plural(copies, 'packet')} seen again on another interface counted once"
            if (copies := extra.get("interface_copies")) else "")
-        + (f"; {early:,} flows ended early to stay under --max-flows"
+        + (f"; {plural(early, 'flow')} ended early to stay under --max-flows"
            if (early := extra.get("flows_ended_early")) else "")
     )  # fmt: skip
 
@@ -422,13 +522,18 @@ def cmd_audit(args) -> int:
     if jobs > 1:
         from pcapaudit.parallel import audit_parallel
 
+        read = []  # the parent process reads every capture whole: its sources know format and packets
+
         def prog(src):
+            read.append(src)
             size = os.path.getsize(src.name) if os.path.isfile(src.name) else None
             bar = Progress(not args.no_progress and not args.quiet, size, os.path.basename(src.name))
             return lambda n, s=src, b=bar: b(n, s.offset)
 
         result = audit_parallel(opts, list(args.captures), jobs, prog)
         Progress(False, None, "").close()
+        for src in read:
+            log.info("%s: %s, %s packets", src.name, src.format, f"{src.packets:,}")
         _log_rate(result, t0)
         return _report(result, args, threshold, interrupted=False)
     auditor = Auditor(opts)
@@ -505,7 +610,7 @@ def cmd_crosscheck(args) -> int:
     diff, summary = crosscheck(args.capture)
     print(" ".join(f"{k}={v}" for k, v in summary.items()))
     if len(diff):
-        print(render_table(diff, list(diff.columns), limit=None if args.limit == 0 else args.limit))
+        print(render_table(diff, list(diff.columns), limit=None if args.limit == 0 else args.limit, fit=terminal_width(args)))
     return EXIT_OK if not len(diff) else EXIT_FINDINGS
 
 
@@ -568,7 +673,7 @@ def cmd_rules(args) -> int:
     else:
         from pcapaudit.report.render import render_table
 
-        print(render_table(df, list(df.columns), width=60))
+        print(render_table(df, list(df.columns), width=60, fit=terminal_width(args), drop=["flags", "required"]))
         print(f"\n{len(df)} rules in {len({r.vendor for r in rows})} rulesets")
     return EXIT_OK
 
@@ -588,8 +693,12 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
     _lean_memory()
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = None
     try:
         args = parser.parse_args(argv)
+        if getattr(args, "quiet", False) and getattr(args, "verbose", 0):
+            raise UsageError("-q/--quiet and -v/--verbose together: choose one (-q: no summary line, -v: a log)")
         level = logging.WARNING - 10 * (getattr(args, "verbose", 0) or 0)
         env_level = os.environ.get("PCAPAUDIT_LOGLEVEL")
         logging.basicConfig(level=env_level or max(level, logging.DEBUG), format="pcapaudit: %(levelname)s: %(message)s")
@@ -603,9 +712,17 @@ def main(argv: list[str] | None = None) -> int:
             if not args.rules_command:
                 raise UsageError("rules needs an action: list, show or validate")
             return cmd_rules(args)
-        parser.print_help(sys.stderr)
+        raise UsageError(f"a command is needed: {', '.join(COMMANDS)}")
+    except UsageError as e:
+        if args is not None:
+            e = blame_config(e, args)
+        print(f"pcapaudit: error: {one_line(e)}", file=sys.stderr)
+        if not isinstance(e, ConfigError):
+            print(help_hint(argv), file=sys.stderr)
         return EXIT_ERROR
-    except (CaptureError, RulesetError, UsageError, PcapAuditError) as e:
+    except (CaptureError, RulesetError, PcapAuditError) as e:
+        if args is not None:
+            e = blame_config(e, args)
         print(f"pcapaudit: error: {one_line(e)}", file=sys.stderr)
         return EXIT_ERROR
     except BrokenPipeError:

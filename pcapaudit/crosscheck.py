@@ -135,15 +135,16 @@ def crosscheck(path: str, result=None) -> tuple[pd.DataFrame, dict]:
         a, b = ours.get(key, set()), theirs.get(key, set())
         if a != b:
             (p, (ip1, p1), (ip2, p2)) = key
-            rows.append({"transport": p, "endpoint_a": f"{ip1}:{p1}", "endpoint_b": f"{ip2}:{p2}",
-                         "pcapaudit_sni": ", ".join(sorted(a)) or None, "tshark_sni": ", ".join(sorted(b)) or None})  # fmt: skip
+            rows.append({"name": "sni", "transport": p, "endpoint_a": f"{ip1}:{p1}", "endpoint_b": f"{ip2}:{p2}",
+                         "pcapaudit": ", ".join(sorted(a)) or None, "tshark": ", ".join(sorted(b)) or None})  # fmt: skip
     for name in sorted(our_dns ^ their_dns):
-        rows.append({"transport": "dns", "endpoint_a": None, "endpoint_b": None,
-                     "pcapaudit_sni": name if name in our_dns else None, "tshark_sni": name if name in their_dns else None})  # fmt: skip
+        rows.append({"name": "dns query", "transport": None, "endpoint_a": None, "endpoint_b": None,
+                     "pcapaudit": name if name in our_dns else None, "tshark": name if name in their_dns else None})  # fmt: skip
     summary = {
         "flows_with_sni_pcapaudit": len(ours), "flows_with_sni_tshark": len(theirs),
         "sni_agree": sum(1 for k in set(ours) & set(theirs) if ours[k] == theirs[k]),
         "dns_names_pcapaudit": len(our_dns), "dns_names_tshark": len(their_dns),
         "dns_agree": len(our_dns & their_dns), "differences": len(rows),
     }  # fmt: skip
-    return pd.DataFrame(rows, columns=["transport", "endpoint_a", "endpoint_b", "pcapaudit_sni", "tshark_sni"]), summary
+    # "name": what the two columns hold, a flow's TLS/QUIC server name or a DNS query name
+    return pd.DataFrame(rows, columns=["name", "transport", "endpoint_a", "endpoint_b", "pcapaudit", "tshark"]), summary

@@ -48,25 +48,6 @@ DNS_REPETITIVE = frozenset({"client_ip", "server_ip", "query", "answers"})
 KILL_ONCE_ENV = "PCAPAUDIT_TEST_KILL_WORKER_ONCE"  # tests only: a flag file; see _maybe_die
 
 
-def _tracked_file(path: str):
-    """A capture file that remembers the time of its first and last packet (in file order)."""
-    from pcapaudit.capture.pcapfile import CHUNK, CaptureFile
-
-    class TrackedFile(CaptureFile):
-        first: float | None = None
-        last: float | None = None
-
-        def batches(self, first_index: int = 0, chunk: int = CHUNK):  # noqa: D102
-            for b in super().batches(first_index, chunk):
-                if len(b):
-                    if self.first is None:
-                        self.first = float(b.ts[0])
-                    self.last = float(b.ts[-1])
-                yield b
-
-    return TrackedFile(path)
-
-
 def _maybe_die(stage: str) -> None:
     """Fault-injection hook for the tests: when ``PCAPAUDIT_TEST_KILL_WORKER_ONCE`` is ``STAGE:FLAGFILE``
     (stage ``read``: half-way through the files; ``written``: after writing its dataset rows) and the flag
@@ -83,21 +64,25 @@ def _maybe_die(stage: str) -> None:
 
 
 def partition_task(opts: AuditOptions, sensor: str, paths: list[str], k: int, n: int,
-                   write_to: str | None = None) -> dict:  # fmt: skip
+                   write_to: str | None = None, firsts: list[float | None] | None = None) -> dict:  # fmt: skip
     """One Dask task: partition ``k`` of ``n`` of one sensor's files, read in order. Returns the state
     the reduce merges (picklable; the big tables as Arrow tables). With ``write_to`` (a dataset being
     written, on storage the workers share) the task writes its flow and DNS rows there itself, in a
     directory of its own attempt, and returns only their count and place: the reduce never holds them."""
     from pcapaudit.audit import Auditor
+    from pcapaudit.capture.pcapfile import CaptureFile
 
     t0, c0 = time.perf_counter(), time.process_time()
     cfg = replace(opts.engine_config, processes=n)
     a = Auditor(replace(opts, partition=(k, n) if n > 1 else None, engine_config=cfg))
+    # per file: its first packet's time (from the plan) and the latest packet time read so far once it is
+    # read: a gap or an overlap with the next file is measured against that (either engine keeps it)
     spans = []
     for i, p in enumerate(paths):
-        src = _tracked_file(p)
-        a.run_file(src)
-        spans.append((p, src.first, src.last, src.packets))
+        before = a.packets
+        a.run_file(CaptureFile(p))
+        first = firsts[i] if firsts is not None else None
+        spans.append((p, first, a.last_ts if a.packets > before else None, a.packets - before))
         if i == len(paths) // 2:
             _maybe_die("read")
     a.flush_all()
@@ -122,10 +107,22 @@ def partition_task(opts: AuditOptions, sensor: str, paths: list[str], k: int, n:
             "sources": list(a.sources), "errors": list(a.errors), "packets": a.packets, "bytes": a.bytes,
             "first_ts": a.first_ts, "last_ts": a.last_ts, "decoded": a.decoded, "not_ip": a.not_ip,
             "fragments": a.fragments, "tunnels": dict(a.tunnels), "if_dropped": a.if_dropped,
-            "copies": a.copies.count,
+            "copies": _copies(a),
         },
         "spans": spans, "seconds": (time.perf_counter() - t0, time.process_time() - c0),
     }  # fmt: skip
+
+
+def _copies(a) -> int:
+    """Packets counted once as copies seen on another interface (either engine)."""
+    return a._copies() if hasattr(a, "_copies") else a.copies.count  # noqa: SLF001
+
+
+def _add_copies(a, n: int) -> None:
+    if getattr(a, "core", None) is not None:
+        a._copies_count += n  # noqa: SLF001
+    else:
+        a.copies.count += n
 
 
 def span_notes(sensor: str, spans: list[tuple[str, float | None, float | None, int]], max_gap: float) -> list[Weird]:
@@ -140,7 +137,7 @@ def span_notes(sensor: str, spans: list[tuple[str, float | None, float | None, i
             continue
         if prev is not None:
             ppath, plast = prev
-            if first < plast:
+            if plast - first > 1e-6:  # (below a microsecond: the two readers' rounding, not an overlap)
                 out.append(Weird(first, "capture_overlap", None,
                                  f"sensor {sensor}: {os.path.basename(path)} starts {plast - first:.3f} s before "
                                  f"{os.path.basename(ppath)} ends (packets out of order across files)"))  # fmt: skip
@@ -193,7 +190,7 @@ def reduce_states(opts: AuditOptions, plan: Plan, states: dict[str, list[dict]],
         red.tunnels.update(c["tunnels"])
         if c["if_dropped"] is not None:
             red.if_dropped = (red.if_dropped or 0) + c["if_dropped"]
-        red.copies.count += c["copies"]
+        _add_copies(red, c["copies"])
         for w in span_notes(sensor, parts[0]["spans"], max_gap):
             weirds.add(w)
         red.weirds.merge(weirds)
@@ -228,13 +225,14 @@ def audit_plan(opts: AuditOptions, plan: Plan, client=None, partitions: int | No
     t0 = time.perf_counter()
     if client is None:
         n = partitions or 1
-        states = {s: [partition_task(opts, s, [f.path for f in fs], k, n, write_to) for k in range(n)]
+        states = {s: [partition_task(opts, s, [f.path for f in fs], k, n, write_to, [f.first_ts for f in fs])
+                      for k in range(n)]
                   for s, fs in plan.sensors.items()}  # fmt: skip
         return reduce_states(opts, plan, states, max_gap)
     n = partitions_for(client, len(plan.sensors), partitions)
     run = uuid.uuid4().hex[:8]
     futures = {
-        s: [client.submit(partition_task, opts, s, [f.path for f in fs], k, n, write_to, key=f"pcapaudit-{run}-{s}-{k}of{n}",
+        s: [client.submit(partition_task, opts, s, [f.path for f in fs], k, n, write_to, [f.first_ts for f in fs], key=f"pcapaudit-{run}-{s}-{k}of{n}",
                           pure=False, retries=2) for k in range(n)]  # fmt: skip
         for s, fs in plan.sensors.items()
     }

@@ -16,6 +16,21 @@ if TYPE_CHECKING:
 TABLES = ("findings", "coverage", "flows", "dns", "weirds")
 
 
+def iso_utc(v: float | None) -> str | None:
+    """Epoch seconds as ISO 8601 UTC text, ``2026-11-26T23:07:59.579123Z``, as every table's times are
+    written in JSON; None for a missing or impossible (hostile) time."""
+    import math
+    from datetime import datetime, timezone
+
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return None
+    try:
+        d = datetime.fromtimestamp(v, tz=timezone.utc)
+    except (ValueError, OverflowError, OSError):
+        return None
+    return d.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
 class AuditResult:
     """Result of an audit. Tables (``flows``, ``findings``, ``coverage``, ``dns``, ``weirds``) are
     typed pandas DataFrames joined by the flow ``uid``; the frozen records stay available as ``records``.
@@ -170,8 +185,8 @@ class AuditResult:
             "sources": list(s.sources),
             "packets": s.packets,
             "bytes": s.bytes,
-            "first_ts": s.first_ts,
-            "last_ts": s.last_ts,
+            "first_ts": iso_utc(s.first_ts),  # ISO 8601 UTC, as in the JSON report (None: no packets)
+            "last_ts": iso_utc(s.last_ts),
             "flows": self.flow_count,
             "dns_transactions": self.dns_count,
             "findings": len(self.finding_records),

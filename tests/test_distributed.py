@@ -27,7 +27,10 @@ from pcapaudit.inputs import plan_inputs
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "captures" / "enrollment-troubleshooting.pcap"
 OTHER = ROOT / "tests" / "scenarios" / "dns-blocked" / "input.pcap"
-OPTS = AuditOptions(trust_issuers=("pcapaudit Lab Trust Services",), tenants={"jamf-pro.instance": "acme"})
+# the pure-Python engine: the reference a split capture is compared against (see test_core_engine_split)
+OPTS = AuditOptions(trust_issuers=("pcapaudit Lab Trust Services",), tenants={"jamf-pro.instance": "acme"},
+                    engine="fast")
+CLI_OPTS = ["--engine", "fast", "--trust-issuer", "pcapaudit Lab Trust Services", "--tenant", "jamf-pro.instance=acme"]
 
 pytestmark = pytest.mark.skipif(shutil.which("editcap") is None, reason="needs editcap (apt-get install tshark)")
 
@@ -313,7 +316,7 @@ def test_cli_directory_to_dataset_with_a_corrupt_file(rotated, tmp_path, capsys)
     junk = tmp_path / "notes.pcap"
     junk.write_bytes(b"not a capture at all")
     out = tmp_path / "out"
-    code = main(["audit", str(sensor), str(junk), "-f", "parquet", "-o", str(out) + "/", "--no-progress"])
+    code = main(["audit", str(sensor), str(junk), "-f", "parquet", "-o", str(out) + "/", "--no-progress", *CLI_OPTS])
     err = capsys.readouterr().err
     assert code == 2
     assert bad.name in err and junk.name in err and err.count("pcapaudit: error:") == 2
@@ -401,8 +404,7 @@ def test_cli_scheduler_from_the_environment(cluster, rotated, single, tmp_path, 
     d, _, _, _ = rotated
     monkeypatch.setenv("PCAPAUDIT_SCHEDULER", cluster.scheduler.address)
     out = tmp_path / "r.json"
-    assert main(["audit", str(d), "-f", "json", "-o", str(out), "-q", "--fail-on", "none", "--trust-issuer",
-                 "pcapaudit Lab Trust Services", "--tenant", "jamf-pro.instance=acme"]) == 0  # fmt: skip
+    assert main(["audit", str(d), "-f", "json", "-o", str(out), "-q", "--fail-on", "none", *CLI_OPTS]) == 0
     rep = json.loads(out.read_text())
     assert [f["uid"] for f in rep["flows"]] == single.flows["uid"].tolist()
     assert rep["summary"]["findings"] == len(single.finding_records)
@@ -417,9 +419,36 @@ def test_cli_workers_starts_a_local_cluster(rotated, single, tmp_path, capsys):
 
     d, _, _, _ = rotated
     out = tmp_path / "ds"
-    code = main(["audit", str(d), "--workers", "2", "-f", "parquet", "-o", f"{out}/", "--trust-issuer",
-                 "pcapaudit Lab Trust Services", "--tenant", "jamf-pro.instance=acme", "--fail-on", "none"])  # fmt: skip
+    code = main(["audit", str(d), "--workers", "2", "-f", "parquet", "-o", f"{out}/", "--fail-on", "none", *CLI_OPTS])
     assert code == 0, capsys.readouterr().err
     assert_dataset_equals(out, single)
     assert len(pd.read_parquet(out / "findings.parquet")) == len(single.findings)
     assert not [p for p in tmp_path.iterdir() if p.name != "ds"]  # no temporary directory left beside it
+
+
+def test_core_engine_split(rotated, tmp_path):
+    """The compiled core reading the same files one after another should give the unsplit capture's
+    report too (the scale-out only relies on that). It does not yet: its uids number packets per file
+    (and some flows' history differs), so a split capture's flows get other uids than the unsplit one's."""
+    pytest.importorskip("pcapaudit.core")  # needs the built extension (pcapaudit._core)
+    from dataclasses import replace
+
+    d, files, _, _ = rotated
+    opts = replace(OPTS, engine="core")
+    whole = tmp_path / "whole.pcap"  # the unsplit capture, rebuilt from the files
+    plain = []
+    for f in files:
+        if f.suffix == ".gz":
+            out = tmp_path / f.stem
+            with gzip.open(f, "rb") as g, open(out, "wb") as fh:
+                shutil.copyfileobj(g, fh)
+            f = out
+        plain.append(str(f))
+    subprocess.run(["mergecap", "-a", "-F", "pcap", "-w", str(whole), *plain], check=True)
+    a = Auditor(opts)
+    a.run_file(CaptureFile(str(whole)))
+    one = a.finish()
+    many = audit_paths([str(d)], opts)
+    if not one.flows["uid"].equals(many.flows["uid"]):
+        pytest.xfail("the core numbers packets per file: a split capture's uids differ (core team)")
+    assert_same_report(one, many)

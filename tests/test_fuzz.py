@@ -322,7 +322,7 @@ def test_a_parser_exception_costs_one_flow_its_details_not_the_run(tmp_path, mon
                    ETH_IP + _ipv4(6, _tcp(port, 443, 1000, 0x18, client_hello(sni)))]  # fmt: skip
     p = tmp_path / "two.pcap"
     p.write_bytes(_pcap(frames, 1))
-    a = Auditor(AuditOptions(), book=_book())
+    a = Auditor(AuditOptions(engine="fast"), book=_book())  # the Python oracle's containment
     a.run_file(CaptureFile(str(p)))
     r = a.finish()
     flows = r.flows.set_index("src_port")
@@ -335,7 +335,7 @@ def test_a_parser_exception_costs_one_flow_its_details_not_the_run(tmp_path, mon
     # the same at the end of a flow, when its details are put together
     monkeypatch.setattr(tls, "parse_client_hello", real)
     monkeypatch.setattr(tls, "version_name", lambda v: 1 / 0)
-    a = Auditor(AuditOptions(), book=_book())
+    a = Auditor(AuditOptions(engine="fast"), book=_book())  # the Python oracle's containment
     a.run_file(CaptureFile(str(p)))
     r = a.finish()
     assert len(r.flows) == 2 and r.flows["sni"].isna().all()
@@ -367,7 +367,7 @@ def test_a_dns_parser_exception_is_contained_too(tmp_path, monkeypatch):
         frames.append(ETH_IP + _ipv4(17, _udp(53, port, msg(port, name, True)), src=b"\x11\x39\x92\x14", dst=b"\xc0\xa8\x32\x0a"))
     p = tmp_path / "dns.pcap"
     p.write_bytes(_pcap(frames, 1))
-    a = Auditor(AuditOptions(), book=_book())
+    a = Auditor(AuditOptions(engine="fast"), book=_book())  # the Python oracle's containment
     a.run_file(CaptureFile(str(p)))
     r = a.finish()
     # the query whose response broke the parser stays an unanswered query; the other flow is untouched

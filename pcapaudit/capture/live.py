@@ -40,6 +40,14 @@ def parse_duration(text: str | None) -> float | None:
     return total
 
 
+def panel_width() -> int:
+    """Characters a panel line may take: one less than the terminal's width (a line that wrapped would
+    make the redraw move up too few lines), at most 200."""
+    import shutil
+
+    return max(20, min(shutil.get_terminal_size((201, 24)).columns - 1, 200))
+
+
 class LiveDisplay:
     """Findings as they happen on stderr: a refreshing panel on a terminal, plain lines otherwise."""
 
@@ -84,7 +92,8 @@ class LiveDisplay:
         head = (f"pcapaudit live {self.iface}: {packets:,} packets, {flows:,} flows done, {active:,} active, {drops}, "
                 f"{elapsed:,.0f}s  | blocked {self.counts['blocked']}  unexpected {self.counts['unexpected']}  "
                 f"intercepted {self.counts['tls_intercepted']}   (Ctrl-C to stop and report)")  # fmt: skip
-        lines = [head[:200]] + [x[:200] for x in self.recent]
+        width = panel_width()
+        lines = [head[:width]] + [x[:width] for x in self.recent]
         out = ("\x1b[F\x1b[2K" * self._lines) + "\n".join(lines) + "\n"
         sys.stderr.write(out)
         sys.stderr.flush()

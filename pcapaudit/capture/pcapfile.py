@@ -72,6 +72,7 @@ class CaptureFile:
         if spec == "-":
             self.name = name or "<stdin>"
         self._spec = spec
+        self.spec = spec  # what was given: a path, "-" for stdin, or an open binary file
         self.error: str | None = None
         self.packets = 0
         self.bytes = 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 from pcapaudit.model import Classification, DnsTransaction, FlowBase, FlowRecord
+from pcapaudit.report.community_id import flow_community_id
 
 SEVERITY_ORDER = ["info", "low", "medium", "high"]
 
@@ -28,7 +29,7 @@ FLOW_COLUMNS: dict[str, str] = {
     "dns_names": "string", "process": "string", "pid": "UInt32", "eprocess": "string", "interface": "category",
     "vendor": "category", "rule_id": "string", "service": "string", "matched_by": "category",
     "matched_name": "string", "confidence": "category", "verdict": "category",
-    "reason": "string",
+    "reason": "string", "community_id": "string",
 }  # fmt: skip
 
 FINDING_COLUMNS: dict[str, str] = {
@@ -76,6 +77,7 @@ def flow_row(f: FlowRecord, c: Classification) -> tuple:
         ";".join(f"{t}/{code} from {rep}" for t, code, rep in f.icmp) or None, f.dns_name,
         ";".join(f.dns_names) or None, f.process, f.pid, f.eprocess, f.interface, c.vendor, c.rule_id, c.service,
         c.matched_by, c.matched_name, c.confidence, c.verdict, c.reason,
+        flow_community_id(f.transport.value, f.src_ip, f.dst_ip, f.src_port, f.dst_port),
     )  # fmt: skip
 
 
@@ -91,6 +93,7 @@ def plain_row(b: FlowBase, c: Classification) -> tuple:
         *_PLAIN_MIDDLE,
         b.dns_name, ";".join(b.dns_names) or None, b.process, b.pid, b.eprocess, b.interface, c.vendor, c.rule_id,
         c.service, c.matched_by, c.matched_name, c.confidence, c.verdict, c.reason,
+        flow_community_id(b.transport.value, b.src_ip, b.dst_ip, b.src_port, b.dst_port),
     )  # fmt: skip
 
 

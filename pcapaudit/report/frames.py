@@ -57,7 +57,7 @@ def findings_frame(findings: list[tuple[Finding, tuple[str, ...]]]) -> pd.DataFr
         {
             "ts": f.ts, "kind": f.kind.value, "severity": str(f.severity), "code": f.code, "vendor": f.vendor,
             "rule_id": f.rule_id, "service": f.service, "target": f.target, "message": f.message, "count": f.count,
-            "uid": f.uid, "uids": " ".join(uids) or None, "evidence": json.dumps(dict(f.evidence), sort_keys=True),
+            "uid": f.uid, "uids": " ".join(sorted(uids)) or None, "evidence": json.dumps(dict(f.evidence), sort_keys=True),
             "identifier": f.identifier,
         }
         for f, uids in findings
@@ -71,7 +71,7 @@ def coverage_frame(rows: list[CoverageRow]) -> pd.DataFrame:
         {
             "vendor": r.vendor, "rule_id": r.rule_id, "service": r.service, "required": r.required,
             "targets": r.targets, "status": r.status, "attempted": r.attempted, "reached": r.reached,
-            "blocked": r.blocked, "intercepted": r.intercepted, "flows": r.flows, "uids": " ".join(r.uids) or None,
+            "blocked": r.blocked, "intercepted": r.intercepted, "flows": r.flows, "uids": " ".join(sorted(r.uids)) or None,
             "note": r.note or None, "processes": "; ".join(r.processes) or None,
         }
         for r in rows

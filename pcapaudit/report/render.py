@@ -34,6 +34,7 @@ class Format(str, enum.Enum):
 
     TABLE = "table"
     JSON = "json"
+    JSONL = "jsonl"
     CSV = "csv"
     PARQUET = "parquet"
     MARKDOWN = "markdown"
@@ -53,6 +54,11 @@ def csv_safe(s: object) -> object:
     return s
 
 
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 flow``, ``2 flows``, ``12,345 packets`` (``many``: an irregular plural)."""
+    return f"{n:,} {word if n == 1 else (many or word + 's')}"
+
+
 def _utc(v) -> datetime | None:
     """Epoch seconds -> aware datetime; None for missing or impossible (hostile) timestamps."""
     if v is None or (isinstance(v, float) and math.isnan(v)):
@@ -61,11 +67,6 @@ def _utc(v) -> datetime | None:
         return datetime.fromtimestamp(v, tz=timezone.utc)
     except (ValueError, OverflowError, OSError):
         return None
-
-
-def _ts(v) -> str | None:
-    d = _utc(v)
-    return d.isoformat(timespec="microseconds").replace("+00:00", "Z") if d else None
 
 
 def _jsonable(v):
@@ -96,7 +97,7 @@ def iter_records(df: pd.DataFrame, name: str):
 
 def _json_ready(batch):
     """A record batch whose columns convert to Python cheaply: categories decoded and timestamps written
-    as ISO text by Arrow (``2023-11-14T22:13:20.123456Z``, as ``_ts`` writes them). ``to_pylist`` of a
+    as ISO text by Arrow (``2023-11-14T22:13:20.123456Z``, as ``result.iso_utc`` writes them). ``to_pylist`` of a
     dictionary column builds a scalar object per value, which made a JSON report cost more than the audit."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -138,7 +139,7 @@ def write_json(result: AuditResult, out: IO[str], tables: tuple[str, ...] = TABL
     head = {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "pcapaudit", "version": __version__},
-        "summary": {**result.summary(), "first_ts": _ts(result.stats.first_ts), "last_ts": _ts(result.stats.last_ts)},
+        "summary": result.summary(),
         "rulesets": [{"vendor": rs.vendor, "path": rs.path, "sha256": rs.sha256, "rules": len(rs.rules)}
                      for rs in result.book.rulesets],  # fmt: skip
     }
@@ -158,6 +159,25 @@ def write_json(result: AuditResult, out: IO[str], tables: tuple[str, ...] = TABL
             first = False
         out.write(("\n ]" if not first else "]") + sep)
     out.write("}\n")
+
+
+def write_jsonl(result: AuditResult, out: IO[str], tables: tuple[str, ...] = TABLES) -> None:
+    """JSON Lines: one object per line, each tagged with its table (``{"table": "flows", ...}``), the
+    first one the summary (with ``schema_version``, ``tool`` and ``rulesets``); rows as in the JSON report."""
+    from pcapaudit import __version__
+
+    head = {
+        "table": "summary", "schema_version": SCHEMA_VERSION, "tool": {"name": "pcapaudit", "version": __version__},
+        **result.summary(),
+        "rulesets": [{"vendor": rs.vendor, "path": rs.path, "sha256": rs.sha256, "rules": len(rs.rules)}
+                     for rs in result.book.rulesets],
+    }  # fmt: skip
+    out.write(json.dumps(head, ensure_ascii=False, default=str) + "\n")
+    for key in tables:
+        batches = result.batches(key)
+        rows = iter_arrow_records(batches, key) if batches is not None else iter_records(result.table(key), key)
+        for row in rows:
+            out.write(json.dumps({"table": key, **dict(sorted(row.items()))}, ensure_ascii=False, default=str) + "\n")
 
 
 def to_json(result: AuditResult, tables: tuple[str, ...] = TABLES) -> str:
@@ -245,26 +265,100 @@ WEIRD_VIEW = ["ts", "name", "count", "uid", "detail"]
 VIEWS = {"findings": FINDING_VIEW, "coverage": COVERAGE_VIEW, "flows": FLOW_VIEW, "dns": DNS_VIEW, "weirds": WEIRD_VIEW}
 
 
-def _cell(v, width: int | None) -> str:
+def _cell(v, width: int | None, cut: str = "end", dates: bool = False) -> str:
     if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and math.isnan(v)):
         return ""
     if isinstance(v, pd.Timestamp):
-        return v.strftime("%H:%M:%S.%f")[:-3]
+        return v.strftime("%Y-%m-%d %H:%M:%S.%f" if dates else "%H:%M:%S.%f")[:-3]
     s = clean_text(v).replace("\n", "\\x0a").replace("\t", "\\x09")  # a cell is one line of its table
-    if width and len(s) > width:
-        s = s[: width - 1] + "…"
-    return s
+    return _shorten(s, width, cut)
+
+
+def _shorten(s: str, width: int | None, cut: str = "end") -> str:
+    """``s`` in at most ``width`` characters: cut at the end (``…``), or in the middle for names, whose
+    domain and address are at the end."""
+    if not width or len(s) <= width:
+        return s
+    if cut == "middle" and width >= 8:
+        head = min(9, max(3, (width - 1) // 4))
+        return s[:head] + "…" + s[len(s) - (width - head - 1):]
+    return s[: width - 1] + "…"
+
+
+# How a column gives way when the terminal is narrow: (comfortable width, least width, where to cut).
+# Columns are first narrowed to their comfortable width, then the table's DROP columns go one by one,
+# then columns narrow to their least width. Columns not listed here and not FIXED get DEFAULT_SHRINK.
+SHRINK: dict[str, tuple[int, int, str]] = {
+    "message": (40, 16, "end"), "target": (32, 16, "middle"), "service": (24, 12, "end"),
+    "targets": (24, 12, "end"), "note": (20, 8, "end"), "sni": (28, 12, "middle"),
+    "dns_name": (28, 12, "middle"), "query": (28, 12, "middle"), "answers": (24, 10, "end"),
+    "rule_id": (20, 10, "end"), "detail": (32, 12, "end"), "process": (20, 10, "end"),
+    "processes": (20, 10, "end"), "code": (27, 12, "end"), "src_ip": (39, 15, "middle"),
+    "dst_ip": (39, 15, "middle"), "client_ip": (39, 15, "middle"), "id": (48, 24, "end"), "ports": (14, 8, "end"),
+}  # fmt: skip
+DEFAULT_SHRINK = (24, 10, "end")
+FIXED = {"severity", "count", "ts", "ts_last", "src_port", "dst_port", "transport", "flows", "status", "vendor",
+         "qtype", "rcode", "verdict", "state", "kind", "matched_by", "name", "required", "uid"}  # fmt: skip
+# the columns each default view leaves out first (in this order) when the terminal is too narrow
+DROP = {
+    "findings": ["kind", "count"],
+    "coverage": ["note", "flows"],
+    "flows": ["matched_by", "rule_id", "transport", "src_port", "state", "dns_name", "vendor"],
+    "dns": ["qtype", "vendor", "answers"],
+    "weirds": ["uid"],
+}
+
+
+def _fit(cols: list[str], rows: list[list[str]], width: int, drop: list[str]) -> tuple[list[str], list[list[str]]]:
+    """Columns and cells of a table that fits ``width`` characters (``tabulate``'s simple format puts two
+    spaces between columns), when it can: see SHRINK and DROP."""
+    # tabulate makes a column at least its header and 2 wide
+    natural = {c: max([len(c) + 2] + [len(r[i]) for r in rows]) for i, c in enumerate(cols)}
+
+    def floor(c: str, which: int) -> int:
+        if c in FIXED:
+            return natural[c]
+        return max(len(c) + 2, min(natural[c], SHRINK.get(c, DEFAULT_SHRINK)[which]))
+
+    def squeeze(cs: list[str], which: int) -> tuple[dict[str, int], bool]:
+        w = {c: natural[c] for c in cs}
+        over = sum(w.values()) + 2 * (len(cs) - 1) - width
+        while over > 0:
+            room = [c for c in cs if w[c] > floor(c, which)]
+            if not room:
+                return w, False
+            c = max(reversed(room), key=lambda x: w[x])  # the widest first; on a tie, the last
+            w[c] -= 1
+            over -= 1
+        return w, True
+
+    kept = list(cols)
+    droppable = [c for c in drop if c in kept]
+    w, ok = squeeze(kept, 0)
+    while not ok and droppable:
+        kept.remove(droppable.pop(0))
+        w, ok = squeeze(kept, 0)
+    if not ok:
+        w, ok = squeeze(kept, 1)
+    idx = [cols.index(c) for c in kept]
+    cut = {c: SHRINK.get(c, DEFAULT_SHRINK)[2] for c in kept}
+    return kept, [[_shorten(r[i], w[c], cut[c]) for i, c in zip(idx, kept)] for r in rows]
 
 
 def render_table(df: pd.DataFrame, cols: list[str], fmt: str = "simple", width: int | None = 60, limit: int | None = None,
-                 widths: dict[str, int] | None = None) -> str:
+                 widths: dict[str, int] | None = None, fit: int | None = None, drop: list[str] = (),
+                 dates: bool = False) -> str:
     """A DataFrame view as text (tabulate); Markdown cells get their pipes and backticks escaped.
-    ``width`` caps every cell, ``widths`` some columns (when ``width`` is set)."""
+    ``width`` caps every cell, ``widths`` some columns (when ``width`` is set); ``fit`` narrows the
+    table to that many characters, leaving out the ``drop`` columns first if it must; ``dates`` writes
+    the date of times, not only the time of day."""
     view = df[cols]
     if limit is not None:
         view = view.head(limit)
     caps = [(widths or {}).get(c, width) if width else None for c in cols]
-    rows = [[_cell(v, w) for v, w in zip(r, caps)] for r in view.itertuples(index=False, name=None)]
+    rows = [[_cell(v, w, dates=dates) for v, w in zip(r, caps)] for r in view.itertuples(index=False, name=None)]
+    if fit:
+        cols, rows = _fit(list(cols), rows, fit, list(drop))
     if fmt == "github":
         rows = [[c.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`").replace("<", "&lt;") for c in r]
                 for r in rows]  # fmt: skip
@@ -276,17 +370,29 @@ def _when(ts: float | None) -> str:
     return d.strftime("%Y-%m-%d %H:%M:%S") if d else "-"
 
 
+def spans_days(result: AuditResult) -> bool:
+    """Whether the capture's first and last packets fall on different UTC dates: then times of day alone
+    would read out of order, and tables show dates."""
+    first, last = _utc(result.stats.first_ts), _utc(result.stats.last_ts)
+    return bool(first and last and first.date() != last.date())
+
+
 def header_lines(result: AuditResult) -> list[str]:
     """Summary lines for the top of a report."""
     s = result.summary()
     srcs = ", ".join(clean_text(x) for x in s["sources"]) or "-"
+    when = (f"{_when(result.stats.first_ts)} to {_when(result.stats.last_ts)} UTC" if result.stats.first_ts is not None
+            else "no packets")  # fmt: skip
     lines = [
         f"pcapaudit: {srcs}",
-        f"  {s['packets']:,} packets, {s['flows']:,} flows, {s['dns_transactions']:,} DNS transactions, "
-        f"{s['weird']:,} weird; {_when(result.stats.first_ts)} to {_when(result.stats.last_ts)} UTC",
+        f"  {plural(s['packets'], 'packet')}, {plural(s['flows'], 'flow')}, "
+        f"{plural(s['dns_transactions'], 'DNS transaction')}, {s['weird']:,} weird; {when}",
     ]
-    vendors = ", ".join(result.vendors) or "none detected"
-    lines.append(f"  rulesets: {vendors}{' (detected from traffic)' if result.vendors_auto else ''}")
+    if result.vendors:
+        vendors = ", ".join(result.vendors) + (" (detected from traffic)" if result.vendors_auto else "")
+    else:
+        vendors = "no vendor seen in the traffic" if result.vendors_auto else "none"
+    lines.append(f"  rulesets: {vendors}")
     if s.get("if_dropped") or s.get("dropped"):
         lines.append(f"  dropped by capture: kernel {s.get('dropped') or 0:,}, interface {s.get('if_dropped') or 0:,}")
     if s.get("interface_copies"):
@@ -308,20 +414,36 @@ def coverage_summary(result: AuditResult) -> str:
     return f"{', '.join(parts)} (of {len(cov)} required/recommended rules)"
 
 
+def _wrap(line: str, width: int | None, indent: str = "    ") -> str:
+    """A line of prose wrapped at ``width`` (None: as it is), continuation lines indented."""
+    if not width or len(line) <= width:
+        return line
+    import textwrap
+
+    lead = line[: len(line) - len(line.lstrip())]
+    return "\n".join(textwrap.wrap(line, width, initial_indent="", subsequent_indent=lead + indent,
+                                    break_on_hyphens=False, break_long_words=True))  # fmt: skip
+
+
 def render_text(result: AuditResult, tables: tuple[str, ...], fmt: str = "simple", flow_limit: int | None = 50,
-                compact: bool = False) -> str:
+                compact: bool = False, width: int | None = None, columns: list[str] | None = None) -> str:
     """Terminal (``simple``) or Markdown (``github``) report.
 
     ``compact`` lists the checklist's never-seen rules by name under the table instead of one row each.
+    ``width`` fits the terminal report to that many characters (narrowing and leaving out columns; None:
+    each cell up to 70 characters, the width of the report for pipes and files). ``columns`` shows these
+    columns, in this order, of each table that has any of them (the others keep their default view).
     """
     md = fmt == "github"
+    fit = None if md else width
+    dates = spans_days(result)
     out = io.StringIO()
     head = header_lines(result)
     if md:
         out.write("# pcapaudit report\n\n" + "\n".join(f"- {clean_text(x.strip())}" for x in head[1:]) + "\n")
         out.write(f"- sources: {', '.join(clean_text(x) for x in result.stats.sources)}\n")
     else:
-        out.write("\n".join(head) + "\n")
+        out.write("\n".join(_wrap(x, fit) for x in head) + "\n")
     for t in tables:
         df = result.head(t, flow_limit if t == "flows" else None)
         title = {"findings": "FINDINGS", "coverage": "REQUIREMENTS", "flows": "FLOWS", "dns": "DNS", "weirds": "WEIRD"}[t]
@@ -349,19 +471,23 @@ def render_text(result: AuditResult, tables: tuple[str, ...], fmt: str = "simple
                 limit = flow_limit
                 extra = f" (first {flow_limit} of {total}; use --table flows --limit 0 for all)"
         n = len(df)
-        out.write(f"\n{'## ' if md else ''}{title} ({total}){extra}\n")
+        out.write(f"\n{'## ' if md else ''}{_wrap(title + f' ({total})' + extra, fit)}\n")
         if md:
             out.write("\n")
         if n == 0:
-            out.write("none\n" if not never_line else never_line)
+            out.write("none\n" if not never_line else _wrap(clean_text(never_line.rstrip()), fit, "  ") + "\n")
             continue
         df, cols = _process_view(df, t)
+        chosen = [c for c in columns or () if c in df.columns]
+        if chosen:
+            cols = chosen
         if t == "findings":
             df = worst_first(df, None if md else FINDING_WIDTHS["target"])
         out.write(render_table(df, cols, "github" if md else fmt, width=None if md else 70, limit=limit,
-                               widths=FINDING_WIDTHS if t == "findings" else None) + "\n")  # fmt: skip
+                               widths=FINDING_WIDTHS if t == "findings" else None, fit=fit,
+                               drop=[] if chosen else DROP.get(t, []), dates=dates) + "\n")  # fmt: skip
         if never_line:
-            out.write(("\n" if md else "") + clean_text(never_line.rstrip()) + "\n")
+            out.write(("\n" if md else "") + _wrap(clean_text(never_line.rstrip()), fit, "  ") + "\n")
     return out.getvalue()
 
 
@@ -408,6 +534,14 @@ def _process_view(df: pd.DataFrame, t: str) -> tuple[pd.DataFrame, list[str]]:
     return df, cols
 
 
+def _html_cell(col: str, text: str) -> str:
+    """One escaped ``<td>``, with the classes that let long tokens wrap (see the CSS)."""
+    cls = ["evidence"] if col == "evidence" else []
+    if any(len(tok) > 24 for tok in text.split()):
+        cls.append("long")
+    return f"<td class='{' '.join(cls)}'>{html.escape(text)}</td>" if cls else f"<td>{html.escape(text)}</td>"
+
+
 def render_html(result: AuditResult, tables: tuple[str, ...]) -> str:
     """A single self-contained HTML file (inline CSS, no scripts, every value escaped)."""
     esc = html.escape
@@ -415,16 +549,25 @@ def render_html(result: AuditResult, tables: tuple[str, ...]) -> str:
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>pcapaudit report</title>",
         "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; style-src 'unsafe-inline'\">",
-        "<style>body{font:14px system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0;"
-        "font-size:12px}th,td{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top}"
+        "<style>body{font:14px system-ui,sans-serif;margin:2em;color:#222}"
+        # the table keeps to the page: a cell with a long token (a hash, a certificate name, a hostile SNI)
+        # may break it anywhere (class long); other cells wrap between words, as usual
+        "table{border-collapse:collapse;margin:1em 0;font-size:12px;width:100%}"
+        "th,td{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top;overflow-wrap:break-word}"
+        "td.long{overflow-wrap:anywhere}td.evidence{font:11px ui-monospace,monospace;width:32%}"
         "th{background:#f3f3f3}.high{background:#fdd}.medium{background:#ffe9c7}.low{background:#ffffd8}"
-        ".blocked,.intercepted{background:#fdd}.reached{background:#e3f6e3}h1{font-size:20px}</style></head><body>",
+        ".blocked,.intercepted{background:#fdd}.reached{background:#e3f6e3}h1{font-size:20px}"
+        "@page{size:A4 landscape;margin:1cm}"
+        "@media print{body{margin:0;font-size:10px}table{font-size:8px}thead{display:table-header-group}"
+        "tr{break-inside:avoid}h2{break-after:avoid}"
+        "tr{-webkit-print-color-adjust:exact;print-color-adjust:exact}}</style></head><body>",
         "<h1>pcapaudit report</h1><ul>",
     ]
     for line in header_lines(result):
         parts.append(f"<li>{esc(line.strip())}</li>")
     parts.append(f"<li>{esc(coverage_summary(result))}</li></ul>")
     del s
+    dates = spans_days(result)
     for t in tables:
         df = result.table(t)
         parts.append(f"<h2>{esc(t)} ({len(df)})</h2>")
@@ -432,7 +575,8 @@ def render_html(result: AuditResult, tables: tuple[str, ...]) -> str:
             parts.append("<p>none</p>")
             continue
         df, cols = _process_view(df, t)
-        if t == "findings":
+        if t == "findings":  # worst first, each message without the target the table shows beside it
+            df = worst_first(df)
             cols = cols + ["vendor", "rule_id", "uids", "evidence"]
         parts.append("<table><thead><tr>" + "".join(f"<th>{esc(c)}</th>" for c in cols) + "</tr></thead><tbody>")
         for row in df[cols].itertuples(index=False, name=None):
@@ -441,7 +585,7 @@ def render_html(result: AuditResult, tables: tuple[str, ...]) -> str:
                 cls = f" class='{esc(str(row[0]))}'"
             elif t == "coverage":
                 cls = f" class='{esc(str(row[1]).split()[0])}'"
-            cells = "".join(f"<td>{esc(_cell(v, None))}</td>" for v in row)
+            cells = "".join(_html_cell(c, _cell(v, None, dates=dates)) for c, v in zip(cols, row))
             parts.append(f"<tr{cls}>{cells}</tr>")
         parts.append("</tbody></table>")
     parts.append("</body></html>\n")

@@ -15,6 +15,7 @@
 pub mod capture;
 pub mod decode;
 pub mod error;
+pub mod export;
 pub mod flow;
 pub mod proto;
 

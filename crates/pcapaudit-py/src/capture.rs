@@ -46,6 +46,11 @@ impl Capture {
     fn error(&self) -> Option<String> {
         self.reader.error.clone()
     }
+    /// Bytes of the file read so far (compressed bytes for a compressed capture), for progress bars.
+    #[getter]
+    fn offset(&self) -> u64 {
+        self.reader.offset()
+    }
     #[getter]
     fn clamped(&self) -> u64 {
         self.reader.clamped

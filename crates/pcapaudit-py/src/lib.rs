@@ -13,6 +13,8 @@ use pyo3::prelude::*;
 
 mod capture;
 pub mod columns;
+mod engine;
+pub mod table;
 
 create_exception!(
     _core,
@@ -72,5 +74,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("CoreError", m.py().get_type::<CoreError>())?;
     m.add("CaptureError", m.py().get_type::<CaptureError>())?;
     m.add_class::<capture::Capture>()?;
+    m.add_class::<engine::PyEngine>()?;
     Ok(())
 }

@@ -1,7 +1,35 @@
-//! Fuzz target: tls (filled in by the module's author).
+//! Fuzz target: tls. The first byte picks the direction and where the stream is cut; the stream is
+//! fed as two growing prefixes (records split anywhere), and the standalone parsers read the raw bytes.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
+use pcapaudit_core::proto::tls;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = data;
+    let Some((&ctl, rest)) = data.split_first() else {
+        return;
+    };
+    let is_client = ctl & 1 == 1;
+    let cut = if rest.is_empty() {
+        0
+    } else {
+        (ctl as usize >> 1) * rest.len() / 128
+    };
+    let mut whole = tls::TlsStream::new(is_client);
+    whole.feed(rest);
+    let mut split = tls::TlsStream::new(is_client);
+    split.feed(&rest[..cut.min(rest.len())]);
+    split.feed(rest);
+    // feeding in pieces must give what feeding at once gives
+    assert_eq!(whole.pos, split.pos);
+    assert_eq!(whole.records, split.records);
+    assert_eq!(whole.alerts, split.alerts);
+    assert_eq!(whole.error, split.error);
+    assert_eq!(whole.client_hello, split.client_hello);
+    assert_eq!(whole.server_hello, split.server_hello);
+    assert_eq!(whole.hs_types, split.hs_types);
+    let _ = whole.done();
+    let _ = tls::parse_client_hello(rest);
+    let _ = tls::parse_server_hello(rest);
+    let _ = tls::parse_certificate_list(rest);
+    let _ = tls::hostname(rest);
 });

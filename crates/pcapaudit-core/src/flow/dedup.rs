@@ -1,0 +1,110 @@
+//! Packets a capture holds once per interface they crossed, counted once: `pcapaudit/dedup.py`
+//! (`InterfaceCopies`, `packet_keys`).
+//!
+//! A packet is a copy when a packet with the same header fields (not the TTL nor the VLAN tag) was kept
+//! on *another* interface (or, for Linux SLL captures, in the other direction: received vs sent) less
+//! than `WINDOW` before it. Captures that say neither are left alone.
+
+use std::collections::HashMap;
+
+use super::hash::{mix64, MIX_PERTURB};
+use crate::decode::Packet;
+
+pub const WINDOW: f64 = 0.05;
+pub const MAX_CARRY: usize = 1 << 18;
+
+/// `packet_keys` of one packet: a hash of the fields that make two packets copies of one.
+pub fn packet_key(p: &Packet<'_>) -> u64 {
+    let mut h = mix64((p.src as u64).wrapping_add(MIX_PERTURB));
+    for col in [(p.src >> 64) as u64, p.dst as u64, (p.dst >> 64) as u64] {
+        h = mix64(h ^ col);
+    }
+    h = mix64(
+        h ^ ((u64::from(p.sport) << 48)
+            | (u64::from(p.dport) << 32)
+            | (u64::from(p.proto) << 16)
+            | (u64::from(p.flags) << 8)
+            | u64::from(p.ipver)),
+    );
+    h = mix64(h ^ u64::from(p.seq));
+    h = mix64(h ^ p.ident);
+    let t = (i64::from(p.icmp_type) + 1) as u64 & 0xFFFF;
+    let c = (i64::from(p.icmp_code) + 1) as u64 & 0xFFFF;
+    mix64(h ^ ((t << 40) | (c << 32) | u64::from(p.iplen)))
+}
+
+/// Marks copies, batch by batch; remembers the packets kept in the last `window` seconds.
+#[derive(Debug, Clone)]
+pub struct InterfaceCopies {
+    pub window: f64,
+    pub count: u64,
+    ids: HashMap<String, u32>,
+    /// key -> (time, interface) of the last packet kept with that key
+    kept: HashMap<u64, (f64, u32), ahash::RandomState>,
+    max_t: f64,
+}
+
+impl Default for InterfaceCopies {
+    fn default() -> Self {
+        InterfaceCopies::new(WINDOW)
+    }
+}
+
+impl InterfaceCopies {
+    pub fn new(window: f64) -> InterfaceCopies {
+        InterfaceCopies {
+            window,
+            count: 0,
+            ids: HashMap::new(),
+            kept: HashMap::default(),
+            max_t: f64::NEG_INFINITY,
+        }
+    }
+
+    /// A number for an interface (or direction) name, stable across batches.
+    pub fn group_id(&mut self, name: &str) -> u32 {
+        if let Some(&i) = self.ids.get(name) {
+            return i;
+        }
+        let i = self.ids.len() as u32;
+        self.ids.insert(name.to_string(), i);
+        i
+    }
+
+    /// Fewer than two interfaces known so far: nothing is a copy (decided per batch, after the batch's
+    /// names are registered, as Python does).
+    pub fn single(&self) -> bool {
+        self.ids.len() < 2
+    }
+
+    /// Whether the packet (`key`, time `t`, interface `iface`) copies one kept on another interface less
+    /// than `window` before; a packet that is not a copy becomes the one kept for its key.
+    pub fn check(&mut self, key: u64, t: f64, iface: u32, single: bool) -> bool {
+        if t > self.max_t {
+            self.max_t = t;
+        }
+        if !single {
+            if let Some(&(kt, ki)) = self.kept.get(&key) {
+                if ki != iface && t - kt < self.window {
+                    self.count += 1;
+                    return true;
+                }
+            }
+        }
+        self.kept.insert(key, (t, iface));
+        false
+    }
+
+    /// End of a batch: forget the packets kept before the last `window` seconds (at most MAX_CARRY).
+    pub fn end_batch(&mut self) {
+        let limit = self.max_t - self.window;
+        self.kept.retain(|_, v| v.0 >= limit);
+        if self.kept.len() > MAX_CARRY {
+            let mut ts: Vec<f64> = self.kept.values().map(|v| v.0).collect();
+            let k = ts.len() - MAX_CARRY;
+            ts.select_nth_unstable_by(k, |a, b| a.total_cmp(b));
+            let cut = ts[k];
+            self.kept.retain(|_, v| v.0 >= cut);
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! `_core.Engine`: the flow table fed batch by batch; finished rows leave as Arrow record batches.
+
+use pcapaudit_core::capture::PacketBatch;
+use pcapaudit_core::flow::{Engine, EngineConfig};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+use pyo3_arrow::PyRecordBatch;
+
+use crate::capture::Capture;
+use crate::columns::{dns_batch, flows_batch, weirds_batch};
+use crate::{guard, CoreError};
+
+/// The flow engine. `config` is a dict of EngineConfig values (Python's `engine.EngineConfig` names).
+#[pyclass(name = "Engine", module = "pcapaudit._core", unsendable)]
+pub struct PyEngine {
+    inner: Engine,
+}
+
+fn config_from(d: Option<&Bound<'_, PyDict>>) -> PyResult<EngineConfig> {
+    let mut cfg = EngineConfig::default();
+    let Some(d) = d else { return Ok(cfg) };
+    for (k, v) in d.iter() {
+        let key: String = k.extract()?;
+        match key.as_str() {
+            "idle_tcp" => cfg.idle_tcp = v.extract()?,
+            "idle_udp" => cfg.idle_udp = v.extract()?,
+            "idle_dns" => cfg.idle_dns = v.extract()?,
+            "idle_dns_answered" => cfg.idle_dns_answered = v.extract()?,
+            "close_delay" => cfg.close_delay = v.extract()?,
+            "unanswered" => cfg.unanswered = v.extract()?,
+            "max_flows" => cfg.max_flows = v.extract()?,
+            "processes" => cfg.processes = v.extract()?,
+            "partition" => cfg.partition = v.extract()?,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "unknown engine option {other:?}"
+                )))
+            }
+        }
+    }
+    Ok(cfg)
+}
+
+fn arrow_err(e: arrow_schema::ArrowError) -> PyErr {
+    CoreError::new_err(format!("internal error building Arrow columns: {e}"))
+}
+
+#[pymethods]
+impl PyEngine {
+    #[new]
+    #[pyo3(signature = (config=None))]
+    fn new(config: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
+        let cfg = config_from(config)?;
+        guard("Engine", || {
+            Ok(PyEngine {
+                inner: Engine::new(cfg),
+            })
+        })
+    }
+
+    /// Read and process one batch of about `max_bytes` from `capture`; False at its end.
+    #[pyo3(signature = (capture, max_bytes=8 << 20))]
+    fn feed(&mut self, py: Python<'_>, capture: &mut Capture, max_bytes: usize) -> PyResult<bool> {
+        let engine = &mut self.inner;
+        let reader = &mut capture.reader;
+        py.detach(|| {
+            guard("Engine.feed", || match reader.next_batch(max_bytes) {
+                Some(batch) => {
+                    engine.process_batch(&batch, &reader.ifnames, &reader.processes);
+                    Ok(true)
+                }
+                None => Ok(false),
+            })
+        })
+    }
+
+    /// Process packets read elsewhere (live capture): columns over one buffer.
+    #[allow(clippy::too_many_arguments)]
+    fn feed_columns(
+        &mut self,
+        py: Python<'_>,
+        buf: Vec<u8>,
+        off: Vec<i64>,
+        caplen: Vec<i64>,
+        wirelen: Vec<i64>,
+        ts: Vec<f64>,
+        linktype: Vec<i64>,
+    ) -> PyResult<()> {
+        let n = off.len();
+        if caplen.len() != n || wirelen.len() != n || ts.len() != n || linktype.len() != n {
+            return Err(PyValueError::new_err(
+                "feed_columns: columns of different lengths",
+            ));
+        }
+        let mut batch = PacketBatch::default();
+        for i in 0..n {
+            let (o, c) = (off[i], caplen[i]);
+            if o < 0 || c < 0 || (o as u64).saturating_add(c as u64) > buf.len() as u64 {
+                return Err(PyValueError::new_err(format!(
+                    "feed_columns: packet {i} lies outside the buffer"
+                )));
+            }
+            batch.off.push(o as usize);
+            batch.caplen.push(c as u32);
+            batch
+                .wirelen
+                .push(wirelen[i].clamp(0, u32::MAX as i64) as u32);
+            batch.ts.push(ts[i]);
+            batch
+                .linktype
+                .push(linktype[i].clamp(0, u32::MAX as i64) as u32);
+        }
+        batch.buf = buf;
+        let engine = &mut self.inner;
+        py.detach(|| {
+            guard("Engine.feed_columns", || {
+                engine.process_batch(&batch, &[], &[]);
+                Ok(())
+            })
+        })
+    }
+
+    /// End of input: every remaining flow is finished.
+    fn flush(&mut self, py: Python<'_>) -> PyResult<()> {
+        let engine = &mut self.inner;
+        py.detach(|| {
+            guard("Engine.flush", || {
+                engine.flush();
+                Ok(())
+            })
+        })
+    }
+
+    /// Flows finished since the last call, as a pyarrow RecordBatch.
+    fn take_flows<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let rows = self.inner.take_flows();
+        let rb = guard("take_flows", || flows_batch(&rows).map_err(arrow_err))?;
+        PyRecordBatch::new(rb).into_pyarrow(py)
+    }
+
+    /// DNS transactions finished since the last call, as a pyarrow RecordBatch.
+    fn take_dns<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let rows = self.inner.take_dns();
+        let rb = guard("take_dns", || dns_batch(&rows).map_err(arrow_err))?;
+        PyRecordBatch::new(rb).into_pyarrow(py)
+    }
+
+    /// Weirds since the last call, as a pyarrow RecordBatch.
+    fn take_weirds<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let rows = self.inner.take_weirds();
+        let rb = guard("take_weirds", || weirds_batch(&rows).map_err(arrow_err))?;
+        PyRecordBatch::new(rb).into_pyarrow(py)
+    }
+
+    /// The addresses DNS answers gave for `name` (findings check a server against them).
+    fn dns_addresses<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyTuple>> {
+        PyTuple::new(py, self.inner.dns_map().addresses(name))
+    }
+    /// The run's counters as a dict (packets, bytes, decoded, not_ip, fragments, tunnels, weird counts,
+    /// interface copies, flow-table figures, first/last packet time).
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.inner.stats();
+        let d = PyDict::new(py);
+        d.set_item("packets", s.packets)?;
+        d.set_item("bytes", s.bytes)?;
+        d.set_item("decoded", s.decoded)?;
+        d.set_item("not_ip", s.not_ip)?;
+        d.set_item("fragments", s.fragments)?;
+        d.set_item("fragmented_datagrams", s.fragmented_datagrams)?;
+        d.set_item("tunnels", s.tunnels.into_iter().collect::<Vec<_>>())?;
+        d.set_item("weird", s.weird)?;
+        d.set_item("weird_counts", s.weird_counts)?;
+        d.set_item("copies", s.copies)?;
+        d.set_item("active", s.active)?;
+        d.set_item("max_active", s.max_active)?;
+        d.set_item("ended_early", s.ended_early)?;
+        d.set_item("hash_collisions", s.hash_collisions)?;
+        d.set_item("orphan_icmp", s.orphan_icmp)?;
+        d.set_item("flows_emitted", s.flows_emitted)?;
+        d.set_item("dns_evicted", s.dns_evicted)?;
+        d.set_item("first_ts", s.first_ts)?;
+        d.set_item("last_ts", s.last_ts)?;
+        Ok(d)
+    }
+
+    /// Weird rows past the per-name cap, one summary row per name ("N more not listed").
+    fn weird_summary<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let rows = self.inner.weird_summary();
+        let rb = guard("weird_summary", || weirds_batch(&rows).map_err(arrow_err))?;
+        PyRecordBatch::new(rb).into_pyarrow(py)
+    }
+
+    /// ICMP errors whose quoted flow is not in the capture, since the last call: a list of
+    /// (ts, ipver, proto, src bytes, dst bytes, sport, dport, type, code, reporter).
+    #[allow(clippy::type_complexity)]
+    fn take_orphan_icmp(
+        &mut self,
+    ) -> Vec<(f64, u8, u8, Vec<u8>, Vec<u8>, u16, u16, u8, u8, String)> {
+        self.inner
+            .take_orphan_icmp()
+            .into_iter()
+            .map(|o| {
+                let q = o.quoted;
+                let addr = |a: u128| {
+                    if q.ipver == 4 {
+                        (a as u32).to_be_bytes().to_vec()
+                    } else {
+                        a.to_be_bytes().to_vec()
+                    }
+                };
+                (
+                    o.ts,
+                    q.ipver,
+                    q.proto,
+                    addr(q.src),
+                    addr(q.dst),
+                    q.sport,
+                    q.dport,
+                    o.icmp_type,
+                    o.icmp_code,
+                    o.reporter,
+                )
+            })
+            .collect()
+    }
+
+    /// Record a weird from outside the core (a truncated capture, ...), counted with the core's own.
+    fn add_weird(&mut self, ts: Option<f64>, name: String, detail: String) {
+        self.inner.add_weird(pcapaudit_core::flow::Weird {
+            ts,
+            name,
+            uid: None,
+            detail,
+            count: 1,
+        });
+    }
+}

@@ -1,0 +1,224 @@
+"""The compiled core behind the ``Auditor``: capture reading, decoding, the flow table and protocol parsing
+run in Rust (``pcapaudit._core``); Python receives finished flows, DNS transactions and weirds as Arrow
+record batches, a batch of packets (about 8 MB) at a time.
+
+``CoreEngine`` is the one place that knows the core's interface. It turns each record batch into the
+rows the rest of the pipeline consumes (``FlowRecord`` / ``FlowBase`` for the classification and finding
+callbacks, ``DnsTransaction``, ``Weird``) column by column, never by asking the core for one row at a
+time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+import numpy as np
+
+from pcapaudit import _core
+from pcapaudit.errors import CaptureError, PcapAuditError
+from pcapaudit.model import CertInfo, DnsAnswer, DnsTransaction, FlowBase, FlowRecord, TlsAlert, Transport, Weird
+
+BATCH_BYTES = 8 << 20  # packet bytes per call into the core: large enough to amortise, small enough to stream
+
+_TRANSPORTS = {t.value: t for t in Transport}
+# columns that only a flow with application details has: a flow with none of them is a FlowBase
+_DEEP_COLUMNS = (
+    "sni", "tls_version", "tls_cipher", "tls_server_version", "tls_handshake", "quic_version", "http_method",
+    "http_host", "http_uri", "http_status", "connect_host", "connect_port", "smtp_starttls",
+)  # fmt: skip
+_DEEP_LISTS = ("alpn", "certs", "alerts", "client_records_after_server", "icmp")
+_DEEP_FLAGS = ("tls_ech", "ldap_simple_bind", "ldap_starttls")
+
+
+class CoreError(PcapAuditError):
+    """A bug inside the compiled core (a Rust panic), reported as one line."""
+
+
+def open_capture(path: str) -> _core.Capture:
+    """Open a capture file (``-``: stdin) in the core; ``CaptureError`` with one line when it can't be."""
+    try:
+        return _core.Capture(path)
+    except _core.CaptureError as e:
+        raise CaptureError(str(e)) from None
+    except _core.CoreError as e:
+        raise CoreError(f"{path}: {e}") from None
+
+
+def _tuples(col: list) -> list:
+    return [tuple(v) if v else () for v in col]
+
+
+def flow_rows(rb) -> Iterator[tuple[FlowRecord | FlowBase, bool]]:
+    """A flows record batch -> (row, plain) per flow; ``plain`` rows are ``FlowBase`` tuples (no
+    application details), the others ``FlowRecord``s."""
+    n = rb.num_rows
+    if n == 0:
+        return
+    cols = {name: rb.column(i) for i, name in enumerate(rb.schema.names)}
+    py = {name: cols[name].to_pylist() for name in cols if name not in ("certs", "alerts", "icmp",
+                                                                          "client_records_after_server")}  # fmt: skip
+    deep = np.zeros(n, dtype=bool)
+    for name in _DEEP_COLUMNS:
+        deep |= ~np.asarray(cols[name].is_null().to_numpy(zero_copy_only=False))
+    for name in _DEEP_LISTS:
+        deep |= np.asarray(cols[name].value_lengths().to_numpy(zero_copy_only=False)) > 0
+    for name in _DEEP_FLAGS:
+        deep |= np.asarray(cols[name].to_numpy(zero_copy_only=False), dtype=bool)
+    certs = cols["certs"].to_pylist() if deep.any() else [None] * n
+    alerts = cols["alerts"].to_pylist() if deep.any() else [None] * n
+    icmp = cols["icmp"].to_pylist() if deep.any() else [None] * n
+    recs = cols["client_records_after_server"].to_pylist() if deep.any() else [None] * n
+    transport = [_TRANSPORTS[t] for t in py["transport"]]
+    alpn, dns_names = _tuples(py["alpn"]), _tuples(py["dns_names"])
+    for i in range(n):
+        dn = dns_names[i]
+        if not deep[i]:
+            yield FlowBase(
+                py["uid"][i], py["ts"][i], py["ts_last"][i], transport[i], py["src_ip"][i], py["src_port"][i],
+                py["dst_ip"][i], py["dst_port"][i], py["ip_version"][i], py["pkts_c2s"][i], py["pkts_s2c"][i],
+                py["bytes_c2s"][i], py["bytes_s2c"][i], py["payload_c2s"][i], py["payload_s2c"][i],
+                py["conn_state"][i], py["state"][i], py["history"][i], py["syn_count"][i], py["vlan"][i],
+                py["inner_vlan"][i], py["app_protocol"][i], dn[0] if dn else None, dn, py["process"][i],
+                py["pid"][i], py["eprocess"][i], py["interface"][i],
+            ), True  # fmt: skip
+            continue
+        yield FlowRecord(
+            uid=py["uid"][i], ts=py["ts"][i], ts_last=py["ts_last"][i], transport=transport[i],
+            src_ip=py["src_ip"][i], src_port=py["src_port"][i], dst_ip=py["dst_ip"][i], dst_port=py["dst_port"][i],
+            ip_version=py["ip_version"][i], pkts_c2s=py["pkts_c2s"][i], pkts_s2c=py["pkts_s2c"][i],
+            bytes_c2s=py["bytes_c2s"][i], bytes_s2c=py["bytes_s2c"][i], payload_c2s=py["payload_c2s"][i],
+            payload_s2c=py["payload_s2c"][i], conn_state=py["conn_state"][i], state=py["state"][i],
+            history=py["history"][i], syn_count=py["syn_count"][i], vlan=py["vlan"][i],
+            inner_vlan=py["inner_vlan"][i], sni=py["sni"][i], alpn=alpn[i], tls_version=py["tls_version"][i],
+            tls_cipher=py["tls_cipher"][i], tls_server_version=py["tls_server_version"][i],
+            tls_ech=py["tls_ech"][i], tls_handshake=py["tls_handshake"][i],
+            certs=tuple(CertInfo(**{**c, "san": tuple(c["san"] or ())}) for c in certs[i] or ()),
+            alerts=tuple(TlsAlert(a["sender"], a["level"], a["description"], a["after_server_flight"])
+                         for a in alerts[i] or ()),
+            client_records_after_server=tuple((r["content_type"], r["length"]) for r in recs[i] or ()),
+            quic_version=py["quic_version"][i], http_method=py["http_method"][i], http_host=py["http_host"][i],
+            http_uri=py["http_uri"][i], http_status=py["http_status"][i], connect_host=py["connect_host"][i],
+            connect_port=py["connect_port"][i], app_protocol=py["app_protocol"][i],
+            ldap_simple_bind=py["ldap_simple_bind"][i], ldap_starttls=py["ldap_starttls"][i],
+            smtp_starttls=py["smtp_starttls"][i], icmp=tuple((x["type"], x["code"], x["reporter"]) for x in icmp[i] or ()),
+            dns_name=dn[0] if dn else None, dns_names=dn, process=py["process"][i], pid=py["pid"][i],
+            eprocess=py["eprocess"][i], interface=py["interface"][i],
+        ), False  # fmt: skip
+
+
+def dns_rows(rb) -> Iterator[DnsTransaction]:
+    """A DNS record batch -> DnsTransaction rows."""
+    d = rb.to_pydict()
+    for i in range(rb.num_rows):
+        yield DnsTransaction(
+            d["uid"][i], d["ts"][i], d["client_ip"][i], d["server_ip"][i], d["transport"][i], d["trans_id"][i],
+            d["query"][i], d["qtype"][i], d["rcode"][i],
+            tuple(DnsAnswer(a["name"], a["rtype"], a["value"], a["ttl"]) for a in d["answers"][i] or ()),
+            d["rtt"][i], d["process"][i],
+        )  # fmt: skip
+
+
+def weird_rows(rb) -> Iterator[Weird]:
+    """A weirds record batch -> Weird rows."""
+    d = rb.to_pydict()
+    for i in range(rb.num_rows):
+        yield Weird(d["ts"][i], d["name"][i], d["uid"][i], d["detail"][i], d["count"][i])
+
+
+class CoreEngine:
+    """The compiled flow engine, delivering finished rows to the Auditor's callbacks after every batch."""
+
+    def __init__(
+        self,
+        on_flow: Callable[[FlowRecord], None],
+        on_plain: Callable[[FlowBase], None],
+        on_dns: Callable[[DnsTransaction], None],
+        on_weird: Callable[[Weird], None],
+        config,
+        partition: tuple[int, int] | None = None,
+    ):
+        self.on_flow, self.on_plain, self.on_dns, self.on_weird = on_flow, on_plain, on_dns, on_weird
+        cfg = {
+            "idle_tcp": config.idle_tcp, "idle_udp": config.idle_udp, "idle_dns": config.idle_dns,
+            "idle_dns_answered": config.idle_dns_answered, "close_delay": config.close_delay,
+            "unanswered": config.unanswered, "max_flows": config.max_flows, "processes": config.processes,
+            "partition": tuple(partition) if partition and partition[1] > 1 else None,
+        }  # fmt: skip
+        self._core = _core.Engine(cfg)
+
+    def _call(self, what: str, f, *args):
+        try:
+            return f(*args)
+        except _core.CoreError as e:
+            raise CoreError(f"{what}: {e}") from None
+
+    def run(self, capture: _core.Capture, source=None, progress: Callable[[int], None] | None = None) -> None:
+        """Read ``capture`` to its end, delivering finished rows batch by batch; ``source`` (a
+        ``CaptureFile`` naming the same file) is kept up to date for progress bars and logs."""
+        while self._call(capture.name, self._core.feed, capture, BATCH_BYTES):
+            self.drain()
+            if source is not None:
+                _sync(source, capture)
+            if progress:
+                progress(capture.packets)
+        self.drain()
+        if source is not None:
+            _sync(source, capture)
+
+    @property
+    def dnsmap(self) -> CoreDnsMap:
+        """The core's naming map, as findings read it."""
+        return CoreDnsMap(self._core)
+
+    def add_weird(self, ts: float | None, name: str, detail: str) -> None:
+        """A weird found outside the core (a truncated capture), counted with the core's."""
+        self._core.add_weird(ts, name, detail)
+        self.drain()
+
+    def take_orphan_icmp(self) -> list:
+        """ICMP errors whose quoted flow is not in the capture, since the last call."""
+        return self._core.take_orphan_icmp()
+
+    def feed_batch(self, batch) -> None:
+        """One batch of packets read elsewhere (live capture): a ``PacketBatch``."""
+        self._call("live capture", self._core.feed_columns, batch.buf, np.ascontiguousarray(batch.off, np.int64),
+                   np.ascontiguousarray(batch.caplen, np.int64), np.ascontiguousarray(batch.wirelen, np.int64),
+                   np.ascontiguousarray(batch.ts, np.float64), np.ascontiguousarray(batch.linktype, np.int64))  # fmt: skip
+        self.drain()
+
+    def flush(self) -> None:
+        """End of input: every remaining flow is emitted."""
+        self._call("flush", self._core.flush)
+        self.drain()
+
+    def drain(self) -> None:
+        """Deliver what the core finished since the last call (weirds first: a flow's weird precedes it)."""
+        import pyarrow as pa
+
+        for w in weird_rows(pa.record_batch(self._core.take_weirds())):
+            self.on_weird(w)
+        for row, plain in flow_rows(pa.record_batch(self._core.take_flows())):
+            (self.on_plain if plain else self.on_flow)(row)
+        for tx in dns_rows(pa.record_batch(self._core.take_dns())):
+            self.on_dns(tx)
+
+    def stats(self) -> dict:
+        """The core's counters (packets, decoded, not_ip, fragments, tunnels, max_active, ...)."""
+        return dict(self._core.stats())
+
+
+def _sync(source, capture: _core.Capture) -> None:
+    """What the core read, on the ``CaptureFile`` the CLI and the auditor look at."""
+    source.packets, source.bytes, source.format = capture.packets, capture.bytes, capture.format
+    source.error, source.dropped, source.clamped = capture.error, capture.dropped, capture.clamped
+    source._consumed = capture.offset  # noqa: SLF001 - CaptureFile.offset reports it without a file handle
+
+
+class CoreDnsMap:
+    """The core's DNS naming map behind the ``DnsMap`` method findings use."""
+
+    def __init__(self, core) -> None:
+        self._core = core
+
+    def addresses(self, name: str) -> frozenset[str]:
+        """Every address DNS answers gave for ``name``."""
+        return frozenset(self._core.dns_addresses(name)) if name else frozenset()
