@@ -677,11 +677,19 @@ def audit(
     trust_issuers: Iterable[str] = (),
     devices: Iterable[str] = (),
     engine: str = "core",
+    client=None,
+    recursive: bool = False,
+    sensor_pattern: str | None = None,
+    partitions: int | None = None,
 ):
     """Audit one or more capture files and return an ``AuditResult`` (``.flows``, ``.findings``, ``.coverage``).
 
     Raises ``CaptureError`` when a capture cannot be opened at all and ``RulesetError`` for bad rulesets;
     a capture that is truncated mid-way still returns a result, with the problem in ``result.errors``.
+
+    ``client``: a ``distributed.Client``; the audit runs as Dask tasks (``pcapaudit.distributed``).
+    Directories, globs, ``recursive`` and ``sensor_pattern`` group the files by sensor and order each
+    sensor's files by their first packet (``pcapaudit.inputs``), with or without a client.
     """
     captures = _paths(captures, "captures")
     if not captures:
@@ -693,6 +701,13 @@ def audit(
         tenants=dict(tenants or {}), trust_issuers=_strings(trust_issuers, "trust_issuers"),
         devices=networks(_strings(devices, "devices"), "devices"), engine=engine,
     )  # fmt: skip
+    from pcapaudit.inputs import is_capture_spec
+
+    if client is not None or recursive or sensor_pattern or partitions or any(map(is_capture_spec, captures)):
+        from pcapaudit.distributed import audit_paths
+
+        return audit_paths(captures, opts, client=client, recursive=recursive, sensor_pattern=sensor_pattern,
+                           partitions=partitions)  # fmt: skip
     a = Auditor(opts)
     for c in captures:
         a.run_file(CaptureFile(c))

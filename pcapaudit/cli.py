@@ -145,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     a = sub.add_parser("audit", help="audit pcap/pcapng files (gzip ok, '-' for stdin)")
     a.add_argument("captures", nargs="+", metavar="CAPTURE")
     _common_report_args(a)
+    from pcapaudit.distributed import add_arguments  # files, globs, directories, sensors, Dask (issue 18)
+
+    add_arguments(a)
     lv = sub.add_parser("live", help="capture from an interface and audit in real time")
     lv.add_argument("interface", metavar="IFACE")
     lv.add_argument("--bpf", "--filter", dest="bpf", metavar="FILTER", help="BPF capture filter")
@@ -504,6 +507,10 @@ def cmd_audit(args) -> int:
     from pcapaudit.audit import Auditor
     from pcapaudit.capture.pcapfile import CaptureFile
 
+    from pcapaudit import distributed
+
+    if distributed.wanted(args):  # directories, globs, sensors, --scheduler/--workers, -f parquet -o DIR/
+        return distributed.cmd_audit(args)
     opts, threshold = _options(args)
     for spec in args.captures:
         if spec != "-" and not os.path.exists(spec):
