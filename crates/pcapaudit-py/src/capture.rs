@@ -60,6 +60,17 @@ impl Capture {
             Err(e) => Err(CaptureError::new_err(e.0)),
         })
     }
+    /// Read every remaining batch without decoding it; the packets read (benchmarks: the reading stage).
+    fn read_all(&mut self, py: Python<'_>) -> PyResult<u64> {
+        let reader = &mut self.reader;
+        py.detach(|| {
+            guard("Capture.read_all", || {
+                while reader.next_batch(8 << 20).is_some() {}
+                Ok(reader.packets)
+            })
+        })
+    }
+
     #[getter]
     fn name(&self) -> String {
         self.reader.name.clone()
