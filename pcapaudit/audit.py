@@ -177,6 +177,7 @@ class Auditor:
         self._device_cache: dict[str, bool] = {}
         self._match_ip_cache: dict[str, tuple] = {}  # address -> (in a rule's network, scope)
         self._mcast_cache: dict[str, bool] = {}
+        self._mcast_server_cache: dict[str, bool] = {}
         self._quiet_cache: dict[tuple, tuple[bool, bool]] = {}  # pre-check key -> (quiet, reached)
 
     # -- streaming callbacks ---------------------------------------------------------------------
@@ -405,8 +406,12 @@ class Auditor:
         import pyarrow as pa
 
         cache = self._dns_cache
-        vendors, rids, loud = [], [], []
-        for i, q in enumerate(tb.column("query").to_pylist()):
+        vendors, rids, failed = [], [], []
+        groups: dict[str, list[tuple[float, str]]] = {}
+        multicast = self._mcast_server_cache
+        c = tb.select(["query", "server_ip", "ts", "uid", "rcode", "sinkholed"]).to_pydict()
+        for i, (q, server, ts, uid, rcode, sink) in enumerate(zip(c["query"], c["server_ip"], c["ts"], c["uid"],
+                                                                  c["rcode"], c["sinkholed"])):  # fmt: skip
             hit = cache.get(q)
             if hit is None:
                 rules = frozenset(h.rule.id for h in self.index.match_name(q)) if q else frozenset()
@@ -417,26 +422,32 @@ class Auditor:
             rules, rule = hit
             vendors.append(rule.vendor if rule is not None else None)
             rids.append(rule.id if rule is not None else None)
-            if rules:
-                loud.append(i)
+            if not rules:
+                continue
+            mc = multicast.get(server)
+            if mc is None:
+                if len(multicast) > 10_000:
+                    multicast.clear()
+                mc = multicast[server] = is_multicast(server)
+            if mc:  # mDNS/LLMNR asks the link, not a resolver
+                continue
+            groups.setdefault(q, []).append((ts, uid))
+            if rcode in ("NXDOMAIN", "REFUSED", "SERVFAIL") or sink:
+                failed.append(i)
         cols = {name: tb.column(i) for i, name in enumerate(tb.schema.names)}
         cols["vendor"], cols["rule_id"] = pa.array(vendors, type=pa.string()), pa.array(rids, type=pa.string())
         self.dns.add_batch(pa.RecordBatch.from_arrays([cols[name] for name in DNS_COLUMNS], names=list(DNS_COLUMNS)))
-        if loud:
-            for tx in dns_rows(rb.take(pa.array(loud, type=pa.int64()))):
-                self._dns_checks(tx)
-
-    def _dns_checks(self, tx: DnsTransaction) -> None:
-        """The checklist and the DNS detectors for one lookup of a vendor's name."""
-        rules, rule = self._dns_cache.get(tx.query) or (self.coverage.dns_rules(tx), None)
-        if rule is None and rules:
-            rule = self.index.match_name(tx.query)[0].rule
-        if not rules or is_multicast(tx.server_ip):  # mDNS/LLMNR asks the link, not a resolver
-            return
-        self.coverage.dns_query(tx, rules, rule.vendor if rule is not None else None)
-        if tx.rcode in ("NXDOMAIN", "REFUSED", "SERVFAIL") or tx.sinkholed:
-            for fd in detect_dns(tx, self.ctx):
-                self._finding(fd, rules, tx.client_ip)
+        for q, items in groups.items():  # the checklist's lookups, once per name of the batch
+            rules, rule = cache.get(q) or (frozenset(h.rule.id for h in self.index.match_name(q)), None)
+            if rule is None and rules:
+                rule = self.index.match_name(q)[0].rule
+            self.coverage.dns_queries(rules, rule.vendor if rule is not None else None, items)
+        if failed:  # the DNS detectors: failed and sinkholed lookups of a vendor's names
+            for tx in dns_rows(rb.take(pa.array(failed, type=pa.int64()))):
+                rules = self._dns_cache.get(tx.query, (None,))[0] or frozenset(
+                    h.rule.id for h in self.index.match_name(tx.query))
+                for fd in detect_dns(tx, self.ctx):
+                    self._finding(fd, rules, tx.client_ip)
 
     def _dns(self, tx: DnsTransaction) -> None:
         hit = self._dns_cache.get(tx.query)

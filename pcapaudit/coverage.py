@@ -10,6 +10,8 @@ The tracker is fed while the audit streams, so the checklist needs no second pas
 
 from __future__ import annotations
 
+import heapq
+
 from collections import defaultdict
 
 from pcapaudit.classify import VERDICT_UNLISTED_PORT, flow_target, satisfied_rules
@@ -165,6 +167,23 @@ class CoverageTracker:
         for rid in rules:
             self.dns[rid] += 1
             self._uid(rid, (tx.ts, tx.uid))
+
+    def dns_queries(self, rules: frozenset[str], vendor: str | None, items: list[tuple[float, str]]) -> None:
+        """``dns_query`` for many lookups of names with the same rules at once, given their (ts, uid): the
+        same counts and uids as one call each (only a uid among the MAX_UIDS earliest distinct ones of
+        the lookups can be among a rule's earliest)."""
+        if vendor is not None and vendor not in self.vendors_seen:
+            self.vendors_seen.append(vendor)
+        earliest: dict[str, float] = {}
+        for ts, uid in items:
+            t = earliest.get(uid)
+            if t is None or ts < t:
+                earliest[uid] = ts
+        best = heapq.nsmallest(MAX_UIDS, ((t, u) for u, t in earliest.items()))
+        for rid in rules:
+            self.dns[rid] += len(items)
+            for item in best:
+                self._uid(rid, item)
 
     def finding(self, fd: Finding, rules: frozenset[str]) -> None:
         """Account a finding for every rule the flow or name it is about counted for: a flow's finding
