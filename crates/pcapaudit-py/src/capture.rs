@@ -1,6 +1,7 @@
 //! `_core.Capture`: one capture source (a path, or `-` for stdin) read batch by batch by an Engine.
 
 use std::io::Read;
+use std::sync::{Mutex, MutexGuard};
 
 use pcapaudit_core::capture::CaptureReader;
 use pyo3::prelude::*;
@@ -10,9 +11,9 @@ use crate::{guard, CaptureError};
 /// One capture source. Opening fails with `CaptureError` (no such file, a directory, permission
 /// denied, not a capture); a capture cut short or corrupt mid-way is read up to the damage and
 /// `error` then holds a one-line message naming the file and the offset.
-#[pyclass(module = "pcapaudit._core", unsendable)]
+#[pyclass(module = "pcapaudit._core")]
 pub struct Capture {
-    pub(crate) reader: CaptureReader,
+    pub(crate) reader: Mutex<CaptureReader>,
 }
 
 /// A Python binary file object as a `Read` (stdin as Python sees it, `io.BytesIO`, ...): each read
@@ -40,6 +41,12 @@ impl Read for PyReader {
     }
 }
 
+impl Capture {
+    fn r(&self) -> MutexGuard<'_, CaptureReader> {
+        self.reader.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 #[pymethods]
 impl Capture {
     /// Read from an open binary Python file object (`sys.stdin.buffer`), named `name` in messages.
@@ -47,7 +54,9 @@ impl Capture {
     fn from_file(file: Py<PyAny>, name: &str) -> PyResult<Self> {
         guard("Capture.from_file", || {
             match CaptureReader::from_read(Box::new(PyReader { obj: file }), name) {
-                Ok(reader) => Ok(Capture { reader }),
+                Ok(reader) => Ok(Capture {
+                    reader: Mutex::new(reader),
+                }),
                 Err(e) => Err(CaptureError::new_err(e.0)),
             }
         })
@@ -56,13 +65,15 @@ impl Capture {
     #[new]
     fn new(path: &str) -> PyResult<Self> {
         guard("Capture", || match CaptureReader::open(path) {
-            Ok(reader) => Ok(Capture { reader }),
+            Ok(reader) => Ok(Capture {
+                reader: Mutex::new(reader),
+            }),
             Err(e) => Err(CaptureError::new_err(e.0)),
         })
     }
     /// Read every remaining batch without decoding it; the packets read (benchmarks: the reading stage).
     fn read_all(&mut self, py: Python<'_>) -> PyResult<u64> {
-        let reader = &mut self.reader;
+        let reader = self.reader.get_mut().unwrap_or_else(|e| e.into_inner());
         py.detach(|| {
             guard("Capture.read_all", || {
                 while reader.next_batch(8 << 20).is_some() {}
@@ -73,39 +84,39 @@ impl Capture {
 
     #[getter]
     fn name(&self) -> String {
-        self.reader.name.clone()
+        self.r().name.clone()
     }
     #[getter]
     fn format(&self) -> String {
-        self.reader.format.clone()
+        self.r().format.clone()
     }
     #[getter]
     fn packets(&self) -> u64 {
-        self.reader.packets
+        self.r().packets
     }
     #[getter]
     fn bytes(&self) -> u64 {
-        self.reader.bytes
+        self.r().bytes
     }
     #[getter]
     fn dropped(&self) -> Option<u64> {
-        self.reader.dropped
+        self.r().dropped
     }
     #[getter]
     fn error(&self) -> Option<String> {
-        self.reader.error.clone()
+        self.r().error.clone()
     }
     /// Bytes of the file read so far (compressed bytes for a compressed capture), for progress bars.
     #[getter]
     fn offset(&self) -> u64 {
-        self.reader.offset()
+        self.r().offset()
     }
     #[getter]
     fn clamped(&self) -> u64 {
-        self.reader.clamped
+        self.r().clamped
     }
     #[getter]
     fn ifnames(&self) -> Vec<String> {
-        self.reader.ifnames.clone()
+        self.r().ifnames.clone()
     }
 }

@@ -16,7 +16,7 @@ use crate::{guard, CoreError};
 type ProcessTuple = (String, Option<u32>, Option<String>);
 
 /// The flow engine. `config` is a dict of EngineConfig values (Python's `engine.EngineConfig` names).
-#[pyclass(name = "Engine", module = "pcapaudit._core", unsendable)]
+#[pyclass(name = "Engine", module = "pcapaudit._core")]
 pub struct PyEngine {
     inner: Engine,
 }
@@ -67,7 +67,7 @@ impl PyEngine {
     #[pyo3(signature = (capture, max_bytes=8 << 20))]
     fn feed(&mut self, py: Python<'_>, capture: &mut Capture, max_bytes: usize) -> PyResult<bool> {
         let engine = &mut self.inner;
-        let reader = &mut capture.reader;
+        let reader = capture.reader.get_mut().unwrap_or_else(|e| e.into_inner());
         py.detach(|| {
             guard("Engine.feed", || match reader.next_batch(max_bytes) {
                 Some(batch) => {

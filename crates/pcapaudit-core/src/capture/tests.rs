@@ -792,9 +792,7 @@ fn every_truncation_point_of_a_small_capture() {
                 while r.next_batch(CHUNK).is_some() {}
                 assert!(cut >= 24);
                 assert!(
-                    r.error
-                        .as_deref()
-                        .map_or(true, |e| e.contains("byte offset")),
+                    r.error.as_deref().is_none_or(|e| e.contains("byte offset")),
                     "{cut}"
                 );
             }

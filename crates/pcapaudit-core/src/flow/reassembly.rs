@@ -127,7 +127,7 @@ impl Stream {
         if rel > have {
             if rel < cap && self.ooo_bytes < self.cap {
                 let old_len = self.ooo.get(&rel).map(Vec::len);
-                if old_len.map_or(true, |l| l < payload.len()) {
+                if old_len.is_none_or(|l| l < payload.len()) {
                     self.ooo.insert(rel, payload.to_vec());
                     self.ooo_bytes += payload.len() - old_len.unwrap_or(0);
                 }

@@ -209,7 +209,7 @@ pub fn smtp_scan(data: &[u8]) -> Option<bool> {
     }
     let mail = memmem::find(&up, b"MAIL FROM");
     if let Some(st) = st {
-        if mail.map_or(true, |m| st < m) {
+        if mail.is_none_or(|m| st < m) {
             let rest: &[u8] = match memchr::memchr(b'\n', up.get(st + 1..).unwrap_or(&[])) {
                 Some(i) => up.get(st + 1 + i + 1..).unwrap_or(&[]),
                 None => &[],

@@ -263,7 +263,7 @@ impl QuicClientState {
 
     fn set_version(&mut self, version: u32) {
         // Python's `self.version = self.version or version`
-        if self.version.map_or(true, |v| v == 0) {
+        if self.version.is_none_or(|v| v == 0) {
             self.version = Some(version);
         }
     }
