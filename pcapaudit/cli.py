@@ -455,7 +455,8 @@ def _summary_line(result) -> str:
     # info rows (TLS 1.3: "evidence unavailable") are notes, not a blocked or intercepted connection
     kinds = Counter(f.kind.value for f, _ in result.finding_records if f.severity > Severity.INFO)
     info = n - sum(kinds.values())
-    kind_txt = ", ".join([f"{v:,} {k}" for k, v in sorted(kinds.items())] + ([f"{info:,} info"] if info else []))
+    kind_txt = "; ".join(x for x in (", ".join(f"{v:,} {k}" for k, v in sorted(kinds.items())),
+                                      plural(info, "info note") if info else "") if x)  # fmt: skip
     extra = dict(result.stats.extra)
     return (
         f"pcapaudit: {plural(n, 'finding')}"
@@ -641,7 +642,7 @@ def cmd_rules(args) -> int:
             ("secure_alternative", r.secure_alternative), ("tls_inspection_allowed", r.tls_inspection_allowed),
             ("pinned", r.pinned), ("expected_issuers", r.expected_issuers), ("server_cidrs", ", ".join(r.server_cidrs)),
             ("proxy", r.proxy), ("legacy", r.legacy), ("region", r.region), ("os", ", ".join(r.os)),
-            ("source", f"{r.source}: {src.title} ({src.file})" if src else r.source), ("seed rows", ", ".join(r.rows)),
+            ("source", (f"{r.source}: {src.title}" + (f" ({src.file})" if src.file else "")) if src else r.source), ("seed rows", ", ".join(r.rows)),
             ("file", r.file), ("notes", r.notes),
         ]  # fmt: skip
         w = max(len(k) for k, _ in fields)

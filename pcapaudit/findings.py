@@ -384,7 +384,7 @@ def _unexpected(f, cls, rule, ctx, name, where, ident, tgt) -> Iterator[FindingD
     tenant_region = ctx.region.get(rule.vendor)
     if rule.region and tenant_region and rule.region != tenant_region:
         yield _f(UNEXPECTED, Severity.MEDIUM, "region_mismatch", f, cls, rule, where,
-                 f"{where}: {rule.region.upper()} host contacted by a {tenant_region.upper()} tenant",
+                 f"{where}: {rule.region.upper()} host contacted by {'an' if tenant_region.upper()[:1] in 'AEFHILMNORSX' else 'a'} {tenant_region.upper()} tenant",
                  {"rule_region": rule.region, "tenant_region": tenant_region}, f"unexpected:region|{ident}")  # fmt: skip
 
 

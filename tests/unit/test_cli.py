@@ -51,7 +51,7 @@ def test_the_sample_captures_summary_counts_info_notes_apart(capsys):
     argv = ["audit", os.path.join(root, "enrollment-troubleshooting.pcap"), "--config", os.path.join(root, "lab.yaml")]
     assert main([*argv, "--table", "findings"]) == 1
     out, err = capsys.readouterr()
-    assert err.startswith("pcapaudit: 10 findings (2 blocked, 2 tls_intercepted, 2 unexpected, 4 info; worst high)")
+    assert err.startswith("pcapaudit: 10 findings (2 blocked, 2 tls_intercepted, 2 unexpected; 4 info notes; worst high)")
     rows = [line.split()[0] for line in out.splitlines()[7:] if line.strip()]
     assert rows == ["high"] * 4 + ["medium", "low"] + ["info"] * 4
     # the message does not repeat the target; a long target keeps its domain and address
