@@ -120,6 +120,10 @@ _LINKTYPE_DLT = {101: 12, 100: 11}
 class FilterError(CaptureError):
     """A filter expression libpcap refuses (one line naming the expression and libpcap's message)."""
 
+    def __init__(self, message: str, libpcap_message: str = ""):
+        super().__init__(message)
+        self.libpcap_message = libpcap_message or message
+
 
 def compile_filter(expr: str, linktype: int, snaplen: int = 262144) -> list[tuple[int, int, int, int]]:
     """Compile ``expr`` as libpcap (tcpdump) does for packets of ``linktype``: the classic BPF program
@@ -133,7 +137,7 @@ def compile_filter(expr: str, linktype: int, snaplen: int = 262144) -> list[tupl
         prog = _BpfProgram()
         if lib.pcap_compile(h, ctypes.byref(prog), expr.encode(), 1, 0xFFFFFFFF) < 0:
             msg = (lib.pcap_geterr(h) or b"").decode(errors="replace")
-            raise FilterError(f"bad filter {expr!r}: {msg}")
+            raise FilterError(f"bad filter {expr!r}: {msg}", msg)
         try:
             insns = ctypes.cast(prog.bf_insns, ctypes.POINTER(_BpfInsn))
             return [(insns[i].code, insns[i].jt, insns[i].jf, insns[i].k) for i in range(prog.bf_len)]
@@ -143,22 +147,25 @@ def compile_filter(expr: str, linktype: int, snaplen: int = 262144) -> list[tupl
         lib.pcap_close(h)
 
 
-def compile_file_filter(expr: str, linktypes=FILE_LINKTYPES) -> dict[int, list[tuple[int, int, int, int]]]:
-    """``expr`` compiled for each of ``linktypes`` that libpcap can compile it for. Raises
-    ``FilterError`` when it compiles for none (a syntax error: the message libpcap gives for the first
-    link type, Ethernet); the link types missing from the result are those libpcap refused."""
-    programs: dict[int, list[tuple[int, int, int, int]]] = {}
+Program = list[tuple[int, int, int, int]]  # classic BPF instructions as (code, jt, jf, k)
+
+
+def compile_file_filter(expr: str, linktypes=FILE_LINKTYPES) -> tuple[dict[int, Program], dict[int, str]]:
+    """``expr`` compiled for each of ``linktypes``: (link type -> program, link type -> libpcap's message
+    for those it refused). Raises ``FilterError`` when libpcap refuses it for Ethernet or for every link
+    type (an error of the expression, not of a link type)."""
+    programs: dict[int, Program] = {}
+    refused: dict[int, str] = {}
     first: FilterError | None = None
     for lt in linktypes:
         try:
             programs[lt] = compile_filter(expr, lt)
         except FilterError as e:
             first = first or e
-    if not programs:
-        raise first or FilterError(f"bad filter {expr!r}")
-    if first is not None and 1 in linktypes and 1 not in programs:
-        raise first  # refused for Ethernet: an error of the expression, not of a link type
-    return programs
+            refused[lt] = e.libpcap_message
+    if first is not None and (not programs or (1 in linktypes and 1 not in programs)):
+        raise first
+    return programs, refused
 
 
 class Handle:
