@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from pcapaudit.capture.filefilter import FileFilter
 from pcapaudit.capture.pcapfile import CaptureFile, PacketBatch
 from pcapaudit.classify import address_scope, classify, is_multicast, is_multicast_or_broadcast
 from pcapaudit.core import CoreEngine, dns_rows, flow_rows, open_capture, with_classification
@@ -82,6 +83,7 @@ class AuditOptions:
     engine: str = "core"  # the compiled core; "fast"/"simple": the pure-Python engine (tests' oracle)
     engine_config: EngineConfig = field(default_factory=EngineConfig)
     partition: tuple[int, int] | None = None  # (k, n): audit only partition k of n (parallel runs)
+    file_filter: FileFilter | None = None  # audit --filter/--start/--end: the packets audited
 
 
 class WeirdCollector:
@@ -147,9 +149,11 @@ class Auditor:
         self._on_flow = on_flow
         self.core: CoreEngine | None = None
         self._copies_count = 0
+        if opts.file_filter is not None and opts.engine != "core":
+            raise UsageError("--filter/--start/--end need the compiled core (--engine core)")
         if opts.engine == "core":
             self.core = CoreEngine(self._core_flows, self._core_dns, self.weirds.add, opts.engine_config,
-                                   opts.partition)  # fmt: skip
+                                   opts.partition, opts.file_filter)  # fmt: skip
             self.ctx.dnsmap = self.core.dnsmap  # type: ignore[assignment]  # the core's naming map
         else:
             self.decoder = Decoder(opts.engine)
@@ -168,6 +172,10 @@ class Auditor:
         self.tunnels: Counter[str] = Counter()
         self.dropped: int | None = None
         self.if_dropped: int | None = None
+        self.filtered = 0  # packets --filter left out
+        self.outside_window = 0  # packets --start/--end left out
+        self.unfiltered: list[tuple[int, int]] = []  # (link type, packets) --filter has no program for
+        self._unfiltered_reported: set[int] = set()
         self._finished = False
         self._max_active = 0
         self._ended_early = 0  # flows the flow table's cap ended early (EngineConfig.max_flows)
@@ -512,6 +520,10 @@ class Auditor:
             if source.error:
                 self.errors.append(source.error)
                 self.core.add_weird(self.last_ts, "capture_truncated_or_corrupt", source.error)
+            new = [(lt, n) for lt, n in self.unfiltered if lt not in self._unfiltered_reported]
+            if new and self.options.file_filter is not None:
+                self._unfiltered_reported.update(lt for lt, _ in new)
+                self.errors.append(f"{source.name}: {self.options.file_filter.unfiltered_error(new)}")
             return
         with quiet_gc():
             for batch in source.batches(first_index=self.packets):
@@ -601,6 +613,8 @@ class Auditor:
                                 "dns_transactions": len(self.dns), "max_active_flows": self._max_active,
                                 **({"flows_ended_early": self._ended_early} if self._ended_early else {}),
                                 **({"interface_copies": self._copies()} if self._copies() else {}),
+                                **({"filtered_out": self.filtered} if self.filtered else {}),
+                                **({"outside_window": self.outside_window} if self.outside_window else {}),
                                 **{f"tunnel_{k}": v for k, v in self.tunnels.items()}}.items())),
         )  # fmt: skip
         from pcapaudit.result import AuditResult
@@ -635,6 +649,8 @@ class Auditor:
         self.tunnels = Counter(dict(st["tunnels"]))
         self._copies_count = st["copies"]
         self._max_active, self._ended_early = st["max_active"], st["ended_early"]
+        self.filtered, self.outside_window = st["filtered"], st["outside_window"]
+        self.unfiltered = list(st["unfiltered_linktypes"])
         for ts, ipver, proto, src, dst, sport, dport, itype, icode, reporter in self.core.take_orphan_icmp():
             self._orphan_icmp(ts, icmpmod.Quoted(ipver, proto, src, dst, sport, dport), itype, icode, reporter)
         if final:  # the core caps weird rows per name as the collector does, and counts them all

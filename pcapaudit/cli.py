@@ -144,6 +144,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     a = sub.add_parser("audit", help="audit pcap/pcapng files (gzip ok, '-' for stdin)")
     a.add_argument("captures", nargs="+", metavar="CAPTURE")
+    sel = a.add_argument_group("packets audited")
+    sel.add_argument("--filter", metavar="EXPR",
+                     help="audit only the packets this BPF filter keeps (tcpdump's language, compiled by "
+                          "libpcap)")
+    sel.add_argument("--start", metavar="TIME",
+                     help="audit only packets at or after TIME (ISO 8601, e.g. 2024-05-01T10:00:00Z; UTC "
+                          "when no offset is given; or seconds since the epoch)")
+    sel.add_argument("--end", metavar="TIME", help="audit only packets before TIME (as --start)")
     _common_report_args(a)
     from pcapaudit.distributed import add_arguments  # files, globs, directories, sensors, Dask (issue 18)
 
@@ -461,13 +469,29 @@ def _summary_line(result) -> str:
     return (
         f"pcapaudit: {plural(n, 'finding')}"
         + (f" ({kind_txt}; worst {worst})" if n else "")
-        + f" in {plural(result.flow_count, 'flow')} from {plural(result.stats.packets, 'packet')}; "
+        + f" in {plural(result.flow_count, 'flow')} from {plural(result.stats.packets, 'packet')}"
+        + _left_out(extra) + "; "
         + f"{result.stats.weird:,} weird"
         + (f"; {plural(copies, 'packet')} seen again on another interface counted once"
            if (copies := extra.get("interface_copies")) else "")
         + (f"; {plural(early, 'flow')} ended early to stay under --max-flows"
            if (early := extra.get("flows_ended_early")) else "")
     )  # fmt: skip
+
+
+def _left_out(extra: dict) -> str:
+    """' (N more left out: ...)' when --filter/--start/--end skipped packets."""
+    parts = []
+    if n := extra.get("filtered_out"):
+        parts.append(f"{n:,} not matching --filter")
+    if n := extra.get("outside_window"):
+        parts.append(f"{n:,} outside --start/--end")
+    if not parts:
+        return ""
+    if len(parts) == 1:
+        return f" ({parts[0].replace(' ', ' more ', 1)})"
+    total = (extra.get("filtered_out") or 0) + (extra.get("outside_window") or 0)
+    return f" ({total:,} more left out: {', '.join(parts)})"
 
 
 class Progress:
@@ -508,11 +532,21 @@ def cmd_audit(args) -> int:
     from pcapaudit.audit import Auditor
     from pcapaudit.capture.pcapfile import CaptureFile
 
+    from dataclasses import replace
+
     from pcapaudit import distributed
+    from pcapaudit.capture.filefilter import build as build_filter
 
     if distributed.wanted(args):  # directories, globs, sensors, --scheduler/--workers, -f parquet -o DIR/
+        if args.filter or args.start or args.end:
+            raise UsageError("--filter, --start and --end apply to capture files audited here, not yet to "
+                             "directories, sensors or a Dask cluster")  # fmt: skip
         return distributed.cmd_audit(args)
     opts, threshold = _options(args)
+    # checked and compiled before any packet is read (a bad expression: one line, exit 2)
+    file_filter = build_filter(args.filter, args.start, args.end)
+    if file_filter is not None:
+        opts = replace(opts, file_filter=file_filter)
     for spec in args.captures:
         if spec != "-" and not os.path.exists(spec):
             raise CaptureError(f"{spec}: no such file")

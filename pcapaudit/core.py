@@ -156,10 +156,12 @@ class CoreEngine:
         on_weird: Callable[[Weird], None],
         config,
         partition: tuple[int, int] | None = None,
+        file_filter=None,
     ):
         """``on_flows(records, table)``: each batch of finished flows, as two Arrow record batches of the
         same rows (``flow_rows`` turns the first into records; the second is the flows table's columns);
-        ``on_dns(transactions, table)`` likewise for DNS transactions (``dns_rows``)."""
+        ``on_dns(transactions, table)`` likewise for DNS transactions (``dns_rows``). ``file_filter``: a
+        ``FileFilter`` (``audit --filter/--start/--end``): the packets it leaves out are skipped."""
         self.on_flows, self.on_dns, self.on_weird = on_flows, on_dns, on_weird
         cfg = {
             "idle_tcp": config.idle_tcp, "idle_udp": config.idle_udp, "idle_dns": config.idle_dns,
@@ -168,6 +170,8 @@ class CoreEngine:
             "partition": tuple(partition) if partition and partition[1] > 1 else None,
         }  # fmt: skip
         self._core = _core.Engine(cfg)
+        if file_filter is not None:
+            self._core.set_filter(file_filter.programs, file_filter.start, file_filter.end)
 
     def _call(self, what: str, f, *args, **kwargs):
         try:

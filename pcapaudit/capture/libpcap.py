@@ -38,6 +38,10 @@ class _BpfProgram(ctypes.Structure):
     _fields_ = [("bf_len", ctypes.c_uint), ("bf_insns", ctypes.c_void_p)]
 
 
+class _BpfInsn(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte), ("jf", ctypes.c_ubyte), ("k", ctypes.c_uint32)]
+
+
 _lib = None
 
 
@@ -80,6 +84,8 @@ def load() -> ctypes.CDLL:
     lib.pcap_stats.argtypes = [ctypes.c_void_p, ctypes.POINTER(_Stat)]
     lib.pcap_breakloop.argtypes = [ctypes.c_void_p]
     lib.pcap_close.argtypes = [ctypes.c_void_p]
+    lib.pcap_open_dead.restype = ctypes.c_void_p
+    lib.pcap_open_dead.argtypes = [ctypes.c_int, ctypes.c_int]
     _lib = lib
     return lib
 
@@ -102,6 +108,64 @@ def _perm_hint(iface: str) -> str:
 
 
 DLT_LINUX_SLL, DLT_LINUX_SLL2 = 113, 276
+
+# the link types a capture file filter is compiled for up front: Ethernet, Linux cooked (v1, v2), raw
+# IP (101, 12, 14, 228, 229), BSD loopback (0, 108), Apple PKTAP (258, 149), PPP, 802.11 (+ radiotap)
+# (12: DLT_RAW, as the packets inside a PKTAP header name raw IP)
+FILE_LINKTYPES = (1, 113, 276, 101, 12, 228, 229, 0, 108, 258, 149, 9, 105, 127)
+# the link types of files (LINKTYPE_*) that are another number as a DLT (what pcap_open_dead takes)
+_LINKTYPE_DLT = {101: 12, 100: 11}
+
+
+class FilterError(CaptureError):
+    """A filter expression libpcap refuses (one line naming the expression and libpcap's message)."""
+
+    def __init__(self, message: str, libpcap_message: str = ""):
+        super().__init__(message)
+        self.libpcap_message = libpcap_message or message
+
+
+def compile_filter(expr: str, linktype: int, snaplen: int = 262144) -> list[tuple[int, int, int, int]]:
+    """Compile ``expr`` as libpcap (tcpdump) does for packets of ``linktype``: the classic BPF program
+    as (code, jt, jf, k) tuples. ``FilterError`` with libpcap's message when it refuses."""
+    lib = load()
+    h = lib.pcap_open_dead(_LINKTYPE_DLT.get(linktype, linktype), snaplen)
+    if not h:
+        raise FilterError(f"filter {expr!r}: libpcap cannot open a handle for link type {linktype}")
+    h = ctypes.c_void_p(h)
+    try:
+        prog = _BpfProgram()
+        if lib.pcap_compile(h, ctypes.byref(prog), expr.encode(), 1, 0xFFFFFFFF) < 0:
+            msg = (lib.pcap_geterr(h) or b"").decode(errors="replace")
+            raise FilterError(f"bad filter {expr!r}: {msg}", msg)
+        try:
+            insns = ctypes.cast(prog.bf_insns, ctypes.POINTER(_BpfInsn))
+            return [(insns[i].code, insns[i].jt, insns[i].jf, insns[i].k) for i in range(prog.bf_len)]
+        finally:
+            lib.pcap_freecode(ctypes.byref(prog))
+    finally:
+        lib.pcap_close(h)
+
+
+Program = list[tuple[int, int, int, int]]  # classic BPF instructions as (code, jt, jf, k)
+
+
+def compile_file_filter(expr: str, linktypes=FILE_LINKTYPES) -> tuple[dict[int, Program], dict[int, str]]:
+    """``expr`` compiled for each of ``linktypes``: (link type -> program, link type -> libpcap's message
+    for those it refused). Raises ``FilterError`` when libpcap refuses it for Ethernet or for every link
+    type (an error of the expression, not of a link type)."""
+    programs: dict[int, Program] = {}
+    refused: dict[int, str] = {}
+    first: FilterError | None = None
+    for lt in linktypes:
+        try:
+            programs[lt] = compile_filter(expr, lt)
+        except FilterError as e:
+            first = first or e
+            refused[lt] = e.libpcap_message
+    if first is not None and (not programs or (1 in linktypes and 1 not in programs)):
+        raise first
+    return programs, refused
 
 
 class Handle:

@@ -1,11 +1,13 @@
 //! `_core.Engine`: the flow table fed batch by batch; finished rows leave as Arrow record batches.
 
+use pcapaudit_core::capture::bpf::{Insn, PacketFilter};
 use pcapaudit_core::capture::{PacketBatch, ProcessInfo};
 use pcapaudit_core::flow::{Engine, EngineConfig};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use pyo3_arrow::PyRecordBatch;
+use std::collections::HashMap;
 
 use crate::capture::Capture;
 use crate::columns::{dns_batch, flows_batch, weirds_batch};
@@ -14,6 +16,9 @@ use crate::{guard, CoreError};
 
 /// (command, pid, effective command) of a process, as Python's PacketBatch lists them.
 type ProcessTuple = (String, Option<u32>, Option<String>);
+
+/// A classic BPF program as (code, jt, jf, k) tuples, per link type (`Engine.set_filter`).
+type Programs = HashMap<u32, Vec<(u16, u8, u8, u32)>>;
 
 /// The flow engine. `config` is a dict of EngineConfig values (Python's `engine.EngineConfig` names).
 #[pyclass(name = "Engine", module = "pcapaudit._core")]
@@ -61,6 +66,39 @@ impl PyEngine {
                 inner: Engine::new(cfg),
             })
         })
+    }
+
+    /// Audit only the packets a filter keeps (call before the first batch): `programs` maps a link
+    /// type to its classic BPF program as (code, jt, jf, k) tuples (libpcap's compilation; None: no
+    /// BPF filter), and packets must have `start <= ts < end` (None: unbounded). The others are
+    /// skipped before decoding and counted in stats (filtered, outside_window,
+    /// unfiltered_linktypes). A program that does not validate is a ValueError.
+    #[pyo3(signature = (programs=None, start=None, end=None))]
+    fn set_filter(
+        &mut self,
+        programs: Option<Programs>,
+        start: Option<f64>,
+        end: Option<f64>,
+    ) -> PyResult<()> {
+        if programs.is_none() && start.is_none() && end.is_none() {
+            self.inner.set_filter(None);
+            return Ok(());
+        }
+        let programs = programs.map(|m| {
+            m.into_iter()
+                .map(|(lt, p)| {
+                    let insns = p
+                        .into_iter()
+                        .map(|(code, jt, jf, k)| Insn::new(code, jt, jf, k))
+                        .collect();
+                    (lt, insns)
+                })
+                .collect()
+        });
+        let f = PacketFilter::new(programs, start, end)
+            .map_err(|e| PyValueError::new_err(format!("set_filter: {e}")))?;
+        self.inner.set_filter(Some(f));
+        Ok(())
     }
 
     /// Read and process one batch of about `max_bytes` from `capture`; False at its end.
@@ -267,6 +305,9 @@ impl PyEngine {
         d.set_item("dns_evicted", s.dns_evicted)?;
         d.set_item("first_ts", s.first_ts)?;
         d.set_item("last_ts", s.last_ts)?;
+        d.set_item("filtered", s.filtered)?;
+        d.set_item("outside_window", s.outside_window)?;
+        d.set_item("unfiltered_linktypes", s.unfiltered_linktypes)?;
         Ok(d)
     }
 

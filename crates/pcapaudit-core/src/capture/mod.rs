@@ -11,6 +11,7 @@ use std::io::{self, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+pub mod bpf;
 mod compress;
 mod parse;
 

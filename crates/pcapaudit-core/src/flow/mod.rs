@@ -24,6 +24,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use crate::capture::bpf::{PacketFilter, Verdict};
 use crate::capture::{CaptureReader, PacketBatch, ProcessInfo};
 use crate::decode::{Decoded, Decoder, Packet, QINQ};
 use crate::proto::dns::{self, DnsMessage};
@@ -139,6 +140,13 @@ pub struct EngineStats {
     pub dns_evicted: u64,
     pub first_ts: Option<f64>,
     pub last_ts: Option<f64>,
+    /// packets the BPF filter (`audit --filter`) rejected: not audited, not in `packets`
+    pub filtered: u64,
+    /// packets outside the time window (`audit --start/--end`): not audited, not in `packets`
+    pub outside_window: u64,
+    /// packets of link types the filter has no program for (libpcap could not compile it for them):
+    /// (link type, packets), not audited
+    pub unfiltered_linktypes: Vec<(u32, u64)>,
 }
 
 /// An ICMP error whose quoted flow is not in the table (`FlowEngine.orphan_icmp` rows).
@@ -396,6 +404,8 @@ pub struct Engine {
     weirds: Weirds,
     orphans: Vec<OrphanIcmp>,
     stats: EngineStats,
+    /// `audit --filter/--start/--end`: packets it refuses are skipped before decoding
+    filter: Option<PacketFilter>,
 }
 
 fn ip_str(ver: u8, a: u128) -> String {
@@ -465,7 +475,15 @@ impl Engine {
             weirds: Weirds::default(),
             orphans: Vec::new(),
             stats: EngineStats::default(),
+            filter: None,
         }
+    }
+
+    /// Audit only the packets `filter` keeps (set before the first batch): the others are skipped
+    /// before decoding, as if the capture did not have them, and counted in `EngineStats::filtered`,
+    /// `outside_window` and `unfiltered_linktypes`.
+    pub fn set_filter(&mut self, filter: Option<PacketFilter>) {
+        self.filter = filter;
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -503,11 +521,46 @@ impl Engine {
             return;
         }
         // packets are numbered over the whole run, as Python's `batches(first_index=auditor.packets)`
-        let base = self.stats.packets;
+        // (filtered packets included: the numbers are those of the file)
+        let base = self.stats.packets + self.skipped();
         // decode every frame first: Python feeds the batch's DNS answers to the DnsMap before any flow
         let mut decoder = std::mem::take(&mut self.decoder);
         let mut pkts: Vec<(usize, Packet<'_>)> = Vec::with_capacity(n);
+        // the rows the filter keeps (all of them without a filter)
+        let kept: Option<Vec<bool>> = self.filter.as_ref().map(|f| {
+            (0..n)
+                .map(|i| {
+                    let v = f.check(
+                        batch.data(i),
+                        batch.wirelen[i],
+                        batch.ts[i],
+                        batch.linktype[i],
+                    );
+                    match v {
+                        Verdict::Keep => {}
+                        Verdict::Rejected => self.stats.filtered += 1,
+                        Verdict::OutsideWindow => self.stats.outside_window += 1,
+                        Verdict::NoProgram => {
+                            let lt = batch.linktype[i];
+                            let u = &mut self.stats.unfiltered_linktypes;
+                            match u.iter_mut().find(|(l, _)| *l == lt) {
+                                Some((_, c)) => *c += 1,
+                                None => u.push((lt, 1)),
+                            }
+                        }
+                    }
+                    v == Verdict::Keep
+                })
+                .collect()
+        });
+        let keep = |i: usize| {
+            kept.as_ref()
+                .map_or(true, |k| k.get(i).copied().unwrap_or(false))
+        };
         for i in 0..n {
+            if !keep(i) {
+                continue;
+            }
             let (ts, lt) = (batch.ts[i], batch.linktype[i]);
             match decoder.decode(batch.data(i), lt, ts) {
                 Decoded::Packet(p) => {
@@ -577,7 +630,10 @@ impl Engine {
             }
         }
 
-        let all_max = batch.ts.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let all_max = (0..n)
+            .filter(|&i| keep(i))
+            .map(|i| batch.ts[i])
+            .fold(f64::NEG_INFINITY, f64::max);
         let ctxs: Vec<PacketCtx<'_>> = pkts
             .iter()
             .map(|(i, p)| {
@@ -591,12 +647,27 @@ impl Engine {
             .collect();
         self.run_packets(&items, &ctxs, all_max);
         // Auditor.feed_batch's totals
-        self.stats.packets += n as u64;
-        self.stats.bytes += batch.wirelen.iter().map(|&w| u64::from(w)).sum::<u64>();
-        let lo = batch.ts.iter().copied().fold(f64::INFINITY, f64::min);
-        let hi = batch.ts.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        // (of the packets the filter kept)
+        let audited = (0..n).filter(|&i| keep(i)).count();
+        if audited == 0 {
+            return;
+        }
+        self.stats.packets += audited as u64;
+        self.stats.bytes += (0..n)
+            .filter(|&i| keep(i))
+            .map(|i| u64::from(batch.wirelen[i]))
+            .sum::<u64>();
+        let ts = || (0..n).filter(|&i| keep(i)).map(|i| batch.ts[i]);
+        let lo = ts().fold(f64::INFINITY, f64::min);
+        let hi = ts().fold(f64::NEG_INFINITY, f64::max);
         self.stats.first_ts = Some(self.stats.first_ts.map_or(lo, |f| f.min(lo)));
         self.stats.last_ts = Some(self.stats.last_ts.map_or(hi, |f| f.max(hi)));
+    }
+
+    /// Packets the filter skipped so far.
+    fn skipped(&self) -> u64 {
+        let s = &self.stats;
+        s.filtered + s.outside_window + s.unfiltered_linktypes.iter().map(|x| x.1).sum::<u64>()
     }
 }
 

@@ -1777,3 +1777,66 @@ fn http_connect_rounds_and_the_tunnels_sni() {
     );
     assert_eq!(g.app_protocol.as_deref(), Some("http"));
 }
+
+/// An Ethernet/IPv4/TCP SYN frame, `sport` -> `dport`.
+fn syn_frame(sport: u16, dport: u16) -> Vec<u8> {
+    let mut f = vec![0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 1, 8, 0];
+    f.extend([
+        0x45, 0, 0, 40, 0, 1, 0, 0, 64, 6, 0, 0, 192, 168, 50, 10, 17, 57, 146, 20,
+    ]);
+    f.extend(sport.to_be_bytes());
+    f.extend(dport.to_be_bytes());
+    f.extend([0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0]);
+    f
+}
+
+#[test]
+fn a_filter_skips_packets_before_decoding() {
+    use crate::capture::bpf::{Insn, PacketFilter};
+    // "the TCP destination port of an Ethernet/IPv4 frame without options is 443"
+    let prog = vec![
+        Insn::new(0x28, 0, 0, 36),
+        Insn::new(0x15, 0, 1, 443),
+        Insn::new(0x06, 0, 0, 0xffff),
+        Insn::new(0x06, 0, 0, 0),
+    ];
+    let mut b = PacketBatch::default();
+    for (t, dport) in [(1.0, 443), (2.0, 80), (3.0, 443), (4.0, 443), (5.0, 8443)] {
+        b.off.push(b.buf.len());
+        let f = syn_frame(40000 + dport, dport);
+        b.caplen.push(f.len() as u32);
+        b.wirelen.push(f.len() as u32);
+        b.buf.extend(f);
+        b.ts.push(t);
+        b.linktype.push(1);
+    }
+    b.off.push(b.buf.len());
+    b.buf.extend([0u8; 20]);
+    b.caplen.push(20);
+    b.wirelen.push(20);
+    b.ts.push(3.5);
+    b.linktype.push(113); // no program for it: not audited, counted by link type
+
+    let mut e = Engine::default();
+    let programs = HashMap::from([(1, prog)]);
+    e.set_filter(Some(
+        PacketFilter::new(Some(programs), Some(1.5), Some(4.0)).unwrap(),
+    ));
+    e.process_batch(&b, &[], &[]);
+    e.flush();
+    let s = e.stats();
+    assert_eq!((s.packets, s.bytes, s.decoded), (1, 54, 1));
+    assert_eq!((s.filtered, s.outside_window), (1, 3));
+    assert_eq!(s.unfiltered_linktypes, vec![(113, 1)]);
+    assert_eq!((s.first_ts, s.last_ts), (Some(3.0), Some(3.0)));
+    let flows = e.take_flows();
+    assert_eq!(flows.len(), 1);
+    assert_eq!((flows[0].dst_port, flows[0].ts), (443, 3.0));
+
+    // without the filter every packet is audited
+    let mut e = Engine::default();
+    e.process_batch(&b, &[], &[]);
+    e.flush();
+    assert_eq!(e.stats().packets, 6);
+    assert_eq!(e.take_flows().len(), 3); // the three SYNs to 443 are one flow
+}
