@@ -555,7 +555,7 @@ impl Engine {
         });
         let keep = |i: usize| {
             kept.as_ref()
-                .map_or(true, |k| k.get(i).copied().unwrap_or(false))
+                .is_none_or(|k| k.get(i).copied().unwrap_or(false))
         };
         for i in 0..n {
             if !keep(i) {
