@@ -17,7 +17,8 @@ from pcapaudit import _core
 from pcapaudit.errors import CaptureError, PcapAuditError
 from pcapaudit.model import CertInfo, DnsAnswer, DnsTransaction, FlowBase, FlowRecord, TlsAlert, Transport, Weird
 
-BATCH_BYTES = 8 << 20  # packet bytes per call into the core: large enough to amortise, small enough to stream
+BATCH_BYTES = 8 << 20
+DRAIN_ROWS = 16384  # finished rows handed to Python at a time  # packet bytes per call into the core: large enough to amortise, small enough to stream
 
 _TRANSPORTS = {t.value: t for t in Transport}
 # columns that only a flow with application details has: a flow with none of them is a FlowBase
@@ -231,10 +232,16 @@ class CoreEngine:
 
         for w in weird_rows(pa.record_batch(self._core.take_weirds())):
             self.on_weird(w)
-        rb, tb = self._core.take_flows()
-        self.on_flows(pa.record_batch(rb), pa.record_batch(tb))
-        rb, tb = self._core.take_dns()
-        self.on_dns(pa.record_batch(rb), pa.record_batch(tb))
+        while True:  # in chunks: a flush ends every flow at once
+            rb, tb = self._core.take_flows(DRAIN_ROWS)
+            if tb.num_rows == 0:
+                break
+            self.on_flows(pa.record_batch(rb), pa.record_batch(tb))
+        while True:
+            rb, tb = self._core.take_dns(DRAIN_ROWS)
+            if tb.num_rows == 0:
+                break
+            self.on_dns(pa.record_batch(rb), pa.record_batch(tb))
 
     def expire(self, now: float) -> None:
         """Finish flows idle past their timeout at ``now`` (live capture, while nothing arrives)."""

@@ -2,7 +2,9 @@
 
 use pcapaudit_core::capture::bpf::{Insn, PacketFilter};
 use pcapaudit_core::capture::{PacketBatch, ProcessInfo};
-use pcapaudit_core::flow::{Engine, EngineConfig};
+use std::collections::VecDeque;
+
+use pcapaudit_core::flow::{DnsTransaction, Engine, EngineConfig, FlowRecord};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
@@ -24,6 +26,10 @@ type Programs = HashMap<u32, Vec<(u16, u8, u8, u32)>>;
 #[pyclass(name = "Engine", module = "pcapaudit._core")]
 pub struct PyEngine {
     inner: Engine,
+    /// finished rows not handed out yet: Python takes them in chunks, so a flush that ends every flow
+    /// at once does not become one giant batch on the Python side
+    flows: VecDeque<FlowRecord>,
+    dns: VecDeque<DnsTransaction>,
 }
 
 fn config_from(d: Option<&Bound<'_, PyDict>>) -> PyResult<EngineConfig> {
@@ -64,6 +70,8 @@ impl PyEngine {
         guard("Engine", || {
             Ok(PyEngine {
                 inner: Engine::new(cfg),
+                flows: VecDeque::new(),
+                dns: VecDeque::new(),
             })
         })
     }
@@ -232,13 +240,17 @@ impl PyEngine {
         })
     }
 
-    /// Flows finished since the last call, as two pyarrow RecordBatches of the same rows: the
-    /// records (nested columns, as `FlowRecord` has them) and the flows table's columns.
+    /// Up to `max_rows` flows finished and not taken yet, as two pyarrow RecordBatches of the same
+    /// rows: the records (nested columns, as `FlowRecord` has them) and the flows table's columns.
+    #[pyo3(signature = (max_rows=usize::MAX))]
     fn take_flows<'py>(
         &mut self,
         py: Python<'py>,
+        max_rows: usize,
     ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
-        let rows = self.inner.take_flows();
+        self.flows.extend(self.inner.take_flows());
+        let n = max_rows.min(self.flows.len());
+        let rows: Vec<FlowRecord> = self.flows.drain(..n).collect();
         let (rb, tb) = guard("take_flows", || {
             Ok((
                 flows_batch(&rows).map_err(arrow_err)?,
@@ -251,13 +263,17 @@ impl PyEngine {
         ))
     }
 
-    /// DNS transactions finished since the last call, as two pyarrow RecordBatches of the same rows:
-    /// the transactions (answers nested) and the dns table's columns.
+    /// Up to `max_rows` DNS transactions finished and not taken yet, as two pyarrow RecordBatches of
+    /// the same rows: the transactions (answers nested) and the dns table's columns.
+    #[pyo3(signature = (max_rows=usize::MAX))]
     fn take_dns<'py>(
         &mut self,
         py: Python<'py>,
+        max_rows: usize,
     ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
-        let rows = self.inner.take_dns();
+        self.dns.extend(self.inner.take_dns());
+        let n = max_rows.min(self.dns.len());
+        let rows: Vec<DnsTransaction> = self.dns.drain(..n).collect();
         let (rb, tb) = guard("take_dns", || {
             Ok((
                 dns_batch(&rows).map_err(arrow_err)?,
