@@ -256,6 +256,9 @@ def dask_client(scheduler: str | None = None, workers: int | None = None):
         from distributed import Client, LocalCluster
     except ImportError:
         raise UsageError("--scheduler/--workers need Dask: pip install 'pcapaudit[dask]'") from None
+    if not log.isEnabledFor(logging.INFO):  # Dask's own INFO lines (scheduler, nannies...) only with -v
+        for name in ("distributed", "dask"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     if scheduler:
         try:
             client = Client(scheduler, timeout="20s")
