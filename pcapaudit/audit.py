@@ -210,34 +210,15 @@ class Auditor:
                 app_protocol == "quic")  # fmt: skip
 
     def _flow(self, rec: FlowRecord, base: FlowBase | None = None) -> None:
-        """A finished flow (``base``: the same flow as a FlowBase, when it came as one)."""
-        # flows to the same destination classify the same way: cache on everything classify() reads
-        key = self._cls_key(rec.sni, rec.connect_host, rec.connect_port, rec.http_host,
-                            rec.http_uri if rec.http_method and rec.http_uri and "://" in rec.http_uri else None,
-                            rec.dns_names, rec.dst_ip, rec.dst_port, rec.transport, rec.app_protocol)  # fmt: skip
-        hit = self._cls_cache.get(key)
-        if hit is None:
-            # rules several vendors share (legacy APNs 2195...) go to the selected vendors first, then to
-            # vendors the user configured a tenant of, else to the first ruleset: a fixed order keeps
-            # reports identical whatever the flows' order or --jobs
-            cls = classify(rec, self.index, self._prefer)
-            hit = (cls, self.coverage.rules_for_flow(rec, cls))
-            if len(self._cls_cache) > 20_000:
-                self._cls_cache.clear()
-            self._cls_cache[key] = hit
-        cls, rules = hit
-        self.flows.append(flow_row(rec, cls) if base is None else plain_row(base, cls))
-        self.coverage.flow(rec, cls, rules)
-        rule = self.ctx.rule(cls.rule_id)
-        if rule is not None and rule.region:
-            self._regional.append((rec, cls, rules))
-        if self._on_flow:
-            self._on_flow(rec, cls)
-        fkey = None
-        for fd in detect_flow(rec, cls, self.ctx):
-            if fkey is None:
-                fkey = fold_key(rec.src_ip, rec.src_port, rec.dst_ip, rec.dst_port)
-            self._finding(fd, rules, rec.src_ip, fkey)
+        """A finished flow (``base``: the same flow as a FlowBase, when it came as one): its table row is
+        built here (the pure-Python engine, and live capture, where every flow is shown as it ends)."""
+
+        def shown(cls: Classification) -> None:
+            self.flows.append(flow_row(rec, cls) if base is None else plain_row(base, cls))
+            if self._on_flow:
+                self._on_flow(rec, cls)
+
+        self._detect(rec, shown)
 
     def _core_flows(self, rb, tb) -> None:
         """A batch of finished flows from the core: ``rb`` the records (nested columns), ``tb`` the same
@@ -342,17 +323,26 @@ class Auditor:
                 cls_rows[i] = cls
         self.flows.add_batch(with_classification(tb, cls_rows))
 
-    def _detect(self, rec: FlowRecord) -> Classification:
-        """The full per-flow path without the table row: classification, checklist, detectors."""
+    def _detect(self, rec: FlowRecord, shown: Callable[[Classification], None] | None = None) -> Classification:
+        """The full per-flow path but the table row: classification, checklist, detectors (``shown``: told
+        the classification before any finding is raised)."""
+        # flows to the same destination classify the same way: cache on everything classify() reads
         key = self._cls_key(rec.sni, rec.connect_host, rec.connect_port, rec.http_host,
                             rec.http_uri if rec.http_method and rec.http_uri and "://" in rec.http_uri else None,
                             rec.dns_names, rec.dst_ip, rec.dst_port, rec.transport, rec.app_protocol)  # fmt: skip
         hit = self._cls_cache.get(key)
         if hit is None:
+            # rules several vendors share (legacy APNs 2195...) go to the selected vendors first, then to
+            # vendors the user configured a tenant of, else to the first ruleset: a fixed order keeps
+            # reports identical whatever the flows' order or --jobs
             cls = classify(rec, self.index, self._prefer)
             hit = (cls, self.coverage.rules_for_flow(rec, cls))
+            if len(self._cls_cache) > 20_000:
+                self._cls_cache.clear()
             self._cls_cache[key] = hit
         cls, rules = hit
+        if shown is not None:
+            shown(cls)
         self.coverage.flow(rec, cls, rules)
         rule = self.ctx.rule(cls.rule_id)
         if rule is not None and rule.region:

@@ -13,7 +13,7 @@ use arrow_schema::{ArrowError, Field, Schema};
 use pcapaudit_core::export::{chain_json, community_id};
 use pcapaudit_core::flow::{DnsTransaction, FlowRecord};
 
-fn strings<'a>(rows: &'a [FlowRecord], f: impl Fn(&'a FlowRecord) -> Option<&'a str>) -> ArrayRef {
+fn strings<'a, T>(rows: &'a [T], f: impl Fn(&'a T) -> Option<&'a str>) -> ArrayRef {
     let mut b = StringBuilder::with_capacity(rows.len(), rows.len() * 8);
     for r in rows {
         b.append_option(f(r));
@@ -21,7 +21,7 @@ fn strings<'a>(rows: &'a [FlowRecord], f: impl Fn(&'a FlowRecord) -> Option<&'a 
     Arc::new(b.finish())
 }
 
-fn owned(rows: &[FlowRecord], f: impl Fn(&FlowRecord) -> Option<String>) -> ArrayRef {
+fn owned<T>(rows: &[T], f: impl Fn(&T) -> Option<String>) -> ArrayRef {
     let mut b = StringBuilder::with_capacity(rows.len(), rows.len() * 8);
     for r in rows {
         b.append_option(f(r));
@@ -265,32 +265,45 @@ pub fn dns_table(rows: &[DnsTransaction]) -> Result<RecordBatch, ArrowError> {
         names.push(n);
         arrays.push(a);
     };
-    let text =
-        |rows: &[DnsTransaction], f: &dyn Fn(&DnsTransaction) -> Option<String>| -> ArrayRef {
-            let mut b = StringBuilder::with_capacity(rows.len(), rows.len() * 16);
-            for r in rows {
-                b.append_option(f(r));
-            }
-            Arc::new(b.finish())
-        };
-    add("uid", text(rows, &|r| Some(r.uid.clone())));
+    add(
+        "uid",
+        strings(rows, |r: &DnsTransaction| Some(r.uid.as_str())),
+    );
     add(
         "ts",
         col!(Float64Builder, rows, |r: &DnsTransaction| Some(r.ts)),
     );
-    add("client_ip", text(rows, &|r| Some(r.client_ip.clone())));
-    add("server_ip", text(rows, &|r| Some(r.server_ip.clone())));
-    add("transport", text(rows, &|r| Some(r.transport.to_string())));
+    add(
+        "client_ip",
+        strings(rows, |r: &DnsTransaction| Some(r.client_ip.as_str())),
+    );
+    add(
+        "server_ip",
+        strings(rows, |r: &DnsTransaction| Some(r.server_ip.as_str())),
+    );
+    add(
+        "transport",
+        strings(rows, |r: &DnsTransaction| Some(r.transport)),
+    );
     add(
         "trans_id",
         col!(UInt16Builder, rows, |r: &DnsTransaction| Some(r.trans_id)),
     );
-    add("query", text(rows, &|r| r.query.clone()));
-    add("qtype", text(rows, &|r| r.qtype.clone()));
-    add("rcode", text(rows, &|r| r.rcode.clone()));
+    add(
+        "query",
+        strings(rows, |r: &DnsTransaction| r.query.as_deref()),
+    );
+    add(
+        "qtype",
+        strings(rows, |r: &DnsTransaction| r.qtype.as_deref()),
+    );
+    add(
+        "rcode",
+        strings(rows, |r: &DnsTransaction| r.rcode.as_deref()),
+    );
     add(
         "answers",
-        text(rows, &|r| {
+        owned(rows, |r: &DnsTransaction| {
             (!r.answers.is_empty()).then(|| {
                 r.answers
                     .iter()
@@ -317,7 +330,10 @@ pub fn dns_table(rows: &[DnsTransaction]) -> Result<RecordBatch, ArrowError> {
             })
         }),
     );
-    add("process", text(rows, &|r| r.process.clone()));
+    add(
+        "process",
+        strings(rows, |r: &DnsTransaction| r.process.as_deref()),
+    );
     let fields: Vec<Field> = names
         .iter()
         .zip(&arrays)
