@@ -157,7 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_arguments(a)
     lv = sub.add_parser("live", help="capture from an interface and audit in real time")
-    lv.add_argument("interface", metavar="IFACE")
+    lv.add_argument("interface", metavar="IFACE", nargs="?")
+    lv.add_argument("--list", action="store_true", help="list the interfaces to capture on (as tcpdump -D) and exit")
     lv.add_argument("--bpf", "--filter", dest="bpf", metavar="FILTER", help="BPF capture filter")
     lv.add_argument("--duration", metavar="TIME", help="stop after this long (e.g. 90, 90s, 5m, 1h)")
     lv.add_argument("--count", type=int, metavar="N", help="stop after N packets")
@@ -631,6 +632,15 @@ def cmd_live(args) -> int:
     """``pcapaudit live``."""
     from pcapaudit.capture.live import run_live
 
+    if args.list:
+        from pcapaudit.capture.libpcap import list_interfaces
+
+        for i, (name, desc, flags) in enumerate(list_interfaces(), 1):
+            extra = f" ({desc})" if desc else ""
+            print(f"{i}.{name}{extra} [{', '.join(flags)}]" if flags else f"{i}.{name}{extra}")
+        return 0
+    if not args.interface:
+        raise UsageError("live: an interface is needed (pcapaudit live --list shows them)")
     opts, threshold = _options(args)
     return run_live(args, opts, threshold)
 

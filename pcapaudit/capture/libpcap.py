@@ -42,6 +42,16 @@ class _BpfInsn(ctypes.Structure):
     _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte), ("jf", ctypes.c_ubyte), ("k", ctypes.c_uint32)]
 
 
+class _PcapIf(ctypes.Structure):
+    pass
+
+
+_PcapIf._fields_ = [("next", ctypes.POINTER(_PcapIf)), ("name", ctypes.c_char_p), ("description", ctypes.c_char_p),
+                    ("addresses", ctypes.c_void_p), ("flags", ctypes.c_uint32)]  # fmt: skip
+
+_IF_LOOPBACK, _IF_UP, _IF_RUNNING, _IF_WIRELESS = 0x1, 0x2, 0x4, 0x8
+_IF_STATUS = {0x10: "Connected", 0x20: "Disconnected", 0x30: None, 0x00: None}
+
 _lib = None
 
 
@@ -260,3 +270,33 @@ class Handle:
         if self.h is not None:
             self.lib.pcap_close(self.h)
             self.h = None
+
+
+def list_interfaces() -> list[tuple[str, str | None, list[str]]]:
+    """The interfaces libpcap can capture on, as ``tcpdump -D`` lists them: (name, description, flags such
+    as Up, Running, Loopback, Wireless, Connected). CaptureError when libpcap is missing or refuses."""
+    lib = load()
+    lib.pcap_findalldevs.argtypes = [ctypes.POINTER(ctypes.POINTER(_PcapIf)), ctypes.c_char_p]
+    lib.pcap_freealldevs.argtypes = [ctypes.POINTER(_PcapIf)]
+    head = ctypes.POINTER(_PcapIf)()
+    err = ctypes.create_string_buffer(PCAP_ERRBUF_SIZE)
+    if lib.pcap_findalldevs(ctypes.byref(head), err) != 0:
+        raise CaptureError(f"cannot list interfaces: {err.value.decode(errors='replace') or 'libpcap error'}")
+    out = []
+    try:
+        node = head
+        while node:
+            dev = node.contents
+            f = dev.flags
+            flags = [w for bit, w in ((_IF_UP, "Up"), (_IF_RUNNING, "Running"), (_IF_WIRELESS, "Wireless"),
+                                      (_IF_LOOPBACK, "Loopback")) if f & bit]  # fmt: skip
+            status = _IF_STATUS.get(f & 0x30)
+            if status:
+                flags.append(status)
+            out.append((dev.name.decode(errors="replace"),
+                        dev.description.decode(errors="replace") if dev.description else None, flags))  # fmt: skip
+            node = dev.next
+    finally:
+        if head:
+            lib.pcap_freealldevs(head)
+    return out

@@ -442,3 +442,29 @@ def test_finding_times_equal_their_flows_and_empty_categories_stay_strings(tmp_p
     assert main(["audit", SAMPLE, "-f", "parquet", "-o", str(tmp_path / "r"), "-q", "--fail-on", "none"]) == 0
     name_type = pq.read_schema(tmp_path / "r.weirds.parquet").field("name").type
     assert str(name_type.value_type) in ("string", "large_string"), name_type
+
+
+def test_live_list_names_the_interfaces_as_tcpdump_does(capsys):
+    """`pcapaudit live --list` is `tcpdump -D`: the same numbered lines (libpcap's own list)."""
+    import shutil
+    import subprocess
+
+    from pcapaudit.capture import libpcap
+    from pcapaudit.errors import CaptureError
+
+    try:
+        libpcap.load()
+    except CaptureError:
+        pytest.skip("libpcap is not installed")
+    assert main(["live", "--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines and lines[0].startswith("1.") and any(x.split(".", 1)[1].startswith("lo") for x in lines)
+    if shutil.which("tcpdump"):
+        want = subprocess.run(["tcpdump", "-D"], capture_output=True, text=True).stdout.splitlines()
+        assert [x.split(" ")[0] for x in lines] == [x.split(" ")[0] for x in want]
+
+
+def test_live_without_an_interface_is_one_usage_line(capsys):
+    assert main(["live"]) == 2
+    err = capsys.readouterr().err
+    assert "an interface is needed" in err and "--list" in err
