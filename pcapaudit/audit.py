@@ -243,16 +243,16 @@ class Auditor:
         c = tb.select(["sni", "connect_host", "connect_port", "http_host", "http_method", "http_uri", "dns_names",
                        "dst_ip", "dst_port", "transport", "app_protocol", "src_ip", "src_port", "conn_state",
                        "state", "pkts_s2c", "tls_handshake", "http_status", "tls_server_version", "cert_sha256",
-                       "tls_alerts", "icmp", "uid", "ts", "process", "eprocess"]).to_pydict()  # fmt: skip
+                       "tls_alerts", "icmp", "uid", "ts", "process", "eprocess", "quic_version"]).to_pydict()  # fmt: skip
         index, ctx = self.index, self.ctx
         cls_key, mcasts = self._cls_key, self._mcast_cache
         devices = self._device_cache
         keys, pkeys = [], []
-        for sni, ch, cp, hh, hm, hu, dn, dst, dport, tr, ap, src, sport, cs, st, ps, hs, hst, tsv, cert, al, ic in zip(
+        for sni, ch, cp, hh, hm, hu, dn, dst, dport, tr, ap, src, sport, cs, st, ps, hs, hst, tsv, cert, al, ic, qv in zip(
             c["sni"], c["connect_host"], c["connect_port"], c["http_host"], c["http_method"], c["http_uri"],
             c["dns_names"], c["dst_ip"], c["dst_port"], c["transport"], c["app_protocol"], c["src_ip"],
             c["src_port"], c["conn_state"], c["state"], c["pkts_s2c"], c["tls_handshake"], c["http_status"],
-            c["tls_server_version"], c["cert_sha256"], c["tls_alerts"], c["icmp"],
+            c["tls_server_version"], c["cert_sha256"], c["tls_alerts"], c["icmp"], c["quic_version"],
         ):  # fmt: skip
             key = cls_key(sni, ch, cp, hh, hu if hm and hu and "://" in hu else None, dn, dst, dport, tr, ap)
             if key[0] is None and len(key) == 4:  # unnamed, in no rule's network: keyed by scope, not address
@@ -270,7 +270,7 @@ class Auditor:
                 dev = devices[src] = ctx.is_device(src)
             keys.append(key)
             pkeys.append((key, cs, st, ps == 0, sport in INFRA_PORTS, dport in INFRA_PORTS, ap, dev, hs, hst,
-                          tsv is None, cert is None, al is None, ic is None, mcast))  # fmt: skip
+                          tsv is None, cert is None, al is None, ic is None, mcast, qv is None))  # fmt: skip
         # one representative row per distinct pre-check key: classified and pre-checked on a real record
         first: dict[tuple, int] = {}
         for i, pk in enumerate(pkeys):

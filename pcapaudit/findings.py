@@ -232,7 +232,9 @@ def quiet(f: FlowRecord, cls: Classification, rule: Rule | None, ctx: FindingCon
         if cls.matched_by in NAME_MATCHES:
             if rule.server_cidrs or (f.sni and cls.matched_by == "sni"):
                 return False
-            if (not rule.tls_inspection_allowed or rule.pinned or rule.expected_issuers) and f.tls_server_version:
+            if (not rule.tls_inspection_allowed or rule.pinned or rule.expected_issuers) and (
+                f.tls_server_version or f.quic_version
+            ):
                 return False
     return True
 
@@ -507,6 +509,13 @@ def _intercepted(f, cls, rule, ctx, name, where, ident) -> Iterator[FindingDraft
         yield _f(INTERCEPTED, Severity.INFO, "evidence_unavailable", f, cls, rule, where,
                  f"{where}: TLS 1.3 hides the certificate; interception can neither be confirmed nor excluded from "
                  f"the chain (handshake {f.tls_handshake}, no other interception signal)", {**ev, "cert": "unavailable: tls1.3"},
+                 f"intercepted:unavailable|{ident}")  # fmt: skip
+    elif protected and leaf is None and f.quic_version and f.sni and f.transport is Transport.UDP:
+        # QUIC carries TLS 1.3 inside its own encryption: past the client's Initial nothing is readable
+        yield _f(INTERCEPTED, Severity.INFO, "evidence_unavailable", f, cls, rule, where,
+                 f"{where}: QUIC ({f.quic_version}) carries TLS 1.3 encrypted: the certificate is not visible, so "
+                 "interception can neither be confirmed nor excluded (no other interception signal)",
+                 {**ev, "quic_version": f.quic_version, "cert": "unavailable: quic"},
                  f"intercepted:unavailable|{ident}")  # fmt: skip
     elif protected and leaf is None and f.tls_server_version and f.tls_handshake == "complete":
         # TLS <= 1.2 completed without a Certificate message: a resumed session (or one the capture lost)

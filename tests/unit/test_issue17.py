@@ -189,3 +189,24 @@ def test_intercepted_needs_a_flow_of_the_row(index, book):
     tracker.dns_query(tx, tracker.dns_rules(tx))
     row = next(r for r in tracker.rows(book, ("apple",)) if r.rule_id == "apple.apns")
     assert row.flows == 0 and row.status != "intercepted" and not row.intercepted, row
+
+
+# -- 7: QUIC carries TLS 1.3 too: a pinned host over HTTP/3 gets the same "evidence unavailable" note --------
+def test_quic_to_a_protected_host_says_evidence_unavailable(index, book):
+    from pcapaudit.findings import quiet
+
+    tcp13 = _flow(dst_ip="17.253.21.201", sni="albert.apple.com", tls_server_version="TLSv1.3",
+                  tls_handshake="complete", app_protocol="tls")  # fmt: skip
+    _cls, fds = _findings(tcp13, index, book)
+    assert "evidence_unavailable" in _codes(fds)  # the TCP note the QUIC one mirrors
+    quic = _flow(dst_ip="17.253.21.201", sni="albert.apple.com", transport=Transport.UDP, conn_state=None,
+                 state="reply", history="", app_protocol="quic", quic_version="QUICv1")  # fmt: skip
+    cls, fds = _findings(quic, index, book)
+    notes = [fd for fd in fds if fd.code == "evidence_unavailable"]
+    assert len(notes) == 1 and notes[0].severity is Severity.INFO and "QUIC" in notes[0].message
+    ctx = FindingContext(book, index, DnsMap())
+    assert not quiet(quic, cls, ctx.rule(cls.rule_id), ctx)  # the batch path's pre-check lets it through
+    # an unnamed QUIC flow, or one to a host whose rule allows inspection, gets no such note
+    _cls, fds = _findings(_flow(dst_ip="203.0.113.9", transport=Transport.UDP, conn_state=None, state="reply",
+                                history="", app_protocol="quic", quic_version="QUICv1"), index, book)  # fmt: skip
+    assert "evidence_unavailable" not in _codes(fds)
