@@ -27,7 +27,11 @@ fuzz_target!(|data: &[u8]| {
     .iter()
     .enumerate()
     {
-        if let Some(app::Upgrade::Tls { client: c, server: s }) = f(client, server) {
+        if let Some(app::Upgrade::Tls {
+            client: c,
+            server: s,
+        }) = f(client, server)
+        {
             // offsets inside the streams (HTTP's client offset may count a body still to come)
             assert!(s <= server.len());
             assert!(i == 6 || c <= client.len());

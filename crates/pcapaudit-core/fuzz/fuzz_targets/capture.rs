@@ -7,7 +7,9 @@ use pcapaudit_core::capture::CaptureReader;
 fuzz_target!(|data: &[u8]| {
     for max_bytes in [61usize, 1 << 20] {
         let r = std::io::Cursor::new(data.to_vec());
-        let Ok(mut cap) = CaptureReader::from_read(Box::new(r), "fuzz.pcap") else { continue };
+        let Ok(mut cap) = CaptureReader::from_read(Box::new(r), "fuzz.pcap") else {
+            continue;
+        };
         let mut rows = 0u64;
         while let Some(b) = cap.next_batch(max_bytes) {
             assert!(!b.is_empty());

@@ -6,7 +6,9 @@ use std::cell::RefCell;
 use libfuzzer_sys::fuzz_target;
 use pcapaudit_core::decode::{Decoded, Decoder};
 
-const LINKTYPES: [u32; 18] = [1, 0, 9, 12, 14, 50, 101, 105, 108, 113, 149, 204, 228, 229, 258, 276, 147, 1];
+const LINKTYPES: [u32; 18] = [
+    1, 0, 9, 12, 14, 50, 101, 105, 108, 113, 149, 204, 228, 229, 258, 276, 147, 1,
+];
 
 thread_local! {
     static DEC: RefCell<(Decoder, f64)> = RefCell::new((Decoder::with_limits(64, 5.0), 0.0));

@@ -17,7 +17,8 @@ fuzz_target!(|data: &[u8]| {
         let n = n.min(body.len());
         let (dg, tail) = body.split_at(n);
         if first && mode & 1 == 1 {
-            let mut d = b"\xc3\x00\x00\x00\x01\x08\x00\x01\x02\x03\x04\x05\x06\x07\x00\x00".to_vec();
+            let mut d =
+                b"\xc3\x00\x00\x00\x01\x08\x00\x01\x02\x03\x04\x05\x06\x07\x00\x00".to_vec();
             d.extend_from_slice(dg);
             st.feed(&d);
         } else {
