@@ -244,7 +244,7 @@ class Auditor:
                        "dst_ip", "dst_port", "transport", "app_protocol", "src_ip", "src_port", "conn_state",
                        "state", "pkts_s2c", "tls_handshake", "http_status", "tls_server_version", "cert_sha256",
                        "tls_alerts", "icmp", "uid", "ts", "process", "eprocess", "quic_version"]).to_pydict()  # fmt: skip
-        index, ctx = self.index, self.ctx
+        ctx = self.ctx
         cls_key, mcasts = self._cls_key, self._mcast_cache
         devices = self._device_cache
         keys, pkeys = [], []
