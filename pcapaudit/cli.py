@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import time
 from collections import Counter
@@ -153,9 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "when no offset is given; or seconds since the epoch)")
     sel.add_argument("--end", metavar="TIME", help="audit only packets before TIME (as --start)")
     _common_report_args(a)
-    from pcapaudit.distributed import add_arguments  # files, globs, directories, sensors, Dask (issue 18)
-
-    add_arguments(a)
+    _scale_out_arguments(a)
     lv = sub.add_parser("live", help="capture from an interface and audit in real time")
     lv.add_argument("interface", metavar="IFACE", nargs="?")
     lv.add_argument("--list", action="store_true", help="list the interfaces to capture on (as tcpdump -D) and exit")
@@ -530,19 +529,17 @@ class Progress:
 
 def cmd_audit(args) -> int:
     """``pcapaudit audit``."""
-    from pcapaudit.audit import Auditor
-    from pcapaudit.capture.pcapfile import CaptureFile
-
     from dataclasses import replace
 
-    from pcapaudit import distributed
+    from pcapaudit.audit import Auditor
     from pcapaudit.capture.filefilter import build as build_filter
+    from pcapaudit.capture.pcapfile import CaptureFile
 
-    if distributed.wanted(args):  # directories, globs, sensors, --scheduler/--workers, -f parquet -o DIR/
+    if _scale_out_wanted(args):  # directories, globs, sensors, --scheduler/--workers, -f parquet -o DIR/
         if args.filter or args.start or args.end:
             raise UsageError("--filter, --start and --end apply to capture files audited here, not yet to "
                              "directories, sensors or a Dask cluster")  # fmt: skip
-        return distributed.cmd_audit(args)
+        return _scale_out_audit(args)
     opts, threshold = _options(args)
     # checked and compiled before any packet is read (a bad expression: one line, exit 2)
     file_filter = build_filter(args.filter, args.start, args.end)
@@ -628,10 +625,76 @@ def _report(result, args, threshold, interrupted: bool) -> int:
     return EXIT_FINDINGS if severity_at_least(result.finding_records, threshold) else EXIT_OK
 
 
+# -- audit over files, globs, directories, sensors, on Dask or here (issue 18) -------------------------
+def _scale_out_arguments(p) -> None:
+    """``pcapaudit audit`` options of the scale-out (files, globs, directories, sensors, Dask)."""
+    from pcapaudit import distributed
+
+    g = p.add_argument_group("many captures, sensors and Dask")
+    g.add_argument("-r", "--recursive", action="store_true", help="read directories named as CAPTURE recursively")
+    g.add_argument("--sensor-pattern", metavar="REGEX",
+                   help="the sensor of a file: the group 'sensor' (or the first group) of REGEX searched in its "
+                        "path, e.g. '(?P<sensor>[^/]+)/[^/]+$' (default: the capture's interface/link metadata)")  # fmt: skip
+    g.add_argument("--max-gap", type=float, default=distributed.DEFAULT_MAX_GAP, metavar="SECONDS",
+                   help=f"report a capture_gap between consecutive files of a sensor without a packet for longer "
+                        f"(default {distributed.DEFAULT_MAX_GAP:g})")  # fmt: skip
+    g.add_argument("--scheduler", default=os.environ.get("PCAPAUDIT_SCHEDULER"), metavar="ADDRESS",
+                   help="run the audit as Dask tasks on this scheduler, e.g. tcp://host:8786 (env PCAPAUDIT_SCHEDULER)")  # fmt: skip
+    g.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="run the audit as Dask tasks on a local cluster of N worker processes")  # fmt: skip
+    g.add_argument("--partitions", type=int, default=None, metavar="N",
+                   help="flow partitions (tasks) per sensor (default: the cluster's threads / sensors)")  # fmt: skip
+
+
+def _scale_out_wanted(args) -> bool:
+    """Whether ``pcapaudit audit`` goes through the scale-out path."""
+    from pcapaudit.distributed import is_dataset_output
+    from pcapaudit.inputs import is_capture_spec
+
+    return bool(getattr(args, "scheduler", None) or getattr(args, "workers", None) or getattr(args, "recursive", False)
+                or getattr(args, "sensor_pattern", None) or is_dataset_output(args.format, args.output)
+                or any(is_capture_spec(c) for c in args.captures))  # fmt: skip
+
+
+def _scale_out_audit(args) -> int:
+    """``pcapaudit audit`` over files, globs, directories, sensors, on Dask or in this process."""
+    from pcapaudit.distributed import audit_paths, check_dataset_dir, is_dataset_output
+
+    opts, threshold = _options(args)
+    if args.workers is not None and not 1 <= args.workers <= 1024:
+        raise UsageError(f"--workers {args.workers}: between 1 and 1024")
+    if args.partitions is not None and not 1 <= args.partitions <= 1024:
+        raise UsageError(f"--partitions {args.partitions}: between 1 and 1024")
+    if args.jobs not in ("auto", "1") and not (args.scheduler or args.workers):
+        log.warning("--jobs %s: not used for directories, globs or sensors; --workers N runs them on N processes", args.jobs)
+    dataset = is_dataset_output(args.format, args.output)
+    if dataset:
+        check_dataset_dir(args.output)
+    else:
+        check_report_paths(args)
+    try:
+        result = audit_paths(args.captures, opts, scheduler=args.scheduler, workers=args.workers,
+                             recursive=args.recursive, sensor_pattern=args.sensor_pattern, partitions=args.partitions,
+                             max_gap=args.max_gap, dataset=args.output if dataset else None)  # fmt: skip
+    except OSError as e:
+        if not dataset:
+            raise
+        raise PcapAuditError(f"{args.output}: cannot write the dataset: {e.strerror or e}") from None
+    if not dataset:
+        return _report(result, args, threshold, interrupted=False)
+    from pcapaudit.audit import severity_at_least
+
+    if not args.quiet:
+        print(_summary_line(result), file=sys.stderr)
+    for e in result.errors:
+        print(f"pcapaudit: error: {one_line(e)}", file=sys.stderr)
+    if result.errors:
+        return EXIT_ERROR
+    return EXIT_FINDINGS if severity_at_least(result.finding_records, threshold) else EXIT_OK
+
+
 def cmd_live(args) -> int:
     """``pcapaudit live``."""
-    from pcapaudit.capture.live import run_live
-
     if args.list:
         from pcapaudit.capture.libpcap import list_interfaces
 
@@ -642,7 +705,64 @@ def cmd_live(args) -> int:
     if not args.interface:
         raise UsageError("live: an interface is needed (pcapaudit live --list shows them)")
     opts, threshold = _options(args)
-    return run_live(args, opts, threshold)
+    return _run_live(args, opts, threshold)
+
+
+def _run_live(args, opts, threshold) -> int:
+    """Capture, audit as packets arrive (the panel on stderr), then flush every flow and write the same
+    report as ``audit``. Ctrl-C or SIGTERM stop the capture, not the report."""
+    from pcapaudit.audit import Auditor, severity_at_least
+    from pcapaudit.capture.live import LIVE_ENGINE, capture, parse_duration
+    from pcapaudit.report.livepanel import LiveDisplay
+
+    duration = parse_duration(args.duration)
+    if args.count is not None and args.count <= 0:
+        raise UsageError("--count must be positive")
+    if args.rotate_mb is not None and (args.rotate_mb <= 0 or not args.write):
+        raise UsageError("--rotate-mb needs --write FILE and a positive size")
+    check_report_paths(args)
+    if args.write:
+        check_writable(args.write, "the packets")
+    opts.engine_config = LIVE_ENGINE
+    display = LiveDisplay(not args.quiet, args.interface)
+    auditor = Auditor(opts, on_finding=display.finding)
+    auditor.sources.append(f"live:{args.interface}")
+    stop = {"flag": False}
+
+    def _stop(signum, frame):  # noqa: ARG001
+        stop["flag"] = True
+
+    def _opened():
+        if not args.quiet and not sys.stderr.isatty():
+            print(f"pcapaudit: capturing on {args.interface} (Ctrl-C to stop and report)", file=sys.stderr, flush=True)
+
+    old = {s: signal.signal(s, _stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        run = capture(auditor, args.interface, snaplen=args.snaplen, bpf=args.bpf, duration=duration,
+                      count=args.count, write=args.write, rotate_mb=args.rotate_mb,
+                      should_stop=lambda: stop["flag"], on_open=_opened, on_stop=display.stopped,
+                      on_status=lambda n, stats, t: display.status(n, auditor.active_flows, len(auditor.flows),
+                                                                   stats, t))  # fmt: skip
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    auditor.errors.extend(run.errors)
+    result = auditor.finish()  # flushes every flow: its findings reach the display, drawn now
+    display.close(auditor.packets, auditor.active_flows, len(auditor.flows), run.stats, run.elapsed)
+    write_report(result, args)
+    if not args.quiet:
+        line = _summary_line(result)
+        if run.stats is not None:
+            s = run.stats
+            line += f"; capture: {s[0]:,} received by filter, {s[1]:,} dropped by kernel, {s[2]:,} by interface"
+        if run.files:
+            line += f"; packets written to {', '.join(run.files)}"
+        print(line, file=sys.stderr)
+    for e in result.errors:
+        print(f"pcapaudit: error: {one_line(e)}", file=sys.stderr)
+    if result.errors:
+        return EXIT_ERROR
+    return EXIT_FINDINGS if severity_at_least(result.finding_records, threshold) else EXIT_OK
 
 
 def cmd_crosscheck(args) -> int:

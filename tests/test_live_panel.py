@@ -56,7 +56,7 @@ def _wcswidth():
 
 # -- bytes -----------------------------------------------------------------------------------------------
 def test_fit_never_exceeds_the_width():
-    from pcapaudit.capture.live import fit, text_width
+    from pcapaudit.report.livepanel import fit, text_width
 
     wcs = _wcswidth()
     for text in WIDE:
@@ -71,7 +71,7 @@ def test_fit_never_exceeds_the_width():
 
 def test_redraw_climbs_the_rows_drawn():
     """One row per line it drew; after the terminal got narrower, the rows the wrapped lines now take."""
-    from pcapaudit.capture.live import LiveDisplay
+    from pcapaudit.report.livepanel import LiveDisplay
 
     out = TtyBuffer()
     size = [(120, 40)]
@@ -88,7 +88,7 @@ def test_redraw_climbs_the_rows_drawn():
     assert out.getvalue().startswith("\x1b[F\x1b[2K" * len(drawn) + "pcapaudit live eth0")
     assert not out.getvalue().startswith("\x1b[F\x1b[2K" * (len(drawn) + 1))
     # narrower: every line drawn at 119 columns now wraps onto 3 rows of 50 (those that were that long)
-    from pcapaudit.capture.live import text_width
+    from pcapaudit.report.livepanel import text_width
 
     widths = [text_width(x) for x in out.getvalue().replace("\x1b[F\x1b[2K", "").splitlines()]
     size[0] = (50, 40)
@@ -101,7 +101,7 @@ def test_redraw_climbs_the_rows_drawn():
 
 
 def test_panel_never_taller_than_the_screen():
-    from pcapaudit.capture.live import LiveDisplay
+    from pcapaudit.report.livepanel import LiveDisplay
 
     out = TtyBuffer()
     d = LiveDisplay(True, "eth0", stream=out, size=lambda: (80, 6))
@@ -113,7 +113,7 @@ def test_panel_never_taller_than_the_screen():
 
 def test_the_width_is_stderrs_terminal(monkeypatch):
     """``live -f json > report.json``: stdout is a file, the panel is drawn on stderr's terminal."""
-    from pcapaudit.capture.live import terminal_size
+    from pcapaudit.report.livepanel import terminal_size
 
     monkeypatch.delenv("COLUMNS", raising=False)
     master, slave = os.openpty()
@@ -132,7 +132,6 @@ def test_flush_findings_and_elapsed_reach_the_last_panel(monkeypatch):
 
     import pcapaudit.capture.libpcap
     import pcapaudit.cli
-    from pcapaudit.capture import live
 
     out = TtyBuffer()
     monkeypatch.setattr(sys, "stderr", out)
@@ -175,7 +174,7 @@ def test_flush_findings_and_elapsed_reach_the_last_panel(monkeypatch):
     monkeypatch.setattr(pcapaudit.cli, "_summary_line", lambda result: "summary")
     args = types.SimpleNamespace(duration="1.2", count=None, rotate_mb=None, write=None, quiet=False,
                                  interface="eth0", snaplen=65535, bpf=None)  # fmt: skip
-    live.run_live(args, types.SimpleNamespace(), None)
+    pcapaudit.cli._run_live(args, types.SimpleNamespace(), None)
     text = out.getvalue()
     before, _, _ = text.partition("<REPORT>")
     assert "<REPORT>" in text
@@ -209,7 +208,7 @@ def test_panel_in_pyte(columns):
             stream.feed(s)
             return len(s)
 
-    from pcapaudit.capture.live import LiveDisplay
+    from pcapaudit.report.livepanel import LiveDisplay
 
     d = LiveDisplay(True, "eth0", stream=Out(), size=lambda: (columns, 60))
     for i in range(40):
@@ -233,7 +232,7 @@ TMUX_SCRIPT = """
 import sys, time
 sys.path.insert(0, {root!r})
 from tests.test_live_panel import _drive, fd, WIDE
-from pcapaudit.capture.live import LiveDisplay
+from pcapaudit.report.livepanel import LiveDisplay
 d = LiveDisplay(True, "eth0")
 if {resize!r}:
     for i in range(5):
@@ -287,7 +286,7 @@ def test_panel_in_tmux(tmp_path, columns, resize):
     assert len(lines) == 1 + 12 + 5, "\n".join(lines)
     assert all(any(f"#{i} late" in x for x in lines) for i in range(40, 45))
     wcs = _wcswidth()
-    from pcapaudit.capture.live import text_width
+    from pcapaudit.report.livepanel import text_width
 
     for x in lines:
         assert (wcs(x) if wcs is not None and wcs(x) >= 0 else text_width(x)) < columns, x

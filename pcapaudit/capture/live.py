@@ -1,28 +1,21 @@
-"""``pcapaudit live IFACE``: capture from an interface and audit as packets arrive.
-
-Packets are read with libpcap, optionally written to a rotating pcapng file, and fed to the same
-``Auditor`` as ``audit`` in small batches (every half second or 2,000 packets). Findings are shown as they
-happen (a refreshing view on a terminal, one line each otherwise). Ctrl-C, SIGTERM, ``--duration`` or
-``--count`` end the capture; every flow is then flushed and the same report as ``audit`` is written.
+"""Live capture: packets read from an interface with libpcap, optionally written to a rotating pcapng file, and
+fed to an ``Auditor`` in small batches (every half second or 2,000 packets), idle flows expired while nothing
+arrives. A library piece: the ``pcapaudit live`` command (``pcapaudit.cli``) builds the Auditor, the panel
+(``pcapaudit.report.livepanel``) and the report around it.
 """
 
 from __future__ import annotations
 
-import io
-import os
 import re
-import signal
-import sys
 import time
-import unicodedata
-from datetime import datetime, timezone
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
 from pcapaudit.capture.pcapfile import PacketBatch
 from pcapaudit.engine import EngineConfig
-from pcapaudit.errors import CaptureError, UsageError, one_line
-from pcapaudit.model import Finding
+from pcapaudit.errors import CaptureError, UsageError
 
 BATCH_PACKETS = 2000
 BATCH_SECONDS = 0.5
@@ -43,213 +36,60 @@ def parse_duration(text: str | None) -> float | None:
     return total
 
 
-def terminal_size(stream=None) -> tuple[int, int]:
-    """(columns, rows) of the terminal the panel is drawn on: stderr's own, not stdout's (``live -f json >
-    report.json`` still draws on a terminal), else $COLUMNS/$LINES, else 80x24."""
-    import shutil
+@dataclass(frozen=True)
+class LiveRun:
+    """What one capture did: packets read, seconds it ran, the libpcap counters (received by the filter,
+    dropped by the kernel, dropped by the interface; None where the platform has none), the error that
+    ended it early (the interface went away...), and the pcapng files written."""
 
-    try:
-        size = os.get_terminal_size((stream or sys.stderr).fileno())
-        if size.columns > 0 and size.lines > 0:
-            return size.columns, size.lines
-    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
-        pass
-    size = shutil.get_terminal_size((80, 24))
-    return max(1, size.columns), max(1, size.lines)
+    packets: int
+    elapsed: float
+    stats: tuple[int, int, int] | None
+    errors: tuple[str, ...]
+    files: tuple[str, ...]
 
 
-def panel_width(columns: int | None = None) -> int:
-    """Columns a panel line may take: one less than the terminal's width (a full-width line leaves the
-    cursor in the last column, where some terminals wrap), at most 200."""
-    if columns is None:
-        columns = terminal_size()[0]
-    return max(1, min(columns - 1, 200))
-
-
-def char_width(ch: str) -> int:
-    """Columns a terminal may give one character, never fewer than it does: wide (CJK, emoji) and
-    ambiguous characters count 2, combining marks 0, a variation selector 1 (U+FE0F can widen the
-    character before it), characters this Python's Unicode does not know yet 2."""
-    o = ord(ch)
-    if 0x20 <= o < 0x7F:
-        return 1
-    if o == 0xFE0F:
-        return 1
-    cat = unicodedata.category(ch)
-    if cat in ("Mn", "Me") or o == 0x200D:
-        return 0
-    if cat == "Cn" or unicodedata.east_asian_width(ch) in ("W", "F", "A"):
-        return 2
-    return 1
-
-
-def text_width(text: str) -> int:
-    """Columns ``text`` takes on a terminal (an upper bound, see ``char_width``)."""
-    if text.isascii():
-        return len(text)
-    return sum(char_width(c) for c in text)
-
-
-def fit(text: str, width: int) -> str:
-    """``text`` cut to at most ``width`` terminal columns (wide characters and emoji counted as two)."""
-    if text.isascii() and len(text) <= width:
-        return text
-    used = 0
-    for i, ch in enumerate(text):
-        w = char_width(ch)
-        if used + w > width:
-            return text[:i]
-        used += w
-    return text
-
-
-def _one_line(text: str) -> str:
-    """Control characters made visible (clean_text) and the ones it keeps too: tabs and newlines."""
-    from pcapaudit.report.render import clean_text
-
-    return clean_text(text).replace("\t", "\\t").replace("\n", "\\n")
-
-
-class LiveDisplay:
-    """Findings as they happen on stderr: a refreshing panel on a terminal, plain lines otherwise.
-
-    The panel is the status line and the latest findings, redrawn in place: the cursor climbs the rows
-    the previous panel took (each line cut to the terminal's width, so one row per line unless the
-    terminal got narrower since and wrapped them) and rewrites them. After the capture stops
-    (``stopped()``), findings are collected instead, and ``close()`` draws the last panel with every
-    one of them, and the real elapsed time, before the report is written.
-    """
-
-    KEEP = 12  # findings the panel shows
-
-    def __init__(self, enabled: bool, iface: str, stream=None, size=None):
-        self.enabled = enabled
-        self.stream = stream if stream is not None else sys.stderr
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.size = size or (lambda: terminal_size(self.stream))
-        self.iface = _one_line(iface)
-        self.recent: list[str] = []
-        self.late: list[str] = []  # raised after the capture stopped (flows flushed): all are printed
-        self.counts = {"blocked": 0, "unexpected": 0, "tls_intercepted": 0}
-        self._stopped = False
-        self._drawn: list[int] = []  # the columns each line of the panel on screen takes
-        self._last = 0.0
-
-    def finding(self, fd: Finding, new: bool) -> None:
-        """Auditor callback: a finding was produced (``new``: first of its identifier)."""
-        if not new or not self.enabled:
-            return
-        self.counts[fd.kind.value] = self.counts.get(fd.kind.value, 0) + 1
-        try:
-            when = datetime.fromtimestamp(fd.ts or time.time(), tz=timezone.utc).strftime("%H:%M:%S")
-        except (ValueError, OverflowError, OSError):
-            when = "--:--:--"
-        who = dict(fd.evidence).get("process")  # captures that name processes (pcapaudit live pktap on a Mac)
-        line = _one_line(f"{when} {str(fd.severity).upper():<6} {fd.kind.value:<15} {fd.code:<28} {fd.message}"
-                         + (f" [{who}]" if who else ""))  # fmt: skip
-        if not self.tty:
-            print(line, file=self.stream, flush=True)
-        elif self._stopped:
-            self.late.append(line)
-        else:
-            self.recent.append(line)
-            del self.recent[: -self.KEEP]
-
-    def stopped(self) -> None:
-        """The capture stopped: findings from now on (the flush of every flow) are all kept for ``close``."""
-        self._stopped = True
-
-    def _head(self, packets: int, active: int, flows: int, stats, elapsed: float, final: bool) -> str:
-        drops = f"{stats[1]:,} dropped" if stats else "drops n/a"
-        tail = "stopped" if final else "(Ctrl-C to stop and report)"
-        return (f"pcapaudit live {self.iface}: {packets:,} packets, {flows:,} flows done, {active:,} active, {drops}, "
-                f"{elapsed:,.0f}s  | blocked {self.counts['blocked']}  unexpected {self.counts['unexpected']}  "
-                f"intercepted {self.counts['tls_intercepted']}   {tail}")  # fmt: skip
-
-    def status(self, packets: int, active: int, flows: int, stats, elapsed: float, force: bool = False) -> None:
-        """Redraw the panel (terminal only, at most 4 times a second)."""
-        if not (self.enabled and self.tty):
-            return
-        now = time.monotonic()
-        if not force and now - self._last < 0.25:
-            return
-        self._last = now
-        columns, rows = self.size()
-        keep = max(0, min(self.KEEP, rows - 2))  # a panel taller than the screen could not be climbed back
-        recent = self.recent[-keep:] if keep else []
-        self._draw([self._head(packets, active, flows, stats, elapsed, False), *recent], columns)
-
-    def close(self, packets: int, active: int, flows: int, stats, elapsed: float) -> None:
-        """The last panel, after the flush: the final counts and elapsed time, the latest findings and
-        every finding the flush raised (never redrawn after this, so it may be taller than the screen)."""
-        if not (self.enabled and self.tty):
-            return
-        columns, rows = self.size()
-        keep = max(0, min(self.KEEP, rows - 2))
-        recent = self.recent[-keep:] if keep else []
-        self._draw([self._head(packets, active, flows, stats, elapsed, True), *recent, *self.late], columns)
-        self._drawn = []
-        self.late = []
-
-    def _draw(self, lines: list[str], columns: int) -> None:
-        width = panel_width(columns)
-        lines = [fit(x, width) for x in lines]
-        # the rows the previous panel takes now: one per line, more for a line the terminal has since
-        # wrapped (it got narrower)
-        up = sum(max(1, -(-w // max(1, columns))) for w in self._drawn)
-        self.stream.write(("\x1b[F\x1b[2K" * up) + "\n".join(lines) + "\n")
-        self.stream.flush()
-        self._drawn = [text_width(x) for x in lines]
-
-
-def run_live(args, opts, threshold) -> int:
-    """Capture, audit, report. Returns the exit code."""
-    from pcapaudit.audit import Auditor, severity_at_least
+def capture(
+    auditor,
+    interface: str,
+    *,
+    snaplen: int = 65535,
+    bpf: str | None = None,
+    duration: float | None = None,
+    count: int | None = None,
+    write: str | None = None,
+    rotate_mb: float | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    on_status: Callable[[int, tuple | None, float], None] | None = None,
+    on_open: Callable[[], None] | None = None,
+    on_stop: Callable[[], None] | None = None,
+) -> LiveRun:
+    """Capture from ``interface`` into ``auditor`` until ``should_stop()``, ``duration`` seconds or ``count``
+    packets. ``on_open()`` is called once the interface is open, ``on_status(packets, stats, elapsed)`` after
+    every packet or timeout, ``on_stop()`` when the capture stops, before the last batch is fed. The auditor is not finished: the caller does it
+    (its flush raises the findings of the flows still open). A failing interface ends the capture with its
+    error in ``LiveRun.errors``; what was seen before is kept."""
     from pcapaudit.capture.libpcap import Handle
     from pcapaudit.capture.writer import PcapngWriter
-    from pcapaudit.cli import (
-        EXIT_ERROR,
-        EXIT_FINDINGS,
-        EXIT_OK,
-        _summary_line,
-        check_report_paths,
-        check_writable,
-        write_report,
-    )
 
-    duration = parse_duration(args.duration)
-    if args.count is not None and args.count <= 0:
+    if count is not None and count <= 0:
         raise UsageError("--count must be positive")
-    if args.rotate_mb is not None and (args.rotate_mb <= 0 or not args.write):
-        raise UsageError("--rotate-mb needs --write FILE and a positive size")
-    check_report_paths(args)
-    if args.write:
-        check_writable(args.write, "the packets")
-    opts.engine_config = LIVE_ENGINE
-    display = LiveDisplay(not args.quiet, args.interface)
-    auditor = Auditor(opts, on_finding=display.finding)
-    handle = Handle(args.interface, snaplen=args.snaplen, bpf=args.bpf)
+    handle = Handle(interface, snaplen=snaplen, bpf=bpf)
     writer = None
-    stop = {"flag": False}
-
-    def _stop(signum, frame):  # noqa: ARG001
-        stop["flag"] = True
-
-    old = {s: signal.signal(s, _stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    auditor.sources.append(f"live:{args.interface}")
     errors: list[str] = []
+    total = 0
     t0 = time.monotonic()
     elapsed = 0.0
+    stats = None
     try:
-        if args.write:
-            rotate = int(args.rotate_mb * 1_000_000) if args.rotate_mb else None
-            writer = PcapngWriter(args.write, handle.linktype, args.snaplen, rotate, args.interface)
-        if not args.quiet and not sys.stderr.isatty():
-            print(f"pcapaudit: capturing on {args.interface} (Ctrl-C to stop and report)", file=sys.stderr, flush=True)
+        if write:
+            rotate = int(rotate_mb * 1_000_000) if rotate_mb else None
+            writer = PcapngWriter(write, handle.linktype, snaplen, rotate, interface)
+        if on_open is not None:
+            on_open()
         pending: list[tuple[float, int, bytes]] = []
         last_feed = t0
-        total = 0
-        while not stop["flag"]:
+        while not should_stop():
             pkt = handle.next()
             if pkt is not None:
                 pending.append(pkt)
@@ -257,7 +97,7 @@ def run_live(args, opts, threshold) -> int:
                 if writer is not None:
                     writer.write(*pkt)
             now = time.monotonic()
-            done = (duration is not None and now - t0 >= duration) or (args.count is not None and total >= args.count)
+            done = (duration is not None and now - t0 >= duration) or (count is not None and total >= count)
             if pending and (len(pending) >= BATCH_PACKETS or now - last_feed >= BATCH_SECONDS or done):
                 _feed(auditor, pending, handle.linktype)
                 pending = []
@@ -267,11 +107,13 @@ def run_live(args, opts, threshold) -> int:
             elif now - last_feed >= BATCH_SECONDS:
                 auditor.expire(time.time())  # let idle flows finish while nothing arrives
                 last_feed = now
-            display.status(total, auditor.active_flows, len(auditor.flows), handle.stats(), now - t0)
+            if on_status is not None:
+                on_status(total, handle.stats(), now - t0)
             if done:
                 break
         elapsed = time.monotonic() - t0
-        display.stopped()  # what the last batch and the flush raise is drawn by display.close
+        if on_stop is not None:
+            on_stop()
         if pending:
             _feed(auditor, pending, handle.linktype)
     except CaptureError as e:  # a failing interface must not lose what was already seen
@@ -279,31 +121,16 @@ def run_live(args, opts, threshold) -> int:
     finally:
         if not elapsed:
             elapsed = time.monotonic() - t0
-        display.stopped()
-        for s, h in old.items():
-            signal.signal(s, h)
+        if on_stop is not None:
+            on_stop()
         stats = handle.stats()
         handle.close()
         if writer is not None:
             writer.close(stats, time.time())
     if stats is not None:
         auditor.dropped, auditor.if_dropped = stats[1], stats[2]
-    auditor.errors.extend(errors)
-    result = auditor.finish()  # flushes every flow: its findings reach the display, drawn now
-    display.close(auditor.packets, auditor.active_flows, len(auditor.flows), stats, elapsed)
-    write_report(result, args)
-    if not args.quiet:
-        line = _summary_line(result)
-        if stats is not None:
-            line += f"; capture: {stats[0]:,} received by filter, {stats[1]:,} dropped by kernel, {stats[2]:,} by interface"
-        if writer is not None:
-            line += f"; packets written to {', '.join(writer.files)}"
-        print(line, file=sys.stderr)
-    for e in result.errors:
-        print(f"pcapaudit: error: {one_line(e)}", file=sys.stderr)
-    if result.errors:
-        return EXIT_ERROR
-    return EXIT_FINDINGS if severity_at_least(result.finding_records, threshold) else EXIT_OK
+    files = tuple(writer.files) if writer is not None else ()
+    return LiveRun(total, elapsed, stats, tuple(errors), files)
 
 
 def _feed(auditor, pending: list[tuple[float, int, bytes]], linktype: int) -> None:

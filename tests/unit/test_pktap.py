@@ -424,7 +424,7 @@ def test_unanswered_dns_query_keeps_its_process(tmp_path):
 
 def test_live_lines_name_the_process(capsys):
     """`pcapaudit live pktap` on a Mac: each finding line ends with the process it is about."""
-    from pcapaudit.capture.live import LiveDisplay
+    from pcapaudit.report.livepanel import LiveDisplay
 
     res = pcapaudit.audit(PKTAP, **LAB)
     display = LiveDisplay(True, "pktap")

@@ -103,7 +103,7 @@ def test_the_live_panel_fits_the_terminal(monkeypatch, capsys):
     """A panel line that wraps would make the redraw climb too few lines."""
     import shutil
 
-    from pcapaudit.capture.live import LiveDisplay
+    from pcapaudit.report.livepanel import LiveDisplay
 
     monkeypatch.setattr(shutil, "get_terminal_size", lambda fallback=(80, 24): os.terminal_size((72, 30)))
     d = LiveDisplay(True, "eth0")
