@@ -8,25 +8,36 @@ use arrow_array::builder::{
     BooleanBuilder, Float64Builder, StringBuilder, UInt16Builder, UInt32Builder, UInt64Builder,
     UInt8Builder,
 };
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{ArrowError, Field, Schema};
 use pcapaudit_core::export::{chain_json, community_id};
 use pcapaudit_core::flow::{DnsTransaction, FlowRecord};
 
+// These batches are kept until the report is written (the whole capture's flows and DNS rows), so each
+// column is allocated at its exact size: a builder's buffers keep their spare capacity after `finish`,
+// which for mostly empty string columns was most of the table's memory.
+
 fn strings<'a, T>(rows: &'a [T], f: impl Fn(&'a T) -> Option<&'a str>) -> ArrayRef {
-    let mut b = StringBuilder::with_capacity(rows.len(), rows.len() * 8);
+    let bytes = rows.iter().map(|r| f(r).map_or(0, str::len)).sum();
+    let mut b = StringBuilder::with_capacity(rows.len(), bytes);
     for r in rows {
         b.append_option(f(r));
     }
-    Arc::new(b.finish())
+    let mut a = b.finish();
+    a.shrink_to_fit();
+    Arc::new(a)
 }
 
 fn owned<T>(rows: &[T], f: impl Fn(&T) -> Option<String>) -> ArrayRef {
-    let mut b = StringBuilder::with_capacity(rows.len(), rows.len() * 8);
-    for r in rows {
-        b.append_option(f(r));
+    let values: Vec<Option<String>> = rows.iter().map(f).collect();
+    let bytes = values.iter().map(|v| v.as_deref().map_or(0, str::len)).sum();
+    let mut b = StringBuilder::with_capacity(rows.len(), bytes);
+    for v in &values {
+        b.append_option(v.as_deref());
     }
-    Arc::new(b.finish())
+    let mut a = b.finish();
+    a.shrink_to_fit();
+    Arc::new(a)
 }
 
 macro_rules! col {
@@ -35,7 +46,9 @@ macro_rules! col {
         for r in $rows {
             b.append_option($f(r));
         }
-        Arc::new(b.finish()) as ArrayRef
+        let mut a = b.finish();
+        a.shrink_to_fit(); // the validity bitmap is built by doubling
+        Arc::new(a) as ArrayRef
     }};
 }
 
