@@ -222,8 +222,10 @@ class CoreEngine:
         self.drain()
 
     def flush(self) -> None:
-        """End of input: every remaining flow is emitted."""
-        self._call("flush", self._core.flush)
+        """End of input: every remaining flow is emitted, a chunk at a time (a capture's end can leave
+        tens of thousands of flows alive: their records are not all held at once)."""
+        while self._call("flush", self._core.flush_step, DRAIN_ROWS):
+            self.drain()
         self.drain()
 
     def drain(self) -> None:

@@ -240,6 +240,13 @@ impl PyEngine {
         })
     }
 
+    /// End of input, a part at a time: up to `max_rows` of the remaining flows are finished; true
+    /// while more remain (take each part's rows before the next call).
+    fn flush_step(&mut self, py: Python<'_>, max_rows: usize) -> PyResult<bool> {
+        let engine = &mut self.inner;
+        py.detach(|| guard("Engine.flush_step", || Ok(engine.flush_step(max_rows))))
+    }
+
     /// Up to `max_rows` flows finished and not taken yet, as two pyarrow RecordBatches of the same
     /// rows: the records (nested columns, as `FlowRecord` has them) and the flows table's columns.
     #[pyo3(signature = (max_rows=usize::MAX))]

@@ -30,7 +30,10 @@ fn strings<'a, T>(rows: &'a [T], f: impl Fn(&'a T) -> Option<&'a str>) -> ArrayR
 
 fn owned<T>(rows: &[T], f: impl Fn(&T) -> Option<String>) -> ArrayRef {
     let values: Vec<Option<String>> = rows.iter().map(f).collect();
-    let bytes = values.iter().map(|v| v.as_deref().map_or(0, str::len)).sum();
+    let bytes = values
+        .iter()
+        .map(|v| v.as_deref().map_or(0, str::len))
+        .sum();
     let mut b = StringBuilder::with_capacity(rows.len(), bytes);
     for v in &values {
         b.append_option(v.as_deref());

@@ -406,6 +406,8 @@ pub struct Engine {
     stats: EngineStats,
     /// `audit --filter/--start/--end`: packets it refuses are skipped before decoding
     filter: Option<PacketFilter>,
+    /// `flush_step`: the slots still to emit, the next one last
+    flush_queue: Option<Vec<u32>>,
 }
 
 fn ip_str(ver: u8, a: u128) -> String {
@@ -476,6 +478,7 @@ impl Engine {
             orphans: Vec::new(),
             stats: EngineStats::default(),
             filter: None,
+            flush_queue: None,
         }
     }
 
@@ -1304,8 +1307,31 @@ impl Engine {
 
     /// End of input: emit every remaining flow (`flush`).
     pub fn flush(&mut self) {
-        self.icmp_errors();
-        self.expire(self.now, true);
+        while self.flush_step(usize::MAX) {}
+    }
+
+    /// End of input, a part at a time: emit up to `max` of the remaining flows (the first call takes
+    /// the pending ICMP errors in and orders every live flow by its first packet, as `flush` does) and
+    /// return true while flows remain. The caller takes each part's rows before the next step, so the
+    /// end of a capture with many flows alive does not hold all their records at once. When the last
+    /// flow is out, the flow table's memory is given back (the engine stays usable).
+    pub fn flush_step(&mut self, max: usize) -> bool {
+        if self.flush_queue.is_none() {
+            self.icmp_errors();
+            let mut dead: Vec<u32> = self.map.values().copied().collect();
+            dead.sort_by_key(|&s| std::cmp::Reverse(self.flows[s as usize].first_pkt));
+            self.flush_queue = Some(dead);
+        }
+        let queue = self.flush_queue.as_mut().expect("set above");
+        let take = max.min(queue.len());
+        let part: Vec<u32> = queue.drain(queue.len() - take..).rev().collect();
+        for slot in part {
+            self.emit(slot);
+        }
+        if self.flush_queue.as_ref().is_some_and(|q| !q.is_empty()) {
+            return true;
+        }
+        self.flush_queue = None;
         // Auditor.flush_all: fragments whose datagram never completed
         let n = self.decoder.expired_fragments() + self.decoder.held_datagrams() as u64;
         if n > 0 {
@@ -1318,6 +1344,16 @@ impl Engine {
                 count: 1,
             });
         }
+        if self.map.is_empty() {
+            self.flows = Vec::new();
+            self.deadline = Vec::new();
+            self.dead_mark = Vec::new();
+            self.free = Vec::new();
+            self.map = HashMap::default();
+            self.vlans = HashMap::default();
+            self.new_flows = Vec::new();
+        }
+        false
     }
 
     /// Turn a finished flow into its record, weirds and unanswered DNS queries, and free its slot (`_emit`).

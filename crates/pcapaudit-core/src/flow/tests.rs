@@ -1840,3 +1840,53 @@ fn a_filter_skips_packets_before_decoding() {
     assert_eq!(e.stats().packets, 6);
     assert_eq!(e.take_flows().len(), 3); // the three SYNs to 443 are one flow
 }
+
+#[test]
+fn flush_in_steps_emits_what_flush_emits_and_frees_the_table() {
+    let feed = |e: &mut Engine| {
+        let mut seed = 3u64;
+        for i in 0..3000u64 {
+            seed = hash::mix64(seed + i);
+            let p = pkt(
+                6,
+                C,
+                1024 + (seed % 700) as u16,
+                S,
+                443,
+                0x02,
+                seed as u32,
+                &[],
+            );
+            e.process_packet(&p, i as f64 * 0.001, i, &PacketCtx::default());
+        }
+        e.end_batch();
+    };
+    let uids = |v: Vec<FlowRecord>| v.into_iter().map(|r| r.uid).collect::<Vec<_>>();
+    let mut whole = Engine::default();
+    feed(&mut whole);
+    let alive = whole.active_flows();
+    assert!(alive > 100, "{alive}");
+    whole.flush();
+    let want = uids(whole.take_flows());
+    assert_eq!(want.len(), alive);
+
+    let mut stepped = Engine::default();
+    feed(&mut stepped);
+    let mut got = Vec::new();
+    let mut steps = 0;
+    while stepped.flush_step(64) {
+        let part = uids(stepped.take_flows());
+        assert_eq!(part.len(), 64);
+        got.extend(part);
+        steps += 1;
+    }
+    got.extend(uids(stepped.take_flows()));
+    assert_eq!(got, want);
+    assert_eq!(steps, alive.div_ceil(64) - 1);
+    assert_eq!(stepped.active_flows(), 0);
+    // the engine stays usable after the table was given back
+    feed(&mut stepped);
+    assert!(stepped.active_flows() > 100);
+    stepped.flush();
+    assert_eq!(stepped.take_flows().len(), alive);
+}
