@@ -143,6 +143,9 @@ class Auditor:
         self.dns = ColumnStore(DNS_COLUMNS, repetitive=frozenset({"client_ip", "server_ip", "query", "answers"}))
         self.coverage = CoverageTracker(self.index)
         self._regional: list[tuple[FlowRecord, Classification, frozenset[str]]] = []  # for region re-checks
+        # udp_no_reply findings wait for the end: a client the capture shows in one direction only (its TCP
+        # flows say so) explains a missing UDP reply too
+        self._held_udp: list[tuple] = []
         self.weirds = WeirdCollector()
         self.findings = FindingCollector(opts.engine_config.processes)
         self._on_finding = on_finding
@@ -351,6 +354,9 @@ class Auditor:
         for fd in detect_flow(rec, cls, self.ctx):
             if fkey is None:
                 fkey = fold_key(rec.src_ip, rec.src_port, rec.dst_ip, rec.dst_port)
+            if fd.code == "udp_no_reply":
+                self._held_udp.append((fd, rules, rec.src_ip, fkey))
+                continue
             self._finding(fd, rules, rec.src_ip, fkey)
         return cls
 
@@ -562,7 +568,7 @@ class Auditor:
         return {
             "flows": spill + ".flows", "dns": spill + ".dns", "findings": self.findings,
             "coverage": self.coverage, "regional": self._regional, "weirds": self.weirds,
-            "max_active": self._max_active, "ended_early": self._ended_early,
+            "max_active": self._max_active, "ended_early": self._ended_early, "held_udp": self._held_udp,
         }  # fmt: skip
 
     def absorb(self, state: dict) -> None:
@@ -572,6 +578,7 @@ class Auditor:
         self.findings.merge(state["findings"])
         self.coverage.merge(state["coverage"])
         self._regional.extend(state["regional"])
+        self._held_udp.extend(state.get("held_udp", ()))
         self.weirds.merge(state["weirds"])
         self._max_active += state["max_active"]
         self._ended_early += state["ended_early"]
@@ -592,6 +599,11 @@ class Auditor:
                         if fd.code == "region_mismatch":
                             self._finding(fd, rules, rec.src_ip,
                                           fold_key(rec.src_ip, rec.src_port, rec.dst_ip, rec.dst_port))
+        one_way = self._one_direction_view()
+        for fd, rules, client, fkey in sorted(self._held_udp, key=lambda h: (h[0].ts, h[3])):
+            if client not in one_way["clients"]:
+                self._finding(fd, rules, client, fkey)
+        self._held_udp.clear()
         vendors = self.options.vendors or self.coverage.detected_vendors(self.book)
         finding_rows = self.findings.rows()
         coverage = self.coverage.rows(self.book, tuple(vendors), self.ctx.region)
@@ -603,6 +615,8 @@ class Auditor:
                                 "dns_transactions": len(self.dns), "max_active_flows": self._max_active,
                                 **({"flows_ended_early": self._ended_early} if self._ended_early else {}),
                                 **({"interface_copies": self._copies()} if self._copies() else {}),
+                                **({"one_direction_flows": one_way["flows"],
+                                    "one_direction_links": one_way["links"]} if one_way["flows"] else {}),
                                 **({"filtered_out": self.filtered} if self.filtered else {}),
                                 **({"outside_window": self.outside_window} if self.outside_window else {}),
                                 **{f"tunnel_{k}": v for k, v in self.tunnels.items()}}.items())),
@@ -614,6 +628,39 @@ class Auditor:
             weirds=self.weirds.summary_rows(), stats=stats, vendors=tuple(vendors),
             vendors_auto=not self.options.vendors, errors=tuple(self.errors), book=self.book,
         )  # fmt: skip
+
+    def _one_direction_view(self) -> dict:
+        """Which links (client, server) and clients the capture shows in one direction only: TCP flows whose
+        other side must have existed (``one_direction``), as ``one_direction_link`` weird rows. A client is
+        seen in one direction only when it has such flows and no flow with packets both ways; its UDP
+        flows without a reply are then no finding (the reply may be there, out of the capture's sight)."""
+        out = {"flows": 0, "links": 0, "clients": set()}
+        if not len(self.flows):
+            return out
+        t = self.flows.table().select(["src_ip", "dst_ip", "one_direction", "pkts_c2s", "pkts_s2c", "ts"])
+        od = t.column("one_direction")
+        if od.null_count == len(od):
+            return out
+        import pyarrow.compute as pc
+
+        both = pc.and_(pc.greater(t.column("pkts_c2s"), 0), pc.greater(t.column("pkts_s2c"), 0))
+        two_way = set(pc.unique(pc.filter(t.column("src_ip"), both)).to_pylist())
+        sub = t.filter(pc.is_valid(od)).to_pydict()
+        links: dict[tuple, list] = {}
+        for src, dst, side, ts in zip(sub["src_ip"], sub["dst_ip"], sub["one_direction"], sub["ts"]):
+            row = links.setdefault((src, dst, side), [0, ts])
+            row[0] += 1
+            row[1] = min(row[1], ts)
+        for (src, dst, side), (n, ts) in sorted(links.items(), key=lambda kv: (kv[1][1], kv[0])):
+            shown = "client's" if side == "client_only" else "server's"
+            self.weirds.add(Weird(ts, "one_direction_link", None,
+                                  f"{src} -> {dst}: {n} TCP flow{'s show' if n != 1 else ' shows'} only the {shown} side "
+                                  "(the capture holds one direction: no blocked finding is drawn from the other)", n))  # fmt: skip
+            if side == "client_only" and src not in two_way:
+                out["clients"].add(src)
+        out["flows"] = sum(v[0] for v in links.values())
+        out["links"] = len({(s, d) for s, d, _ in links})
+        return out
 
     @property
     def active_flows(self) -> int:

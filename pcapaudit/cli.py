@@ -474,6 +474,8 @@ def _summary_line(result) -> str:
         + f"{result.stats.weird:,} weird"
         + (f"; {plural(copies, 'packet')} seen again on another interface counted once"
            if (copies := extra.get("interface_copies")) else "")
+        + (f"; {plural(od, 'TCP flow')} seen in one direction only"
+           if (od := extra.get("one_direction_flows")) else "")
         + (f"; {plural(early, 'flow')} ended early to stay under --max-flows"
            if (early := extra.get("flows_ended_early")) else "")
     )  # fmt: skip

@@ -84,7 +84,7 @@ def flow_rows(rb) -> Iterator[tuple[FlowRecord | FlowBase, bool]]:
                 py["bytes_c2s"][i], py["bytes_s2c"][i], py["payload_c2s"][i], py["payload_s2c"][i],
                 py["conn_state"][i], py["state"][i], py["history"][i], py["syn_count"][i], py["vlan"][i],
                 py["inner_vlan"][i], py["app_protocol"][i], dn[0] if dn else None, dn, py["process"][i],
-                py["pid"][i], py["eprocess"][i], py["interface"][i],
+                py["pid"][i], py["eprocess"][i], py["interface"][i], py["one_direction"][i],
             ), True  # fmt: skip
             continue
         yield FlowRecord(
@@ -107,7 +107,7 @@ def flow_rows(rb) -> Iterator[tuple[FlowRecord | FlowBase, bool]]:
             ldap_simple_bind=py["ldap_simple_bind"][i], ldap_starttls=py["ldap_starttls"][i],
             smtp_starttls=py["smtp_starttls"][i], icmp=tuple((x["type"], x["code"], x["reporter"]) for x in icmp[i] or ()),
             dns_name=dn[0] if dn else None, dns_names=dn, process=py["process"][i], pid=py["pid"][i],
-            eprocess=py["eprocess"][i], interface=py["interface"][i],
+            eprocess=py["eprocess"][i], interface=py["interface"][i], one_direction=py["one_direction"][i],
         ), False  # fmt: skip
 
 

@@ -46,6 +46,7 @@ from pcapaudit.model import (
 EV_S, EV_H, EV_A, EV_D, EV_F, EV_R = range(6)
 NEV = 6
 NONE_FIRST = np.iinfo(np.int64).max
+NO_VLAN = -2  # no packet yet in that direction (``vdir``)
 HISTORY_LETTERS = "SHADFR"
 
 SYN, ACK, FIN, RST = 0x02, 0x10, 0x01, 0x04
@@ -193,14 +194,18 @@ class FlowEngine:
             "pay": (np.int64, (2,)), "evf": (np.int64, (2, NEV)), "evl": (np.int64, (2, NEV)),
             "evn": (np.int64, (2, NEV)), "want": (np.int8, (2,)), "active": (np.bool_, ()),
             "isn": (np.int64, (2,)), "isn2": (np.int64, (2,)),
+            "vlan0": (np.int64, ()), "vdir": (np.int64, (2,)), "ack0": (np.int64, (2,)),
+            "ackadv": (np.int64, (2,)), "ackn": (np.int64, (2,)),
             "hash": (np.uint64, ()), "has_proc": (np.bool_, ()), "has_iface": (np.bool_, ()),
         }  # fmt: skip
         for name, (dt, shape) in names.items():
             arr = np.zeros((cap, *shape), dtype=dt)
             if name == "evf":
                 arr[:] = NONE_FIRST
-            elif name in ("evl", "isn", "isn2"):
+            elif name in ("evl", "isn", "isn2", "ack0", "vlan0"):
                 arr[:] = -1
+            elif name == "vdir":
+                arr[:] = NO_VLAN
             if old:
                 arr[:old] = getattr(self, name)
             setattr(self, name, arr)
@@ -233,6 +238,11 @@ class FlowEngine:
         self.active[slots] = False
         self.isn[slots] = -1
         self.isn2[slots] = -1
+        self.vlan0[slots] = -1
+        self.vdir[slots] = NO_VLAN
+        self.ack0[slots] = -1
+        self.ackadv[slots] = 0
+        self.ackn[slots] = 0
         self.has_proc[slots] = False
         self.has_iface[slots] = False
 
@@ -259,7 +269,11 @@ class FlowEngine:
         pktno = batch.first_index + rows
         ipver = c.ipver[rows].astype(np.int64)
         proto = c.proto[rows].astype(np.int64)
-        vlan = c.vlan[rows]
+        tags = c.vlan[rows].astype(np.int64)
+        # one conversation is one flow whatever VLAN tags its packets carry (replies re-tagged by a router
+        # on a trunk): the key leaves the tags out, as Zeek's does by default; the flow keeps its first
+        # packet's tags and the first ones of each direction
+        vlan = np.full(len(rows), -1, dtype=np.int64)
         shi, slo, dhi, dlo = c.src_hi[rows], c.src_lo[rows], c.dst_hi[rows], c.dst_lo[rows]
         sp, dp = c.sport[rows], c.dport[rows]
         gt, (ahi, alo, ap), (bhi, blo, bp) = canonical(shi, slo, sp, dhi, dlo, dp)
@@ -317,6 +331,7 @@ class FlowEngine:
                 ns = self._alloc(len(ng))
                 slots_u[ng] = ns
                 self._init_slots(ns, first_idx[ng], keycols, hu[ng])
+                self.vlan0[ns] = tags[first_idx[ng]]
                 ins = np.searchsorted(self.g_hash, hu[ng])
                 order = np.argsort(hu[ng], kind="stable")
                 self.g_hash = np.insert(self.g_hash, ins[order], hu[ng][order])
@@ -428,6 +443,26 @@ class FlowEngine:
             self.isn[us[unknown], ud[unknown]] = first_seq[unknown]
             other = last_seq != self.isn[us, ud]
             self.isn2[us[other], ud[other]] = last_seq[other]
+
+        # the first tags of each direction; the acknowledgement numbers of ACK packets (not RSTs): the
+        # first, how far later ones went past it, how many came without SYN (``one_direction``)
+        u, fi = np.unique(cell, return_index=True)
+        us, ud = s[u // 2], u % 2
+        unknown = self.vdir[us, ud] == NO_VLAN
+        self.vdir[us[unknown], ud[unknown]] = tags[fi[unknown]]
+        ack_rows = np.nonzero(tcp & ack & ((fl & RST) == 0))[0]
+        if len(ack_rows):
+            acks = c.ident[rows[ack_rows]].astype(np.int64) & 0xFFFFFFFF
+            cc = cell[ack_rows]
+            u, fi = np.unique(cc, return_index=True)
+            us, ud = s[u // 2], u % 2
+            unknown = self.ack0[us, ud] < 0
+            self.ack0[us[unknown], ud[unknown]] = acks[fi[unknown]]
+            rs, rd = s[cc // 2], cc % 2
+            adv = (acks - self.ack0[rs, rd]) & 0xFFFFFFFF
+            ok = adv < (1 << 31)
+            np.maximum.at(self.ackadv, (rs[ok], rd[ok]), adv[ok])
+            np.add.at(self.ackn, (rs, rd), (~syn[ack_rows]).astype(np.int64))
 
         # deep parsing of the packets that still matter
         slot_r = s[inv]
@@ -641,12 +676,11 @@ class FlowEngine:
         _gt, (ahi, alo, ap), (bhi, blo, bp) = canonical(shi, slo, sp, dhi, dlo, dp)
         ipver = np.array([q.ipver for q in quoted], dtype=np.int64)
         proto = np.array([q.proto for q in quoted], dtype=np.int64)
-        vlan = c.vlan[np.array(qrows)].astype(np.int64)
         slot = np.full(len(quoted), -1, dtype=np.int64)
         todo = np.ones(len(quoted), dtype=bool)  # not settled yet
         clash = np.zeros(len(quoted), dtype=bool)  # a hash of another key: _find_slot's perturbation walk
         g_hash, g_slot = self.g_hash, self.g_slot
-        for tags in (vlan, np.full(len(quoted), -1, dtype=np.int64)):  # the error's own VLAN, then untagged
+        for tags in (np.full(len(quoted), -1, dtype=np.int64),):  # flow keys leave VLAN tags out
             if not todo.any():
                 break
             i = np.nonzero(todo)[0]
@@ -659,7 +693,6 @@ class FlowEngine:
             slot[i[same]] = cand[same]
             clash[i[hit & ~same]] = True
             todo[i[hit]] = False
-            todo &= vlan != -1  # an untagged error was looked up untagged already
         for k, (row, q) in enumerate(zip(qrows, quoted)):
             out[row] = (q, _PER_ERROR if clash[k] else (int(slot[k]) if slot[k] >= 0 else None))
         return out
@@ -707,11 +740,8 @@ class FlowEngine:
         shi, slo, sp, dhi, dlo, dp = _endpoint_parts(q)
         if (shi, slo, sp) > (dhi, dlo, dp):
             (shi, slo, sp), (dhi, dlo, dp) = (dhi, dlo, dp), (shi, slo, sp)
-        # the quoted packet carries no VLAN: the error's own VLAN first (it travels where the flow does),
-        # then untagged, then (small tables only) every VLAN flows were seen on
-        tries = dict.fromkeys([vlan, -1])
-        if len(self.g_slot) < ICMP_VLAN_SCAN_MAX:
-            tries.update(dict.fromkeys(sorted(set(self.k_vlan[self.g_slot].tolist()))))
+        # flow keys leave VLAN tags out: the error finds its flow whatever tags it or the flow carry
+        tries = (-1,)
         for tag in tries:
             h = flow_hash_one(q.ipver, q.proto, tag, shi, slo, sp, dhi, dlo, dp)
             for _ in range(3):
@@ -856,6 +886,9 @@ class FlowEngine:
         state = np.where(tcp, np.vectorize(FRIENDLY.get, otypes=[object])(conn) if n else conn,
                          np.where(ps_a > 0, "reply", "no_reply"))  # fmt: skip
         aport, bport = self.k_aport[slots], self.k_bport[slots]
+        onedir = one_directions(tcp, pc_a, ps_a, evn_c, evn_s, self.ackn[slots, cdir], self.ackn[slots, sdir],
+                                self.ackadv[slots, cdir], self.ackadv[slots, sdir])
+        vdir = self.vdir[slots]
         # TCP event tables of the flows whose TLS handshake is judged (rows are fetched only for those)
         ev = (evf_c, evf_s, evn_c, evn_s, self.evl[slots, cdir], self.evl[slots, sdir])
         uid_of, ips_of, names_of = self.uid_of, self.ips_of, self.names_of
@@ -866,7 +899,7 @@ class FlowEngine:
         on_flow, on_plain = self.on_flow, self.on_plain
         proc_of, iface_of = self.proc_of, self.iface_of
         for i, (slot, ver, pr, v, sport, dport, first, last, pc, ps, bc, bs, yc, ys, syn, cs, stt, hs) in enumerate(zip(
-            slots.tolist(), self.k_ipver[slots].tolist(), proto.tolist(), self.k_vlan[slots].tolist(),
+            slots.tolist(), self.k_ipver[slots].tolist(), proto.tolist(), self.vlan0[slots].tolist(),
             np.where(oa, aport, bport).tolist(), np.where(oa, bport, aport).tolist(),
             self.first_ts[slots].tolist(), self.last_ts[slots].tolist(), pc_a.tolist(), ps_a.tolist(),
             self.ipb[slots, cdir].tolist(), self.ipb[slots, sdir].tolist(), self.pay[slots, cdir].tolist(),
@@ -880,6 +913,7 @@ class FlowEngine:
             elif v >= 0:
                 vlan = v
             uid = uid_of[slot]
+            od = onedir[i]
             transport = transports.get(pr, other)
             dns_names = names_of[slot] or lookup(dst, first)
             self.flows_emitted += 1
@@ -889,7 +923,7 @@ class FlowEngine:
                 on_plain(FlowBase(
                     uid, first, last, transport, src, sport, dst, dport, ver, pc, ps, bc, bs, yc, ys, cs or None,
                     stt, hs, syn, vlan, inner_vlan, st.app_protocol() if st is not None else None,
-                    dns_names[0] if dns_names else None, dns_names, *(proc or (None, None, None)), ifname,
+                    dns_names[0] if dns_names else None, dns_names, *(proc or (None, None, None)), ifname, od,
                 ))  # fmt: skip
             else:
                 try:
@@ -905,7 +939,12 @@ class FlowEngine:
                     history=hs, syn_count=syn, vlan=vlan, inner_vlan=inner_vlan,
                     dns_name=dns_names[0] if dns_names else None, dns_names=dns_names, **kw,
                     **(dict(zip(("process", "pid", "eprocess"), proc)) if proc else {}), interface=ifname,
+                    one_direction=od,
                 ))  # fmt: skip
+            other_tags = [t for t in vdir[i].tolist() if t != NO_VLAN and t != v]
+            if other_tags:  # the other direction came with other tags (a router on a trunk, asymmetric VLANs)
+                self.on_weird(Weird(first, "vlan_differs_by_direction", uid,
+                                    f"first packet on {vlan_text(v)}, the other direction on {vlan_text(other_tags[0])}"))
             if st is not None:
                 for wts, name, detail in st.weirds or ():
                     self.on_weird(Weird(wts or first, name, uid, detail))
@@ -975,6 +1014,24 @@ class FlowEngine:
         if st.icmp:
             kw["icmp"] = tuple((t, c_, rep) for t, c_, rep, _v in st.icmp)
         return kw
+
+
+def vlan_text(v: int) -> str:
+    """"VLAN 10", "VLAN 100/20" (QinQ outer/inner), "no VLAN tag"."""
+    if v >= QINQ:
+        return f"VLAN {(v >> 12) & 0xFFF}/{v & 0xFFF}"
+    return f"VLAN {v}" if v >= 0 else "no VLAN tag"
+
+
+def one_directions(tcp, pc, ps, evn_c, evn_s, ackn_c, ackn_s, adv_c, adv_s) -> list:
+    """Which side of each TCP flow is the only one the capture shows, when the other side's packets must
+    have existed: a side that went on with ACKs after its SYN (SYN-ACK), or whose acknowledgement numbers
+    grew, received packets the capture does not hold. A SYN with nothing after it says nothing of the kind."""
+    went_c = ((evn_c[:, EV_S] > 0) & (ackn_c > 0)) | (adv_c > 0)
+    went_s = ((evn_s[:, EV_H] > 0) & (ackn_s > 0)) | (adv_s > 0)
+    client = tcp & (ps == 0) & (pc > 0) & went_c
+    server = tcp & (pc == 0) & (ps > 0) & went_s & ~client
+    return np.where(client, "client_only", np.where(server, "server_only", None)).tolist()
 
 
 def _command_label(proc: tuple | None) -> str | None:

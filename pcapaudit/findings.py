@@ -270,8 +270,11 @@ def _blocked(f, cls, rule, ctx, name, where, ident) -> Iterator[FindingDraft]:
     sev = required_severity(rule)
     ev = {"state": f.conn_state or f.state, "history": f.history, "syn_count": f.syn_count or None}
     ended_early = ctx.capture_end is not None and f.ts_last >= ctx.capture_end - END_GRACE
+    # a capture showing one side of a conversation whose other side must have existed (the shown side's
+    # ACKs say so: a span port, tcpdump -Q out) says nothing about a missing answer
+    one_way = f.one_direction is not None
     if f.transport.value == "tcp":
-        if f.conn_state in ("S0", "SH", "RSTOS0") and not f.icmp:
+        if f.conn_state in ("S0", "SH", "RSTOS0") and not f.icmp and not one_way:
             if not (ended_early and f.syn_count <= 1 and f.ts_last - f.ts < 0.5):
                 yield _f(BLOCKED, sev, "syn_no_reply", f, cls, rule, where,
                          f"SYN to {where} never answered ({f.syn_count} SYN{'s' if f.syn_count != 1 else ''})",
@@ -291,7 +294,7 @@ def _blocked(f, cls, rule, ctx, name, where, ident) -> Iterator[FindingDraft]:
                      {**ev, "icmp_type": itype, "icmp_code": icode, "reporter": reporter},
                      f"blocked:icmp_unreachable|{ident}")  # fmt: skip
             break
-    hs = f.tls_handshake
+    hs = f.tls_handshake if not one_way else None
     tev = {**ev, "sni": f.sni, "tls_version": f.tls_version}
     if hs == "reset_after_client_hello":
         yield _f(BLOCKED, sev, "rst_after_client_hello", f, cls, rule, where,
@@ -477,7 +480,7 @@ def _intercepted(f, cls, rule, ctx, name, where, ident) -> Iterator[FindingDraft
                  rule, where, f"{where}: client refused the server certificate ({'fatal' if rej[0].fatal else 'warning'} "
                  f"alert {desc})",
                  {**ev, "alert": desc}, f"intercepted:client_alert|{ident}")  # fmt: skip
-    if protected and f.tls_handshake == "client_abort_after_server_flight" and (rule.pinned or f.tls_server_version == "TLSv1.3"):
+    if protected and f.tls_handshake == "client_abort_after_server_flight" and not f.one_direction and (rule.pinned or f.tls_server_version == "TLSv1.3"):
         yield _f(INTERCEPTED, Severity.HIGH if rule.pinned else Severity.MEDIUM, "handshake_aborted_after_server_reply",
                  f, cls, rule, where,
                  f"{where}: the client closed the connection right after the server's handshake reply "

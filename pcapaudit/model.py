@@ -174,6 +174,7 @@ class FlowBase(NamedTuple):
     pid: int | None = None
     eprocess: str | None = None
     interface: str | None = None
+    one_direction: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +235,10 @@ class FlowRecord:
     # the capture interface of its first packet, when the capture names one per packet (PKTAP: en0,
     # utun3...; pcapng files with several interfaces)
     interface: str | None = None
+    # TCP: "client_only" / "server_only" when the capture shows one side of the conversation and the
+    # other side's packets must have existed (the shown side's ACKs say so): a span port or
+    # ``tcpdump -Q out`` showing one direction. Nothing about a missing reply can be concluded then
+    one_direction: str | None = None
 
     @property
     def process_label(self) -> str | None:

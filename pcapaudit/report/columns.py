@@ -17,7 +17,7 @@ FLOW_COLUMNS: dict[str, str] = {
     "uid": "string", "ts": "datetime64[us, UTC]", "ts_last": "datetime64[us, UTC]", "duration": "float64",
     "transport": "category", "src_ip": "string", "src_port": "UInt16", "dst_ip": "string", "dst_port": "UInt16",
     "ip_version": "UInt8", "vlan": "UInt16", "inner_vlan": "UInt16", "state": "category", "conn_state": "category",
-    "history": "string", "syn_count": "UInt32", "pkts_c2s": "UInt64", "pkts_s2c": "UInt64", "bytes_c2s": "UInt64",
+    "history": "string", "syn_count": "UInt32", "one_direction": "category", "pkts_c2s": "UInt64", "pkts_s2c": "UInt64", "bytes_c2s": "UInt64",
     "bytes_s2c": "UInt64", "payload_c2s": "UInt64", "payload_s2c": "UInt64", "app_protocol": "category",
     "sni": "string", "alpn": "string", "tls_version": "category", "tls_server_version": "category",
     "tls_cipher": "string", "tls_handshake": "category", "tls_ech": "boolean", "cert_issuer": "string",
@@ -66,7 +66,8 @@ def flow_row(f: FlowRecord, c: Classification) -> tuple:
     is_ldap = f.app_protocol == "ldap"
     return (
         f.uid, f.ts, f.ts_last, round(f.ts_last - f.ts, 6), f.transport.value, f.src_ip, f.src_port, f.dst_ip,
-        f.dst_port, f.ip_version, f.vlan, f.inner_vlan, f.state, f.conn_state, f.history, f.syn_count, f.pkts_c2s,
+        f.dst_port, f.ip_version, f.vlan, f.inner_vlan, f.state, f.conn_state, f.history, f.syn_count,
+        f.one_direction, f.pkts_c2s,
         f.pkts_s2c, f.bytes_c2s, f.bytes_s2c, f.payload_c2s, f.payload_s2c, f.app_protocol, f.sni,
         ",".join(f.alpn) if f.alpn else None, f.tls_version, f.tls_server_version, f.tls_cipher, f.tls_handshake,
         f.tls_ech if (f.sni or f.tls_handshake) else None, leaf.issuer if leaf else None,
@@ -88,7 +89,8 @@ def plain_row(b: FlowBase, c: Classification) -> tuple:
     """``flow_row`` of a ``FlowBase`` (tests/unit/test_engine.py checks that they agree)."""
     return (
         b.uid, b.ts, b.ts_last, round(b.ts_last - b.ts, 6), b.transport.value, b.src_ip, b.src_port, b.dst_ip,
-        b.dst_port, b.ip_version, b.vlan, b.inner_vlan, b.state, b.conn_state, b.history, b.syn_count, b.pkts_c2s,
+        b.dst_port, b.ip_version, b.vlan, b.inner_vlan, b.state, b.conn_state, b.history, b.syn_count,
+        b.one_direction, b.pkts_c2s,
         b.pkts_s2c, b.bytes_c2s, b.bytes_s2c, b.payload_c2s, b.payload_s2c, b.app_protocol,
         *_PLAIN_MIDDLE,
         b.dns_name, ";".join(b.dns_names) or None, b.process, b.pid, b.eprocess, b.interface, c.vendor, c.rule_id,

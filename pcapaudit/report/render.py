@@ -398,6 +398,10 @@ def header_lines(result: AuditResult) -> list[str]:
     if s.get("interface_copies"):
         lines.append(f"  {s['interface_copies']:,} packets seen again on another interface (a bridge, a router) "
                      "counted once")  # fmt: skip
+    if s.get("one_direction_flows"):
+        lines.append(f"  {plural(s['one_direction_flows'], 'TCP flow')} on {plural(s['one_direction_links'], 'link')} "
+                     "seen in one direction only (a span port or tcpdump -Q showing one side): no blocked or "
+                     "intercepted finding is drawn from the missing side (weirds: one_direction_link)")  # fmt: skip
     for e in result.errors:
         lines.append(f"  ERROR {clean_text(e)}")
     return lines

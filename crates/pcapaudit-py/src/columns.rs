@@ -168,6 +168,10 @@ pub fn flows_batch(rows: &[FlowRecord]) -> Result<RecordBatch, ArrowError> {
         "syn_count",
         prim!(UInt32Builder, rows, |r: &FlowRecord| Some(r.syn_count)),
     );
+    c.add(
+        "one_direction",
+        strings(rows.iter().map(|r| r.one_direction)),
+    );
     c.add("vlan", prim!(UInt32Builder, rows, |r: &FlowRecord| r.vlan));
     c.add(
         "inner_vlan",

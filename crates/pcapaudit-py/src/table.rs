@@ -123,6 +123,7 @@ pub fn flow_table(rows: &[FlowRecord]) -> Result<RecordBatch, ArrowError> {
         "syn_count",
         col!(UInt32Builder, rows, |r: &FlowRecord| Some(r.syn_count)),
     );
+    add("one_direction", strings(rows, |r| r.one_direction));
     add(
         "pkts_c2s",
         col!(UInt64Builder, rows, |r: &FlowRecord| Some(r.pkts_c2s)),

@@ -44,6 +44,9 @@ pub const EV_D: usize = 3;
 pub const EV_F: usize = 4;
 pub const EV_R: usize = 5;
 pub const NEV: usize = 6;
+/// no packet yet in that direction (`Flow::vlan_dir`)
+pub const NO_VLAN: i32 = -2;
+
 /// "no such event" in the first-packet tables (Python's `NONE_FIRST`)
 pub const NONE_FIRST: u64 = i64::MAX as u64;
 pub const HISTORY_LETTERS: &[u8; 6] = b"SHADFR";
@@ -231,6 +234,15 @@ struct Flow {
     want: [u8; 2],
     isn: [i64; 2],
     isn2: [i64; 2],
+    /// the first packet's VLAN tags, and the first tags seen per direction (`NO_VLAN`: no packet yet)
+    vlan: i32,
+    vlan_dir: [i32; 2],
+    /// per direction: the first acknowledgement number of its ACK packets (-1: none yet), how far its
+    /// later ones went past it, and its ACK packets without SYN (RSTs left out): what a side that the
+    /// capture does not show must have sent (`one_direction`)
+    ack0: [i64; 2],
+    ack_adv: [u32; 2],
+    ackn: [u64; 2],
     names: Vec<String>,
     deep: Option<Box<DeepState>>,
     proc: Option<Box<ProcessInfo>>,
@@ -253,6 +265,9 @@ impl Flow {
             evl: [[-1; NEV]; 2],
             isn: [-1; 2],
             isn2: [-1; 2],
+            vlan: -1,
+            vlan_dir: [NO_VLAN; 2],
+            ack0: [-1; 2],
             ..Flow::default()
         };
     }
@@ -384,8 +399,6 @@ pub struct Engine {
     /// scratch: slots found dead by the current expiry
     dead_mark: Vec<bool>,
     free: Vec<u32>,
-    /// live flows per VLAN value (the ICMP VLAN scan)
-    vlans: HashMap<i32, u32, ahash::RandomState>,
     dnsmap: DnsMap,
     decoder: Decoder,
     copies: InterfaceCopies,
@@ -460,7 +473,6 @@ impl Engine {
             deadline: Vec::new(),
             dead_mark: Vec::new(),
             free: Vec::new(),
-            vlans: HashMap::default(),
             dnsmap: DnsMap::default(),
             decoder: Decoder::new(),
             copies: InterfaceCopies::default(),
@@ -804,11 +816,17 @@ impl Engine {
         if ts > self.batch_max_ts {
             self.batch_max_ts = ts;
         }
-        let (key, d) = FlowKey::of(p.ipver, p.proto, p.vlan, p.src, p.sport, p.dst, p.dport);
+        // one conversation is one flow whatever VLAN tags its packets carry (replies re-tagged by a router
+        // on a trunk): the key leaves the tags out, as Zeek's does by default
+        let (key, d) = FlowKey::of(p.ipver, p.proto, -1, p.src, p.sport, p.dst, p.dport);
         let ev = ev_mask(p.proto, p.flags, p.plen);
         let slot = match self.map.get(&key) {
             Some(&s) => s,
-            None => self.new_flow(key, d, ts, pktno, ev),
+            None => {
+                let s = self.new_flow(key, d, ts, pktno, ev);
+                self.flows[s as usize].vlan = p.vlan;
+                s
+            }
         };
         let batch = self.batch;
         let f = &mut self.flows[slot as usize];
@@ -836,7 +854,25 @@ impl Engine {
         if ts > f.last_ts {
             f.last_ts = ts;
         }
+        if f.vlan_dir[d] == NO_VLAN {
+            f.vlan_dir[d] = p.vlan;
+        }
         let syn = p.proto == 6 && p.flags & SYN != 0;
+        if p.proto == 6 && p.flags & ACK != 0 && p.flags & RST == 0 {
+            // the transport header's third word, which `ident` keeps, is the acknowledgement number
+            let a = p.ident as u32;
+            if f.ack0[d] < 0 {
+                f.ack0[d] = i64::from(a);
+            } else {
+                let adv = a.wrapping_sub(f.ack0[d] as u32);
+                if adv < 1 << 31 && adv > f.ack_adv[d] {
+                    f.ack_adv[d] = adv;
+                }
+            }
+            if !syn {
+                f.ackn[d] += 1;
+            }
+        }
         if syn {
             if f.isn[d] < 0 {
                 f.isn[d] = i64::from(p.seq);
@@ -933,7 +969,6 @@ impl Engine {
         };
         f.want = [w, w];
         self.map.insert(key, slot);
-        *self.vlans.entry(key.vlan).or_insert(0) += 1;
         self.new_flows.push(slot);
         self.stats.max_active = self.stats.max_active.max(self.map.len());
         slot
@@ -1171,31 +1206,11 @@ impl Engine {
         self.deadline[target as usize] = flow_deadline(&self.cfg, &self.flows[target as usize]);
     }
 
-    /// The flow an ICMP error quotes: the error's own VLAN, then untagged, then (small tables) every
-    /// VLAN flows are on, in ascending order (`_find_slot`).
-    fn find_slot(&self, q: &Quoted, vlan: i32) -> Option<u32> {
-        let (key, _) = FlowKey::of(q.ipver, q.proto, vlan, q.src, q.sport, q.dst, q.dport);
-        let mut tries: Vec<i32> = vec![vlan];
-        if vlan != -1 {
-            tries.push(-1);
-        }
-        if self.map.len() < ICMP_VLAN_SCAN_MAX {
-            let mut vs: Vec<i32> = self
-                .vlans
-                .iter()
-                .filter(|(_, &n)| n > 0)
-                .map(|(&v, _)| v)
-                .collect();
-            vs.sort_unstable();
-            for v in vs {
-                if !tries.contains(&v) {
-                    tries.push(v);
-                }
-            }
-        }
-        tries
-            .into_iter()
-            .find_map(|tag| self.map.get(&FlowKey { vlan: tag, ..key }).copied())
+    /// The flow an ICMP error quotes (`_find_slot`): flow keys leave VLAN tags out, so the error finds
+    /// its flow whatever tags it or the flow's packets carry.
+    fn find_slot(&self, q: &Quoted, _vlan: i32) -> Option<u32> {
+        let (key, _) = FlowKey::of(q.ipver, q.proto, -1, q.src, q.sport, q.dst, q.dport);
+        self.map.get(&key).copied()
     }
 
     // -- batch end, expiry and records -------------------------------------------------------------
@@ -1363,12 +1378,6 @@ impl Engine {
         self.deadline[slot as usize] = f64::INFINITY;
         let Some(key) = f.key else { return };
         self.map.remove(&key);
-        if let Some(n) = self.vlans.get_mut(&key.vlan) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                self.vlans.remove(&key.vlan);
-            }
-        }
         self.free.push(slot);
         self.stats.flows_emitted += 1;
         let (cd, sd) = if f.orig_a { (0, 1) } else { (1, 0) };
@@ -1391,16 +1400,8 @@ impl Engine {
         } else {
             String::new()
         };
-        let (vlan, inner_vlan) = if key.vlan >= QINQ {
-            (
-                Some(((key.vlan >> 12) & 0xFFF) as u32),
-                Some((key.vlan & 0xFFF) as u32),
-            )
-        } else if key.vlan >= 0 {
-            (Some(key.vlan as u32), None)
-        } else {
-            (None, None)
-        };
+        let (vlan, inner_vlan) = vlan_pair(f.vlan);
+        let one_direction = one_direction(&f, cd, sd, tcp);
         let dns_names = if f.names.is_empty() {
             self.dnsmap.lookup(&dst, f.first_ts)
         } else {
@@ -1434,6 +1435,7 @@ impl Engine {
             state,
             history: hist,
             syn_count: f.evn[cd][EV_S] as u32,
+            one_direction,
             vlan,
             inner_vlan,
             dns_name: dns_names.first().cloned(),
@@ -1444,6 +1446,21 @@ impl Engine {
             interface: f.iface.as_ref().map(|s| s.to_string()),
             ..FlowRecord::default()
         };
+        // the other direction came with other tags (a router on a trunk, asymmetric VLANs): the flow shows
+        // its first packet's, this row says the other
+        if let Some(&other) = f.vlan_dir.iter().find(|&&v| v != NO_VLAN && v != f.vlan) {
+            self.weird(Weird {
+                ts: Some(f.first_ts),
+                name: "vlan_differs_by_direction".to_string(),
+                uid: Some(uid.clone()),
+                detail: format!(
+                    "first packet on {}, the other direction on {}",
+                    vlan_text(f.vlan),
+                    vlan_text(other)
+                ),
+                count: 1,
+            });
+        }
         if let Some(st) = f.deep.as_deref() {
             deep_fields(&mut rec, st, &f, cd, sd, key.proto);
             for (wts, name, detail) in &st.weirds {
@@ -1558,6 +1575,45 @@ impl Engine {
 }
 
 /// Idle for its timeout, closed for `close_delay`, or never answered for `unanswered` (`expire`'s test).
+/// (outer or only VLAN id, inner id) of a packet's `vlan` value.
+fn vlan_pair(v: i32) -> (Option<u32>, Option<u32>) {
+    if v >= QINQ {
+        (Some(((v >> 12) & 0xFFF) as u32), Some((v & 0xFFF) as u32))
+    } else if v >= 0 {
+        (Some(v as u32), None)
+    } else {
+        (None, None)
+    }
+}
+
+/// "VLAN 10", "VLAN 100/20" (QinQ outer/inner), "no VLAN tag".
+fn vlan_text(v: i32) -> String {
+    match vlan_pair(v) {
+        (Some(o), Some(i)) => format!("VLAN {o}/{i}"),
+        (Some(o), None) => format!("VLAN {o}"),
+        _ => "no VLAN tag".to_string(),
+    }
+}
+
+/// Which side of a TCP flow is the only one the capture shows, when the other side's packets must have
+/// existed (`one_direction`): a side that went on with ACKs after its SYN (or SYN-ACK), or whose
+/// acknowledgement numbers grew, received packets the capture does not hold (a span port or
+/// `tcpdump -Q out` showing one direction). A SYN with nothing after it says nothing of the kind.
+fn one_direction(f: &Flow, cd: usize, sd: usize, tcp: bool) -> Option<&'static str> {
+    if !tcp {
+        return None;
+    }
+    let went_on =
+        |x: usize, opener: usize| (f.evn[x][opener] > 0 && f.ackn[x] > 0) || f.ack_adv[x] > 0;
+    if f.pkts[sd] == 0 && f.pkts[cd] > 0 && went_on(cd, EV_S) {
+        Some("client_only")
+    } else if f.pkts[cd] == 0 && f.pkts[sd] > 0 && went_on(sd, EV_H) {
+        Some("server_only")
+    } else {
+        None
+    }
+}
+
 fn flow_is_dead(cfg: &EngineConfig, f: &Flow, now: f64) -> bool {
     let tcp = f.key.is_some_and(|k| k.proto == 6);
     let last = f.last_ts;

@@ -38,6 +38,10 @@ pub struct FlowRecord {
     pub state: String,
     pub history: String,
     pub syn_count: u32,
+    /// TCP: "client_only" / "server_only" when the capture shows one side and the other side's packets
+    /// must have existed (its ACKs say so); None otherwise
+    pub one_direction: Option<&'static str>,
+    /// the first packet's tags (a reply on other tags is a `vlan_differs_by_direction` weird)
     pub vlan: Option<u32>,
     pub inner_vlan: Option<u32>,
     // names
