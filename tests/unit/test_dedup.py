@@ -114,3 +114,35 @@ def test_one_interface_or_none_named_keeps_every_packet(tmp_path):
     single = [("idb", 1, "eth0")] + [("epb", 0, 1.0 + i * 0.001, _syn()) for i in range(3)]
     r = pcapaudit.audit(pcapng_file(tmp_path / "one.pcapng", single))
     assert "interface_copies" not in dict(r.stats.extra) and int(r.flows["syn_count"].iloc[0]) == 3
+
+
+@pytest.mark.parametrize("engine", ["core", "fast"])
+@pytest.mark.parametrize("fmt", ["pcapng", "pcap"])
+def test_copies_on_other_vlans_of_one_interface(tmp_path, engine, fmt):
+    """A span of a trunk sees a routed packet once per VLAN it crossed, on one interface (the nDPI corpus'
+    capwap_data: one conversation on three QinQ tags). Flows are keyed without the VLAN, so those copies
+    must be dropped as copies, or the flow counts each packet once per VLAN. The same bytes again on the
+    same VLAN are on the wire twice and stay; a pcap without interfaces is judged by the tags alone."""
+    from scapy.all import wrpcap
+
+    pkts = [(1.0, _syn(vlan=10)), (1.0001, _syn(ttl=63, vlan=20)),
+            (1.010, _syn(vlan=10)), (1.0101, _syn(ttl=63, vlan=20)),  # a retransmission and its copy
+            (2.0, _dgram()), (2.0002, bytes(Ether() / Dot1Q(vlan=20) / IP(_dgram()[14:])))]  # fmt: skip
+    if fmt == "pcapng":
+        path = pcapng_file(tmp_path / "trunk.pcapng", [("idb", 1, "eth0")] + [("epb", 0, t, p) for t, p in pkts])
+    else:
+        from scapy.all import Ether as E
+
+        frames = []
+        for t, p in pkts:
+            f = E(p)
+            f.time = t
+            frames.append(f)
+        path = tmp_path / "trunk.pcap"
+        wrpcap(str(path), frames)
+    r = pcapaudit.audit(str(path), engine=engine)
+    assert dict(r.stats.extra).get("interface_copies") == 3
+    f = r.flows.set_index(["transport", "src_port"])
+    syn = f.loc[("tcp", 50000)]
+    assert (syn["pkts_c2s"], syn["syn_count"], syn["vlan"]) == (2, 2, 10)
+    assert f.loc[("udp", 4000), "pkts_c2s"] == 1

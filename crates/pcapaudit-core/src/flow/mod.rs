@@ -1365,7 +1365,6 @@ impl Engine {
             self.dead_mark = Vec::new();
             self.free = Vec::new();
             self.map = HashMap::default();
-            self.vlans = HashMap::default();
             self.new_flows = Vec::new();
         }
         false
