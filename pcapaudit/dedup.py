@@ -8,11 +8,13 @@ bridge100). Counted twice, each such flow has twice its packets and bytes and ev
 A packet is a copy when a packet with the same header fields (addresses, protocol, ports, TCP sequence
 and acknowledgement numbers, flags, IP length, IPv4 ID or IPv6 flow label, UDP checksum, ICMP type, code,
 id and sequence; not the TTL, which a router lowers, nor the VLAN tag, which a bridge port may strip) was
-kept on *another* interface less than ``WINDOW`` before it. A packet repeated on the same interface (a
+kept on *another* interface, or on another VLAN of the same interface (the span of a trunk sees a routed
+packet once per VLAN it crossed; flows are keyed without the tag), less than ``WINDOW`` before it. A packet repeated on the same interface (a
 retransmission with the same bytes, a loop) is on the wire twice and stays. NAT rewrites addresses, so
 the two sides of a NAT stay two flows. Linux "any" captures in the older SLL format name no interface,
 but say whether the host received or sent each packet: there a copy is a packet sent less than ``WINDOW``
-after the host received the same one (or the other way round). Captures that say neither are left alone.
+after the host received the same one (or the other way round). Untagged packets of captures that say
+neither are left alone.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pcapaudit.decode.vector import MIX_PERTURB, mix64
 
 WINDOW = 0.05  # seconds: a bridge or a router forwards in microseconds to a few milliseconds
 MAX_CARRY = 1 << 18  # kept packets remembered across batches (50 ms of 5 Mpps), whatever the timestamps
+MAX_VLAN_GROUPS = 4096  # (interface, VLAN) groups; past it new tags share one group per interface
 
 _EMPTY_F = np.zeros(0, dtype=np.float64)
 _EMPTY_U = np.zeros(0, dtype=np.uint64)
@@ -52,21 +55,49 @@ class InterfaceCopies:
         self.window = window
         self.count = 0
         self._ids: dict[str, int] = {}  # interface name -> a number stable across batches
+        self._vlans: dict[tuple[str, int], str] = {}  # (interface, VLAN) -> group name
+        self._tags_seen = False
         self._carry = (_EMPTY_U, _EMPTY_F, _EMPTY_I)  # (key, time, interface) of recently kept packets
 
     def drop(self, ts: np.ndarray, res: DecodeResult) -> int:
         """Mark this batch's copies (``ts``: the batch's timestamps); returns how many there were."""
         groups = res.interfaces or res.directions
-        if groups is None:
-            return 0
         c = res.cols
         rows = np.nonzero(c.status == FAST)[0]
         if not len(rows):
             return 0
-        values, names = groups(rows)
-        if groups is res.directions:  # received / sent: kept apart from interface names
-            names = [f"\0{n}" for n in names]
-        idx = values[rows]
+        vlan = c.vlan[rows].astype(np.int64)
+        tagged = vlan != -1
+        self._tags_seen = self._tags_seen or bool(tagged.any())
+        if groups is None and not self._tags_seen:
+            return 0
+        if groups is not None:
+            values, names = groups(rows)
+            if groups is res.directions:  # received / sent: kept apart from interface names
+                names = [f"\0{n}" for n in names]
+            idx = np.asarray(values[rows], dtype=np.int64)
+        else:
+            # once a capture shows VLAN tags, its untagged packets are a group too (a trunk's native VLAN)
+            names, idx = [], np.full(len(rows), -1, dtype=np.int64)
+            tagged = np.ones(len(rows), dtype=bool)
+        if tagged.any():
+            # a tagged packet's group is its interface (or direction) and its VLAN: a routed packet seen
+            # again on another VLAN of one trunk is a copy too (flows are keyed without tags)
+            pairs, inv = np.unique(np.stack([idx[tagged], vlan[tagged]], axis=1), axis=0, return_inverse=True)
+            extra = []
+            for b, v in pairs.tolist():
+                base = names[b] if b >= 0 else ""
+                key = (base, v)
+                if key not in self._vlans:
+                    if len(self._vlans) < MAX_VLAN_GROUPS:
+                        self._vlans[key] = f"{base}\0vlan{v}"
+                    else:  # a hostile capture with random tags: new tags share one group
+                        extra.append(f"{base}\0vlan*")
+                        continue
+                extra.append(self._vlans[key])
+            idx = idx.copy()
+            idx[tagged] = len(names) + inv.ravel()
+            names = list(names) + extra
         rows, idx = rows[idx >= 0], idx[idx >= 0]
         if not len(rows):
             return 0

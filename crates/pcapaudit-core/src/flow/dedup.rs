@@ -2,8 +2,10 @@
 //! (`InterfaceCopies`, `packet_keys`).
 //!
 //! A packet is a copy when a packet with the same header fields (not the TTL nor the VLAN tag) was kept
-//! on *another* interface (or, for Linux SLL captures, in the other direction: received vs sent) less
-//! than `WINDOW` before it. Captures that say neither are left alone.
+//! on *another* interface (or, for Linux SLL captures, in the other direction: received vs sent), or on
+//! another VLAN of the same interface (a trunk's span sees a routed packet once per VLAN it crossed), less
+//! than `WINDOW` before it. Untagged packets of captures that name no interface nor direction are left
+//! alone.
 
 use std::collections::HashMap;
 
@@ -12,6 +14,7 @@ use crate::decode::Packet;
 
 pub const WINDOW: f64 = 0.05;
 pub const MAX_CARRY: usize = 1 << 18;
+pub const MAX_VLAN_GROUPS: usize = 4096;
 
 /// `packet_keys` of one packet: a hash of the fields that make two packets copies of one.
 pub fn packet_key(p: &Packet<'_>) -> u64 {
@@ -39,6 +42,11 @@ pub struct InterfaceCopies {
     pub window: f64,
     pub count: u64,
     ids: HashMap<String, u32>,
+    /// VLAN -> (interface, group), for `vlan_group_id`
+    vlan_ids: HashMap<i32, Vec<(Box<str>, u32)>, ahash::RandomState>,
+    vlan_groups: usize,
+    /// the capture showed a VLAN tag: its untagged packets that name no interface are a group too
+    pub tags_seen: bool,
     /// key -> (time, interface) of the last packet kept with that key
     kept: HashMap<u64, (f64, u32), ahash::RandomState>,
     max_t: f64,
@@ -56,6 +64,9 @@ impl InterfaceCopies {
             window,
             count: 0,
             ids: HashMap::new(),
+            vlan_ids: HashMap::default(),
+            vlan_groups: 0,
+            tags_seen: false,
             kept: HashMap::default(),
             max_t: f64::NEG_INFINITY,
         }
@@ -69,6 +80,29 @@ impl InterfaceCopies {
         let i = self.ids.len() as u32;
         self.ids.insert(name.to_string(), i);
         i
+    }
+
+    /// The group of a tagged packet: its interface (or direction, or "" when the capture names none)
+    /// and its VLAN tag (QinQ as one value), named as Python names it. Past `MAX_VLAN_GROUPS` (a hostile
+    /// capture with random tags) new tags share one group per interface.
+    pub fn vlan_group_id(&mut self, base: &str, vlan: i32) -> u32 {
+        if let Some(&(_, id)) = self
+            .vlan_ids
+            .get(&vlan)
+            .and_then(|v| v.iter().find(|(b, _)| &**b == base))
+        {
+            return id;
+        }
+        if self.vlan_groups >= MAX_VLAN_GROUPS {
+            return self.group_id(&format!("{base}\0vlan*"));
+        }
+        self.vlan_groups += 1;
+        let id = self.group_id(&format!("{base}\0vlan{vlan}"));
+        self.vlan_ids
+            .entry(vlan)
+            .or_default()
+            .push((base.into(), id));
+        id
     }
 
     /// Fewer than two interfaces known so far: nothing is a copy (decided per batch, after the batch's

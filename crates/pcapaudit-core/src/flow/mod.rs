@@ -616,13 +616,27 @@ impl Engine {
         // interface copies
         if self.cfg.dedup {
             let mut groups: Vec<Option<u32>> = Vec::with_capacity(pkts.len());
+            // once a capture shows VLAN tags, its untagged packets are a group too (a trunk's native VLAN)
+            if !self.copies.tags_seen && pkts.iter().any(|(_, p)| p.vlan != -1) {
+                self.copies.tags_seen = true;
+            }
             for (i, p) in &pkts {
-                let g = match packet_ctx(batch, ifnames, processes, *i, p).1 {
-                    Some(name) => Some(self.copies.group_id(name)),
-                    None => p.meta.pkttype.map(|t| {
-                        self.copies
-                            .group_id(if t == 4 { "\0sent" } else { "\0received" })
-                    }),
+                let base = match packet_ctx(batch, ifnames, processes, *i, p).1 {
+                    Some(name) => Some(name),
+                    None => p
+                        .meta
+                        .pkttype
+                        .map(|t| if t == 4 { "\0sent" } else { "\0received" }),
+                };
+                // a tagged packet's group is its interface (or direction) and its VLAN: a routed packet
+                // seen again on another VLAN of one trunk is a copy too (flows are keyed without tags)
+                let g = match base {
+                    _ if p.vlan != -1 => {
+                        Some(self.copies.vlan_group_id(base.unwrap_or(""), p.vlan))
+                    }
+                    Some(b) => Some(self.copies.group_id(b)),
+                    None if self.copies.tags_seen => Some(self.copies.vlan_group_id("", -1)),
+                    None => None,
                 };
                 groups.push(g);
             }
