@@ -113,3 +113,21 @@ def test_retract_takes_covered_flows_out_of_a_folded_row():
     assert row.count == 2 and uids == ("B", "C") and row.uid == "B"
     assert c.retract("evidence_unavailable", {"B", "C"}) == 2
     assert c.rows() == []
+
+
+def test_the_lab_recordings_together_give_the_name_signal_to_the_intercepted_flows_only():
+    """tls13-inspection-passive and tls13-clean-forwarder audited as one capture (a device on two paths):
+    the intercepted flows also differ from their names' clean flights; the clean flows get nothing."""
+    from pathlib import Path
+
+    import pcapaudit
+
+    here = Path(__file__).resolve().parents[1] / "scenarios"
+    r = pcapaudit.audit([str(here / "tls13-inspection-passive" / "input.pcap"),
+                         str(here / "tls13-clean-forwarder" / "input.pcap")])  # fmt: skip
+    passive = r.findings[r.findings["code"] == "tls13_passive"]
+    assert int(passive["count"].sum()) == 8
+    assert passive["evidence"].str.contains("flight_differs_for_name").all()
+    assert set(passive["severity"]) == {"medium"}
+    # the clean path's TLS 1.3 notes stay
+    assert int((r.findings["code"] == "evidence_unavailable").sum()) == 4
