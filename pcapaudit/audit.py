@@ -16,7 +16,7 @@ import os
 import socket
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pcapaudit.capture.filefilter import FileFilter
 from pcapaudit.capture.pcapfile import CaptureFile, PacketBatch
@@ -583,6 +583,25 @@ class Auditor:
         self._max_active += state["max_active"]
         self._ended_early += state["ended_early"]
 
+    def _tls13_passive(self) -> None:
+        """Passive TLS 1.3 interception evidence over the whole flows table (``pcapaudit.tls13``): its
+        per-flow verdicts replace the "evidence unavailable" notes of the flows they cover."""
+        from pcapaudit import tls13
+
+        new = tls13.findings(self.flows.table(), self.findings.rows())
+        if not new:
+            return
+        self.findings.retract("evidence_unavailable", {f.uid for f, _u in new if f.code == tls13.CODE})
+        by_ident: dict[str, list[tuple[Finding, tuple[str, ...]]]] = {}
+        for f, uids in new:
+            by_ident.setdefault(f.identifier, []).append((f, uids))
+        for fs in by_ident.values():
+            uids = tuple(dict.fromkeys(u for _f, us in fs for u in us))
+            first = min((f for f, _u in fs), key=lambda f: f.ts or 0)
+            row = replace(first, count=sum(f.count for f, _u in fs), severity=max(f.severity for f, _u in fs))
+            self.findings.add_row(row, uids)
+            self.coverage.finding(row, frozenset({row.rule_id}) if row.rule_id else frozenset())
+
     def _copies(self) -> int:
         return self._copies_count if self.core is not None else self.copies.count
 
@@ -604,6 +623,7 @@ class Auditor:
             if client not in one_way["clients"]:
                 self._finding(fd, rules, client, fkey)
         self._held_udp.clear()
+        self._tls13_passive()
         vendors = self.options.vendors or self.coverage.detected_vendors(self.book)
         finding_rows = self.findings.rows()
         coverage = self.coverage.rows(self.book, tuple(vendors), self.ctx.region)

@@ -25,8 +25,9 @@ _TRANSPORTS = {t.value: t for t in Transport}
 _DEEP_COLUMNS = (
     "sni", "tls_version", "tls_cipher", "tls_server_version", "tls_handshake", "quic_version", "http_method",
     "http_host", "http_uri", "http_status", "connect_host", "connect_port", "smtp_starttls",
+    "tls_server_shape",
 )  # fmt: skip
-_DEEP_LISTS = ("alpn", "certs", "alerts", "client_records_after_server", "icmp")
+_DEEP_LISTS = ("alpn", "certs", "alerts", "client_records_after_server", "icmp", "tls_server_flight")
 _DEEP_FLAGS = ("tls_ech", "ldap_simple_bind", "ldap_starttls")
 
 
@@ -60,8 +61,8 @@ def flow_rows(rb) -> Iterator[tuple[FlowRecord | FlowBase, bool]]:
     if n == 0:
         return
     cols = {name: rb.column(i) for i, name in enumerate(rb.schema.names)}
-    py = {name: cols[name].to_pylist() for name in cols if name not in ("certs", "alerts", "icmp",
-                                                                          "client_records_after_server")}  # fmt: skip
+    nested = ("certs", "alerts", "icmp", "client_records_after_server", "tls_server_flight")
+    py = {name: cols[name].to_pylist() for name in cols if name not in nested}
     deep = np.zeros(n, dtype=bool)
     for name in _DEEP_COLUMNS:
         deep |= ~np.asarray(cols[name].is_null().to_numpy(zero_copy_only=False))
@@ -73,6 +74,7 @@ def flow_rows(rb) -> Iterator[tuple[FlowRecord | FlowBase, bool]]:
     alerts = cols["alerts"].to_pylist() if deep.any() else [None] * n
     icmp = cols["icmp"].to_pylist() if deep.any() else [None] * n
     recs = cols["client_records_after_server"].to_pylist() if deep.any() else [None] * n
+    flights = cols["tls_server_flight"].to_pylist() if deep.any() else [None] * n
     transport = [_TRANSPORTS[t] for t in py["transport"]]
     alpn, dns_names = _tuples(py["alpn"]), _tuples(py["dns_names"])
     for i in range(n):
@@ -101,6 +103,8 @@ def flow_rows(rb) -> Iterator[tuple[FlowRecord | FlowBase, bool]]:
             alerts=tuple(TlsAlert(a["sender"], a["level"], a["description"], a["after_server_flight"])
                          for a in alerts[i] or ()),
             client_records_after_server=tuple((r["content_type"], r["length"]) for r in recs[i] or ()),
+            tls_server_shape=py["tls_server_shape"][i],
+            tls_server_flight=tuple(r["length"] for r in flights[i] or ()),
             quic_version=py["quic_version"][i], http_method=py["http_method"][i], http_host=py["http_host"][i],
             http_uri=py["http_uri"][i], http_status=py["http_status"][i], connect_host=py["connect_host"][i],
             connect_port=py["connect_port"][i], app_protocol=py["app_protocol"][i],

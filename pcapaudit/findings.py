@@ -715,6 +715,33 @@ class FindingCollector:
             have[u] = None
         return None
 
+    def add_row(self, fd: Finding, uids: tuple[str, ...]) -> Finding | None:
+        """Fold a finding about several flows (``uids``) in, outside any client's budget (the findings of
+        the cross-flow analyses, made once the whole flows table is known)."""
+        self.raw += 1
+        return self._fold(fd.identifier, fd, fd.count, fd.severity, uids)
+
+    def retract(self, code: str, uids: set[str]) -> int:
+        """Take the flows ``uids`` out of the rows of ``code`` (a later analysis replaced what those rows
+        said about them); a row left with no flow goes. Returns the occurrences taken out."""
+        taken = 0
+        for key in [k for k, f in self._first.items() if f.code == code]:
+            have = self._uids[key]
+            gone = [u for u in have if u in uids]
+            if not gone:
+                continue
+            for u in gone:
+                del have[u]
+            taken += len(gone)
+            self._count[key] -= len(gone)
+            if self._count[key] <= 0 or not have:
+                for d in (self._first, self._count, self._sev, self._uids):
+                    del d[key]
+                self._more.pop(key, None)
+            elif self._first[key].uid in uids:
+                self._first[key] = replace(self._first[key], uid=next(iter(have)))
+        return taken
+
     def rows(self) -> list[tuple[Finding, tuple[str, ...]]]:
         """Findings in time order with every uid involved."""
         out = [

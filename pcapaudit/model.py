@@ -213,6 +213,10 @@ class FlowRecord:
     certs: tuple[CertInfo, ...] = ()
     alerts: tuple[TlsAlert, ...] = ()
     client_records_after_server: tuple[tuple[int, int], ...] = ()
+    # the server's TLS stack as its ServerHello shows it (version_cipher_extensions_group), and the lengths
+    # of a TLS 1.3 server's encrypted flight records (the compiled core only: the oracle engine leaves them)
+    tls_server_shape: str | None = None
+    tls_server_flight: tuple[int, ...] = ()
     quic_version: str | None = None
     http_method: str | None = None
     http_host: str | None = None

@@ -22,7 +22,7 @@ FLOW_COLUMNS: dict[str, str] = {
     "sni": "string", "alpn": "string", "tls_version": "category", "tls_server_version": "category",
     "tls_cipher": "string", "tls_handshake": "category", "tls_ech": "boolean", "cert_issuer": "string",
     "cert_subject": "string", "cert_sha256": "string", "cert_self_signed": "boolean", "cert_chain": "string",
-    "tls_alerts": "string",
+    "tls_alerts": "string", "tls_server_shape": "string", "tls_server_flight": "UInt32",
     "quic_version": "category", "http_method": "category", "http_host": "string", "http_uri": "string",
     "http_status": "UInt16", "connect_host": "string", "connect_port": "UInt16", "ldap_simple_bind": "boolean",
     "ldap_starttls": "boolean", "smtp_starttls": "boolean", "icmp": "string", "dns_name": "string",
@@ -73,6 +73,7 @@ def flow_row(f: FlowRecord, c: Classification) -> tuple:
         f.tls_ech if (f.sni or f.tls_handshake) else None, leaf.issuer if leaf else None,
         leaf.subject if leaf else None, leaf.sha256 if leaf else None, leaf.self_signed if leaf else None, chain,
         ";".join(f"{a.sender}:{'fatal' if a.fatal else 'warning'}:{a.description}" for a in f.alerts) or None,
+        f.tls_server_shape, sum(f.tls_server_flight) if f.tls_server_flight else None,
         f.quic_version, f.http_method, f.http_host, f.http_uri, f.http_status, f.connect_host, f.connect_port,
         f.ldap_simple_bind if is_ldap else None, f.ldap_starttls if is_ldap else None, f.smtp_starttls,
         ";".join(f"{t}/{code} from {rep}" for t, code, rep in f.icmp) or None, f.dns_name,
@@ -82,7 +83,7 @@ def flow_row(f: FlowRecord, c: Classification) -> tuple:
     )  # fmt: skip
 
 
-_PLAIN_MIDDLE = (None,) * 24  # sni .. icmp: what flow_row gives a record without TLS/QUIC/HTTP/LDAP/SMTP/ICMP
+_PLAIN_MIDDLE = (None,) * 26  # sni .. icmp: what flow_row gives a record without TLS/QUIC/HTTP/LDAP/SMTP/ICMP
 
 
 def plain_row(b: FlowBase, c: Classification) -> tuple:

@@ -14,6 +14,11 @@ Files in the PKI directory:
                           the appliance's root installed by profile)
 Leaves are issued on demand by `Issuer.leaf(host, hierarchy)` into a cache directory, as
 `<hierarchy>-<host>.pem` (leaf + issuing CA, the chain a server sends) and `.key`.
+
+By default every leaf is ECDSA P-256 with the host (and a wildcard) as names: all lab vendors then look
+like one TLS stack. `Issuer.leaf(host, hierarchy, profile)` with a name of `PROFILES` gives the vendor
+diversity of the real internet instead (another key type and size, more names, subject fields, the root
+sent along): the scenarios that measure passive TLS 1.3 evidence use them (tls13-*).
 """
 from __future__ import annotations
 
@@ -31,6 +36,24 @@ PUBLIC_INT = {"CN": "pcapaudit Lab Public Server CA 1", "O": "pcapaudit Lab Trus
 INSPECTION_CA = {"CN": "Corporate Inspection CA", "O": "Example Corp Security", "OU": "Network Security",
                  "C": "US"}
 
+# Certificate profiles: leaf key type, extra subject fields, extra SAN names, whether the root is sent too.
+PROFILES = {
+    "apple": {"key": "rsa2048", "sans": 3,
+              "subject": {"O": "Apple Inc.", "L": "Cupertino", "ST": "California", "C": "US"}},
+    "jamf": {"key": "rsa2048", "subject": {"O": "Jamf Software, LLC", "C": "US"}, "send_root": True},
+    "kandji": {"key": "ec256"},
+    "google": {"key": "ec256", "sans": 12},
+    "datadog": {"key": "rsa3072", "subject": {"O": "Datadog, Inc.", "C": "US"}, "sans": 4},
+    "inspection-rsa": {"key": "rsa2048"},  # what most inspection appliances mint
+}
+
+
+def _leaf_key(kind: str):
+    if kind.startswith("rsa"):
+        return rsa.generate_private_key(public_exponent=65537, key_size=int(kind[3:]))
+    return ec.generate_private_key({"ec256": ec.SECP256R1(), "ec384": ec.SECP384R1()}[kind])
+
+
 # Leaves for hosts under these parents also carry the wildcard (as real vendor certificates do).
 WILDCARD_PARENTS = ("push.apple.com", "jamfcloud.com", "web-api.kandji.io", "web-api.eu.kandji.io",
                     "devices.us-1.kandji.io", "devices.eu.kandji.io", "googleapis.com")
@@ -38,8 +61,8 @@ WILDCARD_PARENTS = ("push.apple.com", "jamfcloud.com", "web-api.kandji.io", "web
 
 def _name(d: dict) -> x509.Name:
     oids = {"CN": NameOID.COMMON_NAME, "O": NameOID.ORGANIZATION_NAME, "OU": NameOID.ORGANIZATIONAL_UNIT_NAME,
-            "C": NameOID.COUNTRY_NAME}
-    order = ["C", "O", "OU", "CN"]
+            "C": NameOID.COUNTRY_NAME, "ST": NameOID.STATE_OR_PROVINCE_NAME, "L": NameOID.LOCALITY_NAME}
+    order = ["C", "ST", "L", "O", "OU", "CN"]
     return x509.Name([x509.NameAttribute(oids[k], d[k]) for k in order if k in d])
 
 
@@ -125,24 +148,32 @@ class Issuer:
             self._ca[hierarchy] = (cert, key)
         return self._ca[hierarchy]
 
-    def leaf(self, host: str, hierarchy: str = "public") -> tuple[str, str]:
-        """Return (chain_pem_path, key_path) for `host` issued by the given hierarchy."""
+    def leaf(self, host: str, hierarchy: str = "public", profile: str | None = None) -> tuple[str, str]:
+        """Return (chain_pem_path, key_path) for `host` issued by the given hierarchy (`profile`: a name
+        of PROFILES, else the default ECDSA P-256 leaf)."""
         safe = host.replace("*", "_wild_")
-        chain = os.path.join(self.cache_dir, f"{hierarchy}-{safe}.pem")
-        keyp = os.path.join(self.cache_dir, f"{hierarchy}-{safe}.key")
+        stem = f"{hierarchy}-{profile}-{safe}" if profile else f"{hierarchy}-{safe}"
+        chain = os.path.join(self.cache_dir, f"{stem}.pem")
+        keyp = os.path.join(self.cache_dir, f"{stem}.key")
+        prof = PROFILES[profile] if profile else {}
         with self._lock:
             if os.path.exists(chain) and os.path.exists(keyp):
                 return chain, keyp
             ca_cert, ca_key = self._load_ca(hierarchy)
-            key = ec.generate_private_key(ec.SECP256R1())
+            key = _leaf_key(prof.get("key", "ec256"))
             names = [host]
             parent = host.split(".", 1)[1] if "." in host else ""
             if hierarchy == "public" and parent in WILDCARD_PARENTS:
                 names.append("*." + parent)
+            names += [f"alt{i}.{parent or host}" for i in range(prof.get("sans", 0))]
+            subject = {"CN": host}
+            if hierarchy != "inspection":
+                subject["O"] = "pcapaudit Lab Vendor Hosts"
+            if "subject" in prof:
+                subject = {"CN": host, **prof["subject"]}
             now = _now()
             cert = (x509.CertificateBuilder()
-                    .subject_name(_name({"CN": host} if hierarchy == "inspection"
-                                        else {"CN": host, "O": "pcapaudit Lab Vendor Hosts"}))
+                    .subject_name(_name(subject))
                     .issuer_name(ca_cert.subject).public_key(key.public_key())
                     .serial_number(x509.random_serial_number())
                     .not_valid_before(now - _dt.timedelta(hours=1)).not_valid_after(now + _dt.timedelta(days=90))
@@ -154,7 +185,11 @@ class Issuer:
                                    critical=False)
                     .sign(ca_key, hashes.SHA256()))
             tmp = chain + f".{os.getpid()}.tmp"
-            _write_certs(tmp, cert, ca_cert)
+            extra = []
+            if prof.get("send_root") and hierarchy == "public":
+                with open(self.path("public-root.pem"), "rb") as f:
+                    extra.append(x509.load_pem_x509_certificate(f.read()))
+            _write_certs(tmp, cert, ca_cert, *extra)
             _write_key(keyp + f".{os.getpid()}.tmp", key)
             os.replace(keyp + f".{os.getpid()}.tmp", keyp)
             os.replace(tmp, chain)

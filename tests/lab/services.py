@@ -107,7 +107,7 @@ class TLSFactory:
 
     def _build(self, host: str, hierarchy: str, spec: dict) -> ssl.SSLContext:
         """A new server context for ``host``'s leaf certificate, configured from ``spec``."""
-        chain, keyp = self.issuer.leaf(host, hierarchy)
+        chain, keyp = self.issuer.leaf(host, hierarchy, spec.get("profile"))
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = VERSIONS[spec.get("min") or "TLSv1.2"]
         ctx.maximum_version = VERSIONS[spec.get("max") or "TLSv1.3"]
@@ -122,7 +122,7 @@ class TLSFactory:
 
     def context(self, host: str, hierarchy: str, spec: dict) -> ssl.SSLContext:
         key = (host, hierarchy, spec.get("min"), spec.get("max"), tuple(spec.get("alpn") or ()),
-               spec.get("ciphers"))
+               spec.get("ciphers"), spec.get("profile"))
         with self._lock:
             ctx = self._cache.get(key)
             if ctx is None:
@@ -410,7 +410,8 @@ class Daemon:
         ev["action"] = "intercept"
         # like most inspection appliances: downgrade to HTTP/1.1 when the client offers it
         alpn = ["http/1.1"] if "http/1.1" in hello["alpn"] else (hello["alpn"] or None)
-        tspec = {"min": spec.get("min"), "max": spec.get("max"), "alpn": alpn}
+        tspec = {"min": spec.get("min"), "max": spec.get("max"), "alpn": alpn,
+                 "profile": spec.get("leaf_profile")}
         ctx = self.tls.context(hello["sni"] or dst[0], "inspection", tspec)
         ev["cert"] = ctx._lab_cert
         ss = ctx.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)

@@ -331,9 +331,10 @@ class Lab:
         self._service_logs[name] = log
         return log
 
-    def start_internet(self, extra: list | None = None, replace: dict | None = None) -> str:
+    def start_internet(self, extra: list | None = None, replace: dict | None = None,
+                       diverse: bool = False) -> str:
         """Vendor servers in inet (see `vendor_services`), plus `extra` listeners."""
-        return self.start_services("inet", vendor_services(replace) + list(extra or []))
+        return self.start_services("inet", vendor_services(replace, diverse) + list(extra or []))
 
     def start_corp(self, extra: list | None = None) -> str:
         """On-prem servers in corp: LDAP 389/636, SMTP 25, HL7 2575, DCOM 135/49670, Endpoint Central."""
@@ -424,9 +425,19 @@ def nat_redirect(rules: list[str], table: str = "pa_nat") -> str:
 
 
 # ---------------------------------------------------------------------- standard server sets
-def tls(hosts, hierarchy="public", min="TLSv1.2", max="TLSv1.3", alpn=None, ciphers=None) -> dict:
+def tls(hosts, hierarchy="public", min="TLSv1.2", max="TLSv1.3", alpn=None, ciphers=None,
+        profile=None) -> dict:
     return {"hosts": [hosts] if isinstance(hosts, str) else list(hosts), "hierarchy": hierarchy, "min": min,
-            "max": max, "alpn": alpn, "ciphers": ciphers}
+            "max": max, "alpn": alpn, "ciphers": ciphers, "profile": profile}
+
+
+# the certificate profile (tests/lab/pki.py PROFILES) of each vendor's hosts, by name suffix
+VENDOR_PROFILES = {"apple.com": "apple", "jamfcloud.com": "jamf", "kandji.io": "kandji",
+                   "google.com": "google", "googleapis.com": "google", "datadoghq.com": "datadog"}
+
+
+def vendor_profile(host: str) -> str | None:
+    return next((p for sfx, p in VENDOR_PROFILES.items() if host == sfx or host.endswith("." + sfx)), None)
 
 
 def https(host, port=443, app="http", ip=None, **tlskw) -> dict:
@@ -435,8 +446,10 @@ def https(host, port=443, app="http", ip=None, **tlskw) -> dict:
             "host": host}
 
 
-def vendor_services(replace: dict | None = None) -> list:
-    """One listener set per vendor host in hosts.HOSTS (TLS 1.2-1.3, lab public chain)."""
+def vendor_services(replace: dict | None = None, diverse: bool = False) -> list:
+    """One listener set per vendor host in hosts.HOSTS (TLS 1.2-1.3, lab public chain). ``diverse``: each
+    vendor's certificates have their own profile (key type, names, chain: ``vendor_profile``), as on the
+    real internet; by default every leaf is the same kind (ECDSA P-256 under one intermediate)."""
     K, KE = H.KANDJI_TENANT, H.KANDJI_EU_TENANT
     apns_alpn = ["apns-security-v3", "apns-pack-v1"]
     svcs = [
@@ -464,6 +477,10 @@ def vendor_services(replace: dict | None = None) -> list:
         https("example.org"), {"kind": "tcp", "ip": H.HOSTS["example.org"], "port": 80, "app": "http"},
         {"kind": "udp", "ip": H.HOSTS["example.org"], "port": 9999, "app": "drop"},
     ]
+    if diverse:
+        for s in svcs:
+            if "tls" in s and s.get("host"):
+                s["tls"]["profile"] = vendor_profile(s["host"])
     for key, spec in (replace or {}).items():
         svcs = [s for s in svcs if (s.get("host"), s["port"]) != key and (s["ip"], s["port"]) != key]
         if spec is not None:

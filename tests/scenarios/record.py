@@ -161,6 +161,80 @@ def s_kandji13(lab, rec):
     kandji_inspection(lab, rec, "TLSv1.3")
 
 
+# ------------------------------------------------------------------------------------------------ 3b
+# Passive TLS 1.3 interception evidence (issue 20): the same device and the same vendor names, once through
+# a re-signing inspection proxy, once through the same box acting as a plain TCP forwarder. The vendor
+# servers have per-vendor certificate profiles (tests/lab/pki.py PROFILES: RSA 2048/3072 and ECDSA P-256
+# leaves, more or fewer names, a chain with or without the root), as the real internet has.
+TLS13_STEPS = [
+    ("albert.apple.com", "http-post", "/deviceservices/drmHandshake", "mobileactivationd"),
+    ("gdmf.apple.com", "http", "/v2/pmv", "softwareupdated"),
+    ("acme.jamfcloud.com", "http", "/healthCheck.html", "mdmclient (Jamf Cloud check-in)"),
+    (K_WEB, "http", "/app/v1/self-service", "Kandji Self Service"),
+    ("android.googleapis.com", "http", "/checkin", "Android checkin"),
+    ("browser-intake-datadoghq.com", "http-post", "/api/v2/rum", "Kandji Self Service telemetry"),
+]
+TLS13_VENDOR_SUFFIXES = ["apple.com", "jamfcloud.com", "kandji.io", "googleapis.com",
+                         "browser-intake-datadoghq.com"]
+
+
+def tls13_passive(lab, rec, intercept: bool):
+    lab.start_internet(replace={("acme.jamfcloud.com", 443): https("acme.jamfcloud.com", profile="jamf")},
+                       diverse=True)
+    bypass = [] if intercept else TLS13_VENDOR_SUFFIXES
+    lab.start_services("fw", [{"kind": "mitm", "ip": "0.0.0.0", "port": 15443, "min": "TLSv1.2",
+                               "max": "TLSv1.3", "bypass": bypass, "leaf_profile": "inspection-rsa"}], name="mitm")
+    rec.firewall(fw_redirect(['iifname "lan0" tcp dport 443 redirect to :15443']),
+                 ['nat prerouting: iifname "lan0" tcp dport 443 redirect to :15443 ('
+                  + ('the inspection proxy' if intercept else 'the same box as a plain TCP forwarder') + ')'])
+    if intercept:
+        rec.middleboxes.append({"kind": "tls_inspection_proxy", "where": "fw", "max_tls": "TLSv1.3",
+                                "issuer": "Corporate Inspection CA (O=Example Corp Security)", "bypass": [],
+                                "summary": "transparent TLS interception of all TCP 443 from the device LAN, "
+                                           "TLS up to TLSv1.3, RSA-2048 leaves signed by "
+                                           "'Corporate Inspection CA'"})
+    else:
+        rec.middleboxes.append({"kind": "tcp_forwarder", "where": "fw",
+                                "summary": "the inspection box with every vendor on its bypass list: a "
+                                           "transparent TCP forwarder (no TLS termination)"})
+    rec.tenants = {"kandji.uuid": K, "kandji.region": "us"}
+    trust = "inspection" if intercept else "public"
+    steps = [{"op": "tls", "host": h, "port": 443, "trust": trust, "alpn": BROWSER_ALPN, "app": app,
+              "path": path, "label": label + (" (trusts the inspection root)" if intercept else "")}
+             for h, app, path, label in TLS13_STEPS]
+    # the pinned Kandji agent, twice (its retry): it refuses the inspection chain, accepts the real one
+    steps += [{"op": "tls", "host": K_DEV, "port": 443, "trust": "public", "alpn": BROWSER_ALPN,
+               "app": "http", "path": "/mdm/checkin", "label": "Kandji agent (pinned)"}] * 2
+    with rec.capture():
+        rec.run("dev", steps)
+
+
+@scenario("tls13-inspection-passive", """
+A transparent TLS-inspection proxy in the firewall terminates every TLS 1.3 connection from the device LAN
+on port 443 and re-signs with "Corporate Inspection CA" (RSA-2048 leaves minted per name). The device
+trusts the inspection root (installed by profile), so its clients to six names of five vendors (Apple
+albert/gdmf, Jamf Cloud, Kandji, Google, Datadog) complete; the pinned Kandji agent refuses the chain twice
+(its retry). The vendor servers behind have per-vendor certificates (RSA 2048/3072 or ECDSA P-256 leaves,
+more or fewer names, the root sent or not), but on the wire only the proxy's TLS stack answers: one
+ServerHello shape and an encrypted flight of a constant size plus twice the name's length, for every
+vendor. The same names through the same box as a plain TCP forwarder: tls13-clean-forwarder.
+""")
+def s_tls13_inspection(lab, rec):
+    tls13_passive(lab, rec, intercept=True)
+
+
+@scenario("tls13-clean-forwarder", """
+The counterpart of tls13-inspection-passive: the same device and the same client steps to the same names,
+through the same box in the firewall, but with every vendor on its bypass list, so it only forwards TCP
+(no TLS termination). Each vendor's own server answers with its own certificate profile (RSA 2048/3072 or
+ECDSA P-256 leaves, more or fewer names, the root sent or not): the encrypted server flights differ by
+vendor, as on the real internet. The clients trust only the public root (the pinned Kandji agent included),
+and everything completes.
+""")
+def s_tls13_clean(lab, rec):
+    tls13_passive(lab, rec, intercept=False)
+
+
 # ------------------------------------------------------------------------------------------------ 5
 @scenario("sni-filtered-rst", """
 An SNI-filtering middlebox in the firewall transparently accepts every TCP 443 connection from the device

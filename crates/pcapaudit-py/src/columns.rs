@@ -316,6 +316,19 @@ pub fn flows_batch(rows: &[FlowRecord]) -> Result<RecordBatch, ArrowError> {
         );
     }
     c.add(
+        "tls_server_shape",
+        strings(rows.iter().map(|r| r.tls_server_shape.as_deref())),
+    );
+    {
+        let lens: Vec<u16> = rows
+            .iter()
+            .flat_map(|r| r.tls_server_flight.iter().copied())
+            .collect();
+        let counts: Vec<usize> = rows.iter().map(|r| r.tls_server_flight.len()).collect();
+        let children = vec![("length", Arc::new(UInt16Array::from(lens)) as ArrayRef)];
+        c.add("tls_server_flight", struct_lists(&counts, children).1);
+    }
+    c.add(
         "quic_version",
         strings(rows.iter().map(|r| r.quic_version.as_deref())),
     );

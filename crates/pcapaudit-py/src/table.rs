@@ -206,6 +206,17 @@ pub fn flow_table(rows: &[FlowRecord]) -> Result<RecordBatch, ArrowError> {
             })
         }),
     );
+    add(
+        "tls_server_shape",
+        strings(rows, |r| r.tls_server_shape.as_deref()),
+    );
+    add(
+        "tls_server_flight",
+        col!(UInt32Builder, rows, |r: &FlowRecord| (!r
+            .tls_server_flight
+            .is_empty())
+        .then(|| r.tls_server_flight.iter().map(|&l| u32::from(l)).sum())),
+    );
     add("quic_version", strings(rows, |r| r.quic_version.as_deref()));
     add("http_method", strings(rows, |r| r.http_method.as_deref()));
     add("http_host", strings(rows, |r| r.http_host.as_deref()));

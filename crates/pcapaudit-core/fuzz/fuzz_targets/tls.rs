@@ -27,9 +27,23 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(whole.client_hello, split.client_hello);
     assert_eq!(whole.server_hello, split.server_hello);
     assert_eq!(whole.hs_types, split.hs_types);
+    assert_eq!(whole.sh_record, split.sh_record);
     let _ = whole.done();
+    // the server flight's lengths: the same from either feed, bounded, for any cut
+    let flight = tls::server_flight(&whole.records, whole.sh_record, cut);
+    assert!(flight.len() <= tls::MAX_FLIGHT_RECORDS);
+    assert_eq!(
+        flight,
+        tls::server_flight(&split.records, split.sh_record, cut)
+    );
+    if let Some(sh) = &whole.server_hello {
+        let _ = tls::server_shape(sh, is_client);
+    }
     let _ = tls::parse_client_hello(rest);
-    let _ = tls::parse_server_hello(rest);
+    if let Ok(sh) = tls::parse_server_hello(rest) {
+        assert!(sh.extensions.len() <= tls::MAX_SH_EXTENSIONS);
+        let _ = tls::server_shape(&sh, false);
+    }
     let _ = tls::parse_certificate_list(rest);
     let _ = tls::hostname(rest);
 });

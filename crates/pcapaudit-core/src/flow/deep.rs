@@ -7,7 +7,7 @@ use crate::proto::app;
 use crate::proto::dns::{self, DnsMessage};
 use crate::proto::http::{self, HttpRequest};
 use crate::proto::quic::QuicClientState;
-use crate::proto::tls::TlsStream;
+use crate::proto::tls::{self, TlsStream};
 use crate::{ParseError, ParseResult};
 use std::collections::HashMap;
 
@@ -79,6 +79,9 @@ pub struct DeepState {
     pub ch_pkt: Option<u64>,
     pub sh_pkt: Option<u64>,
     pub alerts: Vec<Alert>,
+    /// TLS 1.3: the server's records counted when the client sent its first record after the server's
+    /// flight (its Finished or an alert): the flight is the server's records before it
+    pub flight_end: Option<usize>,
     pub ldap: Option<(bool, bool, bool, bool)>,
     pub smtp: Option<bool>,
     pub udp_app: Option<&'static str>,
@@ -250,6 +253,12 @@ impl DeepState {
             return;
         };
         let nalerts = t.alerts.len();
+        // a TLS 1.3 server's stream is read past its ServerHello only for the flight's record lengths:
+        // its alerts there are not taken (as before the flight was read)
+        let flight_mode = side == SERVER
+            && t.server_hello
+                .as_ref()
+                .is_some_and(|sh| sh.version() == 0x0304);
         t.feed(data);
         if side == CLIENT && self.ch_pkt.is_none() && t.client_hello.is_some() {
             self.ch_pkt = Some(pkt);
@@ -257,7 +266,7 @@ impl DeepState {
         if side == SERVER && self.sh_pkt.is_none() && t.server_hello.is_some() {
             self.sh_pkt = Some(pkt);
         }
-        if t.alerts.len() > nalerts {
+        if t.alerts.len() > nalerts && !flight_mode {
             for &(level, desc, _rec) in &t.alerts[nalerts..] {
                 let after = if side == CLIENT { sh_seen } else { true };
                 self.alerts.push((side, level, desc, after, pkt));
@@ -272,6 +281,7 @@ impl DeepState {
             return;
         };
         let fatal = t.alerts.iter().any(|a| a.0 == 2);
+        let mut end_flight = false;
         if side == CLIENT {
             let mut limit = TLS_CLIENT_RECORDS;
             let srv13 = self.tls[SERVER]
@@ -284,18 +294,71 @@ impl DeepState {
             if t.client_hello.is_some() && t.records.len() >= limit {
                 self.done[side] = true;
             }
+            if srv13
+                && self.flight_end.is_none()
+                && t.records.iter().skip(1).any(|r| r.0 == 21 || r.0 == 23)
+            {
+                end_flight = true;
+            }
         } else {
             let sh13 = t
                 .server_hello
                 .as_ref()
                 .is_some_and(|sh| sh.version() == 0x0304 || t.encrypted);
-            if t.records.len() >= TLS_SERVER_RECORDS || fatal || sh13 {
+            // TLS 1.3 (not a HelloRetryRequest): read on for the lengths of the encrypted flight, until
+            // the client answers it (`end_flight`) or MAX_FLIGHT_RECORDS of it are in
+            let flight_open = self.flight_end.is_none()
+                && t.server_hello
+                    .as_ref()
+                    .is_some_and(|sh| sh.version() == 0x0304 && !sh.hrr)
+                && t.sh_record.is_some_and(|i| {
+                    t.records.len() < i + 1 + tls::MAX_FLIGHT_RECORDS + 2
+                        && tls::server_flight(&t.records, Some(i), usize::MAX).len()
+                            < tls::MAX_FLIGHT_RECORDS
+                });
+            if t.records.len() >= TLS_SERVER_RECORDS || fatal || (sh13 && !flight_open) {
                 self.done[side] = true;
             }
         }
         if t.done() || (side == CLIENT && fatal) {
             self.done[side] = true;
         }
+        if end_flight {
+            self.end_flight();
+        }
+    }
+
+    /// The client answered a TLS 1.3 server's flight: the flight is what the server sent until now,
+    /// and the server's stream needs reading no further.
+    fn end_flight(&mut self) {
+        let Some(t) = self.tls[SERVER].as_mut() else {
+            return;
+        };
+        self.flight_end = Some(t.records.len());
+        if !self.done[SERVER] {
+            self.done[SERVER] = true;
+            t.hs = Vec::new();
+            self.streams[SERVER] = None;
+        }
+    }
+
+    /// The lengths of the TLS 1.3 server's encrypted flight (`tls::server_flight`).
+    pub fn server_flight(&self) -> Vec<u16> {
+        let Some(t) = self.tls[SERVER].as_deref() else {
+            return Vec::new();
+        };
+        if !t
+            .server_hello
+            .as_ref()
+            .is_some_and(|sh| sh.version() == 0x0304 && !sh.hrr)
+        {
+            return Vec::new();
+        }
+        tls::server_flight(
+            &t.records,
+            t.sh_record,
+            self.flight_end.unwrap_or(usize::MAX),
+        )
     }
 
     fn http(&mut self, side: usize, data: &[u8], pkt: u64) {

@@ -1770,6 +1770,8 @@ fn deep_fields(rec: &mut FlowRecord, st: &DeepState, f: &Flow, cd: usize, sd: us
     if let Some(sh) = sh {
         rec.tls_server_version = tls::version_name(sh.version());
         rec.tls_cipher = Some(format!("0x{:04x}", sh.cipher));
+        rec.tls_server_shape = Some(tls::server_shape(sh, false));
+        rec.tls_server_flight = st.server_flight();
     }
     if let Some(t) = tsv {
         rec.certs = t

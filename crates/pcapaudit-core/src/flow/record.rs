@@ -56,6 +56,10 @@ pub struct FlowRecord {
     pub alerts: Vec<TlsAlert>,
     /// (content type, length) of the client's records after the server's flight
     pub client_records_after_server: Vec<(u8, u16)>,
+    /// The server's TLS stack as its ServerHello shows it (`tls::server_shape`)
+    pub tls_server_shape: Option<String>,
+    /// TLS 1.3: the lengths of the server's encrypted flight records (`tls::server_flight`)
+    pub tls_server_flight: Vec<u16>,
     pub quic_version: Option<String>,
     pub http_method: Option<String>,
     pub http_host: Option<String>,

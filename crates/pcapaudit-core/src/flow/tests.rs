@@ -814,6 +814,7 @@ fn tls_state(sh_version: Option<u16>, client_records: &[(u8, u16)]) -> DeepState
             cipher: 0x1301,
             selected_version: Some(v),
             alpn: None,
+            ..ServerHello::default()
         });
         st.tls[SERVER] = Some(Box::new(ts));
     }
@@ -1068,6 +1069,61 @@ fn tls_session_fields() {
     assert_eq!(f.tls_server_version.as_deref(), Some("TLSv1.3"));
     assert_eq!(f.app_protocol.as_deref(), Some("tls"));
     assert_eq!(f.history, "ShADdFf");
+}
+
+#[test]
+fn tls13_server_shape_and_encrypted_flight() {
+    let ch = hex::decode(
+        "160301005a0100005603031111111111111111111111111111111111111111111111111111111111111111000004130113020100\
+         002900000013001100000e67646d662e6170706c652e636f6d001000050003026832002b00050403040303",
+    )
+    .unwrap();
+    // ServerHello: TLS 1.3, TLS_AES_128_GCM_SHA256, supported_versions then key_share (x25519)
+    let mut body = vec![3u8, 3];
+    body.extend([0x22u8; 32]);
+    body.extend([0, 0x13, 0x01, 0]);
+    let mut exts = vec![0, 43, 0, 2, 3, 4, 0, 51, 0, 36, 0, 0x1d, 0, 32];
+    exts.extend([9u8; 32]);
+    body.extend((exts.len() as u16).to_be_bytes());
+    body.extend(exts);
+    let mut hs = vec![2u8, 0];
+    hs.extend((body.len() as u16).to_be_bytes());
+    hs.extend(body);
+    let rec = |ct: u8, n: usize| {
+        let mut r = vec![ct, 3, 3];
+        r.extend((n as u16).to_be_bytes());
+        r.extend(vec![0x5au8; n]);
+        r
+    };
+    let mut sh = vec![22u8, 3, 3];
+    sh.extend((hs.len() as u16).to_be_bytes());
+    sh.extend(hs);
+    sh.extend(rec(20, 1));
+    sh.extend(rec(23, 27)); // EncryptedExtensions
+    let cert = rec(23, 1890);
+    let tail = [rec(23, 96), rec(23, 53)].concat(); // CertificateVerify, Finished
+    let fin = [rec(20, 1), rec(23, 53)].concat();
+    let ticket = rec(23, 250);
+    let mut r = Run::new(EngineConfig::default());
+    session(
+        &mut r,
+        C,
+        S,
+        50000,
+        443,
+        1.0,
+        &[&ch, b"", b"", &fin, &rec(23, 40)],
+        &[&sh, &cert, &tail, &ticket],
+    );
+    let (flows, ..) = r.finish();
+    let f = one(&flows);
+    assert_eq!(
+        f.tls_server_shape.as_deref(),
+        Some("t13_1301_002b-0033_001d")
+    );
+    // the ticket came after the client's Finished: not part of the flight
+    assert_eq!(f.tls_server_flight, vec![27, 1890, 96, 53]);
+    assert_eq!(f.tls_handshake.as_deref(), Some("complete"));
 }
 
 #[test]

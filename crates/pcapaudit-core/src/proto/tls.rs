@@ -118,7 +118,22 @@ pub struct ServerHello {
     pub cipher: u16,
     pub selected_version: Option<u16>,
     pub alpn: Option<String>,
+    /// extension types in the order the server sent them (at most `MAX_SH_EXTENSIONS`)
+    pub extensions: Vec<u16>,
+    /// key_share (51): the group of the server's share (the selected group of a HelloRetryRequest)
+    pub key_share: Option<u16>,
+    /// the random is RFC 8446's HelloRetryRequest value
+    pub hrr: bool,
 }
+
+/// Extension types kept from a ServerHello (a real one has fewer than ten).
+pub const MAX_SH_EXTENSIONS: usize = 32;
+
+/// RFC 8446 4.1.3: the random of a HelloRetryRequest (SHA-256 of "HelloRetryRequest").
+pub const HRR_RANDOM: [u8; 32] = [
+    0xCF, 0x21, 0xAD, 0x74, 0xE5, 0x9A, 0x61, 0x11, 0xBE, 0x1D, 0x8C, 0x02, 0x1E, 0x65, 0xB8, 0x91,
+    0xC2, 0xA2, 0x11, 0x16, 0x7A, 0xBB, 0x8C, 0x5E, 0x07, 0x9E, 0x09, 0xE2, 0xC8, 0xA8, 0x33, 0x9C,
+];
 
 impl ServerHello {
     /// Negotiated version (supported_versions extension, else legacy_version). As the Python
@@ -404,12 +419,13 @@ impl<'a> Reader<'a> {
 pub fn parse_server_hello(body: &[u8]) -> ParseResult<ServerHello> {
     let mut r = Reader::new(body);
     let legacy = r.u16()? as u16;
-    r.take(32)?;
+    let hrr = r.take(32)? == HRR_RANDOM;
     let sid = r.u8()?;
     r.take(sid)?;
     let mut sh = ServerHello {
         legacy_version: legacy,
         cipher: r.u16()? as u16,
+        hrr,
         ..ServerHello::default()
     };
     r.u8()?; // compression
@@ -420,7 +436,12 @@ pub fn parse_server_hello(body: &[u8]) -> ParseResult<ServerHello> {
             let etype = ext.u16()?;
             let len = ext.u16()?;
             let mut e = ext.sub(len)?;
-            if etype == 43 && e.left() >= 2 {
+            if sh.extensions.len() < MAX_SH_EXTENSIONS {
+                sh.extensions.push(etype as u16);
+            }
+            if etype == 51 && e.left() >= 2 && sh.key_share.is_none() {
+                sh.key_share = Some(e.u16()? as u16);
+            } else if etype == 43 && e.left() >= 2 {
                 sh.selected_version = Some(e.u16()? as u16);
             } else if etype == 16 && e.left() >= 3 {
                 let llen = e.u16()?;
@@ -433,6 +454,66 @@ pub fn parse_server_hello(body: &[u8]) -> ParseResult<ServerHello> {
         }
     }
     Ok(sh)
+}
+
+/// A readable shape of the server's TLS stack from its ServerHello (`tls_server_shape`):
+/// `{t|q}{version}_{cipher}_{extension types in order}_{key_share group}`, e.g.
+/// `t13_1301_002b-0033_001d`. Version as JA4 writes it (`13`, `12`, `11`, `10`, `s3`, else `00`),
+/// numbers in 4-digit hex, GREASE extension types left out, `-` for an empty list or no key share.
+/// Not JA4S (whose licence differs): the extension list is written out, not hashed, and the key
+/// share group is added, because two stacks with the same defaults differ mostly there.
+pub fn server_shape(sh: &ServerHello, quic: bool) -> String {
+    let v = match sh.version() {
+        0x0304 => "13",
+        0x0303 => "12",
+        0x0302 => "11",
+        0x0301 => "10",
+        0x0300 => "s3",
+        _ => "00",
+    };
+    let exts: Vec<String> = sh
+        .extensions
+        .iter()
+        .filter(|e| !is_grease(**e))
+        .map(|e| format!("{e:04x}"))
+        .collect();
+    let exts = if exts.is_empty() {
+        "-".to_string()
+    } else {
+        exts.join("-")
+    };
+    let group = sh
+        .key_share
+        .map_or_else(|| "-".to_string(), |g| format!("{g:04x}"));
+    let hrr = if sh.hrr { "_hrr" } else { "" };
+    format!(
+        "{}{v}_{:04x}_{exts}_{group}{hrr}",
+        if quic { 'q' } else { 't' },
+        sh.cipher
+    )
+}
+
+/// Encrypted records kept of a TLS 1.3 server flight.
+pub const MAX_FLIGHT_RECORDS: usize = 16;
+
+/// The lengths of a TLS 1.3 server's encrypted flight (EncryptedExtensions, Certificate,
+/// CertificateVerify, Finished, however the server packed them): its application-data records after
+/// the ServerHello record, a change_cipher_spec skipped, among the first `upto` records of the stream,
+/// stopping at any other record type, at most `MAX_FLIGHT_RECORDS`. Empty without a TLS 1.3
+/// ServerHello (or for a HelloRetryRequest, whose real ServerHello comes later).
+pub fn server_flight(records: &[(u8, u16)], sh_record: Option<usize>, upto: usize) -> Vec<u16> {
+    let Some(i) = sh_record else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for &(ct, ln) in records.iter().take(upto).skip(i + 1) {
+        match ct {
+            CT_CCS => continue,
+            CT_APPDATA if out.len() < MAX_FLIGHT_RECORDS => out.push(ln),
+            _ => break,
+        }
+    }
+    out
 }
 
 /// The DER certificates of a Certificate handshake body (TLS <= 1.2), leaf first.
@@ -458,6 +539,8 @@ pub struct TlsStream {
     pub encrypted: bool,
     pub client_hello: Option<ClientHello>,
     pub server_hello: Option<ServerHello>,
+    /// index in `records` of the record that completed the ServerHello
+    pub sh_record: Option<usize>,
     pub certs: Vec<Vec<u8>>,
     /// (level, description, record index)
     pub alerts: Vec<(u8, u8, usize)>,
@@ -576,6 +659,7 @@ impl TlsStream {
                     parse_server_hello(body).map(|sh| {
                         let tls13 = sh.version() == 0x0304;
                         self.server_hello = Some(sh);
+                        self.sh_record = self.records.len().checked_sub(1);
                         tls13
                     })
                 }
@@ -841,6 +925,112 @@ mod tests {
         let mut s = TlsStream::new(is_client);
         s.feed(data);
         s
+    }
+
+    /// A TLS 1.3 ServerHello with a key share (x25519 unless `group`) and extensions in `order`.
+    fn server_hello13(order: &[u16], group: u16, random: [u8; 32]) -> Vec<u8> {
+        let mut exts = Vec::new();
+        for &e in order {
+            let body: Vec<u8> = match e {
+                43 => vec![3, 4],
+                51 => {
+                    let mut b = group.to_be_bytes().to_vec();
+                    b.extend(32u16.to_be_bytes());
+                    b.extend([7u8; 32]);
+                    b
+                }
+                _ => vec![],
+            };
+            exts.extend(e.to_be_bytes());
+            exts.extend((body.len() as u16).to_be_bytes());
+            exts.extend(body);
+        }
+        let mut body = vec![3u8, 3];
+        body.extend(random);
+        body.push(0);
+        body.extend(0x1301u16.to_be_bytes());
+        body.push(0);
+        body.extend((exts.len() as u16).to_be_bytes());
+        body.extend(exts);
+        record(22, &handshake(2, &body))
+    }
+
+    #[test]
+    fn server_hello_shape_keeps_extension_order_and_key_share_group() {
+        let a = feed(&server_hello13(&[43, 51], 0x001d, [0x22; 32]), false);
+        let sh = a.server_hello.as_ref().unwrap();
+        assert_eq!(sh.extensions, vec![43, 51]);
+        assert_eq!(sh.key_share, Some(0x001d));
+        assert!(!sh.hrr);
+        assert_eq!(server_shape(sh, false), "t13_1301_002b-0033_001d");
+        // another stack: the other order, P-256, over QUIC
+        let b = feed(&server_hello13(&[51, 43], 0x0017, [0x22; 32]), false);
+        let sh = b.server_hello.as_ref().unwrap();
+        assert_eq!(server_shape(sh, true), "q13_1301_0033-002b_0017");
+        // GREASE is left out of the shape, kept in the list
+        let g = feed(
+            &server_hello13(&[0x1a1a, 43, 51], 0x001d, [0x22; 32]),
+            false,
+        );
+        let sh = g.server_hello.as_ref().unwrap();
+        assert_eq!(sh.extensions, vec![0x1a1a, 43, 51]);
+        assert_eq!(server_shape(sh, false), "t13_1301_002b-0033_001d");
+        // a HelloRetryRequest says so
+        let h = feed(&server_hello13(&[43, 51], 0x0017, HRR_RANDOM), false);
+        let sh = h.server_hello.as_ref().unwrap();
+        assert!(sh.hrr);
+        assert!(server_shape(sh, false).ends_with("_hrr"));
+        // TLS 1.2 without extensions
+        let t = feed(&server_hello(0x0303, 0xc02f), false);
+        assert_eq!(
+            server_shape(t.server_hello.as_ref().unwrap(), false),
+            "t12_c02f_-_-"
+        );
+    }
+
+    #[test]
+    fn server_hello_with_truncated_key_share_is_an_error_not_a_panic() {
+        let mut body = vec![3u8, 3];
+        body.extend([0x22u8; 32]);
+        body.extend([0, 0x13, 1, 0]);
+        body.extend(6u16.to_be_bytes());
+        body.extend([0, 51, 0, 1, 0x00, 0, 0]); // key_share of 1 byte (no group): kept as no group
+        let r = parse_server_hello(&body[..body.len() - 1]);
+        assert!(r.is_ok() || matches!(r, Err(ParseError::Invalid(_))));
+        for cut in 0..body.len() {
+            let _ = parse_server_hello(&body[..cut]);
+        }
+    }
+
+    #[test]
+    fn server_flight_is_the_encrypted_records_after_the_server_hello() {
+        let mut data = server_hello13(&[43, 51], 0x001d, [0x22; 32]);
+        data.extend(record(20, &[1]));
+        for n in [40usize, 2900, 300, 69] {
+            data.extend(record(23, &vec![0u8; n]));
+        }
+        data.extend(record(23, &vec![0u8; 250])); // a session ticket, after the client's Finished
+        let t = feed(&data, false);
+        assert_eq!(t.sh_record, Some(0));
+        assert_eq!(t.records.len(), 7);
+        // the client answered after the 6th record: the ticket is not part of the flight
+        assert_eq!(
+            server_flight(&t.records, t.sh_record, 6),
+            vec![40, 2900, 300, 69]
+        );
+        assert_eq!(server_flight(&t.records, t.sh_record, usize::MAX).len(), 5);
+        // no ServerHello: no flight; a clear alert ends it
+        assert!(server_flight(&t.records, None, usize::MAX).is_empty());
+        let recs = [(22, 90), (23, 40), (21, 2), (23, 500)];
+        assert_eq!(server_flight(&recs, Some(0), usize::MAX), vec![40]);
+        // bounded
+        let many: Vec<(u8, u16)> = std::iter::once((22, 90))
+            .chain((0..40).map(|_| (23, 100)))
+            .collect();
+        assert_eq!(
+            server_flight(&many, Some(0), usize::MAX).len(),
+            MAX_FLIGHT_RECORDS
+        );
     }
 
     // -- ported from tests/unit/test_protocols.py ------------------------------------------------------
