@@ -881,7 +881,7 @@ class FlowEngine:
         pc_a, ps_a = self.pkts[slots, cdir], self.pkts[slots, sdir]
         proto = self.k_proto[slots]
         tcp = proto == 6
-        conn = np.where(tcp, tcp_states(evn_c, evn_s, ps_a), "")
+        conn = np.where(tcp, tcp_states(evn_c, evn_s, evf_c, evf_s, pc_a, ps_a), "")
         hist = np.where(tcp, histories(evf_c, evf_s), "")
         state = np.where(tcp, np.vectorize(FRIENDLY.get, otypes=[object])(conn) if n else conn,
                          np.where(ps_a > 0, "reply", "no_reply"))  # fmt: skip
@@ -1166,18 +1166,23 @@ def make_uids(hashes: np.ndarray, first_ts: np.ndarray, first_pkt: np.ndarray) -
     return out.view("S17").ravel().astype("U17").tolist()
 
 
-def tcp_states(nc: np.ndarray, ns: np.ndarray, ps: np.ndarray) -> np.ndarray:
-    """Vectorised ``tcp_state``: Zeek conn_state codes for (n, 6) client/server event counts."""
+def tcp_states(nc: np.ndarray, ns: np.ndarray, fc: np.ndarray, fs: np.ndarray, pc: np.ndarray,
+               ps: np.ndarray) -> np.ndarray:
+    """Vectorised ``tcp_state``: Zeek conn_state codes for (n, 6) client/server event counts and first packets."""
     o_syn, r_syn = nc[:, EV_S] > 0, ns[:, EV_S] > 0
     r_synack = (ns[:, EV_H] > 0) | r_syn
     o_fin, r_fin = nc[:, EV_F] > 0, ns[:, EV_F] > 0
-    o_rst, r_rst = nc[:, EV_R] > 0, ns[:, EV_R] > 0
+    closed_at = np.where(o_fin & r_fin, np.maximum(fc[:, EV_F], fs[:, EV_F]), np.iinfo(np.int64).max)
+    o_rst = (nc[:, EV_R] > 0) & (fc[:, EV_R] < closed_at)
+    r_rst = (ns[:, EV_R] > 0) & (fs[:, EV_R] < closed_at)
     a = o_syn & ~r_synack
-    b = ~o_syn & (ns[:, EV_H] > 0)
-    c = o_syn & r_synack
+    h = ~o_syn & (ns[:, EV_H] > 0)
+    b = h & (pc == 0)
+    c = (o_syn & r_synack) | h
+    m = ~r_syn & o_fin & r_fin & ~o_rst & ~r_rst
     conds = [a & r_rst, a & o_rst, a & o_fin, a & (ps == 0), a, b & r_rst, b & r_fin, b, c & o_rst, c & r_rst,
-             c & o_fin & r_fin, c & o_fin, c & r_fin, c]  # fmt: skip
-    codes = ["REJ", "RSTOS0", "SH", "S0", "OTH", "RSTRH", "SHR", "OTH", "RSTO", "RSTR", "SF", "S2", "S3", "S1"]
+             c & o_fin & r_fin, c & o_fin, c & r_fin, c, m]  # fmt: skip
+    codes = ["REJ", "RSTOS0", "SH", "S0", "OTH", "RSTRH", "SHR", "OTH", "RSTO", "RSTR", "SF", "S2", "S3", "S1", "SF"]
     return np.select(conds, codes, default="OTH").astype(object)
 
 
@@ -1192,12 +1197,15 @@ def histories(fc: np.ndarray, fs: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(letters.astype("U1")).view("U12").ravel().astype(object)
 
 
-def tcp_state(nc: list[int], ns: list[int], ps: int) -> tuple[str, str]:
-    """Zeek-style conn_state and a plain-word state from event counts (client, server)."""
+def tcp_state(nc: list[int], ns: list[int], fc: list[int], fs: list[int], pc: int, ps: int) -> tuple[str, str]:
+    """Zeek-style conn_state and a plain-word state (the core's ``tcp_state``, which says how it follows Zeek):
+    a RST once both sides sent FIN keeps SF; a capture from the SYN-ACK with an active client is established;
+    midstream with both FINs is SF."""
     o_syn, r_syn = nc[EV_S] > 0, ns[EV_S] > 0
     r_synack = ns[EV_H] > 0 or r_syn
     o_fin, r_fin = nc[EV_F] > 0, ns[EV_F] > 0
-    o_rst, r_rst = nc[EV_R] > 0, ns[EV_R] > 0
+    closed_at = max(fc[EV_F], fs[EV_F]) if o_fin and r_fin else 1 << 63
+    o_rst, r_rst = nc[EV_R] > 0 and fc[EV_R] < closed_at, ns[EV_R] > 0 and fs[EV_R] < closed_at
     if o_syn and not r_synack:
         if r_rst:
             return "REJ", "rejected"
@@ -1208,13 +1216,14 @@ def tcp_state(nc: list[int], ns: list[int], ps: int) -> tuple[str, str]:
         if ps == 0:
             return "S0", "no_reply"
         return "OTH", "midstream"
-    if not o_syn and ns[EV_H] > 0:
+    synack_start = not o_syn and ns[EV_H] > 0
+    if synack_start and pc == 0:
         if r_rst:
             return "RSTRH", "midstream"
         if r_fin:
             return "SHR", "midstream"
         return "OTH", "midstream"
-    if o_syn and r_synack:
+    if (o_syn and r_synack) or synack_start:
         if o_rst:
             return "RSTO", "reset"
         if r_rst:
@@ -1226,6 +1235,8 @@ def tcp_state(nc: list[int], ns: list[int], ps: int) -> tuple[str, str]:
         if r_fin:
             return "S3", "closing"
         return "S1", "established"
+    if not r_syn and o_fin and r_fin and not o_rst and not r_rst:
+        return "SF", "closed"
     return "OTH", "midstream"
 
 

@@ -365,7 +365,7 @@ def _unexpected(f, cls, rule, ctx, name, where, ident, tgt) -> Iterator[FindingD
     # cleartext where TLS is expected
     app = f.app_protocol
     if rule.cleartext and app != "tls" and f.pkts_s2c + f.pkts_c2s > 0 and f.state not in ("no_reply", "rejected"):
-        upgraded = f.ldap_starttls or f.smtp_starttls is True
+        upgraded = f.ldap_starttls or f.smtp_starttls is True or (app or "").endswith("+tls")  # STARTTLS & co. (core)
         if not upgraded:
             alt = ctx.rule(rule.secure_alternative)
             sev = Severity.HIGH if f.ldap_simple_bind else Severity.MEDIUM

@@ -238,3 +238,72 @@ def darwin_pcapng(path: Path | str, packets: list[tuple[float, bytes, tuple | No
         out += block(6, body)
     Path(path).write_bytes(out)
     return Path(path)
+
+
+def self_signed_der(cn: str) -> bytes:
+    """A real self-signed certificate (DER) for ``cn``, made with ``cryptography``."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(dt.datetime(2024, 1, 1)).not_valid_after(dt.datetime(2034, 1, 1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(cn)]), critical=False)
+            .sign(key, hashes.SHA256()))  # fmt: skip
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+_XMPP_NS = b"xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'"
+_LDAP_STARTTLS = bytes.fromhex("301d02010177188016") + b"1.3.6.1.4.1.1466.20037"
+# (port, [(client, server) clear-text exchanges before the upgrade], last (command, accepted answer, refused answer),
+#  what the client sends in clear after a refusal)
+UPGRADES = {
+    "smtp": (25, [(b"", b"220 mx.example.com ESMTP\r\n"), (b"EHLO c.example\r\n", b"250-mx.example.com\r\n250 STARTTLS\r\n")],
+             (b"STARTTLS\r\n", b"220 2.0.0 Ready to start TLS\r\n", b"454 4.7.0 TLS not available\r\n"),
+             b"MAIL FROM:<a@c.example>\r\n"),
+    "ftp": (21, [(b"", b"220 ftp.example.com FTP server ready\r\n")],
+            (b"AUTH TLS\r\n", b"234 AUTH TLS successful\r\n", b"502 Command not implemented\r\n"), b"USER anonymous\r\n"),
+    "imap": (143, [(b"", b"* OK [CAPABILITY IMAP4rev1 STARTTLS] ready\r\n")],
+             (b"a1 STARTTLS\r\n", b"a1 OK Begin TLS negotiation now\r\n", b"a1 BAD not now\r\n"), b"a2 LOGIN u p\r\n"),
+    "pop3": (110, [(b"", b"+OK POP3 ready\r\n")], (b"STLS\r\n", b"+OK Begin TLS\r\n", b"-ERR no TLS\r\n"), b"USER u\r\n"),
+    "xmpp": (5222, [(b"<?xml version='1.0'?><stream:stream to='example.com' " + _XMPP_NS + b">",
+                     b"<?xml version='1.0'?><stream:stream from='example.com' id='1' " + _XMPP_NS + b">"
+                     b"<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls>"
+                     b"</stream:features>")],
+             (b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>", b"<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>",
+              b"<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/></stream:stream>"),
+             b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGEAYg==</auth>"),
+    "ldap": (389, [], (_LDAP_STARTTLS, bytes.fromhex("300c02010178070a010004000400"),
+                       bytes.fromhex("300c02010178070a013404000400")),
+             bytes.fromhex("300c020102600702010304008000")),
+    # X.224 Connection Request with RDP_NEG_REQ (TLS | CredSSP), Confirm with RDP_NEG_RSP selecting TLS (1) or
+    # standard RDP security (0)
+    "rdp": (3389, [], (bytes.fromhex("030000130ee000000000000100080003000000"),
+                       bytes.fromhex("030000130ed000001234000200080001000000"),
+                       bytes.fromhex("030000130ed000001234000200080000000000")),
+            bytes.fromhex("0300000802f080")),
+    "http": (631, [], (b"OPTIONS * HTTP/1.1\r\nHost: printer.example\r\nUpgrade: TLS/1.2\r\nConnection: Upgrade\r\n\r\n",
+                       b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: TLS/1.2, HTTP/1.1\r\nConnection: Upgrade\r\n\r\n",
+                       b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
+             b"GET / HTTP/1.1\r\nHost: printer.example\r\n\r\n"),
+}
+
+
+def upgrade_session(kind: str, sni: str, der: bytes, accepted: bool = True, sport: int = 50100, t0: float = 1_700_000_000.0):
+    """A clear-text session of ``kind`` (a key of UPGRADES) that asks for TLS; accepted: a real TLS 1.2
+    ClientHello (``sni``), ServerHello and Certificate (``der``) follow the accepting answer; refused: the
+    server says no and the client goes on in clear."""
+    port, before, (cmd, ok, no), clear = UPGRADES[kind]
+    cs = [c for c, _ in before] + [cmd]
+    ss = [s for _, s in before] + [ok if accepted else no]
+    if accepted:
+        cs.append(client_hello(sni, alpn=(), versions=(0x0303,)))
+        ss.append(server_hello(0x0303) + certificate([der]))
+    else:
+        cs.append(clear)
+    return tcp_session(CLIENT, SERVER, sport, port, cs, ss, t0=t0)

@@ -150,10 +150,13 @@ def test_vectorised_states_and_histories_match_the_scalar_reference():
     from pcapaudit.engine import NONE_FIRST, histories, history, tcp_state, tcp_states
 
     rows = []
-    for c in itertools.product([0, 1], repeat=9):
-        rows.append(([c[0], c[1], 0, 0, c[2], c[3]], [c[4], c[5], 0, 0, c[6], c[7]], c[8] * 3))
-    nc, ns, ps = (np.array([r[k] for r in rows]) for k in range(3))
-    assert list(tcp_states(nc, ns, ps)) == [tcp_state(*r)[0] for r in rows]
+    for c in itertools.product([0, 1], repeat=12):
+        # first FIN / RST packet numbers: (FIN 2, RST 1) or (FIN 1, RST 3) per side, so a RST is before or after
+        fc = [0, 0, 0, 0, 2, 1] if c[9] else [0, 0, 0, 0, 1, 3]
+        fs = [0, 0, 0, 0, 2, 1] if c[10] else [0, 0, 0, 0, 1, 3]
+        rows.append(([c[0], c[1], 0, 0, c[2], c[3]], [c[4], c[5], 0, 0, c[6], c[7]], fc, fs, c[11], c[8] * 3))
+    nc, ns, fc, fs, pc, ps = (np.array([r[k] for r in rows]) for k in range(6))
+    assert list(tcp_states(nc, ns, fc, fs, pc, ps)) == [tcp_state(*r)[0] for r in rows]
     rnd = random.Random(1)
     fc = np.array([[rnd.choice([NONE_FIRST, 1, 2, 3, 5]) for _ in range(6)] for _ in range(400)])
     fs = np.array([[rnd.choice([NONE_FIRST, 1, 2, 4, 5]) for _ in range(6)] for _ in range(400)])

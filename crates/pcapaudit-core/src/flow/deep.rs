@@ -25,6 +25,9 @@ pub use crate::proto::http::MAX_HEAD as HTTP_MAX_HEAD;
 pub use crate::proto::tls::CERT_REJECT_ALERTS;
 pub const MAX_DNS_PENDING: usize = 4096;
 pub const MAX_WEIRDS: usize = 32;
+/// Clear-text bytes of one side read while waiting for an upgrade to TLS to be asked and answered;
+/// past them the flow is taken as staying in clear.
+pub const UPGRADE_WINDOW: usize = 16 * 1024;
 use crate::proto::quic::{V1 as QUIC_V1, V2 as QUIC_V2};
 
 pub fn is_dns_port(p: u16) -> bool {
@@ -85,6 +88,54 @@ pub struct DeepState {
     pub ldap: Option<(bool, bool, bool, bool)>,
     pub smtp: Option<bool>,
     pub udp_app: Option<&'static str>,
+    /// A clear-text protocol that may switch to TLS (STARTTLS and the like), while undecided.
+    pub up: Option<UpKind>,
+    /// The protocol that switched to TLS: both sides are then read as TLS from `tls_off`.
+    pub upgraded: Option<UpKind>,
+    /// Decided (upgraded, refused, or given up): the candidate is not looked for again.
+    pub up_decided: bool,
+}
+
+/// Clear-text protocols whose upgrade to TLS the flow engine follows (`proto::app::*_upgrade`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpKind {
+    Smtp,
+    Ftp,
+    Imap,
+    Pop3,
+    Xmpp,
+    Rdp,
+    Ldap,
+    Http,
+}
+
+impl UpKind {
+    fn find(self, client: &[u8], server: &[u8]) -> Option<app::Upgrade> {
+        match self {
+            UpKind::Smtp => app::smtp_upgrade(client, server),
+            UpKind::Ftp => app::ftp_upgrade(client, server),
+            UpKind::Imap => app::imap_upgrade(client, server),
+            UpKind::Pop3 => app::pop3_upgrade(client, server),
+            UpKind::Xmpp => app::xmpp_upgrade(client, server),
+            UpKind::Rdp => app::rdp_upgrade(client, server),
+            UpKind::Ldap => app::ldap_upgrade(client, server),
+            UpKind::Http => app::http_upgrade(client, server),
+        }
+    }
+
+    /// `app_protocol` of a flow that switched to TLS.
+    pub fn tls_name(self) -> &'static str {
+        match self {
+            UpKind::Smtp => "smtp+tls",
+            UpKind::Ftp => "ftp+tls",
+            UpKind::Imap => "imap+tls",
+            UpKind::Pop3 => "pop3+tls",
+            UpKind::Xmpp => "xmpp+tls",
+            UpKind::Rdp => "rdp+tls",
+            UpKind::Ldap => "ldap+tls",
+            UpKind::Http => "http+tls",
+        }
+    }
 }
 
 pub use crate::proto::dns::question_end;
@@ -213,6 +264,28 @@ impl DeepState {
                 kind
             }
         };
+        if self.upgraded.is_some() {
+            if data.len() > self.tls_off[side] {
+                self.tls_side(side, data, pkt);
+            }
+            return;
+        }
+        self.clear_side(side, kind, data, pkt, ts, out);
+        if !self.up_decided {
+            self.upgrade(side, data, pkt);
+        }
+    }
+
+    /// The clear-text protocol (or TLS from the first byte) of one side.
+    fn clear_side(
+        &mut self,
+        side: usize,
+        kind: &'static str,
+        data: &[u8],
+        pkt: u64,
+        ts: f64,
+        out: &mut Vec<DnsEvent>,
+    ) {
         match kind {
             "tls" => self.tls_side(side, data, pkt),
             "http" | "http-connect" => self.http(side, data, pkt),
@@ -237,6 +310,117 @@ impl DeepState {
                 }
             }
             _ => self.done[side] = true,
+        }
+    }
+
+    /// Which upgrade to TLS this clear-text flow could make, from its ports and first bytes.
+    fn up_candidate(&self, side: usize, data: &[u8]) -> Option<UpKind> {
+        let kinds = [self.kind[CLIENT], self.kind[SERVER]];
+        let clear = |k: Option<&str>| {
+            matches!(
+                k,
+                None | Some("unknown" | "smtp" | "ftp-or-smtp" | "ldap" | "http")
+            )
+        };
+        if !clear(kinds[0]) || !clear(kinds[1]) || self.connect {
+            return None;
+        }
+        let sp = self.server_port;
+        if kinds.contains(&Some("smtp")) || is_smtp_port(sp) {
+            return Some(UpKind::Smtp);
+        }
+        if kinds.contains(&Some("ldap")) || is_ldap_port(sp) {
+            return Some(UpKind::Ldap);
+        }
+        if kinds.contains(&Some("http")) {
+            // a request asking for `Upgrade: TLS/1.x` (or not complete yet)
+            let client: &[u8] = if side == CLIENT {
+                data
+            } else {
+                self.streams[CLIENT].as_ref().map_or(&[], |s| &s.data)
+            };
+            let clear = matches!(app::http_tls_request(client), Err(ParseError::Invalid(_)));
+            return (!clear && !client.is_empty()).then_some(UpKind::Http);
+        }
+        let head = &data[..data.len().min(64)];
+        match (side, sp) {
+            (_, 21) => Some(UpKind::Ftp),
+            (_, 143) => Some(UpKind::Imap),
+            (_, 110) => Some(UpKind::Pop3),
+            (_, 5222 | 5269) => Some(UpKind::Xmpp),
+            (_, 3389) => Some(UpKind::Rdp),
+            (SERVER, _) if kinds[1] == Some("ftp-or-smtp") => Some(UpKind::Ftp),
+            (SERVER, _) if head.starts_with(b"* OK") => Some(UpKind::Imap),
+            (SERVER, _) if head.starts_with(b"+OK") => Some(UpKind::Pop3),
+            (CLIENT, _) if head.starts_with(b"<?xml") || head.starts_with(b"<stream:stream") => {
+                Some(UpKind::Xmpp)
+            }
+            (CLIENT, _)
+                if head.len() >= 6 && head[0] == 3 && head[1] == 0 && head[5] & 0xF0 == 0xE0 =>
+            {
+                Some(UpKind::Rdp)
+            }
+            _ => None,
+        }
+    }
+
+    /// Follow a clear-text exchange until it switches to TLS (both sides are then read as TLS from the
+    /// byte after the command and after the answer that accepted it), is refused, or runs too long.
+    /// While undecided, neither side is done: the engine keeps bringing their bytes.
+    fn upgrade(&mut self, side: usize, data: &[u8], pkt: u64) {
+        if self.up.is_none() {
+            self.up = self.up_candidate(side, data);
+            if self.up.is_none() {
+                if self.kind[CLIENT].is_some() && self.kind[SERVER].is_some() {
+                    self.up_decided = true;
+                }
+                return;
+            }
+        }
+        let Some(up) = self.up else { return };
+        let other = 1 - side;
+        let other_data: &[u8] = self.streams[other].as_ref().map_or(&[], |s| &s.data);
+        let (c, s) = if side == CLIENT {
+            (data, other_data)
+        } else {
+            (other_data, data)
+        };
+        match up.find(c, s) {
+            Some(app::Upgrade::Tls { client, server }) => {
+                self.up_decided = true;
+                self.upgraded = Some(up);
+                self.tls_off = [client, server];
+                self.kind = [Some("tls"), Some("tls")];
+                self.keep_reading(side);
+                if data.len() > self.tls_off[side] {
+                    self.tls_side(side, data, pkt);
+                }
+                if let Some(st) = self.streams[other].take() {
+                    if st.data.len() > self.tls_off[other] {
+                        self.tls_side(other, &st.data, pkt);
+                    }
+                    if !self.done[other] {
+                        self.streams[other] = Some(st);
+                    }
+                }
+            }
+            Some(app::Upgrade::Clear) => self.up_decided = true,
+            None => {
+                if data.len() >= UPGRADE_WINDOW || other_data.len() >= UPGRADE_WINDOW {
+                    self.up_decided = true;
+                } else {
+                    self.keep_reading(side);
+                }
+            }
+        }
+    }
+
+    /// Undo `done` for this side and for the other if its bytes are still kept (a side whose stream
+    /// was dropped cannot be read again).
+    fn keep_reading(&mut self, side: usize) {
+        self.done[side] = false;
+        if self.streams[1 - side].is_some() {
+            self.done[1 - side] = false;
         }
     }
 
@@ -638,6 +822,9 @@ impl DeepState {
         }
         if self.connect {
             return Some("http-connect");
+        }
+        if let Some(up) = self.upgraded {
+            return Some(up.tls_name());
         }
         match self.kind[CLIENT].or(self.kind[SERVER]) {
             Some("unknown") | None => None,

@@ -92,6 +92,10 @@ pub struct EngineConfig {
     pub partition: Option<(usize, usize)>,
     /// drop interface copies (`InterfaceCopies`)
     pub dedup: bool,
+    /// a closed TCP flow that gets a SYN or data after `close_delay` is a new flow at once, not only when
+    /// expiry (between batches) ended it first (Zeek's behaviour; the Python engine splits only between
+    /// batches: its golden rows are compared with this off)
+    pub reopen_closed: bool,
 }
 
 impl Default for EngineConfig {
@@ -108,6 +112,7 @@ impl Default for EngineConfig {
             processes: 1,
             partition: None,
             dedup: true,
+            reopen_closed: true,
         }
     }
 }
@@ -835,6 +840,10 @@ impl Engine {
         let (key, d) = FlowKey::of(p.ipver, p.proto, -1, p.src, p.sport, p.dst, p.dport);
         let ev = ev_mask(p.proto, p.flags, p.plen);
         let slot = match self.map.get(&key) {
+            Some(&s) if reopens(&self.cfg, &self.flows[s as usize], p, ts) => {
+                self.emit(s);
+                self.new_flow(key, d, ts, pktno, ev)
+            }
             Some(&s) => s,
             None => {
                 let s = self.new_flow(key, d, ts, pktno, ev);
@@ -1403,7 +1412,9 @@ impl Engine {
         let ps = f.pkts[sd];
         let tcp = key.proto == 6;
         let (conn, state) = if tcp {
-            let (c, s) = tcp_state(&f.evn[cd], &f.evn[sd], ps);
+            let (c, s) = tcp_state(
+                &f.evn[cd], &f.evn[sd], &f.evf[cd], &f.evf[sd], f.pkts[cd], ps,
+            );
             (Some(c.to_string()), s.to_string())
         } else {
             (None, if ps > 0 { "reply" } else { "no_reply" }.to_string())
@@ -1651,6 +1662,19 @@ fn flow_is_dead(cfg: &EngineConfig, f: &Flow, now: f64) -> bool {
     dead
 }
 
+/// A TCP flow closed (a RST, or FIN from both sides) and quiet for `close_delay` that gets a SYN or data
+/// again is over: the packet starts a new flow, as Zeek removes a closed connection `tcp_close_delay` /
+/// `tcp_reset_delay` (5 s) after it closed and a later packet makes a new connection (new uid). Without
+/// this the flow went on when both packets fell in the same batch (expiry runs between batches).
+/// Bare ACKs and RSTs after the delay stay with the old flow (stray retransmissions are not connections).
+fn reopens(cfg: &EngineConfig, f: &Flow, p: &Packet<'_>, ts: f64) -> bool {
+    if !cfg.reopen_closed || p.proto != 6 || !(p.flags & SYN != 0 || p.plen > 0) {
+        return false;
+    }
+    let closed = f.evn[0][EV_R] + f.evn[1][EV_R] > 0 || (f.evn[0][EV_F] > 0 && f.evn[1][EV_F] > 0);
+    closed && f.last_ts < ts - cfg.close_delay
+}
+
 /// About when `flow_is_dead` turns true for a flow that gets no more packets.
 fn flow_deadline(cfg: &EngineConfig, f: &Flow) -> f64 {
     let tcp = f.key.is_some_and(|k| k.proto == 6);
@@ -1828,13 +1852,35 @@ fn deep_fields(rec: &mut FlowRecord, st: &DeepState, f: &Flow, cd: usize, sd: us
         .collect();
 }
 
-/// Zeek-style conn_state and a plain-word state from (client, server) event counts (`tcp_state`).
-pub fn tcp_state(nc: &[u64; NEV], ns: &[u64; NEV], ps: u64) -> (&'static str, &'static str) {
+/// Zeek-style conn_state and a plain-word state from (client, server) event counts, first-event packet
+/// numbers and packet counts (`tcp_state`). Follows Zeek's `conn_state` (base/protocols/conn/main.zeek) on
+/// the endpoint states its TCP analyzer keeps:
+/// - a RST sent once both sides had sent FIN leaves the connection closed (Zeek's `UpdateClosedState`
+///   does not move a closed endpoint to RESET when its peer is closed too): SF, not RSTO/RSTR;
+/// - a capture that starts at the SYN-ACK where the client then sent packets: both endpoints are
+///   established (S1, SF, S2, S3, RSTO, RSTR as for a full handshake); SHR/RSTRH only when the client
+///   sent nothing;
+/// - no SYN from either side (midstream) and both FINs: SF (both endpoints closed); other midstream
+///   flows stay OTH (see the README for the cases where Zeek says SH/SHR/RSTRH).
+pub fn tcp_state(
+    nc: &[u64; NEV],
+    ns: &[u64; NEV],
+    fc: &[u64; NEV],
+    fs: &[u64; NEV],
+    pc: u64,
+    ps: u64,
+) -> (&'static str, &'static str) {
     let o_syn = nc[EV_S] > 0;
     let r_syn = ns[EV_S] > 0;
     let r_synack = ns[EV_H] > 0 || r_syn;
     let (o_fin, r_fin) = (nc[EV_F] > 0, ns[EV_F] > 0);
-    let (o_rst, r_rst) = (nc[EV_R] > 0, ns[EV_R] > 0);
+    let closed_at = if o_fin && r_fin {
+        fc[EV_F].max(fs[EV_F])
+    } else {
+        u64::MAX
+    };
+    let o_rst = nc[EV_R] > 0 && fc[EV_R] < closed_at;
+    let r_rst = ns[EV_R] > 0 && fs[EV_R] < closed_at;
     if o_syn && !r_synack {
         if r_rst {
             return ("REJ", "rejected");
@@ -1850,7 +1896,8 @@ pub fn tcp_state(nc: &[u64; NEV], ns: &[u64; NEV], ps: u64) -> (&'static str, &'
         }
         return ("OTH", "midstream");
     }
-    if !o_syn && ns[EV_H] > 0 {
+    let synack_start = !o_syn && ns[EV_H] > 0;
+    if synack_start && pc == 0 {
         if r_rst {
             return ("RSTRH", "midstream");
         }
@@ -1859,7 +1906,7 @@ pub fn tcp_state(nc: &[u64; NEV], ns: &[u64; NEV], ps: u64) -> (&'static str, &'
         }
         return ("OTH", "midstream");
     }
-    if o_syn && r_synack {
+    if (o_syn && r_synack) || synack_start {
         if o_rst {
             return ("RSTO", "reset");
         }
@@ -1876,6 +1923,9 @@ pub fn tcp_state(nc: &[u64; NEV], ns: &[u64; NEV], ps: u64) -> (&'static str, &'
             return ("S3", "closing");
         }
         return ("S1", "established");
+    }
+    if !r_syn && o_fin && r_fin && !o_rst && !r_rst {
+        return ("SF", "closed");
     }
     ("OTH", "midstream")
 }

@@ -299,9 +299,60 @@ fn every_conn_state() {
         (ev(1, 0, 0, 0), ev(1, 0, 0, 0), 1, "S1", "established"), // simultaneous open: a SYN counts as SYN-ACK
         (z, z, 3, "OTH", "midstream"),
     ];
+    let n = [NONE_FIRST; NEV];
     for (nc, ns, ps, code, word) in cases {
-        assert_eq!(tcp_state(nc, ns, *ps), (*code, *word), "{nc:?} {ns:?}");
+        let pc = u64::from(nc.iter().any(|&x| x > 0));
+        assert_eq!(
+            tcp_state(nc, ns, &n, &n, pc, *ps),
+            (*code, *word),
+            "{nc:?} {ns:?}"
+        );
     }
+}
+
+/// Issue 17 item 11: the cases where the state disagreed with Zeek's `conn_state`
+/// (base/protocols/conn/main.zeek), run through the engine.
+#[test]
+fn conn_state_follows_zeek_for_partial_and_closed_connections() {
+    let mut r = Run::new(EngineConfig::default());
+    // the capture starts at the SYN-ACK; the client acknowledges it and sends data; both close:
+    // Zeek's endpoints are established then closed: SF (was SHR)
+    r.feed(&tcp(S, 443, C, 50001, "SA", 5000, b""), 1.0);
+    r.feed(&tcp(C, 50001, S, 443, "A", 1001, b""), 1.01);
+    r.feed(&tcp(C, 50001, S, 443, "PA", 1001, b"hello"), 1.02);
+    r.feed(&tcp(S, 443, C, 50001, "FA", 5001, b""), 1.03);
+    r.feed(&tcp(C, 50001, S, 443, "FA", 1006, b""), 1.04);
+    // the same without any FIN: S1 (was OTH)
+    r.feed(&tcp(S, 443, C, 50002, "SA", 5000, b""), 1.1);
+    r.feed(&tcp(C, 50002, S, 443, "A", 1001, b""), 1.11);
+    // midstream, both FINs: SF (was OTH)
+    r.feed(&tcp(C, 50003, S, 443, "PA", 1001, b"x"), 1.2);
+    r.feed(&tcp(S, 443, C, 50003, "PA", 5001, b"y"), 1.21);
+    r.feed(&tcp(C, 50003, S, 443, "FA", 1002, b""), 1.22);
+    r.feed(&tcp(S, 443, C, 50003, "FA", 5002, b""), 1.23);
+    // a full handshake closed by both FINs, then a RST: Zeek keeps SF (was RSTO)
+    r.feed(&tcp(C, 50004, S, 443, "S", 1000, b""), 1.3);
+    r.feed(&tcp(S, 443, C, 50004, "SA", 5000, b""), 1.31);
+    r.feed(&tcp(C, 50004, S, 443, "A", 1001, b""), 1.32);
+    r.feed(&tcp(C, 50004, S, 443, "FA", 1001, b""), 1.33);
+    r.feed(&tcp(S, 443, C, 50004, "FA", 5001, b""), 1.34);
+    r.feed(&tcp(C, 50004, S, 443, "R", 1002, b""), 1.35);
+    // a RST before the second FIN still resets: RSTO
+    r.feed(&tcp(C, 50005, S, 443, "S", 1000, b""), 1.4);
+    r.feed(&tcp(S, 443, C, 50005, "SA", 5000, b""), 1.41);
+    r.feed(&tcp(C, 50005, S, 443, "FA", 1001, b""), 1.42);
+    r.feed(&tcp(C, 50005, S, 443, "R", 1002, b""), 1.43);
+    r.feed(&tcp(S, 443, C, 50005, "FA", 5001, b""), 1.44);
+    let (flows, ..) = r.finish();
+    let state = |port: u16| {
+        let f = flows.iter().find(|f| f.src_port == port).unwrap();
+        (f.conn_state.clone().unwrap(), f.state.clone())
+    };
+    assert_eq!(state(50001), ("SF".into(), "closed".into()));
+    assert_eq!(state(50002), ("S1".into(), "established".into()));
+    assert_eq!(state(50003), ("SF".into(), "closed".into()));
+    assert_eq!(state(50004), ("SF".into(), "closed".into()));
+    assert_eq!(state(50005), ("RSTO".into(), "reset".into()));
 }
 
 #[test]
@@ -1217,6 +1268,8 @@ fn golden_rows_match_the_python_engine() {
     let text = include_str!("testdata/golden.txt");
     let mut eng = Engine::new(EngineConfig {
         max_flows: Some(40),
+        // the Python engine ends a closed flow reused later only between batches (issue 17 item 11)
+        reopen_closed: false,
         ..EngineConfig::default()
     });
     let mut got: Vec<String> = Vec::new();
@@ -1954,4 +2007,42 @@ fn flush_in_steps_emits_what_flush_emits_and_frees_the_table() {
     assert!(stepped.active_flows() > 100);
     stepped.flush();
     assert_eq!(stepped.take_flows().len(), alive);
+}
+
+/// Issue 17 item 11: a client that resets and sends again 15 s later makes a new connection (Zeek removes
+/// a reset connection after tcp_reset_delay, 5 s, so the later packets are a new conn.log row and uid),
+/// even when both fall in one batch.
+#[test]
+fn a_connection_reset_and_used_again_later_is_two_flows() {
+    let mut r = Run::new(EngineConfig::default());
+    let pk = [
+        (tcp(C, 50010, S, 443, "S", 1000, b""), 1.0),
+        (tcp(S, 443, C, 50010, "SA", 5000, b""), 1.01),
+        (tcp(C, 50010, S, 443, "PA", 1001, b"hello"), 1.02),
+        (tcp(C, 50010, S, 443, "R", 1006, b""), 1.03),
+        (tcp(C, 50010, S, 443, "S", 9000, b""), 16.0),
+        (tcp(S, 443, C, 50010, "SA", 7000, b""), 16.01),
+        (tcp(C, 50010, S, 443, "PA", 9001, b"again"), 16.02),
+        // a late bare RST after the delay is no new connection
+        (tcp(C, 50011, S, 443, "S", 1000, b""), 20.0),
+        (tcp(S, 443, C, 50011, "R", 0, b""), 20.01),
+        (tcp(S, 443, C, 50011, "R", 0, b""), 30.0),
+    ];
+    let ctx = PacketCtx::default();
+    let rows: Vec<(f64, u64, Packet<'_>)> = pk
+        .iter()
+        .enumerate()
+        .map(|(i, (p, t))| (*t, i as u64, p.clone()))
+        .collect();
+    let ctxs = vec![ctx; rows.len()];
+    r.eng.process_packets(&rows, &ctxs);
+    let (flows, ..) = r.finish();
+    let mut a: Vec<&FlowRecord> = flows.iter().filter(|f| f.src_port == 50010).collect();
+    a.sort_by(|x, y| x.ts.total_cmp(&y.ts));
+    assert_eq!(a.len(), 2);
+    assert_ne!(a[0].uid, a[1].uid);
+    assert_eq!(a[0].conn_state.as_deref(), Some("RSTO"));
+    assert_eq!(a[1].conn_state.as_deref(), Some("S1"));
+    assert_eq!((a[1].pkts_c2s, a[1].pkts_s2c), (2, 1));
+    assert_eq!(flows.iter().filter(|f| f.src_port == 50011).count(), 1);
 }

@@ -557,32 +557,89 @@ pub fn rdp_upgrade(client: &[u8], server: &[u8]) -> Option<Upgrade> {
     }
 }
 
+/// (messageID, protocol op tag, op body start, message end) of the LDAPMessage at `p`.
+fn ldap_head(b: &[u8], p: usize) -> Option<(u32, u8, usize, usize)> {
+    let m = b.get(p..)?;
+    if m.first() != Some(&0x30) {
+        return None;
+    }
+    let (ln, q) = ber_len(m, 1)?;
+    let end = q.checked_add(ln)?;
+    if m.get(q) != Some(&0x02) {
+        return None;
+    }
+    let (idlen, q) = ber_len(m, q + 1)?;
+    if idlen == 0 || idlen > 4 {
+        return None;
+    }
+    let id = m
+        .get(q..q + idlen)?
+        .iter()
+        .fold(0u32, |a, &x| (a << 8) | u32::from(x));
+    let q = q + idlen;
+    let tag = *m.get(q)?;
+    let (_, body) = ber_len(m, q + 1)?;
+    Some((id, tag, p + body, p.checked_add(end)?))
+}
+
+/// LDAP StartTLS (RFC 4511 4.14): the client's extendedReq with the StartTLS OID answered by an
+/// extendedResp with the same messageID and resultCode success (0). TLS starts after the request and
+/// after the response; another resultCode (protocolError 2, unavailable 52...) is Clear, and so is a
+/// bind or other operation sent before any StartTLS.
+pub fn ldap_upgrade(client: &[u8], server: &[u8]) -> Option<Upgrade> {
+    let mut p = 0usize;
+    let mut want = None;
+    for _ in 0..256 {
+        let (id, tag, _, end) = ldap_head(client, p)?;
+        if end > client.len() {
+            return None;
+        }
+        let op = ldap_message_op(&client[p..])?;
+        p = end;
+        if op.starttls {
+            want = Some((id, end));
+            break;
+        }
+        if tag == 0x60 {
+            return Some(Upgrade::Clear); // a bind before any StartTLS
+        }
+    }
+    let (id, client_end) = want?;
+    let mut q = 0usize;
+    for _ in 0..4096 {
+        let (rid, tag, body, end) = ldap_head(server, q)?;
+        if end > server.len() {
+            return None;
+        }
+        if rid == id && tag == 0x78 {
+            // ExtendedResponse ::= [APPLICATION 24] SEQUENCE { COMPONENTS OF LDAPResult (resultCode ENUMERATED first) ...
+            if server.get(body) != Some(&0x0a) || server.get(body + 1) != Some(&0x01) {
+                return Some(Upgrade::Clear);
+            }
+            return Some(if server.get(body + 2) == Some(&0) {
+                Upgrade::Tls {
+                    client: client_end,
+                    server: end,
+                }
+            } else {
+                Upgrade::Clear
+            });
+        }
+        q = end;
+    }
+    None
+}
+
 /// HTTP/1.1 `Upgrade: TLS/1.x` (RFC 2817 3.2) answered `101 Switching Protocols`: TLS starts after the
 /// request (head and Content-Length body) and after the 101 head. Interim 1xx answers are skipped;
 /// any other final answer, or a request without the header, is Clear.
 pub fn http_upgrade(client: &[u8], server: &[u8]) -> Option<Upgrade> {
     use crate::proto::http;
-    let req = match http::try_parse_request(client) {
-        Ok(r) => r,
+    let client_end = match http_tls_request(client) {
+        Ok(end) => end,
         Err(crate::ParseError::Incomplete) => return None,
         Err(_) => return Some(Upgrade::Clear),
     };
-    let head = client.get(..req.head_len).unwrap_or(client);
-    let wants_tls = head.split(|&c| c == b'\n').skip(1).any(|line| {
-        let Some(i) = line.iter().position(|&c| c == b':') else {
-            return false;
-        };
-        line[..i].trim_ascii().eq_ignore_ascii_case(b"upgrade")
-            && line[i + 1..]
-                .split(|&c| c == b',')
-                .any(|p| starts_ci(p.trim_ascii(), b"TLS/"))
-    });
-    if !wants_tls {
-        return Some(Upgrade::Clear);
-    }
-    let client_end = req
-        .head_len
-        .checked_add(http::content_length(head).unwrap_or(0))?;
     let mut p = 0usize;
     for _ in 0..16 {
         let rest = server.get(p..)?;
@@ -601,10 +658,34 @@ pub fn http_upgrade(client: &[u8], server: &[u8]) -> Option<Upgrade> {
                 return Some(Upgrade::Clear);
             }
             Ok((_, None)) | Err(crate::ParseError::Incomplete) => return None,
+            Err(_) if rest.is_empty() => return None,
             Err(_) => return Some(Upgrade::Clear),
         }
     }
     Some(Upgrade::Clear)
+}
+
+/// The end of an HTTP/1.1 request (head and Content-Length body) that asks for `Upgrade: TLS/1.x`;
+/// Invalid when it does not ask, Incomplete when its head has not fully arrived.
+pub fn http_tls_request(client: &[u8]) -> crate::ParseResult<usize> {
+    use crate::proto::http;
+    let req = http::try_parse_request(client)?;
+    let head = client.get(..req.head_len).unwrap_or(client);
+    let wants_tls = head.split(|&c| c == b'\n').skip(1).any(|line| {
+        let Some(i) = line.iter().position(|&c| c == b':') else {
+            return false;
+        };
+        line[..i].trim_ascii().eq_ignore_ascii_case(b"upgrade")
+            && line[i + 1..]
+                .split(|&c| c == b',')
+                .any(|p| starts_ci(p.trim_ascii(), b"TLS/"))
+    });
+    if !wants_tls {
+        return Err(crate::ParseError::Invalid("no Upgrade: TLS".into()));
+    }
+    req.head_len
+        .checked_add(http::content_length(head).unwrap_or(0))
+        .ok_or_else(|| crate::ParseError::Invalid("length".into()))
 }
 
 #[cfg(test)]
@@ -643,6 +724,32 @@ mod tests {
         assert_eq!((a.0, a.1), (true, false));
         assert_eq!(ldap_scan(b"\x30\x84\xff"), (false, false, false, true));
         assert_eq!(ldap_message_op(b"\x30\x05\x02\x01\x01\x60"), None);
+    }
+
+    #[test]
+    fn ldap_starttls_upgrade() {
+        let mut req = hex::decode("301d02010177188016").unwrap();
+        req.extend_from_slice(STARTTLS_OID);
+        let ok = hex::decode("300c02010178070a010004000400").unwrap();
+        let refused = hex::decode("300c02010178070a013404000400").unwrap();
+        let ch = b"\x16\x03\x01\x00\x05hello";
+        let sh = b"\x16\x03\x03\x00\x05hello";
+        let c = [req.clone(), ch.to_vec()].concat();
+        let s = [ok.clone(), sh.to_vec()].concat();
+        assert_eq!(
+            ldap_upgrade(&c, &s),
+            Some(Upgrade::Tls {
+                client: req.len(),
+                server: ok.len()
+            })
+        );
+        assert_eq!(ldap_upgrade(&req, &refused), Some(Upgrade::Clear));
+        assert_eq!(ldap_upgrade(&req, b""), None);
+        assert_eq!(ldap_upgrade(&req[..5], b""), None);
+        assert_eq!(ldap_upgrade(&bind(), b""), Some(Upgrade::Clear));
+        // a notice of disconnection (messageID 0) is not the answer
+        let notice = hex::decode("300c02010078070a013404000400").unwrap();
+        assert_eq!(ldap_upgrade(&req, &notice), None);
     }
 
     // test_protocols.py::test_smtp_starttls
