@@ -420,15 +420,22 @@ pub fn parse_server_hello(body: &[u8]) -> ParseResult<ServerHello> {
     let mut r = Reader::new(body);
     let legacy = r.u16()? as u16;
     let hrr = r.take(32)? == HRR_RANDOM;
-    let sid = r.u8()?;
-    r.take(sid)?;
+    // TLS 1.3 drafts before 22 (0x7f00-0x7f15, deployed by Cloudflare and Chrome in 2017) put their
+    // version here and have no session id nor compression method: version, random, cipher, extensions
+    let draft = (0x7f00..0x7f16).contains(&legacy);
+    if !draft {
+        let sid = r.u8()?;
+        r.take(sid)?;
+    }
     let mut sh = ServerHello {
         legacy_version: legacy,
         cipher: r.u16()? as u16,
         hrr,
         ..ServerHello::default()
     };
-    r.u8()?; // compression
+    if !draft {
+        r.u8()?; // compression
+    }
     if r.left() >= 2 {
         let elen = r.u16()?;
         let mut ext = r.sub(elen)?;
@@ -439,7 +446,7 @@ pub fn parse_server_hello(body: &[u8]) -> ParseResult<ServerHello> {
             if sh.extensions.len() < MAX_SH_EXTENSIONS {
                 sh.extensions.push(etype as u16);
             }
-            if etype == 51 && e.left() >= 2 && sh.key_share.is_none() {
+            if (etype == 51 || (draft && etype == 40)) && e.left() >= 2 && sh.key_share.is_none() {
                 sh.key_share = Some(e.u16()? as u16);
             } else if etype == 43 && e.left() >= 2 {
                 sh.selected_version = Some(e.u16()? as u16);
@@ -953,6 +960,27 @@ mod tests {
         body.extend((exts.len() as u16).to_be_bytes());
         body.extend(exts);
         record(22, &handshake(2, &body))
+    }
+
+    #[test]
+    fn a_tls13_draft18_server_hello_has_no_session_id_nor_compression() {
+        // Cloudflare's draft-18 ServerHello from the Arkime corpus (tls13.pcap): before, read as a TLS 1.2
+        // layout it gave "truncated: need 52143 bytes"
+        let hex = "7f123ef1609fd3f4fa8668aac5822d500fb0639b22671d0fb7258597355795511bf61301002800280024001d0020ae0e282a3b7a463e71064ecbaf671586e979b0edbebf7a4735c31678c70f660c";
+        let body: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        let sh = parse_server_hello(&body).unwrap();
+        assert_eq!((sh.version(), sh.cipher), (0x7f12, 0x1301));
+        assert_eq!(
+            (sh.extensions.clone(), sh.key_share),
+            (vec![40], Some(0x001d))
+        ); // key_share was 40
+           // draft 22 and later use the TLS 1.2 layout with supported_versions
+        let mut late = body.clone();
+        late[1] = 0x16;
+        assert!(parse_server_hello(&late).is_err());
     }
 
     #[test]
