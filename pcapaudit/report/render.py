@@ -274,14 +274,29 @@ def _cell(v, width: int | None, cut: str = "end", dates: bool = False) -> str:
     return _shorten(s, width, cut)
 
 
+def _middle(s: str, width: int) -> str:
+    """``s`` in at most ``width`` characters, its middle left out."""
+    if len(s) <= width:
+        return s
+    head = min(9, max(3, (width - 1) // 4))
+    return s[:head] + "…" + s[len(s) - (width - head - 1):]
+
+
 def _shorten(s: str, width: int | None, cut: str = "end") -> str:
     """``s`` in at most ``width`` characters: cut at the end (``…``), or in the middle for names, whose
     domain and address are at the end."""
     if not width or len(s) <= width:
         return s
     if cut == "middle" and width >= 8:
-        head = min(9, max(3, (width - 1) // 4))
-        return s[:head] + "…" + s[len(s) - (width - head - 1):]
+        # a finding's target, "name (address:port)": the address is kept whole or left out, never cut
+        # (a cut address reads as another real one); the name loses its middle, not its domain
+        name, sep, rest = s.partition(" (")
+        if sep and rest.endswith(")") and name:
+            addr = sep + rest
+            if width - len(addr) >= 16:
+                return _middle(name, width - len(addr)) + addr
+            return _middle(name, width)
+        return _middle(s, width)
     return s[: width - 1] + "…"
 
 
@@ -508,8 +523,7 @@ def worst_first(df: pd.DataFrame, target_width: int | None = None) -> pd.DataFra
            for m, t in zip(df["message"], df["target"])]  # fmt: skip
     df = df.assign(message=msg)
     if target_width:
-        keep = target_width - 10
-        df = df.assign(target=[t[:9] + "…" + t[-keep:] if isinstance(t, str) and len(t) > target_width else t
+        df = df.assign(target=[_shorten(t, target_width, "middle") if isinstance(t, str) else t
                                for t in df["target"]])  # fmt: skip
     return df
 

@@ -49,6 +49,21 @@ def test_at_120_columns_a_finding_keeps_its_code_target_and_message(sample):
     assert "(52.3.100.11:443)" in row and "certificate issued by" in row
 
 
+def test_a_narrow_terminal_never_cuts_a_targets_address(sample):
+    """At 80 columns a target "name (address:port)" keeps its address whole or leaves it out: a cut address
+    ("examp…184.216.34:443)") reads as another real address."""
+    import re
+
+    text = render_text(sample, ("findings",), width=80)
+    rows = [x for x in text.splitlines() if x.startswith(("high", "medium", "low", "info"))]
+    assert len(rows) == 10
+    for row in rows:
+        target = re.split(r"\s{2,}", row)[2]
+        assert ("(" in target) == (")" in target), row
+        assert not re.search(r"\d\)$", target) or re.search(r"\(\d+\.\d+\.\d+\.\d+:\d+\)$", target), row
+    assert any("example.org" == re.split(r"\s{2,}", r)[2] for r in rows)
+
+
 def test_without_a_width_the_report_keeps_its_full_width(sample):
     text = render_text(sample, DEFAULT, compact=True)
     assert max(len(x) for x in text.splitlines()) > 250
