@@ -41,6 +41,8 @@ from pcapaudit.findings import (
     fold_key,
     quiet,
     region_findings,
+    region_note,
+    region_ties,
     required_severity,
 )
 from pcapaudit.model import (
@@ -618,6 +620,9 @@ class Auditor:
                         if fd.code == "region_mismatch":
                             self._finding(fd, rules, rec.src_ip,
                                           fold_key(rec.src_ip, rec.src_port, rec.dst_ip, rec.dst_port))
+        for vendor, regions in sorted(region_ties([(f, c) for f, c, _r in self._regional], self.ctx).items()):
+            row, uids = region_note(vendor, regions)
+            self.findings.add_row(row, uids)
         one_way = self._one_direction_view()
         for fd, rules, client, fkey in sorted(self._held_udp, key=lambda h: (h[0].ts, h[3])):
             if client not in one_way["clients"]:

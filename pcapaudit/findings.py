@@ -596,6 +596,41 @@ def region_findings(flows: list[tuple[FlowRecord, Classification]], ctx: Finding
     return out
 
 
+def region_ties(flows: list[tuple[FlowRecord, Classification]], ctx: FindingContext) -> dict[str, dict[str, list]]:
+    """Vendors whose region is not configured and whose pinned device-domain flows go to several regions
+    equally often (no region can be inferred, so no mismatch is checked): vendor -> region -> flows."""
+    by: dict[str, dict[str, list]] = {}
+    for f, c in flows:
+        r = ctx.rule(c.rule_id)
+        if r is None or not r.region or not r.pinned or r.vendor in ctx.region:
+            continue
+        by.setdefault(r.vendor, {}).setdefault(r.region, []).append(f)
+    out = {}
+    for vendor, regions in by.items():
+        sizes = sorted((len(v) for v in regions.values()), reverse=True)
+        if len(sizes) > 1 and sizes[0] == sizes[1]:
+            out[vendor] = regions
+    return out
+
+
+def region_note(vendor: str, regions: dict[str, list]) -> tuple[Finding, tuple[str, ...]]:
+    """The info note of a ``region_ties`` vendor: which regions its device-domain flows reached, and the
+    setting that decides which of them are mismatched."""
+    flows = sorted((f for fs in regions.values() for f in fs), key=lambda f: (f.ts, f.uid))
+    counts = ", ".join(f"{reg} {len(fs)}" for reg, fs in sorted(regions.items()))
+    names = " or ".join(sorted(regions))
+    finding = Finding(
+        kind=FindingKind.UNEXPECTED, severity=Severity.INFO, code="region_ambiguous", uid=flows[0].uid,
+        rule_id=None, vendor=vendor, service="tenant region", target=f"{vendor} tenant",
+        message=(f"{vendor}: the tenant's device-domain flows reached several regions equally ({counts} flows) "
+                 f"and no region is set, so region mismatches were not checked; set the tenant's region "
+                 f"(--tenant {vendor}.region={names}) to see which hosts are the wrong region's"),
+        evidence=(("regions", counts),), identifier=f"unexpected:region_ambiguous|{vendor}", ts=flows[0].ts,
+        count=len(flows),
+    )  # fmt: skip
+    return finding, tuple(f.uid for f in flows)
+
+
 def fold_key(src: str, sport: int, dst: str, dport: int) -> str:
     """The endpoint a parallel audit partitions a flow by (``engine.client_key``): the one with the higher
     port, on a tie the lower address. A key's flows all go to one process."""
