@@ -151,6 +151,40 @@ def weird_rows(rb) -> Iterator[Weird]:
         yield Weird(d["ts"][i], d["name"][i], d["uid"][i], d["detail"][i], d["count"][i])
 
 
+_BUILD_CHECKED = False
+
+
+def check_build() -> None:
+    """The compiled core hands this package the columns it reads: one built from another version of the
+    sources (a checkout updated without rebuilding) would fail mid-audit with a KeyError. Checked once,
+    on empty batches, before the first packet: a one-line ``CoreError`` naming the fix instead."""
+    global _BUILD_CHECKED
+    if _BUILD_CHECKED:
+        return
+    import dataclasses
+
+    import pyarrow as pa
+
+    from pcapaudit.report.columns import DNS_COLUMNS, FLOW_COLUMNS
+
+    eng = _core.Engine({})
+    frb, ftb = (pa.record_batch(b) for b in eng.take_flows(0))
+    drb, dtb = (pa.record_batch(b) for b in eng.take_dns(0))
+    want = {
+        "flow records": ({f.name for f in dataclasses.fields(FlowRecord)}, set(frb.schema.names)),
+        "flows table": (set(FLOW_COLUMNS) - set(CLASSIFICATION_COLUMNS), set(ftb.schema.names)),
+        "dns records": ({f.name for f in dataclasses.fields(DnsTransaction)}, set(drb.schema.names)),
+        "dns table": (set(DNS_COLUMNS) - {"vendor", "rule_id"}, set(dtb.schema.names)),
+    }
+    for what, (expected, built) in want.items():
+        if expected != built:
+            diff = sorted(expected - built) or sorted(built - expected)
+            raise CoreError(f"the compiled core ({_core.__file__}) does not match this pcapaudit's Python code "
+                            f"({what} differ: {', '.join(diff)}): it was built from other sources; rebuild it "
+                            "(pip install -e . in a checkout, or reinstall the package)")  # fmt: skip
+    _BUILD_CHECKED = True
+
+
 class CoreEngine:
     """The compiled flow engine, delivering finished rows to the Auditor's callbacks after every batch."""
 
@@ -167,6 +201,7 @@ class CoreEngine:
         same rows (``flow_rows`` turns the first into records; the second is the flows table's columns);
         ``on_dns(transactions, table)`` likewise for DNS transactions (``dns_rows``). ``file_filter``: a
         ``FileFilter`` (``audit --filter/--start/--end``): the packets it leaves out are skipped."""
+        check_build()
         self.on_flows, self.on_dns, self.on_weird = on_flows, on_dns, on_weird
         cfg = {
             "idle_tcp": config.idle_tcp, "idle_udp": config.idle_udp, "idle_dns": config.idle_dns,

@@ -129,3 +129,25 @@ def test_a_truncated_capture_is_read_up_to_the_damage(tmp_path):
     r = pcapaudit.audit(str(p))
     assert 0 < r.stats.packets < 212 and len(r.errors) == 1 and "cut.pcap" in r.errors[0]
     assert "capture_truncated_or_corrupt" in set(r.weirds["name"].astype(str))
+
+
+def test_a_core_built_from_other_sources_is_one_line(monkeypatch, capsys, tmp_path):
+    """A checkout updated without rebuilding the core: before, every audit with a flow died with a
+    KeyError traceback in flow_rows; now the columns are compared once, on empty batches, first."""
+    import dataclasses
+
+    from pcapaudit import core
+
+    @dataclasses.dataclass(frozen=True)
+    class Newer(core.FlowRecord):
+        one_more_column: int = 0
+
+    monkeypatch.setattr(core, "_BUILD_CHECKED", False)
+    monkeypatch.setattr(core, "FlowRecord", Newer)
+    code = main(["audit", str(ROOT / "captures" / "enrollment-troubleshooting.pcap"), "-q"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.count("\n") == 0 and "Traceback" not in err
+    assert "does not match" in err and "one_more_column" in err and "rebuild" in err
+    monkeypatch.setattr(core, "FlowRecord", Newer.__mro__[1])
+    monkeypatch.setattr(core, "_BUILD_CHECKED", False)
+    core.check_build()  # the real build matches
