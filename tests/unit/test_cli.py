@@ -279,6 +279,7 @@ _BOMB = "".join(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]\n" for i 
         ("devices: [10.0.0.0/33]\n", "c.yaml: devices: "),  # the file's value, not the flag's
         ("tenants: {kandji.region: \"x\\ny\"}\n", "region=x\\ny: region must be one of eu, us"),
         ("[" * 3000 + "]" * 3000 + "\n", "invalid YAML"),
+        ("devices: [10.0.0.0/8]\ntrust_issuers: [unclosed\n", "c.yaml: line 3: invalid YAML: did not find expected ',' or ']'"),
         ("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n" + _BOMB + "devices: *a8\n", "config too large"),
     ],
 )
