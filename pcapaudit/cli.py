@@ -171,15 +171,16 @@ def build_parser() -> argparse.ArgumentParser:
     cc.add_argument("--limit", type=_count, default=50, metavar="N", help="differences shown (0: all)")
     r = sub.add_parser("rules", help="list, show or validate rulesets")
     rs = r.add_subparsers(dest="rules_command", metavar="ACTION", parser_class=_Parser)
+    rules_help = "a ruleset file or directory of them, besides the built-in ones (repeatable)"
     rl = rs.add_parser("list", help="one line per rule")
-    rl.add_argument("--vendor", metavar="LIST")
-    rl.add_argument("--rules", action="append", metavar="PATH")
-    rl.add_argument("-f", "--format", choices=("table", "json", "csv"), default="table")
+    rl.add_argument("--vendor", metavar="LIST", help="only these vendors' rules, comma-separated (e.g. apple,kandji)")
+    rl.add_argument("--rules", action="append", metavar="PATH", help=rules_help)
+    rl.add_argument("-f", "--format", choices=("table", "json", "csv"), default="table", help="output format")
     rsh = rs.add_parser("show", help="every field of one rule")
-    rsh.add_argument("rule_id")
-    rsh.add_argument("--rules", action="append", metavar="PATH")
+    rsh.add_argument("rule_id", help="the rule's id, as `rules list` shows it (e.g. apple.apns)")
+    rsh.add_argument("--rules", action="append", metavar="PATH", help=rules_help)
     rv = rs.add_parser("validate", help="check ruleset files (default: the built-in ones)")
-    rv.add_argument("files", nargs="*", metavar="FILE")
+    rv.add_argument("files", nargs="*", metavar="FILE", help="ruleset YAML files to check")
     return p
 
 
