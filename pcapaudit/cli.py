@@ -171,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     cc.add_argument("--limit", type=_count, default=50, metavar="N", help="differences shown (0: all)")
     r = sub.add_parser("rules", help="list, show or validate rulesets")
     rs = r.add_subparsers(dest="rules_command", metavar="ACTION", parser_class=_Parser)
-    rules_help = "a ruleset file or directory of them, besides the built-in ones (repeatable)"
+    rules_help = "ruleset file or directory (repeatable; default: the built-in rulesets; env PCAPAUDIT_RULES)"
     rl = rs.add_parser("list", help="one line per rule")
     rl.add_argument("--vendor", metavar="LIST", help="only these vendors' rules, comma-separated (e.g. apple,kandji)")
     rl.add_argument("--rules", action="append", metavar="PATH", help=rules_help)
