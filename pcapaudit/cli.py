@@ -739,6 +739,8 @@ def _run_live(args, opts, threshold) -> int:
         stop["flag"] = True
 
     def _opened():
+        log.info("capturing on %s (snaplen %d%s%s)", args.interface, args.snaplen,
+                 f", filter {args.bpf!r}" if args.bpf else "", f", writing {args.write}" if args.write else "")  # fmt: skip
         if not args.quiet and not sys.stderr.isatty():
             print(f"pcapaudit: capturing on {args.interface} (Ctrl-C to stop and report)", file=sys.stderr, flush=True)
 
@@ -753,7 +755,9 @@ def _run_live(args, opts, threshold) -> int:
         for s, h in old.items():
             signal.signal(s, h)
     auditor.errors.extend(run.errors)
+    t_finish = time.monotonic()
     result = auditor.finish()  # flushes every flow: its findings reach the display, drawn now
+    _log_rate(result, t_finish - run.elapsed)
     display.close(auditor.packets, auditor.active_flows, len(auditor.flows), run.stats, run.elapsed)
     write_report(result, args)
     if not args.quiet:
