@@ -10,7 +10,12 @@ from pcapaudit.errors import CaptureError, PcapAuditError, RulesetError, UsageEr
 from pcapaudit.result import AuditResult
 from pcapaudit.rules.loader import load_rulebook
 
-__version__ = "0.1.0"
+try:
+    from importlib.metadata import version as _version
+
+    __version__ = _version("pcapaudit")
+except Exception:  # noqa: BLE001 - run from a source tree that was never installed
+    __version__ = "0+unknown"
 
 audit_file = audit
 

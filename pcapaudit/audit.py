@@ -28,7 +28,7 @@ from pcapaudit.decode import icmp as icmpmod
 from pcapaudit.dedup import InterfaceCopies
 from pcapaudit.engine import EngineConfig, FlowEngine
 from pcapaudit.enrich import DnsMap
-from pcapaudit.errors import UsageError
+from pcapaudit.errors import RulesetError, UsageError
 from pcapaudit.findings import (
     INFRA_PORTS,
     FindingCollector,
@@ -795,12 +795,28 @@ def audit(
     if client is not None or recursive or sensor_pattern or partitions or any(map(is_capture_spec, captures)):
         from pcapaudit.distributed import audit_paths
 
-        return audit_paths(captures, opts, client=client, recursive=recursive, sensor_pattern=sensor_pattern,
-                           partitions=partitions)  # fmt: skip
-    a = Auditor(opts)
+        with _api_names():
+            return audit_paths(captures, opts, client=client, recursive=recursive, sensor_pattern=sensor_pattern,
+                               partitions=partitions)  # fmt: skip
+    with _api_names():
+        a = Auditor(opts)
     for c in captures:
         a.run_file(CaptureFile(c))
     return a.finish()
+
+
+@contextlib.contextmanager
+def _api_names():
+    """Errors about the vendors and tenants given, in the API's words: ``vendors=``/``tenants=`` and a
+    ``UsageError`` (the checks speak the CLI's ``--vendor``/``--tenant``)."""
+    try:
+        yield
+    except (UsageError, RulesetError) as e:
+        msg = str(e)
+        for flag, arg in (("--vendor ", "vendors: "), ("--tenant ", "tenants: ")):
+            if msg.startswith(flag):
+                raise UsageError(arg + msg[len(flag):]) from None
+        raise
 
 
 def _strings(value, what: str) -> tuple[str, ...]:

@@ -391,6 +391,14 @@ SAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "captures", "enroll
 LAB_TENANTS = {"kandji.uuid": "4f3c2a10-7e55-4d1e-9a4b-2b6f0c8d9e01", "jamf-pro.instance": "acme"}
 
 
+def test_the_version_is_the_installed_packages():
+    from importlib.metadata import version
+
+    import pcapaudit
+
+    assert pcapaudit.__version__ == version("pcapaudit")  # it said 0.1.0 beside a 0.2.0 package
+
+
 def test_api_takes_a_string_for_a_one_item_list():
     """trust_issuers="X" is the list ["X"], not its characters (which made false issuer_mismatch rows)."""
     import pcapaudit
@@ -418,6 +426,9 @@ def _builtin():
         ({"captures": b"\xd4\xc3\xb2\xa1"}, "captures: expected file paths, not bytes"),
         ({"captures": io.BytesIO(b"x")}, "captures: expected file paths, not an open file"),
         ({"captures": []}, "captures: no capture given"),
+        # the API's own words, not the CLI's --vendor/--tenant, and a UsageError for both
+        ({"vendors": "nosuch"}, "vendors: nosuch: no such ruleset"),
+        ({"tenants": {"kandji.uid": "x"}}, "tenants: kandji.uid: kandji has no placeholder 'uid'"),
     ],
 )
 def test_api_refuses_bad_arguments_before_reading_with_one_line(kwargs, message):
