@@ -120,6 +120,8 @@ class DnsTransaction:
     answers: tuple[DnsAnswer, ...]
     rtt: float | None
     process: str | None = None  # the querying process, when the capture names it (PKTAP)
+    # the DNS opcode (QUERY, NOTIFY, UPDATE, ...), or NBNS / NBNS_REGISTER for NetBIOS name service rows
+    opcode: str = "QUERY"
 
     @property
     def sinkholed(self) -> bool:
