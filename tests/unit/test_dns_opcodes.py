@@ -3,7 +3,7 @@
 NOTIFY / UPDATE rows carry their opcode (the row's query is the zone; an UPDATE's answers are the A/AAAA
 records it adds). They are no lookups: the vendor checklist does not count them, and an UPDATE's records
 (a host's claim about its own address) name no flow. NBNS answers and registrations are rows with opcode
-NBNS / NBNS_REGISTER; they name flows to LAN addresses only, never an internet address."""
+NBNS / NBNS_REGISTER / NBNS_RELEASE; they name flows to LAN addresses only, never an internet address."""
 
 from __future__ import annotations
 
@@ -98,6 +98,8 @@ def test_notify_and_update_are_no_lookups_and_name_no_flow(tmp_path):
     flow = r.flows[r.flows["dst_ip"] == "17.6.6.7"].iloc[0]
     assert pd.isna(flow["dns_name"])
     assert r.dns["vendor"].isna().all() or set(r.dns["opcode"]) == {"NOTIFY", "UPDATE"}
+    # nor do they make the capture about the vendor (a lookup that failed would)
+    assert "apple" not in _audit(tmp_path, _notify() + _update()).vendors
 
 
 def test_a_vendor_lookup_still_counts(tmp_path):

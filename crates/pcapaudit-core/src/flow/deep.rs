@@ -46,7 +46,7 @@ fn is_smtp_port(p: u16) -> bool {
 #[derive(Debug, Clone)]
 pub struct DnsEvent {
     pub trans_id: u16,
-    /// "QUERY", "NOTIFY", "UPDATE", ... ([`dns::opcode_name`]), "NBNS" / "NBNS_REGISTER"
+    /// "QUERY", "NOTIFY", "UPDATE", ... ([`dns::opcode_name`]), "NBNS" / "NBNS_REGISTER" / "NBNS_RELEASE"
     pub opcode: &'static str,
     /// None: a request (NBNS only)
     pub rcode: Option<u8>,
@@ -814,8 +814,8 @@ impl DeepState {
     }
 
     /// One NetBIOS name service message -> a row: name queries and their answers, registrations and
-    /// refreshes (with the address they claim). Releases, WACKs and registration answers give no row;
-    /// a malformed message is a weird.
+    /// refreshes, releases (with the address they claim or give up). WACKs and the answers to
+    /// registrations and releases give no row; a malformed message is a weird.
     pub fn nbns_message(&mut self, side: usize, payload: &[u8], ts: f64, out: &mut Vec<DnsEvent>) {
         let m = match dns::parse_nbns(payload) {
             Ok(m) => m,
@@ -830,6 +830,7 @@ impl DeepState {
         let opcode = match (m.is_response, m.opcode) {
             (_, 0) => "NBNS",
             (false, 5 | 8 | 9) => "NBNS_REGISTER",
+            (false, 6) => "NBNS_RELEASE",
             _ => return,
         };
         let qname = m.name.as_ref().map(nbns_name);

@@ -104,7 +104,8 @@ pub struct DnsTransaction {
     pub answers: Vec<DnsAnswer>,
     pub rtt: Option<f64>,
     pub process: Option<String>,
-    /// "QUERY", "NOTIFY", "UPDATE", ... (the DNS opcode), "NBNS" / "NBNS_REGISTER" (NetBIOS name service)
+    /// "QUERY", "NOTIFY", "UPDATE", ... (the DNS opcode), "NBNS" / "NBNS_REGISTER" / "NBNS_RELEASE" (NetBIOS
+    /// name service)
     pub opcode: &'static str,
 }
 
