@@ -415,9 +415,9 @@ class Auditor:
         vendors, rids, failed = [], [], []
         groups: dict[str, list[tuple[float, str]]] = {}
         multicast = self._mcast_server_cache
-        c = tb.select(["query", "server_ip", "ts", "uid", "rcode", "sinkholed"]).to_pydict()
-        for i, (q, server, ts, uid, rcode, sink) in enumerate(zip(c["query"], c["server_ip"], c["ts"], c["uid"],
-                                                                  c["rcode"], c["sinkholed"])):  # fmt: skip
+        c = tb.select(["query", "server_ip", "ts", "uid", "rcode", "sinkholed", "opcode"]).to_pydict()
+        for i, (q, server, ts, uid, rcode, sink, op) in enumerate(zip(c["query"], c["server_ip"], c["ts"], c["uid"],
+                                                                      c["rcode"], c["sinkholed"], c["opcode"])):  # fmt: skip
             hit = cache.get(q)
             if hit is None:
                 rules = frozenset(h.rule.id for h in self.index.match_name(q)) if q else frozenset()
@@ -428,7 +428,7 @@ class Auditor:
             rules, rule = hit
             vendors.append(rule.vendor if rule is not None else None)
             rids.append(rule.id if rule is not None else None)
-            if not rules:
+            if not rules or op != "QUERY":  # a NOTIFY / UPDATE / NetBIOS message is no lookup of the name
                 continue
             mc = multicast.get(server)
             if mc is None:
@@ -465,8 +465,8 @@ class Auditor:
             self._dns_cache[tx.query] = hit
         rules, rule = hit
         self.dns.append(dns_row(tx, rule))
-        if not rules or is_multicast(tx.server_ip):  # mDNS/LLMNR asks the link, not a resolver
-            return
+        if not rules or is_multicast(tx.server_ip) or tx.opcode != "QUERY":  # mDNS/LLMNR asks the link, not a
+            return  # resolver; a NOTIFY / UPDATE / NetBIOS message is no lookup of the name
         self.coverage.dns_query(tx, rules, rule.vendor if rule is not None else None)
         if tx.rcode in ("NXDOMAIN", "REFUSED", "SERVFAIL") or tx.sinkholed:
             for fd in detect_dns(tx, self.ctx):

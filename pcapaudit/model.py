@@ -120,6 +120,8 @@ class DnsTransaction:
     answers: tuple[DnsAnswer, ...]
     rtt: float | None
     process: str | None = None  # the querying process, when the capture names it (PKTAP)
+    # the DNS opcode (QUERY, NOTIFY, UPDATE, ...), or NBNS / NBNS_REGISTER / NBNS_RELEASE for NetBIOS rows
+    opcode: str = "QUERY"
 
     @property
     def sinkholed(self) -> bool:

@@ -469,6 +469,7 @@ pub fn dns_batch(rows: &[DnsTransaction]) -> Result<RecordBatch, ArrowError> {
         "process",
         strings(rows.iter().map(|r| r.process.as_deref())),
     );
+    c.add("opcode", strings(rows.iter().map(|r| Some(r.opcode))));
     c.finish()
 }
 

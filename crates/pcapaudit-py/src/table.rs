@@ -362,6 +362,7 @@ pub fn dns_table(rows: &[DnsTransaction]) -> Result<RecordBatch, ArrowError> {
         "process",
         strings(rows, |r: &DnsTransaction| r.process.as_deref()),
     );
+    add("opcode", strings(rows, |r: &DnsTransaction| Some(r.opcode)));
     let fields: Vec<Field> = names
         .iter()
         .zip(&arrays)

@@ -40,16 +40,31 @@ fn is_smtp_port(p: u16) -> bool {
     matches!(p, 25 | 587 | 2525)
 }
 
-/// A DNS response seen by a flow, for the engine to turn into a `DnsTransaction` (`ctx.dns_transaction`).
+/// A DNS response seen by a flow, for the engine to turn into a `DnsTransaction` (`ctx.dns_transaction`),
+/// or one NetBIOS name service message (`nbns`, every message its own row: a broadcast query's answer
+/// comes back in another flow).
 #[derive(Debug, Clone)]
 pub struct DnsEvent {
-    pub msg: DnsMessage,
+    pub trans_id: u16,
+    /// "QUERY", "NOTIFY", "UPDATE", ... ([`dns::opcode_name`]), "NBNS" / "NBNS_REGISTER" / "NBNS_RELEASE"
+    pub opcode: &'static str,
+    /// None: a request (NBNS only)
+    pub rcode: Option<u8>,
+    /// (owner, type, value, ttl): a response's answers; an UPDATE's added A/AAAA records; the
+    /// addresses an NBNS answer or registration gives (type 0x20 NB)
+    pub answers: Vec<(String, u16, String, u32)>,
     pub qname: Option<String>,
     pub qtype: Option<u16>,
     pub q_ts: Option<f64>,
     pub r_ts: f64,
     pub side: usize,
+    /// the message was sent by the side that asks (an NBNS request): the row's client is `side`
+    pub from_client: bool,
+    pub nbns: bool,
 }
+
+/// UDP port 137, the NetBIOS name service.
+pub const NBNS_PORT: u16 = 137;
 
 /// A stored query by (trans id, question bytes): (arrival order, ts, side, the whole query).
 pub type PendingQueries = HashMap<(u16, Vec<u8>), (u64, f64, usize, Vec<u8>)>;
@@ -152,6 +167,11 @@ impl DeepState {
 
     pub fn is_dns(&self) -> bool {
         is_dns_port(self.server_port) || is_dns_port(self.client_port)
+    }
+
+    /// A UDP flow to or from port 137 (NetBIOS name service).
+    pub fn is_nbns(&self) -> bool {
+        self.proto == 17 && (self.server_port == NBNS_PORT || self.client_port == NBNS_PORT)
     }
 
     /// Feed one TCP segment of `side`; true when this side needs no more packets (`DeepState.tcp`).
@@ -679,6 +699,10 @@ impl DeepState {
             self.dns_message(side, payload, ts, parsed, out);
             return false;
         }
+        if self.is_nbns() {
+            self.nbns_message(side, payload, ts, out);
+            return false;
+        }
         if side == CLIENT {
             if self.quic.is_none() {
                 if !quic_like(payload) {
@@ -712,7 +736,11 @@ impl DeepState {
         parsed: Option<&ParseResult<DnsMessage>>,
         out: &mut Vec<DnsEvent>,
     ) {
-        if payload.len() >= 12 && payload[2] & 0x80 == 0 && payload[2] & 0x78 == 0 {
+        // standard queries, NOTIFY (4) and UPDATE (5) requests wait for their responses
+        if payload.len() >= 12
+            && payload[2] & 0x80 == 0
+            && matches!((payload[2] >> 3) & 0xF, 0 | 4 | 5)
+        {
             if let Some(qend) = question_end(payload) {
                 let id = (u16::from(payload[0]) << 8) | u16::from(payload[1]);
                 let key = (id, payload[12..qend].to_vec());
@@ -743,7 +771,7 @@ impl DeepState {
         if let Some(err) = &msg.error {
             self.weird(ts, "dns_malformed", err.clone());
         }
-        if msg.opcode != 0 || !msg.is_response {
+        if !matches!(msg.opcode, 0 | 4 | 5) || !msg.is_response {
             return;
         }
         let (qname, qtype) = if let Some((n, t)) = msg.questions.first() {
@@ -761,13 +789,68 @@ impl DeepState {
                     .remove(&(msg.trans_id, payload[12..qend].to_vec()));
             }
         }
+        // an UPDATE's records are in its request (a response repeats the zone only)
+        let answers = if msg.opcode == 5 {
+            sent.as_ref()
+                .and_then(|s| dns::parse(&s.3).ok())
+                .map(|q| q.added_addresses())
+                .unwrap_or_default()
+        } else {
+            msg.answers.clone()
+        };
         out.push(DnsEvent {
-            msg: msg.clone(),
+            trans_id: msg.trans_id,
+            opcode: dns::opcode_name(msg.opcode),
+            rcode: Some(msg.rcode),
+            answers,
             qname,
             qtype,
             q_ts: sent.map(|s| s.1),
             r_ts: ts,
             side,
+            from_client: false,
+            nbns: false,
+        });
+    }
+
+    /// One NetBIOS name service message -> a row: name queries and their answers, registrations and
+    /// refreshes, releases (with the address they claim or give up). WACKs and the answers to
+    /// registrations and releases give no row; a malformed message is a weird.
+    pub fn nbns_message(&mut self, side: usize, payload: &[u8], ts: f64, out: &mut Vec<DnsEvent>) {
+        let m = match dns::parse_nbns(payload) {
+            Ok(m) => m,
+            Err(e) => {
+                self.weird(ts, "nbns_malformed", dns_error_text(&e));
+                return;
+            }
+        };
+        if let Some(err) = &m.error {
+            self.weird(ts, "nbns_malformed", err.clone());
+        }
+        let opcode = match (m.is_response, m.opcode) {
+            (_, 0) => "NBNS",
+            (false, 5 | 8 | 9) => "NBNS_REGISTER",
+            (false, 6) => "NBNS_RELEASE",
+            _ => return,
+        };
+        let qname = m.name.as_ref().map(nbns_name);
+        let answers = m
+            .addresses
+            .iter()
+            .map(|(a, _)| (qname.clone().unwrap_or_default(), 0x20, a.clone(), m.ttl))
+            .collect();
+        out.push(DnsEvent {
+            trans_id: m.trans_id,
+            opcode,
+            rcode: m.is_response.then_some(m.rcode),
+            answers,
+            qname,
+            qtype: m.qtype,
+            q_ts: None,
+            r_ts: ts,
+            side,
+            from_client: !m.is_response,
+            nbns: true,
         });
     }
 
@@ -831,6 +914,17 @@ impl DeepState {
             k => k,
         }
     }
+}
+
+/// A NetBIOS name as the dns table shows it: lower case (NetBIOS names are case-insensitive, as DNS
+/// names are shown), the scope ID appended after a dot when there is one.
+pub fn nbns_name(n: &dns::NbName) -> String {
+    let mut s = n.name.to_ascii_lowercase();
+    if !n.scope.is_empty() {
+        s.push('.');
+        s.push_str(&n.scope);
+    }
+    s
 }
 
 /// The text of a DNS parse error, as Python's `str(DnsError)`.

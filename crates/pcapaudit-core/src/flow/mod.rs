@@ -1060,6 +1060,10 @@ impl Engine {
     /// Returns the parse of the response (or its error) for the flow's own DNS state.
     pub fn name_by_dns(&mut self, p: &Packet<'_>, ts: f64) -> Option<ParseResult<DnsMessage>> {
         let b = &p.payload;
+        if p.proto == 17 && p.sport == deep::NBNS_PORT {
+            self.name_by_nbns(b, ts);
+            return None;
+        }
         if p.proto != 17 || b.len() < 12 || !(p.sport == 53 || p.dport == 53) {
             return None;
         }
@@ -1076,21 +1080,62 @@ impl Engine {
         Some(res)
     }
 
+    /// NetBIOS names for LAN addresses: a positive name query answer or a registration / refresh of a
+    /// unique workstation or server name (suffix 0x00 / 0x20) names its address, and only a private or
+    /// link-local IPv4 one. Anyone on the link can send NBNS: it never names an internet address, and a
+    /// name with a dot in it (no NetBIOS computer name has one) is not taken, so an NBNS message cannot
+    /// give a flow a vendor's host name.
+    fn name_by_nbns(&mut self, b: &[u8], ts: f64) {
+        let Ok(m) = dns::parse_nbns(b) else {
+            return;
+        };
+        let claims = match (m.is_response, m.opcode) {
+            (true, 0) => m.rcode == 0,
+            (false, 5 | 8 | 9) => true,
+            _ => false,
+        };
+        let Some(n) = m.name.as_ref() else {
+            return;
+        };
+        if !claims || !n.scope.is_empty() || !matches!(n.suffix, 0x00 | 0x20) {
+            return;
+        }
+        let name = deep::nbns_name(n);
+        if name.is_empty() || name.contains(['.', '\\', '*']) {
+            return;
+        }
+        for (addr, flags) in &m.addresses {
+            let lan = addr
+                .parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|a| a.is_private() || a.is_link_local());
+            if flags & 0x8000 == 0 && lan {
+                self.dnsmap.add(ts, addr, &name);
+            }
+        }
+    }
+
     /// A DNS response seen by a flow's DeepState -> a transaction row (`dns_transaction`).
     fn dns_transaction(&mut self, slot: u32, proto: u8, e: DnsEvent) {
         let (_, _, c, s, ver) = self.sides(slot);
         let f = &self.flows[slot as usize];
         let (mut client, mut server) = (ip_str(ver, c), ip_str(ver, s));
-        if e.side == CLIENT {
-            std::mem::swap(&mut client, &mut server); // a "response" from the client side: roles swapped
+        // a "response" from the client side (or an NBNS request from the server side): roles swapped
+        if (e.side == CLIENT) != e.from_client {
+            std::mem::swap(&mut client, &mut server);
         }
+        let rtype = |t: u16| {
+            if e.nbns {
+                nbns_type_name(t)
+            } else {
+                dns::qtype_name(t)
+            }
+        };
         let answers = e
-            .msg
             .answers
             .iter()
             .map(|(o, t, v, ttl)| DnsAnswer {
                 name: o.clone(),
-                rtype: dns::qtype_name(*t),
+                rtype: rtype(*t),
                 value: v.clone(),
                 ttl: *ttl,
             })
@@ -1101,16 +1146,18 @@ impl Engine {
             client_ip: client,
             server_ip: server,
             transport: if proto == 6 { "tcp" } else { "udp" },
-            trans_id: e.msg.trans_id,
+            trans_id: e.trans_id,
             query: e.qname,
-            qtype: e.qtype.map(dns::qtype_name),
-            rcode: Some(dns::rcode_name(e.msg.rcode)),
+            qtype: e.qtype.map(rtype),
+            rcode: e.rcode.map(dns::rcode_name),
             answers,
             rtt: e.q_ts.map(|q| e.r_ts - q),
             process: f.proc.as_deref().and_then(command_label),
+            opcode: e.opcode,
         });
-        if e.msg.rcode == 0 && proto == 6 {
-            for (addr, name) in answer_names(&e.msg.answers) {
+        // only a resolver's answers to standard queries name flows (not an UPDATE's own claims)
+        if e.rcode == Some(0) && proto == 6 && e.opcode == "QUERY" {
+            for (addr, name) in answer_names(&e.answers) {
                 self.dnsmap.add(e.r_ts, &addr, &name);
             }
         }
@@ -1510,6 +1557,16 @@ impl Engine {
                         }
                         None => (None, None),
                     };
+                    let answers = q
+                        .added_addresses()
+                        .into_iter()
+                        .map(|(o, t, v, ttl)| DnsAnswer {
+                            name: o,
+                            rtype: dns::qtype_name(t),
+                            value: v,
+                            ttl,
+                        })
+                        .collect();
                     self.out_dns.push(DnsTransaction {
                         uid: uid.clone(),
                         ts: qts,
@@ -1520,9 +1577,10 @@ impl Engine {
                         query: qname,
                         qtype: qtype.map(dns::qtype_name),
                         rcode: None,
-                        answers: Vec::new(),
+                        answers,
                         rtt: None,
                         process: proc.as_deref().and_then(command_label),
+                        opcode: dns::opcode_name(q.opcode),
                     });
                 }
             }
@@ -1746,6 +1804,15 @@ fn thousands(n: u64) -> String {
 }
 
 /// A process as the DNS table names it: the command, plus "for <app>" (`_command_label`).
+/// NetBIOS name service record types (RFC 1002 4.2.1.3): NB, NBSTAT, else as DNS types are shown.
+fn nbns_type_name(t: u16) -> String {
+    match t {
+        0x20 => "NB".to_string(),
+        0x21 => "NBSTAT".to_string(),
+        _ => dns::qtype_name(t),
+    }
+}
+
 fn command_label(p: &ProcessInfo) -> Option<String> {
     Some(match &p.ecommand {
         Some(e) if !e.is_empty() => format!("{} for {e}", p.command),

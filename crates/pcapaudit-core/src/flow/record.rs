@@ -104,6 +104,9 @@ pub struct DnsTransaction {
     pub answers: Vec<DnsAnswer>,
     pub rtt: Option<f64>,
     pub process: Option<String>,
+    /// "QUERY", "NOTIFY", "UPDATE", ... (the DNS opcode), "NBNS" / "NBNS_REGISTER" / "NBNS_RELEASE" (NetBIOS
+    /// name service)
+    pub opcode: &'static str,
 }
 
 /// Malformed or unusual input, kept as a row: `pcapaudit.model.Weird`.

@@ -600,6 +600,120 @@ fn dns_names_flows_by_answers_up_to_their_first_packet() {
     assert_eq!(name("17.7.7.7").as_deref(), Some("slack.apple.com"));
 }
 
+/// An NBNS positive name query response for `name` (suffix byte `suffix`): one NB record per (flags, address).
+fn nbns_answer(name: &[u8], suffix: u8, entries: &[(u16, [u8; 4])]) -> Vec<u8> {
+    let mut m = vec![0, 7, 0x84, 0, 0, 0, 0, 1, 0, 0, 0, 0];
+    let mut raw = name.to_vec();
+    raw.resize(15, b' ');
+    raw.push(suffix);
+    m.push(32);
+    for b in raw {
+        m.push(b'A' + (b >> 4));
+        m.push(b'A' + (b & 15));
+    }
+    m.extend_from_slice(&[0, 0, 0x20, 0, 1, 0, 4, 0x93, 0xe0]);
+    m.extend_from_slice(&((entries.len() * 6) as u16).to_be_bytes());
+    for (fl, a) in entries {
+        m.extend_from_slice(&fl.to_be_bytes());
+        m.extend_from_slice(a);
+    }
+    m
+}
+
+/// An NBNS name release request (opcode 6) of `name`<00> at `addr`: the address in the additional record.
+fn nbns_release(name: &[u8], addr: [u8; 4]) -> Vec<u8> {
+    let mut m = vec![0, 9, 0x30, 0x10, 0, 1, 0, 0, 0, 0, 0, 1];
+    let mut raw = name.to_vec();
+    raw.resize(16, b' ');
+    raw[15] = 0;
+    m.push(32);
+    for b in raw {
+        m.push(b'A' + (b >> 4));
+        m.push(b'A' + (b & 15));
+    }
+    m.extend_from_slice(&[
+        0, 0, 0x20, 0, 1, 0xc0, 12, 0, 0x20, 0, 1, 0, 0, 0, 0, 0, 6, 0, 0,
+    ]);
+    m.extend_from_slice(&addr);
+    m
+}
+
+#[test]
+fn nbns_names_lan_addresses_only() {
+    let mut r = Run::new(EngineConfig::default());
+    let lan = [192, 168, 1, 20];
+    let answers = [
+        nbns_answer(b"FILESRV", 0x20, &[(0, lan), (0, [17, 6, 6, 7])]),
+        nbns_answer(b"WORKGROUP", 0x00, &[(0x8000, [192, 168, 1, 21])]), // a group name
+        nbns_answer(b"API.APPLE.COM", 0x00, &[(0, [192, 168, 1, 22])]),  // no NetBIOS computer name
+        nbns_answer(b"PRINTER", 0x1b, &[(0, [192, 168, 1, 23])]), // a browser role, not a host
+    ];
+    for (i, a) in answers.iter().enumerate() {
+        r.feed(&udp("192.168.1.20", 137, C, 137, a), 1.0 + i as f64 * 0.1);
+    }
+    // a release gives up a name: a row, but it names nothing
+    let rel = nbns_release(b"OLDHOST", [192, 168, 1, 24]);
+    r.feed(&udp("192.168.1.24", 137, "192.168.1.255", 137, &rel), 1.5);
+    for (i, dst) in [
+        "192.168.1.20",
+        "17.6.6.7",
+        "192.168.1.21",
+        "192.168.1.22",
+        "192.168.1.23",
+        "192.168.1.24",
+    ]
+    .iter()
+    .enumerate()
+    {
+        session(
+            &mut r,
+            C,
+            dst,
+            50010 + i as u16,
+            445,
+            2.0 + i as f64,
+            &[],
+            &[],
+        );
+    }
+    let (flows, dns, ..) = r.finish();
+    let name = |ip: &str| {
+        flows
+            .iter()
+            .find(|f| f.dst_ip == ip && f.dst_port == 445)
+            .unwrap()
+            .dns_name
+            .clone()
+    };
+    assert_eq!(name("192.168.1.20").as_deref(), Some("filesrv"));
+    for ip in [
+        "17.6.6.7",
+        "192.168.1.21",
+        "192.168.1.22",
+        "192.168.1.23",
+        "192.168.1.24",
+    ] {
+        assert_eq!(name(ip), None, "{ip}");
+    }
+    let nb: Vec<_> = dns.iter().filter(|d| d.opcode == "NBNS").collect();
+    assert_eq!(nb.len(), 4);
+    assert_eq!(nb[0].query.as_deref(), Some("filesrv"));
+    assert_eq!(nb[0].qtype.as_deref(), Some("NB"));
+    assert_eq!(
+        (nb[0].client_ip.as_str(), nb[0].server_ip.as_str()),
+        (C, "192.168.1.20")
+    );
+    let values: Vec<&str> = nb[0].answers.iter().map(|a| a.value.as_str()).collect();
+    assert_eq!(values, ["192.168.1.20", "17.6.6.7"]);
+    assert_eq!(nb[0].answers[0].ttl, 300_000);
+    let rel: Vec<_> = dns.iter().filter(|d| d.opcode == "NBNS_RELEASE").collect();
+    assert_eq!(rel.len(), 1);
+    assert_eq!(rel[0].query.as_deref(), Some("oldhost"));
+    assert_eq!(rel[0].client_ip, "192.168.1.24");
+    assert_eq!(rel[0].rcode, None);
+    assert_eq!(rel[0].answers[0].value, "192.168.1.24");
+}
+
 #[test]
 fn a_long_flow_keeps_the_name_it_started_with() {
     let mut r = Run::new(EngineConfig::default());

@@ -43,9 +43,9 @@ pub struct DnsMessage {
 pub struct DnsUpdate {
     /// (name, type, class) of each prerequisite (class ANY=255 / NONE=254 say "in use" / "not in use")
     pub prerequisites: Vec<(String, u16, u16)>,
-    /// (name, type, class, value) of each update: class IN adds `value` (rendered as an answer's
+    /// (name, type, class, value, ttl) of each update: class IN adds `value` (rendered as an answer's
     /// value, empty when its type is not rendered), ANY deletes an RRset or all RRsets, NONE deletes an RR
-    pub updates: Vec<(String, u16, u16, String)>,
+    pub updates: Vec<(String, u16, u16, String, u32)>,
     /// the prerequisite or update section was malformed: what was read before it is kept
     pub error: Option<String>,
 }
@@ -83,6 +83,28 @@ impl DnsMessage {
         }
         out
     }
+
+    /// UPDATE only: the A / AAAA records its update section adds (class IN), as answers are given
+    /// (owner, type, value, ttl). Empty for other opcodes.
+    pub fn added_addresses(&self) -> Vec<(String, u16, String, u32)> {
+        let Some(u) = &self.update else {
+            return Vec::new();
+        };
+        u.updates
+            .iter()
+            .filter(|(_, t, c, v, _)| (*t == 1 || *t == 28) && *c == 1 && !v.is_empty())
+            .map(|(o, t, _, v, ttl)| (o.clone(), *t, v.clone(), *ttl))
+            .collect()
+    }
+}
+
+/// "QUERY", "NOTIFY", "UPDATE", ... (IANA DNS OPCODEs), "OPCODE<n>" for unassigned ones.
+pub fn opcode_name(op: u8) -> &'static str {
+    const NAMES: [&str; 16] = [
+        "QUERY", "IQUERY", "STATUS", "OPCODE3", "NOTIFY", "UPDATE", "DSO", "OPCODE7", "OPCODE8",
+        "OPCODE9", "OPCODE10", "OPCODE11", "OPCODE12", "OPCODE13", "OPCODE14", "OPCODE15",
+    ];
+    NAMES.get(usize::from(op)).copied().unwrap_or("OPCODE?")
 }
 
 fn invalid(msg: impl Into<String>) -> ParseError {
@@ -458,7 +480,7 @@ pub fn parse(msg: &[u8]) -> ParseResult<DnsMessage> {
                     });
                 match r {
                     Ok((rr, v, next)) => {
-                        u.updates.push((rr.owner, rr.rtype, rr.class, v));
+                        u.updates.push((rr.owner, rr.rtype, rr.class, v, rr.ttl));
                         off = next;
                     }
                     Err(e) => {
@@ -557,6 +579,8 @@ pub struct NbnsMessage {
     /// (IPv4 address, NB_FLAGS) of the NB records: the answers of a positive response (rcode 0), or
     /// the additional record of a registration / refresh / release request
     pub addresses: Vec<(String, u16)>,
+    /// the TTL of the first NB record kept in `addresses`
+    pub ttl: u32,
     /// (name, suffix, flags) of a node status response's name table
     pub node_names: Vec<(String, u8, u16)>,
     /// the message was malformed after its name: what was read before is kept
@@ -701,6 +725,9 @@ pub fn parse_nbns(msg: &[u8]) -> ParseResult<NbnsMessage> {
             section == 3
         };
         if rr.rtype == 0x20 && keep_nb {
+            if m.addresses.is_empty() {
+                m.ttl = rr.ttl;
+            }
             for e in rdata.chunks_exact(6) {
                 let fl = u16::from_be_bytes([e[0], e[1]]);
                 m.addresses.push((ntop4(&[e[2], e[3], e[4], e[5]]), fl));
@@ -1220,12 +1247,16 @@ pub(crate) mod tests {
         assert_eq!(
             u.updates,
             vec![
-                (s("host.example.com"), 1, 254, s("")),
-                (s("host.example.com"), 1, 1, s("192.0.2.2"))
+                (s("host.example.com"), 1, 254, s(""), 0),
+                (s("host.example.com"), 1, 1, s("192.0.2.2"), 300)
             ]
         );
         assert_eq!(u.error, None);
         assert_eq!(d.names(), vec!["example.com", "host.example.com"]);
+        assert_eq!(
+            d.added_addresses(),
+            vec![(s("host.example.com"), 1, s("192.0.2.2"), 300)]
+        );
         // a damaged update section keeps what came before
         let cut = &m[..m.len() - 3];
         let u = parse(cut).unwrap().update.unwrap();
