@@ -418,7 +418,7 @@ class Auditor:
                                                                   c["rcode"], c["sinkholed"])):  # fmt: skip
             hit = cache.get(q)
             if hit is None:
-                rules = frozenset(h.rule.id for h in self.index.match_name(q)) if q else frozenset()
+                rules = self.coverage.name_rules(q)
                 hit = (rules, self.index.match_name(q)[0].rule if rules else None)
                 if len(cache) > 50_000:
                     cache.clear()
@@ -442,14 +442,13 @@ class Auditor:
         cols["vendor"], cols["rule_id"] = pa.array(vendors, type=pa.string()), pa.array(rids, type=pa.string())
         self.dns.add_batch(pa.RecordBatch.from_arrays([cols[name] for name in DNS_COLUMNS], names=list(DNS_COLUMNS)))
         for q, items in groups.items():  # the checklist's lookups, once per name of the batch
-            rules, rule = cache.get(q) or (frozenset(h.rule.id for h in self.index.match_name(q)), None)
+            rules, rule = cache.get(q) or (self.coverage.name_rules(q), None)
             if rule is None and rules:
                 rule = self.index.match_name(q)[0].rule
             self.coverage.dns_queries(rules, rule.vendor if rule is not None else None, items)
         if failed:  # the DNS detectors: failed and sinkholed lookups of a vendor's names
             for tx in dns_rows(rb.take(pa.array(failed, type=pa.int64()))):
-                rules = self._dns_cache.get(tx.query, (None,))[0] or frozenset(
-                    h.rule.id for h in self.index.match_name(tx.query))
+                rules = self._dns_cache.get(tx.query, (None,))[0] or self.coverage.name_rules(tx.query)
                 for fd in detect_dns(tx, self.ctx):
                     self._finding(fd, rules, tx.client_ip)
 
@@ -502,6 +501,19 @@ class Auditor:
         self.not_ip += res.not_ip
         self.fragments += res.fragments
         self.tunnels.update(res.tunnels)
+
+    def capture_unreadable(self, message: str) -> None:
+        """A capture named with others that could not be opened: an error and a ``capture_unreadable``
+        weird row, as a directory's audit gives (the others are audited)."""
+        self.errors.append(message)
+        self._weird(None, "capture_unreadable", message)
+
+    def _weird(self, ts: float | None, name: str, detail: str) -> None:
+        """A weird found outside the flow engine, counted with the engine's."""
+        if self.core is not None:
+            self.core.add_weird(ts, name, detail)
+        else:
+            self.weirds.add(Weird(ts, name, None, detail))
 
     def run_file(self, source: CaptureFile, progress: Callable[[int], None] | None = None) -> None:
         """Read one capture file to its end (a truncated or corrupt tail is recorded in ``errors``)."""
