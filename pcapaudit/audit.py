@@ -86,6 +86,13 @@ class AuditOptions:
     file_filter: FileFilter | None = None  # audit --filter/--start/--end: the packets audited
 
 
+def iso_utc(ts: float) -> str:
+    """2026-11-26T23:07:59.579431Z."""
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
 class WeirdCollector:
     """Keeps the first rows of each weird name and counts all of them."""
 
@@ -177,11 +184,13 @@ class Auditor:
         self.if_dropped: int | None = None
         self.filtered = 0  # packets --filter left out
         self.outside_window = 0  # packets --start/--end left out
+        self.seen_span: tuple[float | None, float | None] = (None, None)  # with a filter: every packet's span
         self.unfiltered: list[tuple[int, int]] = []  # (link type, packets) --filter has no program for
         self._unfiltered_reported: set[int] = set()
         self._finished = False
         self._max_active = 0
         self._ended_early = 0  # flows the flow table's cap ended early (EngineConfig.max_flows)
+        self.clamped = 0  # pcap records whose captured length exceeded the wire length (all files)
         self._cls_cache: dict[tuple, Classification] = {}
         self._plain_cache: dict[tuple, tuple[bool, bool]] = {}
         self._dns_cache: dict[str | None, tuple[frozenset[str], object]] = {}  # query -> (rule ids, first rule)
@@ -502,6 +511,20 @@ class Auditor:
         self.fragments += res.fragments
         self.tunnels.update(res.tunnels)
 
+    def _empty_window(self) -> None:
+        """--start/--end/--filter that left no packet of a capture that has some: nothing was audited,
+        which is an error (a mistyped date must not pass a CI gate), naming the captures' own span."""
+        opts = self.options
+        if opts.file_filter is None or self.packets or not (self.filtered or self.outside_window):
+            return
+        lo, hi = self.seen_span
+        span = (f" (the capture runs from {iso_utc(lo)} to {iso_utc(hi)})" if lo is not None and hi is not None
+                else "")  # fmt: skip
+        what = ", ".join(x for x in ("--filter" if self.filtered else "",
+                                     "--start/--end" if self.outside_window else "") if x)  # fmt: skip
+        self.errors.append(f"{what} left no packet to audit: {self.filtered + self.outside_window:,} read, "
+                           f"0 audited{span}")  # fmt: skip
+
     def capture_unreadable(self, message: str) -> None:
         """A capture named with others that could not be opened: an error and a ``capture_unreadable``
         weird row, as a directory's audit gives (the others are audited)."""
@@ -515,6 +538,18 @@ class Auditor:
         else:
             self.weirds.add(Weird(ts, name, None, detail))
 
+    def _clamped(self, source: CaptureFile) -> None:
+        """pcap records whose captured length exceeded their wire length (read with the wire length):
+        tcpdump and tshark call such a file corrupt, so the report says so, once per file."""
+        n = getattr(source, "clamped", 0)
+        if n:
+            self.clamped += n
+            first = getattr(source, "first_clamped", None)
+            self._weird(None, "capture_length_exceeds_wire_length",
+                        f"{source.name}: {n:,} pcap record{'s' if n != 1 else ''} whose captured length exceeds the "
+                        f"wire length (first: packet {first}); read with the wire length "
+                        "(tcpdump and tshark call such a file corrupt)")  # fmt: skip
+
     def run_file(self, source: CaptureFile, progress: Callable[[int], None] | None = None) -> None:
         """Read one capture file to its end (a truncated or corrupt tail is recorded in ``errors``)."""
         self.sources.append(source.name)
@@ -523,6 +558,7 @@ class Auditor:
             with quiet_gc():
                 self.core.run(cap, source, progress)
             self._core_stats()
+            self._clamped(source)
             if source.dropped is not None:
                 self.if_dropped = (self.if_dropped or 0) + source.dropped
             if source.error:
@@ -540,6 +576,7 @@ class Auditor:
                     progress(source.packets)
         if source.dropped is not None:
             self.if_dropped = (self.if_dropped or 0) + source.dropped
+        self._clamped(source)
         if source.error:
             self.errors.append(source.error)
             self.weirds.add(Weird(self.last_ts, "capture_truncated_or_corrupt", None, source.error))
@@ -619,6 +656,7 @@ class Auditor:
 
     def assemble(self) -> AuditResult:
         """Region checks, the checklist and the result, once every partition is in."""
+        self._empty_window()
         # region: configured, or inferred from pinned device-domain flows; then re-check region rules
         inferred = region_findings([(f, c) for f, c, _r in self._regional], self.ctx)
         if inferred != self.ctx.region:
@@ -650,6 +688,7 @@ class Auditor:
                                 **({"one_direction_flows": one_way["flows"],
                                     "one_direction_links": one_way["links"]} if one_way["flows"] else {}),
                                 **({"filtered_out": self.filtered} if self.filtered else {}),
+                                **({"capture_length_exceeds_wire_length": self.clamped} if self.clamped else {}),
                                 **({"outside_window": self.outside_window} if self.outside_window else {}),
                                 **{f"tunnel_{k}": v for k, v in self.tunnels.items()}}.items())),
         )  # fmt: skip
@@ -719,6 +758,7 @@ class Auditor:
         self._copies_count = st["copies"]
         self._max_active, self._ended_early = st["max_active"], st["ended_early"]
         self.filtered, self.outside_window = st["filtered"], st["outside_window"]
+        self.seen_span = (st.get("seen_first_ts"), st.get("seen_last_ts"))
         self.unfiltered = list(st["unfiltered_linktypes"])
         for ts, ipver, proto, src, dst, sport, dport, itype, icode, reporter in self.core.take_orphan_icmp():
             self._orphan_icmp(ts, icmpmod.Quoted(ipver, proto, src, dst, sport, dport), itype, icode, reporter)

@@ -460,7 +460,7 @@ def test_unread_compressions_are_named(tmp_path, capsys):
     path.write_bytes(bytes.fromhex("04224d18") + b"\0" * 64)
     assert main(["audit", str(path)]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and f"{path}" in err and "lz4-compressed: decompress it first" in err
+    assert err.count("\n") == 1 and f"{path}" in err and f"lz4-compressed: decompress it first: lz4 -d {path}" in err
 
 
 def test_rules_list_fits_the_terminal_too(monkeypatch, capsys):

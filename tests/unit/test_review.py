@@ -112,3 +112,42 @@ def test_a_text_file_alone_is_only_an_error(tmp_path, capsys):
     assert main(["audit", str(text), "-f", "json", "-o", str(out)]) == 2
     assert "not a pcap or pcapng capture" in capsys.readouterr().err and not out.exists()
     assert main(["audit", str(text), str(text), "-f", "json", "-o", str(out)]) == 2 and not out.exists()
+
+
+# -- 4: a record that says it captured more than the wire carried: a weird row and a count ------------
+def _clamped_pcap(path: Path) -> Path:
+    import struct
+
+    from scapy.all import IP, TCP, Ether
+
+    pkts = [bytes(Ether() / IP(src="10.0.0.2", dst="17.57.146.20") / TCP(sport=40000 + i, dport=443, flags="S"))
+            for i in range(3)]  # fmt: skip
+    out = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
+    for i, p in enumerate(pkts):
+        incl = len(p) + (10 if i == 1 else 0)  # the second says 10 bytes more than the wire carried
+        out += struct.pack("<IIII", 1_700_000_000 + i, 0, incl, len(p)) + p
+    path.write_bytes(out)
+    return path
+
+
+@pytest.mark.parametrize("engine", ["core", "fast"])
+def test_a_captured_length_beyond_the_wire_length_is_a_weird_row(tmp_path, capsys, engine):
+    cap = _clamped_pcap(tmp_path / "c.pcap")
+    main(["audit", str(cap), "-f", "json", "--fail-on", "none", "--engine", engine])
+    d = json.loads(capsys.readouterr().out)
+    rows = [w for w in d["weirds"] if w["name"] == "capture_length_exceeds_wire_length"]
+    assert len(rows) == 1 and "1 pcap record " in rows[0]["detail"] and "packet 2" in rows[0]["detail"], d["weirds"]
+    assert d["summary"]["capture_length_exceeds_wire_length"] == 1 and d["summary"]["packets"] == 3, d["summary"]
+    assert d["summary"]["weird"] >= 1
+
+
+# -- 5: a window or filter that leaves nothing of the capture: an error naming the capture's span -------
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_window_outside_the_capture_is_an_error(capsys, jobs):
+    assert main(["audit", str(E), "--start", "2030-01-01T00:00:00Z", "--jobs", jobs, "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "left no packet" in err and "2026-11-26T23:07:59" in err and "2026-11-26T23:08:05" in err, err
+    assert main(["audit", str(E), "--filter", "tcp port 9", "-q"]) == 2
+    assert "--filter left no packet" in capsys.readouterr().err
+    # a window that keeps some packets is an ordinary audit
+    assert main(["audit", str(E), "--start", "2026-11-26T23:08:00Z", "-q", "--fail-on", "none"]) == 0
