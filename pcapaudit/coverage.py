@@ -64,7 +64,8 @@ class CoverageTracker:
         self.processes: dict[str, set[str]] = defaultdict(set)
         self.vendors_seen: list[str] = []
         self._sibling_cache: dict[str, tuple[Rule, ...]] = {}
-        self._borrowers = tuple(r for r in index.rules if r.met_by)  # rules met by other vendors' rules
+        # rules met by other vendors' rules (a tracker that only merges tallies may have no index)
+        self._borrowers = tuple(r for r in index.rules if r.met_by) if index is not None else ()
 
     def _uid(self, rid: str, item: tuple[float, str]) -> None:
         """Keep the MAX_UIDS earliest flows of a rule: the same ones whatever the order flows end in or the
