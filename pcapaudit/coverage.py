@@ -106,7 +106,9 @@ class CoverageTracker:
                 for s in self._siblings(r):
                     if s.port_ok(tgt.port, tgt.transport):
                         ids.add(s.id)
-        return frozenset(ids | self._met_by(ids, tgt.port, tgt.transport)) if ids and self._borrowers else frozenset(ids)
+        if ids and self._borrowers:
+            ids |= self._met_by(ids, tgt.port, tgt.transport)
+        return frozenset(ids)
 
     def _met_by(self, ids: set[str] | frozenset[str], port: int | None = None, transport: str = "tcp") -> set[str]:
         """The rules of other vendors that these rules meet (``met_by``: Jamf's "devices to APNs" is met by
