@@ -88,6 +88,13 @@ class AuditOptions:
     file_filter: FileFilter | None = None  # audit --filter/--start/--end: the packets audited
 
 
+def iso_utc(ts: float) -> str:
+    """2026-11-26T23:07:59.579431Z."""
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
 class WeirdCollector:
     """Keeps the first rows of each weird name and counts all of them."""
 
@@ -179,11 +186,13 @@ class Auditor:
         self.if_dropped: int | None = None
         self.filtered = 0  # packets --filter left out
         self.outside_window = 0  # packets --start/--end left out
+        self.seen_span: tuple[float | None, float | None] = (None, None)  # with a filter: every packet's span
         self.unfiltered: list[tuple[int, int]] = []  # (link type, packets) --filter has no program for
         self._unfiltered_reported: set[int] = set()
         self._finished = False
         self._max_active = 0
         self._ended_early = 0  # flows the flow table's cap ended early (EngineConfig.max_flows)
+        self.clamped = 0  # pcap records whose captured length exceeded the wire length (all files)
         self._cls_cache: dict[tuple, Classification] = {}
         self._plain_cache: dict[tuple, tuple[bool, bool]] = {}
         self._dns_cache: dict[str | None, tuple[frozenset[str], object]] = {}  # query -> (rule ids, first rule)
@@ -420,7 +429,7 @@ class Auditor:
                                                                       c["rcode"], c["sinkholed"], c["opcode"])):  # fmt: skip
             hit = cache.get(q)
             if hit is None:
-                rules = frozenset(h.rule.id for h in self.index.match_name(q)) if q else frozenset()
+                rules = self.coverage.name_rules(q)
                 hit = (rules, self.index.match_name(q)[0].rule if rules else None)
                 if len(cache) > 50_000:
                     cache.clear()
@@ -444,14 +453,13 @@ class Auditor:
         cols["vendor"], cols["rule_id"] = pa.array(vendors, type=pa.string()), pa.array(rids, type=pa.string())
         self.dns.add_batch(pa.RecordBatch.from_arrays([cols[name] for name in DNS_COLUMNS], names=list(DNS_COLUMNS)))
         for q, items in groups.items():  # the checklist's lookups, once per name of the batch
-            rules, rule = cache.get(q) or (frozenset(h.rule.id for h in self.index.match_name(q)), None)
+            rules, rule = cache.get(q) or (self.coverage.name_rules(q), None)
             if rule is None and rules:
                 rule = self.index.match_name(q)[0].rule
             self.coverage.dns_queries(rules, rule.vendor if rule is not None else None, items)
         if failed:  # the DNS detectors: failed and sinkholed lookups of a vendor's names
             for tx in dns_rows(rb.take(pa.array(failed, type=pa.int64()))):
-                rules = self._dns_cache.get(tx.query, (None,))[0] or frozenset(
-                    h.rule.id for h in self.index.match_name(tx.query))
+                rules = self._dns_cache.get(tx.query, (None,))[0] or self.coverage.name_rules(tx.query)
                 for fd in detect_dns(tx, self.ctx):
                     self._finding(fd, rules, tx.client_ip)
 
@@ -505,6 +513,45 @@ class Auditor:
         self.fragments += res.fragments
         self.tunnels.update(res.tunnels)
 
+    def _empty_window(self) -> None:
+        """--start/--end/--filter that left no packet of a capture that has some: nothing was audited,
+        which is an error (a mistyped date must not pass a CI gate), naming the captures' own span."""
+        opts = self.options
+        if opts.file_filter is None or self.packets or not (self.filtered or self.outside_window):
+            return
+        lo, hi = self.seen_span
+        span = (f" (the capture runs from {iso_utc(lo)} to {iso_utc(hi)})" if lo is not None and hi is not None
+                else "")  # fmt: skip
+        what = ", ".join(x for x in ("--filter" if self.filtered else "",
+                                     "--start/--end" if self.outside_window else "") if x)  # fmt: skip
+        self.errors.append(f"{what} left no packet to audit: {self.filtered + self.outside_window:,} read, "
+                           f"0 audited{span}")  # fmt: skip
+
+    def capture_unreadable(self, message: str) -> None:
+        """A capture named with others that could not be opened: an error and a ``capture_unreadable``
+        weird row, as a directory's audit gives (the others are audited)."""
+        self.errors.append(message)
+        self._weird(None, "capture_unreadable", message)
+
+    def _weird(self, ts: float | None, name: str, detail: str) -> None:
+        """A weird found outside the flow engine, counted with the engine's."""
+        if self.core is not None:
+            self.core.add_weird(ts, name, detail)
+        else:
+            self.weirds.add(Weird(ts, name, None, detail))
+
+    def _clamped(self, source: CaptureFile) -> None:
+        """pcap records whose captured length exceeded their wire length (read with the wire length):
+        tcpdump and tshark call such a file corrupt, so the report says so, once per file."""
+        n = getattr(source, "clamped", 0)
+        if n:
+            self.clamped += n
+            first = getattr(source, "first_clamped", None)
+            self._weird(None, "capture_length_exceeds_wire_length",
+                        f"{source.name}: {n:,} pcap record{'s' if n != 1 else ''} whose captured length exceeds the "
+                        f"wire length (first: packet {first}); read with the wire length "
+                        "(tcpdump and tshark call such a file corrupt)")  # fmt: skip
+
     def run_file(self, source: CaptureFile, progress: Callable[[int], None] | None = None) -> None:
         """Read one capture file to its end (a truncated or corrupt tail is recorded in ``errors``)."""
         self.sources.append(source.name)
@@ -513,6 +560,7 @@ class Auditor:
             with quiet_gc():
                 self.core.run(cap, source, progress)
             self._core_stats()
+            self._clamped(source)
             if source.dropped is not None:
                 self.if_dropped = (self.if_dropped or 0) + source.dropped
             if source.error:
@@ -530,6 +578,7 @@ class Auditor:
                     progress(source.packets)
         if source.dropped is not None:
             self.if_dropped = (self.if_dropped or 0) + source.dropped
+        self._clamped(source)
         if source.error:
             self.errors.append(source.error)
             self.weirds.add(Weird(self.last_ts, "capture_truncated_or_corrupt", None, source.error))
@@ -609,6 +658,7 @@ class Auditor:
 
     def assemble(self) -> AuditResult:
         """Region checks, the checklist and the result, once every partition is in."""
+        self._empty_window()
         # region: configured, or inferred from pinned device-domain flows; then re-check region rules
         inferred = region_findings([(f, c) for f, c, _r in self._regional], self.ctx)
         if inferred != self.ctx.region:
@@ -643,6 +693,7 @@ class Auditor:
                                 **({"one_direction_flows": one_way["flows"],
                                     "one_direction_links": one_way["links"]} if one_way["flows"] else {}),
                                 **({"filtered_out": self.filtered} if self.filtered else {}),
+                                **({"capture_length_exceeds_wire_length": self.clamped} if self.clamped else {}),
                                 **({"outside_window": self.outside_window} if self.outside_window else {}),
                                 **{f"tunnel_{k}": v for k, v in self.tunnels.items()}}.items())),
         )  # fmt: skip
@@ -712,6 +763,7 @@ class Auditor:
         self._copies_count = st["copies"]
         self._max_active, self._ended_early = st["max_active"], st["ended_early"]
         self.filtered, self.outside_window = st["filtered"], st["outside_window"]
+        self.seen_span = (st.get("seen_first_ts"), st.get("seen_last_ts"))
         self.unfiltered = list(st["unfiltered_linktypes"])
         for ts, ipver, proto, src, dst, sport, dport, itype, icode, reporter in self.core.take_orphan_icmp():
             self._orphan_icmp(ts, icmpmod.Quoted(ipver, proto, src, dst, sport, dport), itype, icode, reporter)

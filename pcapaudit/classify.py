@@ -285,6 +285,16 @@ def classify(f: FlowRecord, index: RuleIndex, prefer: tuple[str, ...] = ()) -> C
                           "no ruleset lists this destination")  # fmt: skip
 
 
+def name_hits(index: RuleIndex, name: str) -> tuple:
+    """The host matches of ``name`` a flow named so counts for: an unfilled tenant pattern loses to an
+    exact match, not to a wildcard: acme.jamfcloud.com is the tenant's Jamf Cloud ({instance}.jamfcloud.com)
+    even though *.jamfcloud.com also matches it."""
+    hits = index.match_name(name)
+    if any(h.confidence == "exact" for h in hits):
+        hits = tuple(h for h in hits if h.confidence != "pattern")
+    return hits
+
+
 def satisfied_rules(f: FlowRecord, index: RuleIndex) -> list[Rule]:
     """Every rule this flow satisfies (name or network match on a listed port), not just the best one.
 
@@ -297,11 +307,7 @@ def satisfied_rules(f: FlowRecord, index: RuleIndex) -> list[Rule]:
     h3 = f.app_protocol == "quic" and tgt.transport == "udp"
     names = evidence_names(f)
     for _by, name in names:
-        hits = index.match_name(name)
-        # an unfilled tenant pattern loses to an exact match, not to a wildcard: acme.jamfcloud.com is the
-        # tenant's Jamf Cloud ({instance}.jamfcloud.com) even though *.jamfcloud.com also matches it
-        if any(h.confidence == "exact" for h in hits):
-            hits = tuple(h for h in hits if h.confidence != "pattern")
+        hits = name_hits(index, name)
         for hit in hits:
             named = True
             if hit.rule.port_ok(tgt.port, tgt.transport) or (h3 and quic_as_https(hit.rule, tgt.port)):

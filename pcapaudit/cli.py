@@ -555,6 +555,7 @@ def cmd_audit(args) -> int:
         if spec != "-" and not os.path.exists(spec):
             raise CaptureError(f"{spec}: no such file")
     check_report_paths(args)
+    captures, unreadable = _readable(args.captures)
     jobs = _jobs(args)
     t0 = time.monotonic()
     log.info("auditing %s with %d process%s", ", ".join(args.captures), jobs, "es" if jobs > 1 else "")
@@ -569,14 +570,16 @@ def cmd_audit(args) -> int:
             bar = Progress(not args.no_progress and not args.quiet, size, os.path.basename(src.name))
             return lambda n, s=src, b=bar: b(n, s.offset)
 
-        result = audit_parallel(opts, list(args.captures), jobs, prog)
+        result = audit_parallel(opts, captures, jobs, prog, unreadable)
         Progress(False, None, "").close()
         for src in read:
             log.info("%s: %s, %s packets", src.name, src.format, f"{src.packets:,}")
         _log_rate(result, t0)
         return _report(result, args, threshold, interrupted=False)
     auditor = Auditor(opts)
-    sources = [CaptureFile(spec) for spec in args.captures]
+    for e in unreadable:
+        auditor.capture_unreadable(e)
+    sources = [CaptureFile(spec) for spec in captures]
     interrupted = False
     try:
         for src in sources:
@@ -593,6 +596,31 @@ def cmd_audit(args) -> int:
     result = auditor.finish()
     _log_rate(result, t0)
     return _report(result, args, threshold, interrupted)
+
+
+def _readable(specs: list[str]) -> tuple[list[str], tuple[str, ...]]:
+    """(the captures to audit, the errors of those that cannot be opened). Of several captures named, one
+    that is no capture (a text file) is an error and a ``capture_unreadable`` weird row, and the others are
+    audited, as a directory's files are; when none can be opened (or only one was named) its error is the
+    answer, before any report."""
+    if len(specs) < 2:
+        return list(specs), ()
+    from pcapaudit.core import open_capture
+
+    ok, bad = [], []
+    for spec in specs:
+        if spec == "-":  # standard input can be read once only: read, not probed
+            ok.append(spec)
+            continue
+        try:
+            open_capture(spec)
+        except CaptureError as e:
+            bad.append(str(e))
+            continue
+        ok.append(spec)
+    if not ok:
+        raise CaptureError("; ".join(bad))
+    return ok, tuple(bad)
 
 
 def _log_rate(result, t0: float) -> None:

@@ -303,6 +303,7 @@ def _sync(source, capture: _core.Capture) -> None:
     """What the core read, on the ``CaptureFile`` the CLI and the auditor look at."""
     source.packets, source.bytes, source.format = capture.packets, capture.bytes, capture.format
     source.error, source.dropped, source.clamped = capture.error, capture.dropped, capture.clamped
+    source.first_clamped = capture.first_clamped
     source._consumed = capture.offset  # noqa: SLF001 - CaptureFile.offset reports it without a file handle
 
 

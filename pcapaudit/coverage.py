@@ -14,7 +14,7 @@ import heapq
 
 from collections import defaultdict
 
-from pcapaudit.classify import VERDICT_UNLISTED_PORT, flow_target, satisfied_rules
+from pcapaudit.classify import VERDICT_UNLISTED_PORT, flow_target, name_hits, satisfied_rules
 from pcapaudit.model import (
     Classification,
     CoverageRow,
@@ -64,6 +64,8 @@ class CoverageTracker:
         self.processes: dict[str, set[str]] = defaultdict(set)
         self.vendors_seen: list[str] = []
         self._sibling_cache: dict[str, tuple[Rule, ...]] = {}
+        # rules met by other vendors' rules (a tracker that only merges tallies may have no index)
+        self._borrowers = tuple(r for r in index.rules if r.met_by) if index is not None else ()
 
     def _uid(self, rid: str, item: tuple[float, str]) -> None:
         """Keep the MAX_UIDS earliest flows of a rule: the same ones whatever the order flows end in or the
@@ -98,13 +100,28 @@ class CoverageTracker:
         ids = {r.id for r in met}
         if cls.rule_id and cls.verdict != VERDICT_UNLISTED_PORT:
             ids.add(cls.rule_id)
+        tgt = flow_target(f)
         if met:
-            tgt = flow_target(f)
             for r in met:
                 for s in self._siblings(r):
                     if s.port_ok(tgt.port, tgt.transport):
                         ids.add(s.id)
+        if ids and self._borrowers:
+            ids |= self._met_by(ids, tgt.port, tgt.transport)
         return frozenset(ids)
+
+    def _met_by(self, ids: set[str] | frozenset[str], port: int | None = None, transport: str = "tcp") -> set[str]:
+        """The rules of other vendors that these rules meet (``met_by``: Jamf's "devices to APNs" is met by
+        the flows that meet Apple's APNs rule), on a port they list (any port for a DNS lookup, ``port``
+        None)."""
+        out = set()
+        vendors = {rid.partition(".")[0] for rid in ids}
+        for b in self._borrowers:
+            if b.id in ids or not any(m in ids or m in vendors for m in b.met_by):
+                continue
+            if port is None or b.port_ok(port, transport):
+                out.add(b.id)
+        return out
 
     def _siblings(self, rule: Rule) -> tuple[Rule, ...]:
         """The network-only rules (no hosts) of ``rule``'s vendor that implement a seed row ``rule`` also
@@ -154,10 +171,18 @@ class CoverageTracker:
                 procs.add(name)
 
     def dns_rules(self, tx: DnsTransaction) -> frozenset[str]:
-        """Rules whose hosts the query name matches (any port)."""
-        if not tx.query:
+        """The rules a flow to the query name would count for, on any port (``name_rules``)."""
+        return self.name_rules(tx.query)
+
+    def name_rules(self, name: str | None) -> frozenset[str]:
+        """The rules a flow named ``name`` would count for, whatever its port: the same host matches
+        ``satisfied_rules`` keeps (an unfilled tenant pattern does not count when a rule names the host
+        exactly: a lookup of the tenant's device domain is not one of ``{subdomain}.web-api.kandji.io``),
+        and the other vendors' rules these meet (``met_by``)."""
+        if not name:
             return frozenset()
-        return frozenset(h.rule.id for h in self.index.match_name(tx.query))
+        ids = {h.rule.id for h in name_hits(self.index, name)}
+        return frozenset(ids | self._met_by(ids)) if ids and self._borrowers else frozenset(ids)
 
     def dns_query(self, tx: DnsTransaction, rules: frozenset[str], vendor: str | None = None) -> None:
         """Account a DNS transaction. The vendor of the name's best rule counts as seen by name, so a

@@ -79,8 +79,10 @@ def _worker(opts: AuditOptions, paths: list[str], k: int, n: int, spill: str) ->
 
 
 def audit_parallel(opts: AuditOptions, paths: list[str], jobs: int,
-                   progress: Callable[[CaptureFile], Callable[[int], None] | None] | None = None) -> AuditResult:  # fmt: skip
-    """Audit ``paths`` with ``jobs`` processes (the calling process is one of them)."""
+                   progress: Callable[[CaptureFile], Callable[[int], None] | None] | None = None,
+                   unreadable: tuple[str, ...] = ()) -> AuditResult:  # fmt: skip
+    """Audit ``paths`` with ``jobs`` processes (the calling process is one of them); ``unreadable``: the
+    errors of named captures that could not be opened (each an error and a weird row)."""
     spill_dir = None
     if jobs > 1:
         try:
@@ -90,6 +92,8 @@ def audit_parallel(opts: AuditOptions, paths: list[str], jobs: int,
             jobs = 1
     if jobs <= 1:
         a = Auditor(opts)
+        for e in unreadable:
+            a.capture_unreadable(e)
         for p in paths:
             src = CaptureFile(p)
             a.run_file(src, progress(src) if progress else None)
@@ -99,6 +103,8 @@ def audit_parallel(opts: AuditOptions, paths: list[str], jobs: int,
     # --max-flows bounds the flows held by the whole audit: each process holds its share
     opts = replace(opts, engine_config=replace(opts.engine_config, processes=jobs))
     parent = Auditor(replace(opts, partition=(0, jobs)))
+    for e in unreadable:
+        parent.capture_unreadable(e)
     # every process writes its flow and DNS tables to Arrow files in a private directory as they fill;
     # the parent maps them at the end and unlinks them (the mapping keeps them readable), and the
     # directory goes in any case

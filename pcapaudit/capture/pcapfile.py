@@ -80,6 +80,7 @@ class CaptureFile:
         self.format = "unknown"
         self._consumed = 0
         self.clamped = 0  # pcap records whose captured length exceeded the wire length
+        self.first_clamped: int | None = None  # the number (from 1) of the first of them
         self.secrets: list[bytes] = []  # TLS key logs from pcapng decryption secrets blocks
         self._fh: BinaryIO | None = None
 
@@ -164,6 +165,13 @@ class CaptureFile:
         except (OSError, EOFError, struct.error, zlib.error) as e:
             raise OSError(f"corrupt compressed data ({e})") from None
 
+    def _clamp(self, clamped: bool, index: int) -> None:
+        """Count a record (0-based ``index`` over the run) whose captured length exceeded its wire length."""
+        if clamped:
+            self.clamped += 1
+            if self.first_clamped is None:
+                self.first_clamped = index + 1
+
     def _pcap(self, stream: BinaryIO, head: bytes, index: int, chunk: int) -> Iterator[PacketBatch]:
         endian, tick, rec_len = PCAP_MAGICS[head]
         rest = _read_exact(stream, 20, self.name, "pcap file header", before=len(head))
@@ -182,14 +190,16 @@ class CaptureFile:
             bad = None
             while off + rec_len <= n:
                 incl, orig = lens_at(buf, off + 8)
-                if incl > orig:  # impossible (more captured than sent): trust the wire length
-                    self.clamped += 1
+                clamp = incl > orig
+                if clamp:  # impossible (more captured than sent): trust the wire length
                     incl = orig
                 if incl > MAX_RECORD:
                     bad = (off, incl)
+                    self._clamp(clamp, index + len(offs))
                     break
                 if off + rec_len + incl > n:
-                    break
+                    break  # counted when the record is whole (the core's count)
+                self._clamp(clamp, index + len(offs))
                 app(off)
                 off += rec_len + incl
             self._consumed = base + off

@@ -365,6 +365,7 @@ def load_ruleset_file(
                 proxy=merged.get("proxy"), legacy=bool(merged.get("legacy", False)), region=merged.get("region"),
                 os=tuple(merged.get("os") or ()), notes=(merged.get("notes") or "").strip() or None,
                 source=merged["source"], rows=tuple(merged["rows"]), file=ctx.name,
+                met_by=tuple(merged.get("met_by") or ()),
             )
         )  # fmt: skip
     ids = {r.id for r in rules}
@@ -510,6 +511,15 @@ def _load_rulebook(files: list[Path], tenants: dict[str, str] | None, trusted_is
         rulesets.append(rs)
     if not rulesets:
         raise RulesetError("no vendor rulesets given (only issuers.yaml/asn.yaml)")
+    loaded = {x.vendor for x in rulesets}
+    for rs in rulesets:  # met_by: another vendor, or a rule of one; unchecked when that vendor is not loaded
+        for r in rs.rules:
+            for ref in r.met_by:
+                vendor = ref if ref in loaded else ref.partition(".")[0]
+                if vendor == rs.vendor:
+                    raise RulesetError(f"{rs.path}: rules ({r.id}).met_by: {ref!r} is of the same vendor")
+                if vendor in loaded and ref != vendor and ref not in owner:
+                    raise RulesetError(f"{rs.path}: rules ({r.id}).met_by: {ref!r} is not a rule of {vendor}")
     tenants = dict(tenants or {})
     for key in tenants:
         vendor, _, name = key.partition(".")

@@ -45,9 +45,10 @@ RULE_KEYS: dict[str, tuple] = {
     "notes": (str, None),
     "source": (str, None),
     "rows": ("list", str),
+    "met_by": ("list", str),
 }
 RULE_REQUIRED_KEYS = ("id", "service", "ports", "source", "rows")
-DEFAULTABLE = tuple(k for k in RULE_KEYS if k not in ("id", "hosts", "rows"))
+DEFAULTABLE = tuple(k for k in RULE_KEYS if k not in ("id", "hosts", "rows", "met_by"))
 FILE_KEYS = ("schema_version", "vendor", "display_name", "sources", "placeholders", "defaults", "rules")
 SOURCE_KEYS = ("id", "file", "title", "url")
 PLACEHOLDER_KEYS = ("name", "kind", "description")
@@ -103,6 +104,9 @@ class Rule:
     source: str
     rows: tuple[str, ...]
     file: str
+    # another vendor's rules (an id) or whole vendor (its id) that meet this requirement: Jamf's "devices to
+    # APNs" is met by the flows that meet Apple's APNs rule, on a port this rule lists
+    met_by: tuple[str, ...] = ()
 
     def port_ok(self, port: int, transport: str) -> bool:
         """True when ``port``/``transport`` is listed by this rule."""

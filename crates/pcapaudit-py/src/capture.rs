@@ -115,6 +115,11 @@ impl Capture {
     fn clamped(&self) -> u64 {
         self.r().clamped
     }
+    /// The number (from 1) of the first pcap record whose captured length exceeded its wire length.
+    #[getter]
+    fn first_clamped(&self) -> Option<u64> {
+        self.r().first_clamped
+    }
     #[getter]
     fn ifnames(&self) -> Vec<String> {
         self.r().ifnames.clone()

@@ -330,6 +330,8 @@ impl PyEngine {
         d.set_item("last_ts", s.last_ts)?;
         d.set_item("filtered", s.filtered)?;
         d.set_item("outside_window", s.outside_window)?;
+        d.set_item("seen_first_ts", s.seen_first_ts)?;
+        d.set_item("seen_last_ts", s.seen_last_ts)?;
         d.set_item("unfiltered_linktypes", s.unfiltered_linktypes)?;
         Ok(d)
     }

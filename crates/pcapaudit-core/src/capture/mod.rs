@@ -95,6 +95,8 @@ pub struct CaptureReader {
     pub error: Option<String>,
     /// pcap records whose captured length exceeded the wire length
     pub clamped: u64,
+    /// the number (from 1) of the first of them
+    pub first_clamped: Option<u64>,
     /// TLS key logs from pcapng decryption secrets blocks
     pub secrets: Vec<Vec<u8>>,
     /// interface names (pcapng: `if_name`, else "if<N>"), the targets of `PacketBatch::iface`
@@ -251,9 +253,11 @@ impl CaptureReader {
         } else {
             let hex: String = head.iter().map(|b| format!("{b:02x}")).collect();
             let hint = match head.as_slice() {
-                [0x04, 0x22, 0x4d, 0x18] => "; lz4-compressed: decompress it first",
-                [b'P', b'K', 3, 4] => "; a zip archive: extract it first",
-                _ => "",
+                [0x04, 0x22, 0x4d, 0x18] => {
+                    format!("; lz4-compressed: decompress it first: lz4 -d {name}")
+                }
+                [b'P', b'K', 3, 4] => format!("; a zip archive: extract it first: unzip {name}"),
+                _ => String::new(),
             };
             return fail(format!(
                 "not a pcap or pcapng capture (bad magic 0x{hex} at byte offset 0{hint})"
@@ -267,6 +271,7 @@ impl CaptureReader {
             dropped: None,
             error: None,
             clamped: 0,
+            first_clamped: None,
             secrets: Vec::new(),
             ifnames: Vec::new(),
             processes: Vec::new(),
@@ -315,6 +320,10 @@ impl CaptureReader {
                 Kind::Pcap(h) => {
                     let w = parse::walk_pcap(&buf, h, &mut batch);
                     self.clamped += w.clamped;
+                    if self.first_clamped.is_none() {
+                        self.first_clamped =
+                            w.first_clamped.map(|i| batch.first_index + i as u64 + 1);
+                    }
                     (
                         w.consumed,
                         w.bad.map(|(at, incl)| (base + at as u64, incl)).map(Err),

@@ -88,6 +88,18 @@ pub(crate) struct PcapWalk {
     /// a record whose captured length is impossible: (its offset in the chunk, the length)
     pub bad: Option<(usize, u32)>,
     pub clamped: u64,
+    /// the index in `out` (from 0) of the first record whose captured length exceeded its wire length
+    pub first_clamped: Option<usize>,
+}
+
+impl PcapWalk {
+    /// Counts a record (the `index`-th of the batch) whose captured length exceeded its wire length.
+    fn clamp(&mut self, clamped: bool, index: usize) {
+        if clamped {
+            self.clamped += 1;
+            self.first_clamped.get_or_insert(index);
+        }
+    }
 }
 
 /// Appends the whole records of `buf` (a chunk starting on a record) to `out`.
@@ -129,7 +141,7 @@ fn walk_pcap_endian<const BIG: bool>(
             incl = orig;
         }
         if incl > MAX_RECORD {
-            walk.clamped += u64::from(clamp);
+            walk.clamp(clamp, out.off.len());
             walk.bad = Some((off, incl));
             break;
         }
@@ -138,7 +150,7 @@ fn walk_pcap_endian<const BIG: bool>(
         if end > buf.len() {
             break;
         }
-        walk.clamped += u64::from(clamp);
+        walk.clamp(clamp, out.off.len());
         out.off.push(data);
         out.caplen.push(incl);
         out.wirelen.push(orig);

@@ -381,6 +381,24 @@ fn caplen_larger_than_wire_length_is_clamped() {
     let (r, pkts) = read_all(&data[..24 + 16 + 30], CHUNK);
     assert_eq!(pkts.iter().map(|p| p.1.len()).collect::<Vec<_>>(), [30]);
     assert_eq!(r.clamped, 1);
+    assert_eq!(r.first_clamped, Some(1));
+}
+
+#[test]
+fn the_first_clamped_record_is_numbered_across_chunks() {
+    let mut data = le_pcap(&[
+        (1.0, vec![b'a'; 40]),
+        (2.0, vec![b'b'; 40]),
+        (3.0, vec![b'c'; 40]),
+    ]);
+    // the second record: 40 captured, 30 on the wire (its data is read as 30 bytes, the rest skipped)
+    let rec2 = 24 + 16 + 40;
+    data[rec2 + 8..rec2 + 16].copy_from_slice(&[40, 0, 0, 0, 30, 0, 0, 0]);
+    for chunk in [CHUNK, 64] {
+        let (r, _pkts) = read_all(&data, chunk);
+        assert!(r.clamped >= 1);
+        assert_eq!(r.first_clamped, Some(2), "chunk {chunk}");
+    }
 }
 
 #[test]
@@ -402,7 +420,7 @@ fn unreadable_files_raise_one_line_errors() {
         (gz(b"\xd4\xc3"), "truncated file header (2 of 4 bytes)"),
         (
             vec![0x04, 0x22, 0x4d, 0x18, 0, 0],
-            "lz4-compressed: decompress it first",
+            "lz4-compressed: decompress it first: lz4 -d /tmp/bad.pcap",
         ),
     ];
     for (content, message) in cases {

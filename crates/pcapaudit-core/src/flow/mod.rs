@@ -152,6 +152,10 @@ pub struct EngineStats {
     pub filtered: u64,
     /// packets outside the time window (`audit --start/--end`): not audited, not in `packets`
     pub outside_window: u64,
+    /// with a filter (`audit --filter/--start/--end`): the time of the first and last packet read,
+    /// audited or not (what a window that selected nothing can be compared with)
+    pub seen_first_ts: Option<f64>,
+    pub seen_last_ts: Option<f64>,
     /// packets of link types the filter has no program for (libpcap could not compile it for them):
     /// (link type, packets), not audited
     pub unfiltered_linktypes: Vec<(u32, u64)>,
@@ -550,6 +554,10 @@ impl Engine {
         let kept: Option<Vec<bool>> = self.filter.as_ref().map(|f| {
             (0..n)
                 .map(|i| {
+                    let t = batch.ts[i];
+                    let st = &mut self.stats;
+                    st.seen_first_ts = Some(st.seen_first_ts.map_or(t, |x| x.min(t)));
+                    st.seen_last_ts = Some(st.seen_last_ts.map_or(t, |x| x.max(t)));
                     let v = f.check(
                         batch.data(i),
                         batch.wirelen[i],
