@@ -785,7 +785,8 @@ def _run_live(args, opts, threshold) -> int:
     auditor.errors.extend(run.errors)
     t_finish = time.monotonic()
     result = auditor.finish()  # flushes every flow: its findings reach the display, drawn now
-    _log_rate(result, t_finish - run.elapsed)
+    if log.isEnabledFor(logging.INFO):
+        _log_rate(result, t_finish - run.elapsed)
     display.close(auditor.packets, auditor.active_flows, len(auditor.flows), run.stats, run.elapsed)
     write_report(result, args)
     if not args.quiet:
