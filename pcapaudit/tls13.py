@@ -59,8 +59,12 @@ NAME_MATCHES = ("sni", "dns", "connect")
 PATH_CODES = frozenset({"server_not_in_dns_answer", "server_outside_vendor_range"})
 CERT_CODES = frozenset({"issuer_mismatch", "inspection_ca_seen", "certificate_name_mismatch"})
 ABORTS = ("client_abort_after_server_flight", "client_alert")
-COLUMNS = ["uid", "ts", "src_ip", "dst_ip", "dst_port", "sni", "tls_server_shape", "tls_server_flight",
-           "tls_handshake", "vendor", "rule_id", "service", "matched_by", "cert_issuer"]  # fmt: skip
+COLUMNS = ["uid", "ts", "transport", "src_ip", "dst_ip", "dst_port", "sni", "tls_server_shape",
+           "tls_server_flight", "tls_handshake", "vendor", "rule_id", "service", "matched_by", "cert_issuer",
+           "quic_version"]  # fmt: skip
+# what the flight of a transport is made of: TLS records (TCP) or QUIC Handshake packets (UDP), whose headers
+# differ, so that the constant of one stack differs too: flights are only compared within one transport
+KEY = ["transport", "tls_server_shape"]
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,7 @@ def _candidates(table):
     if t.num_rows == 0:
         return None
     df = t.select(COLUMNS).to_pandas()
-    for c in ("vendor", "matched_by", "tls_handshake"):
+    for c in ("vendor", "matched_by", "tls_handshake", "transport", "quic_version"):
         df[c] = df[c].astype(object)
     df = df[df["sni"].notna() & df["tls_server_shape"].notna()]
     return df
@@ -108,15 +112,16 @@ def clusters(df):
         v["cell"] = (v["adj"] + off) // SPREAD
         # a name's certificate is one (or a few, on a few paths): its flights repeat. Only the cells holding
         # NAME_SHARE of a name's flights count for it (flights of a random size never do)
-        total = v.groupby(["tls_server_shape", "sni"], sort=False)["uid"].transform("size")
-        here = v.groupby(["tls_server_shape", "sni", "cell"], sort=False)["uid"].transform("size")
+        total = v.groupby([*KEY, "sni"], sort=False)["uid"].transform("size")
+        here = v.groupby([*KEY, "sni", "cell"], sort=False)["uid"].transform("size")
         c = v[here >= NAME_SHARE * total]
-        g = c.groupby(["tls_server_shape", "cell"], sort=False)
+        g = c.groupby([*KEY, "cell"], sort=False)
         agg = g.agg(vendors=("vendor", "nunique"), lo=("name_len", "min"), hi=("name_len", "max"))
         ok = agg[(agg["vendors"] >= MIN_VENDORS) & (agg["hi"] - agg["lo"] >= MIN_NAME_SPAN)]
         if ok.empty:
             continue
-        m = c.merge(ok.reset_index()[["tls_server_shape", "cell"]], on=["tls_server_shape", "cell"])
+        m = c.merge(ok.reset_index()[[*KEY, "cell"]], on=[*KEY, "cell"])
+        # the shape says the transport too (t13_ over TCP, q13_ over QUIC)
         m["cluster"] = m["tls_server_shape"] + "|" + (m["cell"] * SPREAD - off).astype(str)
         hits.append(m[["uid", "cluster"]])
     if not hits:
@@ -139,8 +144,8 @@ def verdicts(table, findings: Iterable[tuple[Finding, tuple[str, ...]]] = ()):
     # flight_differs_for_name: the name's flights outside any cluster, far from this one
     far = set()
     if not out.empty:
-        ref = out.groupby("sni")["tls_server_flight"].agg(["min", "max"])
-        j = inc.join(ref, on="sni", how="inner")
+        ref = out.groupby(["transport", "sni"])["tls_server_flight"].agg(["min", "max"])
+        j = inc.join(ref, on=["transport", "sni"], how="inner")
         d = (j["tls_server_flight"] - j["min"]).abs().combine((j["tls_server_flight"] - j["max"]).abs(), max)
         far = set(j.loc[d > NAME_DIFF, "uid"])
     abort = set(inc.loc[inc["tls_handshake"].isin(ABORTS), "uid"])
@@ -205,7 +210,10 @@ def findings(table, rows: list[tuple[Finding, tuple[str, ...]]]) -> list[tuple[F
         ev = (("sni", r.sni), ("tls_version", "TLSv1.3"), ("handshake", str(r.tls_handshake)),
               ("server_shape", r.tls_server_shape), ("server_flight", str(int(r.tls_server_flight))),
               ("flight_less_name", str(adj)), ("confidence", f"{v.confidence:.2f}"),
-              ("signals", ",".join(v.signals)), ("cert", "unavailable: tls1.3"))  # fmt: skip
+              ("signals", ",".join(v.signals)),
+              ("cert", f"unavailable: {'quic' if r.quic_version else 'tls1.3'}"))  # fmt: skip
+        if r.quic_version:
+            ev = ev[:1] + (("quic_version", str(r.quic_version)),) + ev[1:]
         out.append((Finding(
             kind=FindingKind.INTERCEPTED, severity=v.severity, code=CODE, uid=r.uid, rule_id=r.rule_id,
             vendor=r.vendor, service=r.service, target=where,
@@ -214,7 +222,7 @@ def findings(table, rows: list[tuple[Finding, tuple[str, ...]]]) -> list[tuple[F
                      f"flight {int(r.tls_server_flight)} bytes = {adj} + 2 x name) answered for other "
                      "vendors too"),
             evidence=ev,
-            identifier=f"intercepted:tls13_passive|{r.rule_id or '-'}|{r.sni}|tcp/{r.dst_port}",
+            identifier=f"intercepted:tls13_passive|{r.rule_id or '-'}|{r.sni}|{r.transport}/{r.dst_port}",
             ts=ts,
         ), (r.uid,)))  # fmt: skip
     for s in summaries:

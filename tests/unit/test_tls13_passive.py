@@ -22,9 +22,10 @@ NAMES = {  # name -> vendor (ruleset)
 def _table(rows: list[dict]) -> pa.Table:
     cols = {c: [] for c in tls13.COLUMNS}
     for i, r in enumerate(rows):
-        full = {"uid": f"C{i}", "ts": 1.0 + i, "src_ip": "192.168.50.10", "dst_ip": f"10.0.0.{i % 250}",
-                "dst_port": 443, "tls_server_shape": SHAPE, "tls_handshake": "complete", "rule_id": None,
-                "service": None, "matched_by": "sni", "cert_issuer": None, **r}  # fmt: skip
+        full = {"uid": f"C{i}", "ts": 1.0 + i, "transport": "tcp", "src_ip": "192.168.50.10",
+                "dst_ip": f"10.0.0.{i % 250}", "dst_port": 443, "tls_server_shape": SHAPE,
+                "tls_handshake": "complete", "rule_id": None, "service": None, "matched_by": "sni",
+                "cert_issuer": None, **r}  # fmt: skip
         full["vendor"] = full.get("vendor", NAMES.get(full["sni"]))
         for c in tls13.COLUMNS:
             cols[c].append(full.get(c))
@@ -131,3 +132,34 @@ def test_the_lab_recordings_together_give_the_name_signal_to_the_intercepted_flo
     assert set(passive["severity"]) == {"medium"}
     # the clean path's TLS 1.3 notes stay
     assert int((r.findings["code"] == "evidence_unavailable").sum()) == 4
+
+
+QSHAPE = "q13_1301_0033-002b_001d"
+
+
+def test_quic_flows_cluster_like_tcp_ones_with_their_own_identifier():
+    """QUIC (issue 20): the flight is the server's Handshake packet sizes; a proxy answering QUIC for three
+    vendors is found the same way, named udp/443, its certificate said unavailable as QUIC."""
+    rows = [_proxy(n, transport="udp", tls_server_shape=QSHAPE, quic_version="QUICv1", tls_handshake=None)
+            for n in NAMES]  # fmt: skip
+    found = tls13.findings(_table(rows), [])
+    per_flow = [f for f, _u in found if f.code == tls13.CODE]
+    assert len(per_flow) == 5
+    assert all(f.identifier.endswith("|udp/443") for f in per_flow)
+    ev = dict(per_flow[0].evidence)
+    assert ev["quic_version"] == "QUICv1" and ev["cert"] == "unavailable: quic"
+    assert {f.code for f, _u in found} == {tls13.CODE, tls13.CAPTURE_CODE}
+
+
+def test_quic_and_tcp_flights_are_never_mixed():
+    """Two vendors over TCP and two others over QUIC whose flights happen to line up: one stack answering
+    for four vendors only if TCP and QUIC flights were compared (their header overheads differ)."""
+    tcp = [n for n in NAMES if NAMES[n] in ("apple", "kandji")]
+    udp = [n for n in NAMES if NAMES[n] in ("jamf-pro", "google-fcm")]
+    rows = [_proxy(n) for n in tcp] + [_proxy(n, transport="udp", quic_version="QUICv1") for n in udp]
+    assert tls13.verdicts(_table(rows))[0] == {}
+    # nor does a name's QUIC flight make its TCP flight "differ for the name"
+    quic = {"sni": "gdmf.apple.com", "tls_server_flight": 5000, "transport": "udp", "quic_version": "QUICv1"}
+    rows = [_proxy(n) for n in NAMES] + [quic]
+    res = tls13.verdicts(_table(rows))[0]
+    assert len(res) == 5 and all(v.signals == ("one_stack_for_vendors",) for v in res.values())

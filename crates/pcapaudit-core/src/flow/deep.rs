@@ -6,7 +6,7 @@
 use crate::proto::app;
 use crate::proto::dns::{self, DnsMessage};
 use crate::proto::http::{self, HttpRequest};
-use crate::proto::quic::QuicClientState;
+use crate::proto::quic::{QuicClientState, QuicServerState};
 use crate::proto::tls::{self, TlsStream};
 use crate::{ParseError, ParseResult};
 use std::collections::HashMap;
@@ -88,6 +88,11 @@ pub struct DeepState {
     pub http_rounds: u32,
     pub connect: bool,
     pub quic: Option<Box<QuicClientState>>,
+    /// QUIC: the server's Initial (its ServerHello) and the sizes of its Handshake packets (issue 20)
+    pub quic_server: Option<Box<QuicServerState>>,
+    /// QUIC: client datagrams seen (the client side is watched past its ClientHello for the end of the
+    /// server's flight, at most `QUIC_CLIENT_WATCH` datagrams)
+    pub quic_client_pkts: u32,
     /// (trans id, question bytes) -> (ts, side, query), in arrival order
     pub dns_pending: PendingQueries,
     pending_seq: u64,
@@ -715,16 +720,47 @@ impl DeepState {
                 self.quic = Some(Box::new(QuicClientState::new()));
                 self.udp_app = Some("quic");
             }
+            self.quic_client_pkts = self.quic_client_pkts.saturating_add(1);
             if let Some(q) = self.quic.as_mut() {
-                q.feed(payload);
-                if q.done() {
+                if !q.done() {
+                    q.feed(payload);
+                }
+                if let Some(s) = self.quic_server.as_mut() {
+                    s.client_datagram(payload);
+                }
+                // past its ClientHello, the client is watched for its answer to the server's flight
+                let watching = !q.gquic
+                    && q.first_dcid.is_some()
+                    && self.quic_client_pkts < QUIC_CLIENT_WATCH
+                    && self.quic_server.as_ref().is_none_or(|s| !s.done());
+                if q.done() && !watching {
                     self.done[side] = true;
                 }
             }
             return self.done[side];
         }
+        // the server of a QUIC connection: its Initial (ServerHello) and Handshake packet sizes
+        if let Some(q) = self.quic.as_ref() {
+            if let (false, Some(dcid)) = (q.gquic, q.first_dcid.as_deref()) {
+                let s = self
+                    .quic_server
+                    .get_or_insert_with(|| Box::new(QuicServerState::new()));
+                if !s.done() {
+                    s.feed(payload, dcid);
+                }
+                self.done[side] = s.done();
+                return self.done[side];
+            }
+        }
         self.done[side] = true;
         true
+    }
+
+    /// QUIC: the server's ServerHello shape and the sizes of its Handshake packets (`tls_server_shape`,
+    /// `tls_server_flight`), when its Initial was read.
+    pub fn quic_server_hello(&self) -> Option<(&crate::proto::tls::ServerHello, Vec<u16>)> {
+        let s = self.quic_server.as_deref()?;
+        Some((s.server_hello.as_ref()?, s.flight()))
     }
 
     /// Pair DNS queries with responses (`DeepState.dns_message`).
@@ -931,6 +967,9 @@ pub fn nbns_name(n: &dns::NbName) -> String {
 pub fn dns_error_text(e: &ParseError) -> String {
     e.to_string()
 }
+
+/// Client datagrams of a QUIC flow read at most (ClientHello, then the answer to the server's flight).
+pub const QUIC_CLIENT_WATCH: u32 = 32;
 
 /// A QUIC long-header packet with a known version, or a gQUIC (<= Q043) public header (`quic_like`).
 pub fn quic_like(p: &[u8]) -> bool {

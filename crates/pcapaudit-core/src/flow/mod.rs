@@ -1871,6 +1871,10 @@ fn deep_fields(rec: &mut FlowRecord, st: &DeepState, f: &Flow, cd: usize, sd: us
         rec.tls_cipher = Some(format!("0x{:04x}", sh.cipher));
         rec.tls_server_shape = Some(tls::server_shape(sh, false));
         rec.tls_server_flight = st.server_flight();
+    } else if let Some((qsh, flight)) = st.quic_server_hello() {
+        // QUIC: only the server's stack (its TLS version and cipher stay the oracle's, unset)
+        rec.tls_server_shape = Some(tls::server_shape(qsh, true));
+        rec.tls_server_flight = flight;
     }
     if let Some(t) = tsv {
         rec.certs = t

@@ -2160,3 +2160,36 @@ fn a_connection_reset_and_used_again_later_is_two_flows() {
     assert_eq!((a[1].pkts_c2s, a[1].pkts_s2c), (2, 1));
     assert_eq!(flows.iter().filter(|f| f.src_port == 50011).count(), 1);
 }
+
+#[test]
+fn quic_server_hello_shape_and_handshake_flight() {
+    use crate::proto::quic::tests::{crypto_frame, h, handshake_packet, protect, A3, CH};
+    // RFC 9001 Appendix A: the client's first Destination Connection ID and the server's Initial (A.3)
+    let dcid = h("8394c8f03e515708");
+    let ch = protect(1, &dcid, &crypto_frame(0, &h(CH)), 0);
+    let mut first = h(A3);
+    first.extend(handshake_packet(1, 1000));
+    let mut answer = handshake_packet(1, 60); // the client's Finished
+    answer.extend([0x41u8; 30]); // and a 1-RTT packet
+    let mut later = handshake_packet(1, 40);
+    later.extend([0x41u8; 30]);
+    let mut r = Run::new(EngineConfig::default());
+    r.feed(&udp(C, 50000, S, 443, &ch), 1.0);
+    r.feed(&udp(S, 443, C, 50000, &first), 1.01);
+    r.feed(&udp(S, 443, C, 50000, &handshake_packet(1, 600)), 1.02);
+    r.feed(&udp(C, 50000, S, 443, &answer), 1.03);
+    r.feed(&udp(S, 443, C, 50000, &later), 1.04);
+    let (flows, ..) = r.finish();
+    let f = one(&flows);
+    assert_eq!(f.sni.as_deref(), Some("push.example.net"));
+    assert_eq!(f.quic_version.as_deref(), Some("QUICv1"));
+    assert_eq!(
+        f.tls_server_shape.as_deref(),
+        Some("q13_1301_0033-002b_001d")
+    );
+    // each Handshake packet's Length less the tag, until the client answered
+    assert_eq!(f.tls_server_flight, vec![984, 584]);
+    // the oracle's columns are unchanged: no server TLS version or cipher for QUIC
+    assert_eq!(f.tls_server_version, None);
+    assert_eq!(f.tls_cipher, None);
+}

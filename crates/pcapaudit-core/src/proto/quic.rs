@@ -19,7 +19,9 @@ use aes_gcm::Aes128Gcm;
 use hkdf::Hkdf;
 use sha2::Sha256;
 
-use crate::proto::tls::{parse_client_hello, ClientHello};
+use crate::proto::tls::{
+    parse_client_hello, parse_server_hello, ClientHello, ServerHello, MAX_FLIGHT_RECORDS,
+};
 
 pub const SALT_V1: [u8; 20] = hex20("38762cf7f55934b34d179ae6a4c80cadccbb7f0a");
 pub const SALT_V2: [u8; 20] = hex20("0dede3def700a6db819381be6e269dcbf9bd2ed9");
@@ -117,10 +119,18 @@ pub struct InitialKeys {
 /// Client Initial (key, iv, hp) for a version and Destination Connection ID; None for a version
 /// without a known salt.
 pub fn initial_keys(version: u32, dcid: &[u8]) -> Option<InitialKeys> {
+    initial_keys_for(version, dcid, false)
+}
+
+/// Initial (key, iv, hp) of the client (`server` false: "client in") or of the server ("server in",
+/// RFC 9001 5.2): both derive from the Destination Connection ID of the client's first Initial, so
+/// an observer can read the server's Initial packets (its ServerHello) too.
+pub fn initial_keys_for(version: u32, dcid: &[u8], server: bool) -> Option<InitialKeys> {
     let salt = salt(version)?;
     let (initial, _) = Hkdf::<Sha256>::extract(Some(salt), dcid);
     let mut client = [0u8; 32];
-    expand_label(&initial, b"client in", &mut client)?;
+    let side: &[u8] = if server { b"server in" } else { b"client in" };
+    expand_label(&initial, side, &mut client)?;
     let prefix: &[u8] = if version == V2 { b"quicv2 " } else { b"quic " };
     let label = |s: &[u8]| [prefix, s].concat();
     let mut k = InitialKeys {
@@ -459,6 +469,17 @@ fn decrypt(
     dcid: &[u8],
 ) -> Option<Vec<u8>> {
     let keys = initial_keys(version, dcid)?;
+    decrypt_with(d, start, pn_off, end, &keys)
+}
+
+/// `decrypt` with the keys given.
+fn decrypt_with(
+    d: &[u8],
+    start: usize,
+    pn_off: usize,
+    end: usize,
+    keys: &InitialKeys,
+) -> Option<Vec<u8>> {
     if pn_off + 20 > end {
         return None;
     }
@@ -491,17 +512,340 @@ fn decrypt(
         .ok()
 }
 
+/// Kind of a long-header packet (the type bits mean different things in QUIC v2, RFC 9369 3.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LongKind {
+    Initial,
+    ZeroRtt,
+    Handshake,
+    Retry,
+}
+
+fn long_kind(version: u32, ptype: u8) -> LongKind {
+    match (version == V2, ptype & 0x03) {
+        (false, 0) | (true, 1) => LongKind::Initial,
+        (false, 1) | (true, 2) => LongKind::ZeroRtt,
+        (false, 2) | (true, 3) => LongKind::Handshake,
+        _ => LongKind::Retry,
+    }
+}
+
+/// One long-header packet of a datagram, as far as it is readable without keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LongPacket {
+    pub kind: LongKind,
+    pub version: u32,
+    /// offset of the first byte in the datagram
+    pub start: usize,
+    /// offset of the (protected) packet number
+    pub pn_off: usize,
+    /// end of the packet (a Retry runs to the end of the datagram)
+    pub end: usize,
+    /// the Length field: packet number + payload + AEAD tag (0 for a Retry)
+    pub length: u64,
+    pub dcid: Vec<u8>,
+    pub scid: Vec<u8>,
+}
+
+/// Long-header packets coalesced in one datagram, at most this many.
+pub const MAX_COALESCED: usize = 16;
+
+/// The long-header packets of a datagram (RFC 9000 12.2: each carries its Length, so coalesced packets
+/// are walked one after the other), and whether a short-header packet (fixed bit set) follows them.
+/// Stops quietly at anything unreadable: a version negotiation, a gQUIC version, a length past the
+/// datagram, trailing padding (a zero byte is no packet).
+pub fn long_packets(d: &[u8]) -> (Vec<LongPacket>, bool) {
+    let mut out = Vec::new();
+    let mut p = 0usize;
+    while p < d.len() && out.len() < MAX_COALESCED {
+        let first = d[p];
+        if first & 0x80 == 0 {
+            // a short header (1-RTT) packet has its fixed bit set; zero bytes are padding
+            return (out, first & 0x40 != 0 && d.len() - p > 17);
+        }
+        let Some(vb) = d.get(p + 1..p + 5) else {
+            break;
+        };
+        let version = u32::from_be_bytes([vb[0], vb[1], vb[2], vb[3]]);
+        if version == 0 || vb[0] == b'Q' || vb[0] == b'T' {
+            break; // version negotiation, gQUIC
+        }
+        let Some(&dl) = d.get(p + 5) else {
+            break;
+        };
+        let Some(dcid) = d.get(p + 6..p + 6 + dl as usize) else {
+            break;
+        };
+        let q = p + 6 + dl as usize;
+        let Some(&sl) = d.get(q) else {
+            break;
+        };
+        let Some(scid) = d.get(q + 1..q + 1 + sl as usize) else {
+            break;
+        };
+        let mut q = q + 1 + sl as usize;
+        let kind = long_kind(version, (first >> 4) & 0x03);
+        if kind == LongKind::Retry {
+            out.push(LongPacket {
+                kind,
+                version,
+                start: p,
+                pn_off: q,
+                end: d.len(),
+                length: 0,
+                dcid: dcid.to_vec(),
+                scid: scid.to_vec(),
+            });
+            break;
+        }
+        if kind == LongKind::Initial {
+            let Ok((tok, after)) = varint(d, q) else {
+                break;
+            };
+            match usize::try_from(tok).ok().and_then(|t| after.checked_add(t)) {
+                Some(n) => q = n,
+                None => break,
+            }
+        }
+        let Ok((length, pn_off)) = varint(d, q) else {
+            break;
+        };
+        let end = pn_off as u64 + length;
+        if end > d.len() as u64 {
+            break;
+        }
+        out.push(LongPacket {
+            kind,
+            version,
+            start: p,
+            pn_off,
+            end: end as usize,
+            length,
+            dcid: dcid.to_vec(),
+            scid: scid.to_vec(),
+        });
+        p = end as usize;
+    }
+    (out, false)
+}
+
+/// Bytes of AEAD tag in every protected QUIC packet (AES-GCM, ChaCha20-Poly1305).
+pub const AEAD_TAG: u64 = 16;
+/// The smallest Handshake packet that can carry a client's Finished: packet number (1), CRYPTO frame
+/// header (3), Finished (4 + 32), tag (16). A smaller one is an acknowledgement only.
+pub const MIN_FINISHED_PACKET: u64 = 56;
+/// Server datagrams read at most.
+pub const MAX_SERVER_DATAGRAMS: u32 = 32;
+
+/// Per-flow state of the server side of a QUIC connection: its Initial packets decrypted with the
+/// "server in" keys of the client's first Destination Connection ID (RFC 9001 5.2) and their CRYPTO
+/// stream reassembled for the ServerHello, and the sizes of its Handshake packets, whose payload
+/// (EncryptedExtensions, Certificate, CertificateVerify, Finished) cannot be decrypted passively.
+#[derive(Debug, Clone, Default)]
+pub struct QuicServerState {
+    /// CRYPTO data of the server's Initials by offset (dropped once the ServerHello is read)
+    pub crypto: BTreeMap<u64, Vec<u8>>,
+    /// the ServerHello (or a HelloRetryRequest until the real one is read)
+    pub server_hello: Option<ServerHello>,
+    /// per server Handshake packet before the client answered: its Length less the AEAD tag, i.e. the
+    /// packet number (1 to 4 bytes) and the frames (CRYPTO frames carrying the encrypted flight,
+    /// acknowledgements); at most `MAX_FLIGHT_RECORDS`
+    pub handshake: Vec<u16>,
+    /// the client answered the flight (a Handshake packet large enough for its Finished, or a 1-RTT
+    /// packet): later server packets are not part of it
+    pub flight_closed: bool,
+    /// the Source Connection ID of a Retry: the client's next Initials (and the server's) use keys
+    /// derived from it
+    pub retry_scid: Option<Vec<u8>>,
+    pub packets: u32,
+    pub error: Option<String>,
+}
+
+impl QuicServerState {
+    pub fn new() -> QuicServerState {
+        QuicServerState::default()
+    }
+
+    /// Nothing more to read from the server.
+    pub fn done(&self) -> bool {
+        self.flight_closed
+            || self.packets >= MAX_SERVER_DATAGRAMS
+            || self.handshake.len() >= MAX_FLIGHT_RECORDS
+            || (self.error.is_some() && self.server_hello.is_none() && self.packets >= 4)
+    }
+
+    /// The server's Handshake packet sizes (`handshake`) when a TLS 1.3 ServerHello (not a
+    /// HelloRetryRequest) was read, else empty: what `tls_server_flight` holds for QUIC.
+    pub fn flight(&self) -> Vec<u16> {
+        match &self.server_hello {
+            Some(sh) if !sh.hrr && sh.version() == 0x0304 => self.handshake.clone(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Process one server->client UDP payload; `dcid`: the Destination Connection ID of the client's
+    /// first Initial.
+    pub fn feed(&mut self, datagram: &[u8], dcid: &[u8]) {
+        self.packets = self.packets.saturating_add(1);
+        if self.flight_closed {
+            return;
+        }
+        let (pkts, _) = long_packets(datagram);
+        for pk in pkts {
+            match pk.kind {
+                LongKind::Retry => {
+                    if self.retry_scid.is_none() && !pk.scid.is_empty() {
+                        self.retry_scid = Some(pk.scid);
+                    }
+                }
+                LongKind::Handshake => {
+                    if self.handshake.len() < MAX_FLIGHT_RECORDS {
+                        let n = pk.length.saturating_sub(AEAD_TAG).min(u16::MAX as u64);
+                        self.handshake.push(n as u16);
+                    }
+                }
+                LongKind::Initial => {
+                    let wanted = self.server_hello.as_ref().is_none_or(|sh| sh.hrr);
+                    if wanted {
+                        if let Err(e) = self.initial(datagram, &pk, dcid) {
+                            self.error = Some(e.render());
+                        }
+                    }
+                }
+                LongKind::ZeroRtt => {}
+            }
+        }
+    }
+
+    /// A client->server UDP payload: closes the flight when the client answered it.
+    pub fn client_datagram(&mut self, datagram: &[u8]) {
+        if self.flight_closed || self.server_hello.is_none() {
+            return;
+        }
+        let (pkts, short) = long_packets(datagram);
+        if short
+            || pkts
+                .iter()
+                .any(|p| p.kind == LongKind::Handshake && p.length >= MIN_FINISHED_PACKET)
+        {
+            self.flight_closed = true;
+        }
+    }
+
+    fn initial(&mut self, d: &[u8], pk: &LongPacket, dcid: &[u8]) -> Result<(), QErr> {
+        let mut payload = None;
+        for id in [self.retry_scid.as_deref(), Some(dcid)]
+            .into_iter()
+            .flatten()
+        {
+            if let Some(k) = initial_keys_for(pk.version, id, true) {
+                payload = decrypt_with(d, pk.start, pk.pn_off, pk.end, &k);
+            }
+            if payload.is_some() {
+                break;
+            }
+        }
+        let payload =
+            payload.ok_or_else(|| QErr::Quic("server Initial packet did not decrypt".into()))?;
+        let mut p = 0usize;
+        let b = &payload[..];
+        while p < b.len() {
+            match b[p] {
+                0x00 | 0x01 => p += 1,
+                0x02 | 0x03 => {
+                    let ecn = b[p] == 0x03;
+                    p += 1;
+                    (_, p) = varint(b, p)?;
+                    (_, p) = varint(b, p)?;
+                    let (count, np) = varint(b, p)?;
+                    p = np;
+                    (_, p) = varint(b, p)?;
+                    for _ in 0..count.min(b.len() as u64) {
+                        (_, p) = varint(b, p)?;
+                        (_, p) = varint(b, p)?;
+                    }
+                    if ecn {
+                        for _ in 0..3 {
+                            (_, p) = varint(b, p)?;
+                        }
+                    }
+                }
+                0x06 => {
+                    let (off, np) = varint(b, p + 1)?;
+                    let (ln, np) = varint(b, np)?;
+                    if off.saturating_add(ln) > MAX_CRYPTO {
+                        return Err(QErr::Quic("CRYPTO data beyond 64 KiB".into()));
+                    }
+                    let end = np.saturating_add(ln as usize).min(b.len());
+                    self.crypto
+                        .insert(off, b.get(np..end).unwrap_or(&[]).to_vec());
+                    p = end;
+                    self.try_server_hello()?;
+                }
+                _ => return Ok(()), // CONNECTION_CLOSE, or a frame not allowed in an Initial
+            }
+        }
+        Ok(())
+    }
+
+    /// The contiguous CRYPTO stream from offset 0.
+    fn crypto_stream(&self) -> Vec<u8> {
+        let mut data = Vec::new();
+        let mut pos = 0u64;
+        for (&off, chunk) in &self.crypto {
+            if off > pos {
+                break;
+            }
+            let end = off + chunk.len() as u64;
+            if end > pos {
+                let skip = usize::try_from(pos - off).unwrap_or(usize::MAX);
+                data.extend_from_slice(chunk.get(skip..).unwrap_or(&[]));
+                pos = end;
+            }
+        }
+        data
+    }
+
+    /// Read the handshake messages of the stream: the last ServerHello wins (a HelloRetryRequest is
+    /// followed by the real one, further on in the same stream).
+    fn try_server_hello(&mut self) -> Result<(), QErr> {
+        let data = self.crypto_stream();
+        let mut p = 0usize;
+        while let Some(h) = data.get(p..p + 4) {
+            let mlen = u32::from_be_bytes([0, h[1], h[2], h[3]]) as usize;
+            let Some(body) = data.get(p + 4..p + 4 + mlen) else {
+                break;
+            };
+            if h[0] != 2 {
+                return Err(QErr::Quic(format!(
+                    "handshake message {} in the server's Initial",
+                    h[0]
+                )));
+            }
+            let sh = parse_server_hello(body).map_err(QErr::Tls)?;
+            let hrr = sh.hrr;
+            self.server_hello = Some(sh);
+            if !hrr {
+                self.crypto.clear();
+                break;
+            }
+            p += 4 + mlen;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use aes_gcm::aead::Aead;
 
-    fn h(s: &str) -> Vec<u8> {
+    pub(crate) fn h(s: &str) -> Vec<u8> {
         hex::decode(s).unwrap()
     }
 
     /// The ClientHello handshake message of tests/craft.py's `client_hello("push.example.net")`.
-    const CH: &str = "0100005803031111111111111111111111111111111111111111111111111111111111111111000004130113020100002b000000150013000010707573682e6578616d706c652e6e6574001000050003026832002b00050403040303";
+    pub(crate) const CH: &str = "0100005803031111111111111111111111111111111111111111111111111111111111111111000004130113020100002b000000150013000010707573682e6578616d706c652e6e6574001000050003026832002b00050403040303";
 
     /// First client datagram of arkime's quicietf.pcap (QUICv1, ssl.gstatic.com).
     const REAL: &str = "c700000001083233ff7a63cd9d380037004f4b86abfb112e86fe490976c43797825b8cb06b5654d1473c0279b561e4a5ac15c8fbdecfbd939c4824d32a948deb8108e26335938044e958044d172918803bc05f5b2cbe9484a904eec9c1c3c0e37f835460f4d0422387b145391c62c7e72ef4a5ffc0e121c27308d58a327cbdf40e1638746f06a06391e3cfeff02bff5779eceed4890fec27820d352cbc889952571d24d25cd77fb76798efb6b2be3759ae151bf9f42cb16e1304e437b2100ffb8cb21e850e54b0745a788eb46f48416094a4dfb642085709fe987e412d1eed620ec5eae1f772b0dab002df36c99792d64f7f01aced4de076ee1bb258373663189026d2bca4322771b36d4e8869f48e0e7fab53334c3285b0cae96d29e6941c9aff6cb73124d6ef3f45d01823d9b4da7e2169a7dfbc1d22c928854c308f629805aa651586c99bcf4fd48fa0fd85421230c060dbb0f8c4404131c1eed65f0ffc5e9ee56dc6aba18d76f5fdc6a386d6082082a82e1a6ea74c57b9fb190a27a2e6700e7af69657edab249db71eb3bc027fad2ef68040bf11e20f0892a35342068d6ab5a723af148e2ae78a05618f09137f787ae9a4aa50cbefbc04704bab671cb0581e1663554c165f44f66236b3c3caec82b4ddaa732aa2983d1cc4a364d5856386868320f60d5709db273859842fb11e4e6367723695e0986285d54747cc5803ca74586ddaaf72b066b2a89babdf67aeb6869d025cc439ca2beb179622fae6bac9b53413cadeb408b5a4f6699b703a7d72de6de066c285c19a5e8bea3c777bec7382fb2b86487bb00adb42ab59d782611ad03d69016718d19c42274aed74110ac74a142904907b63d034bcb7e5425ec0c8915dea09a84c003e463a4bd7cf17d841cd6e7e1f8e50e8119b6474ec73c8144b5ed385a348c536e344b8711778fdf87278f24c228985c2a5569efc1048a8c93274db976b310bdd06f2c588776581073ad2d34a08824c2a315d348736249754c0ed1254a9bb6e297197594cc3f33e7789d84689399864968163559ec11264697e98cb98d6e446f2ccc65af9a1172e80e4e53092e0f31b12086d9ef21c75b907a6341dfed534f18af19b9e14aa20f36b78f5295b8dcdee51a3f77ea0d85894d2a3d76c857037aee7f409465d228e85fc0336886701cf471d486649cadd0fab7d4e8ff7e712bc28fe570e14bd6d07bfbefcf37a88aa1f4dd15242603f7096afa250e332952d70f445b947865a395cdfa14f4d628e36081d0654389b2cff73fccab24b19df5e268ca916b5d11b8f8e61c4770e11a9f7891080654eeb1195aff45f29c7b16e9fd110b25d83cef56bbd5daef2828e380cd981d25d4ff32f50e386d9d584ed21edd5223dcdee1f06f3982b0eaba52836e28c44c34d07a78cc65a0d643ecc6b848f1b2f799243de430fbc56847781b101ad620c65cd00f0c64eb84e6dc83fe65f84b2ccbfca939f9e2ff830959202c2b8969453cb61e758f2e951c1df6e64f11a80996ea6292a3da57189420358c202ba302ed385b89e722f7ad84e999108316823579d86120004a99277abb908d62bb5cdc97f22856dae4b79d45726ee5c9c5c2ab779d23b17b6116d042106d41251887a7121da4350def794c1b56c15f256a34b851f0ce4f308d53b1ae113d7e4da6037d4118457fde3a5622c772a9aa0be9d3fa081d742d1e17a53165afbdbb89dbf947f38b8885be6aff73f27012d132d6364eb89c8905a06b4e1b6ebfe3c5916ffbb73b64bc7a9a976a763833b78b516bc1f50541af72984ac73bfe9b32be3eaa7bc7780821d935ade518e41522aba6fee9c6828499a2d92c6d78a4f86116cd5893c3e732085ffa75e6fcadd04a5cef1";
@@ -537,6 +881,193 @@ mod tests {
         assert!(initial_keys(0x1a2a3a4a, b"x").is_none());
     }
 
+    /// RFC 9001 A.3: the server's Initial (ServerHello) of the Appendix A exchange.
+    pub(crate) const A3: &str = "cf000000010008f067a5502a4262b5004075c0d95a482cd0991cd25b0aac406a5816b6394100f37a1c69797554780bb38cc5a99f5ede4cf73c3ec2493a1839b3dbcba3f6ea46c5b7684df3548e7ddeb9c3bf9c73cc3f3bded74b562bfb19fb84022f8ef4cdd93795d77d06edbb7aaf2f58891850abbdca3d20398c276456cbc42158407dd074ee";
+    /// RFC 9369 A.3: the same for QUIC v2.
+    const A3_V2: &str = "dc6b3343cf0008f067a5502a4262b5004075d92faaf16f05d8a4398c47089698baeea26b91eb761d9b89237bbf87263017915358230035f7fd3945d88965cf17f9af6e16886c61bfc703106fbaf3cb4cfa52382dd16a393e42757507698075b2c984c707f0a0812d8cd5a6881eaf21ceda98f4bd23f6fe1a3e2c43edd9ce7ca84bed8521e2e140";
+
+    /// A Handshake packet (contents random: only its Length is read) of `length` bytes after the header.
+    pub(crate) fn handshake_packet(version: u32, length: usize) -> Vec<u8> {
+        let first = if version == V2 { 0xF1 } else { 0xE1 };
+        let mut d = vec![first];
+        d.extend_from_slice(&version.to_be_bytes());
+        d.extend_from_slice(&[0, 8, 0xf0, 0x67, 0xa5, 0x50, 0x2a, 0x42, 0x62, 0xb5]);
+        d.extend_from_slice(&[0x40 | (length >> 8) as u8, length as u8]);
+        d.extend(vec![0x5a; length]);
+        d
+    }
+
+    #[test]
+    fn server_initial_keys_rfc9001_a1() {
+        let k = initial_keys_for(1, &h("8394c8f03e515708"), true).unwrap();
+        assert_eq!(hex::encode(k.key), "cf3a5331653c364c88f0f379b6067e37");
+        assert_eq!(hex::encode(k.iv), "0ac1493ca1905853b0bba03e");
+        assert_eq!(hex::encode(k.hp), "c206b8d9b9f0f37644430b490eeaa314");
+    }
+
+    #[test]
+    fn server_initial_rfc9001_a3_and_flight() {
+        let dcid = h("8394c8f03e515708");
+        for (version, pkt) in [(1, A3), (V2, A3_V2)] {
+            let a3 = h(pkt);
+            let (pkts, short) = long_packets(&a3);
+            assert!(!short);
+            assert_eq!(pkts.len(), 1);
+            assert_eq!(pkts[0].kind, LongKind::Initial);
+            assert_eq!(pkts[0].scid, h("f067a5502a4262b5"));
+            // the ServerHello alone: nothing from the client's keys
+            let mut st = QuicServerState::new();
+            st.feed(&a3, &h("0001020304050607"));
+            assert!(st.server_hello.is_none(), "{version:x}");
+            assert_eq!(
+                st.error.as_deref(),
+                Some("QuicError: server Initial packet did not decrypt")
+            );
+            // with the client's Destination Connection ID, coalesced with two Handshake packets
+            let mut d = a3.clone();
+            d.extend(handshake_packet(version, 1000));
+            let mut st = QuicServerState::new();
+            st.feed(&d, &dcid);
+            assert!(st.error.is_none(), "{:?}", st.error);
+            let sh = st.server_hello.as_ref().unwrap();
+            assert_eq!(
+                crate::proto::tls::server_shape(sh, true),
+                "q13_1301_0033-002b_001d"
+            );
+            assert_eq!(st.flight(), vec![1000 - 16]);
+            // a second datagram: Handshake packet then padding (no packet)
+            let mut d = handshake_packet(version, 300);
+            d.extend([0u8; 40]);
+            st.feed(&d, &dcid);
+            assert_eq!(st.flight(), vec![984, 284]);
+            // the client's acknowledgement alone does not end the flight, its Finished does
+            st.client_datagram(&handshake_packet(version, 30));
+            assert!(!st.flight_closed && !st.done());
+            st.client_datagram(&handshake_packet(version, 60));
+            assert!(st.flight_closed && st.done());
+            st.feed(&handshake_packet(version, 500), &dcid);
+            assert_eq!(st.flight(), vec![984, 284]);
+            // a client 1-RTT packet ends it too
+            let mut st = QuicServerState::new();
+            st.feed(&a3, &dcid);
+            st.feed(&handshake_packet(version, 700), &dcid);
+            st.client_datagram(&[0u8; 1200]); // padding is no packet
+            assert!(!st.flight_closed);
+            let mut one_rtt = vec![0x41];
+            one_rtt.extend([7u8; 40]);
+            st.client_datagram(&one_rtt);
+            assert!(st.flight_closed);
+            assert_eq!(st.flight(), vec![684]);
+        }
+    }
+
+    /// A protected server Initial around `frames` (RFC 9001 5.2 "server in" keys).
+    fn protect_server(version: u32, dcid: &[u8], frames: &[u8], pn: u32) -> Vec<u8> {
+        let k = initial_keys_for(version, dcid, true).unwrap();
+        let mut payload = frames.to_vec();
+        if payload.len() < 20 {
+            payload.resize(20, 0);
+        }
+        let first = if version == V2 { 0xD3 } else { 0xC3 };
+        let length = payload.len() + 16 + 4;
+        let mut hdr = vec![first];
+        hdr.extend_from_slice(&version.to_be_bytes());
+        hdr.extend_from_slice(&[0, 4, 9, 9, 9, 9, 0]);
+        hdr.extend_from_slice(&[0x40 | (length >> 8) as u8, length as u8]);
+        hdr.extend_from_slice(&pn.to_be_bytes());
+        let mut nonce = k.iv;
+        for (i, x) in (pn as u64).to_be_bytes().iter().enumerate() {
+            nonce[4 + i] ^= x;
+        }
+        let ct = Aes128Gcm::new(GenericArray::from_slice(&k.key))
+            .encrypt(
+                GenericArray::from_slice(&nonce),
+                Payload {
+                    msg: &payload,
+                    aad: &hdr,
+                },
+            )
+            .unwrap();
+        let pn_off = hdr.len() - 4;
+        let mut mask = GenericArray::clone_from_slice(&ct[..16]);
+        Aes128::new(GenericArray::from_slice(&k.hp)).encrypt_block(&mut mask);
+        let mut out = [hdr, ct].concat();
+        out[0] ^= mask[0] & 0x0F;
+        for i in 0..4 {
+            out[pn_off + i] ^= mask[1 + i];
+        }
+        out
+    }
+
+    /// The ServerHello handshake message of RFC 9001 A.3 (from its unprotected payload).
+    const A3_SH: &str = "020000560303eefce7f7b37ba1d1632e96677825ddf73988cfc79825df566dc5430b9a045a1200130100002e00330024001d00209d3c940d89690b84d08a60993c144eca684d1081287c834d5311bcf32bb9da1a002b00020304";
+
+    #[test]
+    fn server_hello_split_over_initials_retry_and_hrr() {
+        let sh = h(A3_SH);
+        let dcid: Vec<u8> = (0..8).collect();
+        // split, second half first, with an ACK before the CRYPTO frame
+        let mut st = QuicServerState::new();
+        let ack = [0x02, 0x00, 0x00, 0x00, 0x00];
+        st.feed(
+            &protect_server(
+                1,
+                &dcid,
+                &[&ack[..], &crypto_frame(50, &sh[50..])].concat(),
+                1,
+            ),
+            &dcid,
+        );
+        assert!(st.server_hello.is_none() && st.error.is_none());
+        st.feed(
+            &protect_server(1, &dcid, &crypto_frame(0, &sh[..50]), 0),
+            &dcid,
+        );
+        assert_eq!(st.server_hello.as_ref().map(|s| s.cipher), Some(0x1301));
+        assert!(st.crypto.is_empty());
+        // after a Retry the keys come from the Retry's Source Connection ID
+        let mut retry = vec![0xF0];
+        retry.extend_from_slice(&1u32.to_be_bytes());
+        retry.extend_from_slice(&[0, 5, 1, 2, 3, 4, 5]);
+        retry.extend([0x77; 24]);
+        let mut st = QuicServerState::new();
+        st.feed(&retry, &dcid);
+        assert_eq!(st.retry_scid.as_deref(), Some(&[1u8, 2, 3, 4, 5][..]));
+        st.feed(
+            &protect_server(1, &[1, 2, 3, 4, 5], &crypto_frame(0, &sh), 0),
+            &dcid,
+        );
+        assert!(st.server_hello.is_some(), "{:?}", st.error);
+        // a HelloRetryRequest, then the ServerHello further on in the stream
+        let mut hrr = sh.clone();
+        hrr[6..38].copy_from_slice(&crate::proto::tls::HRR_RANDOM);
+        let mut st = QuicServerState::new();
+        st.feed(&protect_server(1, &dcid, &crypto_frame(0, &hrr), 0), &dcid);
+        assert!(st.server_hello.as_ref().unwrap().hrr);
+        st.feed(&handshake_packet(1, 100), &dcid);
+        assert!(st.flight().is_empty());
+        st.feed(
+            &protect_server(1, &dcid, &crypto_frame(hrr.len() as u32, &sh), 1),
+            &dcid,
+        );
+        assert!(!st.server_hello.as_ref().unwrap().hrr);
+        assert_eq!(st.flight(), vec![84]);
+        // garbage: an error, no panic; done after a few
+        let mut st = QuicServerState::new();
+        st.feed(
+            &protect_server(1, &dcid, &crypto_frame(0, b"\x08\x00\x00\x01x"), 0),
+            &dcid,
+        );
+        assert_eq!(
+            st.error.as_deref(),
+            Some("QuicError: handshake message 8 in the server's Initial")
+        );
+        for _ in 0..3 {
+            st.feed(b"\xc0\x00\x00\x00\x01\x08", &dcid);
+        }
+        assert!(st.done());
+    }
+
     #[test]
     fn version_names() {
         for (v, n) in [
@@ -557,7 +1088,7 @@ mod tests {
     }
 
     /// A protected client Initial around `frames` (test_protocols.py's `_protect`).
-    fn protect(version: u32, dcid: &[u8], frames: &[u8], pn: u32) -> Vec<u8> {
+    pub(crate) fn protect(version: u32, dcid: &[u8], frames: &[u8], pn: u32) -> Vec<u8> {
         let k = initial_keys(version, dcid).unwrap();
         let mut payload = frames.to_vec();
         if payload.len() < 1162 {
@@ -595,7 +1126,7 @@ mod tests {
         out
     }
 
-    fn crypto_frame(off: u32, data: &[u8]) -> Vec<u8> {
+    pub(crate) fn crypto_frame(off: u32, data: &[u8]) -> Vec<u8> {
         let vi = |n: u32| {
             [
                 0x80 | (n >> 24) as u8,
