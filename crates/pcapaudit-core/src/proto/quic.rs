@@ -975,28 +975,7 @@ pub(crate) mod tests {
         hdr.extend_from_slice(&[0, 4, 9, 9, 9, 9, 0]);
         hdr.extend_from_slice(&[0x40 | (length >> 8) as u8, length as u8]);
         hdr.extend_from_slice(&pn.to_be_bytes());
-        let mut nonce = k.iv;
-        for (i, x) in (pn as u64).to_be_bytes().iter().enumerate() {
-            nonce[4 + i] ^= x;
-        }
-        let ct = Aes128Gcm::new(GenericArray::from_slice(&k.key))
-            .encrypt(
-                GenericArray::from_slice(&nonce),
-                Payload {
-                    msg: &payload,
-                    aad: &hdr,
-                },
-            )
-            .unwrap();
-        let pn_off = hdr.len() - 4;
-        let mut mask = GenericArray::clone_from_slice(&ct[..16]);
-        Aes128::new(GenericArray::from_slice(&k.hp)).encrypt_block(&mut mask);
-        let mut out = [hdr, ct].concat();
-        out[0] ^= mask[0] & 0x0F;
-        for i in 0..4 {
-            out[pn_off + i] ^= mask[1 + i];
-        }
-        out
+        seal(&k, hdr, &payload, pn)
     }
 
     /// The ServerHello handshake message of RFC 9001 A.3 (from its unprotected payload).
@@ -1087,6 +1066,33 @@ pub(crate) mod tests {
         }
     }
 
+    /// `payload` encrypted under `k` after the header `hdr` (whose last 4 bytes are the packet number
+    /// `pn`), header protection applied (RFC 9001 5.3, 5.4).
+    fn seal(k: &InitialKeys, hdr: Vec<u8>, payload: &[u8], pn: u32) -> Vec<u8> {
+        let mut nonce = k.iv;
+        for (i, x) in (pn as u64).to_be_bytes().iter().enumerate() {
+            nonce[4 + i] ^= x;
+        }
+        let ct = Aes128Gcm::new(GenericArray::from_slice(&k.key))
+            .encrypt(
+                GenericArray::from_slice(&nonce),
+                Payload {
+                    msg: payload,
+                    aad: &hdr,
+                },
+            )
+            .unwrap();
+        let pn_off = hdr.len() - 4;
+        let mut mask = GenericArray::clone_from_slice(&ct[..16]);
+        Aes128::new(GenericArray::from_slice(&k.hp)).encrypt_block(&mut mask);
+        let mut out = [hdr, ct].concat();
+        out[0] ^= mask[0] & 0x0F;
+        for i in 0..4 {
+            out[pn_off + i] ^= mask[1 + i];
+        }
+        out
+    }
+
     /// A protected client Initial around `frames` (test_protocols.py's `_protect`).
     pub(crate) fn protect(version: u32, dcid: &[u8], frames: &[u8], pn: u32) -> Vec<u8> {
         let k = initial_keys(version, dcid).unwrap();
@@ -1102,28 +1108,7 @@ pub(crate) mod tests {
         hdr.extend_from_slice(dcid);
         hdr.extend_from_slice(&[0, 0, 0x40 | (length >> 8) as u8, length as u8]);
         hdr.extend_from_slice(&pn.to_be_bytes());
-        let mut nonce = k.iv;
-        for (i, x) in (pn as u64).to_be_bytes().iter().enumerate() {
-            nonce[4 + i] ^= x;
-        }
-        let ct = Aes128Gcm::new(GenericArray::from_slice(&k.key))
-            .encrypt(
-                GenericArray::from_slice(&nonce),
-                Payload {
-                    msg: &payload,
-                    aad: &hdr,
-                },
-            )
-            .unwrap();
-        let pn_off = hdr.len() - 4;
-        let mut mask = GenericArray::clone_from_slice(&ct[..16]);
-        Aes128::new(GenericArray::from_slice(&k.hp)).encrypt_block(&mut mask);
-        let mut out = [hdr, ct].concat();
-        out[0] ^= mask[0] & 0x0F;
-        for i in 0..4 {
-            out[pn_off + i] ^= mask[1 + i];
-        }
-        out
+        seal(&k, hdr, &payload, pn)
     }
 
     pub(crate) fn crypto_frame(off: u32, data: &[u8]) -> Vec<u8> {
