@@ -25,7 +25,10 @@ fuzz_target!(|data: &[u8]| {
             d.extend_from_slice(dg);
             st.feed(&d);
         } else if mode & 2 == 2 && i % 2 == 1 {
-            let dcid = st.first_dcid.clone().unwrap_or_else(|| vec![0, 1, 2, 3, 4, 5, 6, 7]);
+            let dcid = st
+                .first_dcid
+                .clone()
+                .unwrap_or_else(|| vec![0, 1, 2, 3, 4, 5, 6, 7]);
             srv.feed(dg, &dcid);
             let _ = srv.done();
             let _ = srv.flight();
