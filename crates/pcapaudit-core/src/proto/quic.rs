@@ -77,6 +77,24 @@ pub fn version_name(v: u32) -> String {
     format!("0x{v:08x}")
 }
 
+/// A CRYPTO stream's chunks (by offset) as the bytes contiguous from offset 0.
+fn contiguous(chunks: &BTreeMap<u64, Vec<u8>>) -> Vec<u8> {
+    let mut data = Vec::new();
+    let mut pos = 0u64;
+    for (&off, chunk) in chunks {
+        if off > pos {
+            break;
+        }
+        let end = off + chunk.len() as u64;
+        if end > pos {
+            let skip = usize::try_from(pos - off).unwrap_or(usize::MAX);
+            data.extend_from_slice(chunk.get(skip..).unwrap_or(&[]));
+            pos = end;
+        }
+    }
+    data
+}
+
 fn salt(v: u32) -> Option<&'static [u8; 20]> {
     match v {
         V1 => Some(&SALT_V1),
@@ -255,20 +273,7 @@ impl QuicClientState {
     /// The CRYPTO stream reassembled from offset 0 as far as it is contiguous (what the ClientHello is
     /// read from).
     pub fn crypto_stream(&self) -> Vec<u8> {
-        let mut data = Vec::new();
-        let mut pos = 0u64;
-        for (&off, chunk) in &self.crypto {
-            if off > pos {
-                break;
-            }
-            let end = off + chunk.len() as u64;
-            if end > pos {
-                let skip = usize::try_from(pos - off).unwrap_or(usize::MAX);
-                data.extend_from_slice(chunk.get(skip..).unwrap_or(&[]));
-                pos = end;
-            }
-        }
-        data
+        contiguous(&self.crypto)
     }
 
     fn set_version(&mut self, version: u32) {
@@ -790,20 +795,7 @@ impl QuicServerState {
 
     /// The contiguous CRYPTO stream from offset 0.
     fn crypto_stream(&self) -> Vec<u8> {
-        let mut data = Vec::new();
-        let mut pos = 0u64;
-        for (&off, chunk) in &self.crypto {
-            if off > pos {
-                break;
-            }
-            let end = off + chunk.len() as u64;
-            if end > pos {
-                let skip = usize::try_from(pos - off).unwrap_or(usize::MAX);
-                data.extend_from_slice(chunk.get(skip..).unwrap_or(&[]));
-                pos = end;
-            }
-        }
-        data
+        contiguous(&self.crypto)
     }
 
     /// Read the handshake messages of the stream: the last ServerHello wins (a HelloRetryRequest is
