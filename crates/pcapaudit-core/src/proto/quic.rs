@@ -77,6 +77,52 @@ pub fn version_name(v: u32) -> String {
     format!("0x{v:08x}")
 }
 
+/// A CRYPTO frame's offset and data.
+type Crypto<'a> = (u64, &'a [u8]);
+
+/// The frame of an Initial packet's payload `b` at `p`: the position after it and, for a CRYPTO frame,
+/// its offset and data; None at the end, or at a frame that ends the reading (CONNECTION_CLOSE, or one
+/// not allowed in an Initial). PADDING, PING and ACK frames are skipped.
+fn initial_frame(b: &[u8], mut p: usize) -> Result<Option<(usize, Option<Crypto<'_>>)>, QErr> {
+    let Some(&ftype) = b.get(p) else {
+        return Ok(None);
+    };
+    match ftype {
+        0x00 | 0x01 => Ok(Some((p + 1, None))), // PADDING, PING
+        0x02 | 0x03 => {
+            // ACK
+            p += 1;
+            (_, p) = varint(b, p)?;
+            (_, p) = varint(b, p)?;
+            let (count, np) = varint(b, p)?;
+            p = np;
+            (_, p) = varint(b, p)?;
+            // each range is at least two bytes: a count beyond that fails on the varints
+            for _ in 0..count.min(b.len() as u64) {
+                (_, p) = varint(b, p)?;
+                (_, p) = varint(b, p)?;
+            }
+            if ftype == 0x03 {
+                for _ in 0..3 {
+                    (_, p) = varint(b, p)?;
+                }
+            }
+            Ok(Some((p, None)))
+        }
+        0x06 => {
+            // CRYPTO
+            let (off, np) = varint(b, p + 1)?;
+            let (ln, np) = varint(b, np)?;
+            if off.saturating_add(ln) > MAX_CRYPTO {
+                return Err(QErr::Quic("CRYPTO data beyond 64 KiB".into()));
+            }
+            let end = np.saturating_add(ln as usize).min(b.len());
+            Ok(Some((end, Some((off, b.get(np..end).unwrap_or(&[]))))))
+        }
+        _ => Ok(None),
+    }
+}
+
 /// A CRYPTO stream's chunks (by offset) as the bytes contiguous from offset 0.
 fn contiguous(chunks: &BTreeMap<u64, Vec<u8>>) -> Vec<u8> {
     let mut data = Vec::new();
@@ -361,43 +407,11 @@ impl QuicClientState {
 
     fn frames(&mut self, b: &[u8]) -> Result<(), QErr> {
         let mut p = 0usize;
-        while p < b.len() {
-            let ftype = b[p];
-            match ftype {
-                0x00 | 0x01 => p += 1, // PADDING, PING
-                0x02 | 0x03 => {
-                    // ACK
-                    p += 1;
-                    (_, p) = varint(b, p)?;
-                    (_, p) = varint(b, p)?;
-                    let (count, np) = varint(b, p)?;
-                    p = np;
-                    (_, p) = varint(b, p)?;
-                    // each range is at least two bytes: a count beyond that fails on the varints
-                    for _ in 0..count.min(b.len() as u64) {
-                        (_, p) = varint(b, p)?;
-                        (_, p) = varint(b, p)?;
-                    }
-                    if ftype == 0x03 {
-                        for _ in 0..3 {
-                            (_, p) = varint(b, p)?;
-                        }
-                    }
-                }
-                0x06 => {
-                    // CRYPTO
-                    let (off, np) = varint(b, p + 1)?;
-                    let (ln, np) = varint(b, np)?;
-                    if off + ln > MAX_CRYPTO {
-                        return Err(QErr::Quic("CRYPTO data beyond 64 KiB".into()));
-                    }
-                    let end = (np + ln as usize).min(b.len());
-                    self.crypto
-                        .insert(off, b.get(np..end).unwrap_or(&[]).to_vec());
-                    p = np + ln as usize;
-                    self.try_client_hello()?;
-                }
-                _ => return Ok(()), // CONNECTION_CLOSE, or frames not allowed in Initial packets: stop
+        while let Some((np, crypto)) = initial_frame(b, p)? {
+            p = np;
+            if let Some((off, data)) = crypto {
+                self.crypto.insert(off, data.to_vec());
+                self.try_client_hello()?;
             }
         }
         Ok(())
@@ -753,41 +767,11 @@ impl QuicServerState {
         let payload =
             payload.ok_or_else(|| QErr::Quic("server Initial packet did not decrypt".into()))?;
         let mut p = 0usize;
-        let b = &payload[..];
-        while p < b.len() {
-            match b[p] {
-                0x00 | 0x01 => p += 1,
-                0x02 | 0x03 => {
-                    let ecn = b[p] == 0x03;
-                    p += 1;
-                    (_, p) = varint(b, p)?;
-                    (_, p) = varint(b, p)?;
-                    let (count, np) = varint(b, p)?;
-                    p = np;
-                    (_, p) = varint(b, p)?;
-                    for _ in 0..count.min(b.len() as u64) {
-                        (_, p) = varint(b, p)?;
-                        (_, p) = varint(b, p)?;
-                    }
-                    if ecn {
-                        for _ in 0..3 {
-                            (_, p) = varint(b, p)?;
-                        }
-                    }
-                }
-                0x06 => {
-                    let (off, np) = varint(b, p + 1)?;
-                    let (ln, np) = varint(b, np)?;
-                    if off.saturating_add(ln) > MAX_CRYPTO {
-                        return Err(QErr::Quic("CRYPTO data beyond 64 KiB".into()));
-                    }
-                    let end = np.saturating_add(ln as usize).min(b.len());
-                    self.crypto
-                        .insert(off, b.get(np..end).unwrap_or(&[]).to_vec());
-                    p = end;
-                    self.try_server_hello()?;
-                }
-                _ => return Ok(()), // CONNECTION_CLOSE, or a frame not allowed in an Initial
+        while let Some((np, crypto)) = initial_frame(&payload, p)? {
+            p = np;
+            if let Some((off, data)) = crypto {
+                self.crypto.insert(off, data.to_vec());
+                self.try_server_hello()?;
             }
         }
         Ok(())
