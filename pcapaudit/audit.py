@@ -560,28 +560,22 @@ class Auditor:
             with quiet_gc():
                 self.core.run(cap, source, progress)
             self._core_stats()
-            self._clamped(source)
-            if source.dropped is not None:
-                self.if_dropped = (self.if_dropped or 0) + source.dropped
-            if source.error:
-                self.errors.append(source.error)
-                self.core.add_weird(self.last_ts, "capture_truncated_or_corrupt", source.error)
-            new = [(lt, n) for lt, n in self.unfiltered if lt not in self._unfiltered_reported]
-            if new and self.options.file_filter is not None:
-                self._unfiltered_reported.update(lt for lt, _ in new)
-                self.errors.append(f"{source.name}: {self.options.file_filter.unfiltered_error(new)}")
-            return
-        with quiet_gc():
-            for batch in source.batches(first_index=self.packets):
-                self.feed_batch(batch)
-                if progress:
-                    progress(source.packets)
+        else:
+            with quiet_gc():
+                for batch in source.batches(first_index=self.packets):
+                    self.feed_batch(batch)
+                    if progress:
+                        progress(source.packets)
         if source.dropped is not None:
             self.if_dropped = (self.if_dropped or 0) + source.dropped
         self._clamped(source)
         if source.error:
             self.errors.append(source.error)
-            self.weirds.add(Weird(self.last_ts, "capture_truncated_or_corrupt", None, source.error))
+            self._weird(self.last_ts, "capture_truncated_or_corrupt", source.error)
+        new = [(lt, n) for lt, n in self.unfiltered if lt not in self._unfiltered_reported]
+        if new and self.options.file_filter is not None:
+            self._unfiltered_reported.update(lt for lt, _ in new)
+            self.errors.append(f"{source.name}: {self.options.file_filter.unfiltered_error(new)}")
 
     # -- results ---------------------------------------------------------------------------------
     def finish(self) -> AuditResult:

@@ -579,18 +579,22 @@ def _with_uid(fd: FindingDraft, uid: str) -> FindingDraft:
     return fd._replace(uid=uid)
 
 
+def _region_flows(flows: list[tuple[FlowRecord, Classification]], ctx: FindingContext) -> dict[str, dict[str, list]]:
+    """The pinned device-domain flows of each vendor whose region is not configured, by region."""
+    by: dict[str, dict[str, list]] = {}
+    for f, c in flows:
+        r = ctx.rule(c.rule_id)
+        if r is None or not r.region or not r.pinned or r.vendor in ctx.region:
+            continue
+        by.setdefault(r.vendor, {}).setdefault(r.region, []).append(f)
+    return by
+
+
 def region_findings(flows: list[tuple[FlowRecord, Classification]], ctx: FindingContext) -> dict[str, str]:
     """Infer each vendor's tenant region from pinned device-domain flows when not configured."""
     out = dict(ctx.region)
-    votes: dict[str, dict[str, int]] = {}
-    for f, c in flows:
-        r = ctx.rule(c.rule_id)
-        if r is None or not r.region or not r.pinned or r.vendor in out:
-            continue
-        votes.setdefault(r.vendor, {}).setdefault(r.region, 0)
-        votes[r.vendor][r.region] += 1
-    for vendor, v in votes.items():
-        ranked = sorted(v.items(), key=lambda kv: -kv[1])
+    for vendor, regions in _region_flows(flows, ctx).items():
+        ranked = sorted(((reg, len(fs)) for reg, fs in regions.items()), key=lambda kv: -kv[1])
         if len(ranked) == 1 or ranked[0][1] > ranked[1][1]:  # a tie says nothing
             out[vendor] = ranked[0][0]
     return out
@@ -599,14 +603,8 @@ def region_findings(flows: list[tuple[FlowRecord, Classification]], ctx: Finding
 def region_ties(flows: list[tuple[FlowRecord, Classification]], ctx: FindingContext) -> dict[str, dict[str, list]]:
     """Vendors whose region is not configured and whose pinned device-domain flows go to several regions
     equally often (no region can be inferred, so no mismatch is checked): vendor -> region -> flows."""
-    by: dict[str, dict[str, list]] = {}
-    for f, c in flows:
-        r = ctx.rule(c.rule_id)
-        if r is None or not r.region or not r.pinned or r.vendor in ctx.region:
-            continue
-        by.setdefault(r.vendor, {}).setdefault(r.region, []).append(f)
     out = {}
-    for vendor, regions in by.items():
+    for vendor, regions in _region_flows(flows, ctx).items():
         sizes = sorted((len(v) for v in regions.values()), reverse=True)
         if len(sizes) > 1 and sizes[0] == sizes[1]:
             out[vendor] = regions
