@@ -647,11 +647,16 @@ def _jobs(args) -> int:
 
 
 def _report(result, args, threshold, interrupted: bool) -> int:
-    from pcapaudit.audit import severity_at_least
-
     write_report(result, args)
     if not args.quiet:
         print(_summary_line(result), file=sys.stderr)
+    return _exit_code(result, threshold, interrupted)
+
+
+def _exit_code(result, threshold, interrupted: bool = False) -> int:
+    """The run's errors on stderr, one line each, and the exit code they and the findings give."""
+    from pcapaudit.audit import severity_at_least
+
     for e in result.errors:
         print(f"pcapaudit: error: {one_line(e)}", file=sys.stderr)
     if result.errors or interrupted:
@@ -716,15 +721,9 @@ def _scale_out_audit(args) -> int:
         raise PcapAuditError(f"{args.output}: cannot write the dataset: {e.strerror or e}") from None
     if not dataset:
         return _report(result, args, threshold, interrupted=False)
-    from pcapaudit.audit import severity_at_least
-
     if not args.quiet:
         print(_summary_line(result), file=sys.stderr)
-    for e in result.errors:
-        print(f"pcapaudit: error: {one_line(e)}", file=sys.stderr)
-    if result.errors:
-        return EXIT_ERROR
-    return EXIT_FINDINGS if severity_at_least(result.finding_records, threshold) else EXIT_OK
+    return _exit_code(result, threshold)
 
 
 def cmd_live(args) -> int:
@@ -745,7 +744,7 @@ def cmd_live(args) -> int:
 def _run_live(args, opts, threshold) -> int:
     """Capture, audit as packets arrive (the panel on stderr), then flush every flow and write the same
     report as ``audit``. Ctrl-C or SIGTERM stop the capture, not the report."""
-    from pcapaudit.audit import Auditor, severity_at_least
+    from pcapaudit.audit import Auditor
     from pcapaudit.capture.live import LIVE_ENGINE, capture, parse_duration
     from pcapaudit.report.livepanel import LiveDisplay
 
@@ -797,11 +796,7 @@ def _run_live(args, opts, threshold) -> int:
         if run.files:
             line += f"; packets written to {', '.join(run.files)}"
         print(line, file=sys.stderr)
-    for e in result.errors:
-        print(f"pcapaudit: error: {one_line(e)}", file=sys.stderr)
-    if result.errors:
-        return EXIT_ERROR
-    return EXIT_FINDINGS if severity_at_least(result.finding_records, threshold) else EXIT_OK
+    return _exit_code(result, threshold)
 
 
 def cmd_crosscheck(args) -> int:
