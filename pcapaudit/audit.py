@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 
 from pcapaudit.capture.filefilter import FileFilter
 from pcapaudit.capture.pcapfile import CaptureFile, PacketBatch
-from pcapaudit.classify import address_scope, classify, is_multicast, is_multicast_or_broadcast
+from pcapaudit.classify import VERDICT_LEGACY, address_scope, classify, is_multicast, is_multicast_or_broadcast
 from pcapaudit.core import CoreEngine, dns_rows, flow_rows, open_capture, with_classification
 from pcapaudit.coverage import CoverageTracker, reached
 from pcapaudit.decode import FAST, Decoder
@@ -30,10 +30,12 @@ from pcapaudit.engine import EngineConfig, FlowEngine
 from pcapaudit.enrich import DnsMap
 from pcapaudit.errors import RulesetError, UsageError
 from pcapaudit.findings import (
+    END_GRACE,
     INFRA_PORTS,
     FindingCollector,
     FindingContext,
     FindingDraft,
+    RepeatDraft,
     _f,
     as_finding,
     detect_dns,
@@ -44,6 +46,7 @@ from pcapaudit.findings import (
     region_note,
     region_ties,
     required_severity,
+    validity,
 )
 from pcapaudit.model import (
     CaptureStats,
@@ -201,6 +204,8 @@ class Auditor:
         self._mcast_cache: dict[str, bool] = {}
         self._mcast_server_cache: dict[str, bool] = {}
         self._quiet_cache: dict[tuple, tuple[bool, bool]] = {}  # pre-check key -> (quiet, reached)
+        self._leaf_dates: dict[str, tuple] = {}  # a leaf certificate's digest -> (not_before, not_after)
+        self._grouped = 0  # loud flows whose findings repeated another flow's (``_detect_loud``)
 
     # -- streaming callbacks ---------------------------------------------------------------------
     def _cls_key(self, sni, connect_host, connect_port, http_host, abs_uri, dns_names, dst_ip, dst_port,
@@ -329,13 +334,110 @@ class Auditor:
             elif rules or (cls.vendor and cls.vendor not in cov.vendors_seen):
                 cov.account(uid, ts, fast[1], cls, rules, process_label(proc, None, eproc))
         if loud:
-            import pyarrow as pa
-
-            for i, (row, plain) in zip(loud, flow_rows(rb.take(pa.array(loud, type=pa.int64())))):
-                rec = FlowRecord(**row._asdict()) if plain else row
-                cls = self._detect(rec)
-                cls_rows[i] = cls
+            self._detect_loud(rb, tb, loud, keys, pkeys, cls_rows)
         self.flows.add_batch(with_classification(tb, cls_rows))
+
+    def _detect_loud(self, rb, tb, loud: list[int], keys: list, pkeys: list, cls_rows: list) -> None:
+        """The detectors over the flows of a batch that may have a finding (``loud``, in order).
+
+        Loud flows repeat too: every unanswered SYN to one host, every flow to one unlisted port. Flows
+        that agree on everything the detectors read but what only a message or evidence quotes (the
+        detection key below) get the same findings, so the detectors run on the first flow of each key
+        and the others' findings are ``RepeatDraft``s of its drafts: the same calls into the collector
+        and the checklist, in the same order, as running the detectors on each flow. Flows with details
+        that vary per flow (alerts, ICMP errors, a proxy's CONNECT or status, an upgrade),
+        a UDP flow without a reply (held to the end), legacy APNs (its identifier names the client) and
+        region rules (kept for the region re-check) take the per-flow path.
+        tests/unit/test_findings.py checks both paths give the same tables.
+        """
+        import pyarrow as pa
+
+        c = tb.select(["dst_ip", "one_direction", "history", "ts", "ts_last", "syn_count", "pkts_c2s",
+                       "pkts_s2c", "payload_s2c", "tls_server_version", "quic_version", "cert_sha256",
+                       "cert_chain", "tls_alerts", "icmp", "connect_host", "http_status", "smtp_starttls",
+                       "ldap_starttls", "ldap_simple_bind", "transport", "uid", "src_ip", "src_port", "dst_port",
+                       "process", "eprocess"]).to_pydict()  # fmt: skip
+        end = self.ctx.capture_end
+        grace = None if end is None else end - END_GRACE
+        cls_cache, quiet_cache, rule_of = self._cls_cache, self._quiet_cache, self.ctx.rule
+        grouping = self._on_finding is None
+        leaf_dates = self._leaf_dates
+        first: dict[tuple, int] = {}
+        dkeys: list[tuple | None] = []
+        need: list[int] = []
+        for i in loud:
+            hit = cls_cache.get(keys[i])
+            fast = quiet_cache.get(pkeys[i])
+            dk = None
+            chain = c["cert_chain"][i]
+            if chain is None:
+                valid = None
+            else:  # a chain's certificates are its digests'; only their validity against the flow's time varies
+                dates = leaf_dates.get(c["cert_sha256"][i])
+                valid = None if dates is None else validity(dates[0], dates[1], c["ts"][i])
+            if grouping and hit is not None and fast is not None and (
+                (chain is None or valid is not None) and c["tls_alerts"][i] is None
+                and c["icmp"][i] is None and c["connect_host"][i] is None and c["http_status"][i] is None
+                and c["smtp_starttls"][i] is None and not c["ldap_starttls"][i] and not c["ldap_simple_bind"][i]
+                and not (c["transport"][i] == "udp" and c["pkts_s2c"][i] == 0)
+                and hit[0].verdict != VERDICT_LEGACY
+            ):  # fmt: skip
+                rule = rule_of(hit[0].rule_id)
+                if rule is None or not rule.region:
+                    h, tl, c2s = c["history"][i] or "", c["ts_last"][i], c["pkts_c2s"][i]
+                    dk = (pkeys[i], c["dst_ip"][i], c["one_direction"][i], "h" in h, "F" in h or "R" in h,
+                          grace is not None and tl >= grace, c["syn_count"][i] <= 1, tl - c["ts"][i] < 0.5,
+                          c2s <= 1, c2s == 0, c["payload_s2c"][i] > 0, c["tls_server_version"][i],
+                          c["quic_version"][i], chain, valid)  # fmt: skip
+            dkeys.append(dk and (dk, hit, fast[1]))
+            if dk is None:
+                need.append(i)
+            elif dk not in first:
+                first[dk] = i
+                need.append(i)
+        recs: dict[int, FlowRecord] = {}
+        for i, (row, plain) in zip(need, flow_rows(rb.take(pa.array(need, type=pa.int64())))):
+            recs[i] = rec = FlowRecord(**row._asdict()) if plain else row
+            if rec.certs and rec.certs[0].sha256 not in leaf_dates:
+                if len(leaf_dates) > 50_000:
+                    leaf_dates.clear()
+                leaf_dates[rec.certs[0].sha256] = (rec.certs[0].not_before, rec.certs[0].not_after)
+        drafts: dict[tuple, list[FindingDraft]] = {}
+        cov, ctx = self.coverage, self.ctx
+        for i, grouped in zip(loud, dkeys):
+            if grouped is None:
+                cls_rows[i] = self._detect(recs[i])
+                continue
+            dk, (cls, rules), ok = grouped
+            cls_rows[i] = cls
+            uid, ts = c["uid"][i], c["ts"][i]
+            cov.account(uid, ts, ok, cls, rules, process_label(c["process"][i], None, c["eprocess"][i]))
+            mine = drafts.get(dk)
+            if mine is None:  # the key's first flow: its own drafts, kept for the others
+                mine = drafts[dk] = list(detect_flow(recs[i], cls, ctx))
+                made = mine
+            elif mine:
+                made = [RepeatDraft(d, uid, ts, self._repeat_maker(rb, i, cls)) for d in mine]
+            else:
+                continue
+            src = c["src_ip"][i]
+            fkey = fold_key(src, c["src_port"][i], c["dst_ip"][i], c["dst_port"][i]) if made else None
+            for fd in made:
+                self._finding(fd, rules, src, fkey)
+            self._grouped += 1
+
+    def _repeat_maker(self, rb, i: int, cls: Classification):
+        """How a ``RepeatDraft`` of row ``i`` of ``rb`` becomes that flow's own draft."""
+
+        def make(rd: RepeatDraft) -> FindingDraft:
+            row, plain = next(flow_rows(rb.slice(i, 1)))
+            rec = FlowRecord(**row._asdict()) if plain else row
+            for fd in detect_flow(rec, cls, self.ctx):
+                if fd.identifier == rd.identifier and fd.code == rd.code:
+                    return fd
+            raise AssertionError(f"flow {rd.uid}: no {rd.code} finding {rd.identifier} of its own")
+
+        return make
 
     def _detect(self, rec: FlowRecord, shown: Callable[[Classification], None] | None = None) -> Classification:
         """The full per-flow path but the table row: classification, checklist, detectors (``shown``: told

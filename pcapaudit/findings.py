@@ -169,9 +169,33 @@ class FindingDraft(NamedTuple):
         )
 
 
-def as_finding(fd: Finding | FindingDraft) -> Finding:
+class RepeatDraft:
+    """A finding of one flow that another flow of its detection group already stated (same destination,
+    classification and every field the detectors read but the ones only a message or evidence quotes):
+    its kind, severity, code and identifier are the group's, its uid and start its own. The collector
+    needs nothing else unless the occurrence starts a row or becomes a row's earliest; then ``build()``
+    runs the detectors on this flow itself (``make``), so the row says what this flow showed."""
+
+    __slots__ = ("kind", "severity", "code", "identifier", "rule_id", "uid", "ts", "_make")
+    count = 1
+
+    def __init__(self, template: FindingDraft, uid: str, ts: float, make) -> None:
+        self.kind, self.severity, self.code = template.kind, template.severity, template.code
+        self.identifier, self.rule_id = template.identifier, template.rule_id
+        self.uid, self.ts, self._make = uid, ts, make
+
+    def draft(self) -> FindingDraft:
+        """This flow's own draft of the finding."""
+        return self._make(self)
+
+    def build(self) -> Finding:
+        return self.draft().build()
+
+
+def as_finding(fd: Finding | FindingDraft | RepeatDraft) -> Finding:
     """A draft built, a finding as it is."""
-    return fd.build() if type(fd) is FindingDraft else fd  # type: ignore[union-attr,return-value]
+    t = type(fd)
+    return fd.build() if t is FindingDraft or t is RepeatDraft else fd  # type: ignore[union-attr,return-value]
 
 
 def _f(kind, sev, code, flow: FlowRecord | None, cls: Classification | None, rule: Rule | None, target, message,
@@ -462,15 +486,15 @@ def _intercepted(f, cls, rule, ctx, name, where, ident) -> Iterator[FindingDraft
                          rule, where, f"{where}: the certificate ({', '.join(leaf.san[:3]) or leaf.subject_cn}) does not name {name}"
                          f"{block_page}",
                          ev, f"intercepted:name|{name}|{leaf.sha256}")  # fmt: skip
-        now = _iso(f.ts) if f.ts else None
-        if leaf.not_after and now and leaf.not_after < now:
+        expired, not_yet = validity(leaf.not_before, leaf.not_after, f.ts)
+        if expired:
             yield _f(INTERCEPTED, Severity.MEDIUM if protected else Severity.LOW, "certificate_expired", f, cls, rule,
                      where, f"{where}: certificate expired on {leaf.not_after[:10]}", ev,
                      f"intercepted:expired|{leaf.sha256}")  # fmt: skip
-        elif leaf.not_before and now and leaf.not_before > now:  # minted with a skewed clock, as forgeries are
+        elif not_yet:  # minted with a skewed clock, as forgeries are
             yield _f(INTERCEPTED, Severity.MEDIUM if protected else Severity.LOW, "certificate_not_yet_valid", f, cls,
                      rule, where, f"{where}: certificate not valid before {leaf.not_before[:10]}, but the capture "
-                     f"says {now[:10]} (a certificate minted in haste, or a capture with a wrong clock)", ev,
+                     f"says {_iso(f.ts)[:10]} (a certificate minted in haste, or a capture with a wrong clock)", ev,
                      f"intercepted:not_yet_valid|{leaf.sha256}")  # fmt: skip
     # unknown_ca, bad_certificate...: "always fatal" (RFC 5246 7.2), whatever level a client gives them
     rej = [a for a in f.alerts if a.sender == "client" and a.description in CERT_REJECT_ALERTS and a.after_server_flight]
@@ -526,6 +550,16 @@ def _intercepted(f, cls, rule, ctx, name, where, ident) -> Iterator[FindingDraft
                  f"{where}: no certificate in the {f.tls_server_version} handshake (a resumed session, or not "
                  "captured); interception can neither be confirmed nor excluded", {**ev, "cert": "unavailable: resumed"},
                  f"intercepted:unavailable|{ident}")  # fmt: skip
+
+
+def validity(not_before: str | None, not_after: str | None, ts: float) -> tuple[bool, bool]:
+    """(expired, not yet valid) of a certificate at a flow's start ``ts`` (ISO dates, compared as text)."""
+    now = _iso(ts) if ts else None
+    if not now:
+        return False, False
+    if not_after and not_after < now:
+        return True, False
+    return False, bool(not_before and not_before > now)
 
 
 def _iso(ts: float) -> str | None:

@@ -78,8 +78,9 @@ class _Never(dict):
 
 
 def _tables(path, plain: bool, **opts):
-    """The five tables, and how many flows took the shortcut (no FlowRecord, no detectors): with
-    ``plain=False`` every flow goes through the full path."""
+    """The five tables, and how many flows took the shortcut (no FlowRecord, no detectors, or the
+    detectors run once for a group of repeating loud flows): with ``plain=False`` every flow goes
+    through the full path."""
     a = Auditor(AuditOptions(**opts))
     records = []
     if not plain:
@@ -89,6 +90,7 @@ def _tables(path, plain: bool, **opts):
     a.run_file(CaptureFile(str(path)))
     r = a.finish()
     findings = [(f, uids) for f, uids in r.finding_records]
+    _tables.grouped = a._grouped  # loud flows whose findings were another flow's repeated
     return (r.flows, r.dns, findings, r.coverage, r.weirds), len(r.flows) - len(records)
 
 
@@ -99,9 +101,10 @@ PLAIN_CASES = [ROOT / "captures" / "enrollment-troubleshooting.pcap"] + SCENARIO
 def test_plain_flows_report_exactly_what_the_full_path_reports(opts):
     """Flows without application details skip the FlowRecord, the detectors and flow_row when their
     destination is known to be quiet; every table must come out identical, uid lists included."""
-    used = 0
+    used = grouped = 0
     for path in PLAIN_CASES:
         fast, n = _tables(path, True, trust_issuers=("pcapaudit Lab Trust Services",), **opts)
+        grouped += _tables.grouped
         full, _ = _tables(path, False, trust_issuers=("pcapaudit Lab Trust Services",), **opts)
         used += n
         for got, want in zip(fast, full):
@@ -110,21 +113,24 @@ def test_plain_flows_report_exactly_what_the_full_path_reports(opts):
             else:
                 assert got == want, path
     assert used > 30
+    assert grouped > 10, grouped
 
 
 def test_plain_flows_in_the_corpus(corpus):
     paths = sorted(corpus.glob("*/*.pcap*")) + sorted(corpus.glob("suricata-verify/**/*.pcap"))
-    used = 0
+    used = grouped = 0
     for path in paths:
         try:
             fast, n = _tables(path, True)
         except CaptureError:  # unreadable corpus files are tested elsewhere
             continue
+        grouped += _tables.grouped
         full, _ = _tables(path, False)
         used += n
         for got, want in zip(fast, full):
             assert got.equals(want) if hasattr(got, "equals") else got == want, path
     assert used > 100
+    assert grouped > 500, grouped
 
 
 def test_plain_flows_on_a_generated_span_capture(tmp_path):
@@ -136,10 +142,12 @@ def test_plain_flows_on_a_generated_span_capture(tmp_path):
     subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gen_capture.py"), str(out), "--packets", "8000",
                     "--seed", "7"], check=True, capture_output=True)  # fmt: skip
     fast, used = _tables(out, True)
+    grouped = _tables.grouped
     full, _ = _tables(out, False)
     for got, want in zip(fast, full):
         assert got.equals(want) if hasattr(got, "equals") else got == want
     assert used > 300
+    assert grouped > 50, grouped  # repeating loud flows (unanswered SYNs, unlisted ports) took the group path
 
 
 def _probe(uid, ts, target, code="syn_no_reply", sev=Severity.LOW):
