@@ -515,20 +515,21 @@ class Auditor:
 
     def _core_dns(self, rb, tb) -> None:
         """A batch of DNS transactions from the core (``rb`` nested, ``tb`` the dns table's columns): the
-        rule columns are looked up once per query name; only lookups of a vendor's names become
-        ``DnsTransaction``s for the checklist and the DNS detectors."""
+        rule columns are looked up once per distinct query name and taken back by row; the checklist gets
+        the lookups of each name of the batch at once; only failed or sinkholed lookups of a vendor's
+        names become ``DnsTransaction``s for the DNS detectors."""
         n = tb.num_rows
         if n == 0:
             return
+        import numpy as np
         import pyarrow as pa
+        import pyarrow.compute as pc
 
         cache = self._dns_cache
-        vendors, rids, failed = [], [], []
-        groups: dict[str, list[tuple[float, str]]] = {}
-        multicast = self._mcast_server_cache
-        c = tb.select(["query", "server_ip", "ts", "uid", "rcode", "sinkholed", "opcode"]).to_pydict()
-        for i, (q, server, ts, uid, rcode, sink, op) in enumerate(zip(c["query"], c["server_ip"], c["ts"], c["uid"],
-                                                                      c["rcode"], c["sinkholed"], c["opcode"])):  # fmt: skip
+        enc = tb.column("query").dictionary_encode()
+        names = enc.dictionary.to_pylist()
+        hits = []
+        for q in names:  # once per distinct name of the batch
             hit = cache.get(q)
             if hit is None:
                 rules = self.coverage.name_rules(q)
@@ -536,31 +537,49 @@ class Auditor:
                 if len(cache) > 50_000:
                     cache.clear()
                 cache[q] = hit
-            rules, rule = hit
-            vendors.append(rule.vendor if rule is not None else None)
-            rids.append(rule.id if rule is not None else None)
-            if not rules or op != "QUERY":  # a NOTIFY / UPDATE / NetBIOS message is no lookup of the name
-                continue
-            mc = multicast.get(server)
-            if mc is None:
+            hits.append(hit)
+        qi = np.asarray(enc.indices.fill_null(len(names)).to_numpy(zero_copy_only=False), dtype=np.int64)
+        take = pa.array(qi)
+        vendors = pa.array([r.vendor if r is not None else None for _x, r in hits] + [None], type=pa.string())
+        rids = pa.array([r.id if r is not None else None for _x, r in hits] + [None], type=pa.string())
+        cols = {name: tb.column(i) for i, name in enumerate(tb.schema.names)}
+        cols["vendor"], cols["rule_id"] = vendors.take(take), rids.take(take)
+        self.dns.add_batch(pa.RecordBatch.from_arrays([cols[name] for name in DNS_COLUMNS], names=list(DNS_COLUMNS)))
+        # the lookups that count: of a vendor's name, opcode QUERY (a NOTIFY / UPDATE / NetBIOS message is
+        # no lookup of the name), to a resolver (mDNS/LLMNR asks the link, not a resolver)
+        named = np.array([bool(x) for x, _r in hits] + [False])[qi]
+        if not named.any():
+            return
+        query_op = pc.fill_null(pc.equal(tb.column("opcode"), "QUERY"), False).to_numpy(zero_copy_only=False)
+        senc = tb.column("server_ip").dictionary_encode()
+        multicast = self._mcast_server_cache
+        mc = []
+        for server in senc.dictionary.to_pylist():
+            m = multicast.get(server)
+            if m is None:
                 if len(multicast) > 10_000:
                     multicast.clear()
-                mc = multicast[server] = is_multicast(server)
-            if mc:  # mDNS/LLMNR asks the link, not a resolver
-                continue
-            groups.setdefault(q, []).append((ts, uid))
-            if rcode in ("NXDOMAIN", "REFUSED", "SERVFAIL") or sink:
-                failed.append(i)
-        cols = {name: tb.column(i) for i, name in enumerate(tb.schema.names)}
-        cols["vendor"], cols["rule_id"] = pa.array(vendors, type=pa.string()), pa.array(rids, type=pa.string())
-        self.dns.add_batch(pa.RecordBatch.from_arrays([cols[name] for name in DNS_COLUMNS], names=list(DNS_COLUMNS)))
+                m = multicast[server] = is_multicast(server)
+            mc.append(m)
+        si = np.asarray(senc.indices.fill_null(len(mc)).to_numpy(zero_copy_only=False), dtype=np.int64)
+        counted = named & query_op & ~np.array(mc + [False])[si]
+        rows = np.flatnonzero(counted)
+        if rows.size == 0:
+            return
+        sel = pa.array(rows)
+        ts = tb.column("ts").take(sel).to_pylist()
+        uids = tb.column("uid").take(sel).to_pylist()
+        groups: dict[int, list[tuple[float, str]]] = {}
+        for q, t, u in zip(qi[rows].tolist(), ts, uids):
+            groups.setdefault(q, []).append((t, u))
         for q, items in groups.items():  # the checklist's lookups, once per name of the batch
-            rules, rule = cache.get(q) or (self.coverage.name_rules(q), None)
-            if rule is None and rules:
-                rule = self.index.match_name(q)[0].rule
+            rules, rule = hits[q]
             self.coverage.dns_queries(rules, rule.vendor if rule is not None else None, items)
-        if failed:  # the DNS detectors: failed and sinkholed lookups of a vendor's names
-            for tx in dns_rows(rb.take(pa.array(failed, type=pa.int64()))):
+        failed = counted & (pc.fill_null(pc.is_in(tb.column("rcode"), pa.array(["NXDOMAIN", "REFUSED", "SERVFAIL"])),
+                                         False).to_numpy(zero_copy_only=False)
+                            | pc.fill_null(tb.column("sinkholed"), False).to_numpy(zero_copy_only=False))  # fmt: skip
+        if failed.any():  # the DNS detectors: failed and sinkholed lookups of a vendor's names
+            for tx in dns_rows(rb.take(pa.array(np.flatnonzero(failed)))):
                 rules = self._dns_cache.get(tx.query, (None,))[0] or self.coverage.name_rules(tx.query)
                 for fd in detect_dns(tx, self.ctx):
                     self._finding(fd, rules, tx.client_ip)

@@ -126,7 +126,19 @@ def with_classification(tb, cls_rows: list):
 
     from pcapaudit.report.columns import FLOW_COLUMNS
 
-    extra = {name: pa.array([getattr(c, name) for c in cls_rows], type=pa.string()) for name in CLASSIFICATION_COLUMNS}
+    # flows to one destination share one Classification object: each distinct one is read once
+    index: dict[int, int] = {}
+    distinct: list = []
+    rows = []
+    for c in cls_rows:
+        j = index.get(id(c))
+        if j is None:
+            j = index[id(c)] = len(distinct)
+            distinct.append(c)
+        rows.append(j)
+    take = pa.array(rows, type=pa.int32())
+    extra = {name: pa.array([getattr(c, name) for c in distinct], type=pa.string()).take(take)
+             for name in CLASSIFICATION_COLUMNS}  # fmt: skip
     cols = {name: tb.column(i) for i, name in enumerate(tb.schema.names)}
     cols.update(extra)
     return pa.RecordBatch.from_arrays([cols[name] for name in FLOW_COLUMNS], names=list(FLOW_COLUMNS))
