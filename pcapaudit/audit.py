@@ -129,8 +129,66 @@ class WeirdCollector:
         return out
 
 
+
+def _codes(arr) -> "np.ndarray":
+    """int64 codes of an Arrow array's values, -1 for null: equal values, equal codes (within the array)."""
+    import numpy as np
+    import pyarrow as pa
+
+    enc = arr if pa.types.is_dictionary(arr.type) else arr.dictionary_encode()
+    return np.asarray(enc.indices.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def _valid(arr) -> "np.ndarray":
+    import numpy as np
+
+    return np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _eq(arr, value) -> "np.ndarray":
+    import pyarrow.compute as pc
+
+    return _flag(pc.equal(arr, value))
+
+
+def _flag(arr) -> "np.ndarray":
+    import numpy as np
+    import pyarrow.compute as pc
+
+    return np.asarray(pc.fill_null(arr, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _groups(keys) -> tuple:
+    """Rows of a 2-D integer array grouped by equal rows: (each group's first row, in row order; each
+    row's group number)."""
+    import numpy as np
+
+    _u, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return first[order], rank[inverse.reshape(-1)]
+
+
+class _Distinct:
+    """Distinct objects (by identity) in the order first added, and their numbers."""
+
+    def __init__(self) -> None:
+        self.items: list = []
+        self._index: dict[int, int] = {}
+
+    def add(self, obj) -> int:
+        j = self._index.get(id(obj))
+        if j is None:
+            j = self._index[id(obj)] = len(self.items)
+            self.items.append(obj)
+        return j
+
+
 class Auditor:
     """Streaming auditor. Feed sources with ``run_file``/``feed_batch``, then call ``finish``."""
+
+    scope_keys = True  # unnamed flows in no rule's network classify by the address's scope (_cls_key)
 
     def __init__(
         self,
@@ -259,171 +317,241 @@ class Auditor:
                 else:
                     self._flow(row)
             return
-        c = tb.select(["sni", "connect_host", "connect_port", "http_host", "http_method", "http_uri", "dns_names",
-                       "dst_ip", "dst_port", "transport", "app_protocol", "src_ip", "src_port", "conn_state",
-                       "state", "pkts_s2c", "tls_handshake", "http_status", "tls_server_version", "cert_sha256",
-                       "tls_alerts", "icmp", "uid", "ts", "process", "eprocess", "quic_version"]).to_pydict()  # fmt: skip
-        ctx = self.ctx
-        cls_key, mcasts = self._cls_key, self._mcast_cache
-        devices = self._device_cache
-        keys, pkeys = [], []
-        for sni, ch, cp, hh, hm, hu, dn, dst, dport, tr, ap, src, sport, cs, st, ps, hs, hst, tsv, cert, al, ic, qv in zip(
-            c["sni"], c["connect_host"], c["connect_port"], c["http_host"], c["http_method"], c["http_uri"],
-            c["dns_names"], c["dst_ip"], c["dst_port"], c["transport"], c["app_protocol"], c["src_ip"],
-            c["src_port"], c["conn_state"], c["state"], c["pkts_s2c"], c["tls_handshake"], c["http_status"],
-            c["tls_server_version"], c["cert_sha256"], c["tls_alerts"], c["icmp"], c["quic_version"],
-        ):  # fmt: skip
-            key = cls_key(sni, ch, cp, hh, hu if hm and hu and "://" in hu else None, dn, dst, dport, tr, ap)
-            if key[0] is None and len(key) == 4:  # unnamed, in no rule's network: keyed by scope, not address
-                mcast = mcasts.get(dst)
-                if mcast is None:
-                    if len(mcasts) > 100_000:
-                        mcasts.clear()
-                    mcast = mcasts[dst] = is_multicast_or_broadcast(dst)
-            else:
-                mcast = None
-            dev = devices.get(src)
-            if dev is None:
-                if len(devices) > 50_000:
-                    devices.clear()
-                dev = devices[src] = ctx.is_device(src)
-            keys.append(key)
-            pkeys.append((key, cs, st, ps == 0, sport in INFRA_PORTS, dport in INFRA_PORTS, ap, dev, hs, hst,
-                          tsv is None, cert is None, al is None, ic is None, mcast, qv is None))  # fmt: skip
-        # one representative row per distinct pre-check key: classified and pre-checked on a real record
-        first: dict[tuple, int] = {}
-        for i, pk in enumerate(pkeys):
-            if pk not in first:
-                first[pk] = i
-        need = [i for pk, i in first.items() if pk not in self._quiet_cache or pk[0] not in self._cls_cache]
-        if need:
-            import pyarrow as pa
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
 
-            reps = flow_rows(rb.take(pa.array(need, type=pa.int64())))
-            for i, (row, plain) in zip(need, reps):
+        col = tb.column
+        ctx = self.ctx
+        # per distinct destination address: in a rule's network, its scope, multicast or broadcast
+        denc = col("dst_ip").dictionary_encode()
+        dsts = denc.dictionary.to_pylist()
+        di = _codes(denc)
+        in_net, scope, mcast = np.zeros(len(dsts) + 1, bool), np.zeros(len(dsts) + 1, np.int64), np.zeros(len(dsts) + 1, bool)
+        scopes: dict[tuple, int] = {}
+        for j, dst in enumerate(dsts):
+            m = self._match_ip_cache.get(dst)
+            if m is None:
+                if len(self._match_ip_cache) > 100_000:
+                    self._match_ip_cache.clear()
+                m = self._match_ip_cache[dst] = (bool(self.index.match_ip(dst)), address_scope(dst))
+            mc = self._mcast_cache.get(dst)
+            if mc is None:
+                if len(self._mcast_cache) > 100_000:
+                    self._mcast_cache.clear()
+                mc = self._mcast_cache[dst] = is_multicast_or_broadcast(dst)
+            in_net[j], scope[j], mcast[j] = m[0], scopes.setdefault(m[1], len(scopes)), mc
+        senc = col("src_ip").dictionary_encode()
+        si = _codes(senc)
+        dev = np.ones(len(senc.dictionary) + 1, bool)
+        if ctx.devices:
+            for j, src in enumerate(senc.dictionary.to_pylist()):
+                d = self._device_cache.get(src)
+                if d is None:
+                    if len(self._device_cache) > 50_000:
+                        self._device_cache.clear()
+                    d = self._device_cache[src] = ctx.is_device(src)
+                dev[j] = d
+        # the pre-check key of _cls_key and quiet(), as codes: rows with equal codes have equal keys
+        method, uri = col("http_method"), col("http_uri")
+        absolute = pc.fill_null(pc.and_(pc.is_valid(method), pc.match_substring(uri, "://")), False)
+        abs_uri = pc.if_else(absolute, uri, pa.scalar(None, pa.string()))
+        dn = col("dns_names")
+        named = np.zeros(n, bool)
+        for a in (col("sni"), col("connect_host"), col("http_host"), abs_uri):
+            named |= _valid(a)
+        named |= _valid(dn) & (np.asarray(pc.fill_null(pc.binary_length(dn), 0).to_numpy(zero_copy_only=False)) > 0)
+        scoped = ~named & ~in_net[di] & self.scope_keys  # unnamed, in no rule's network: keyed by scope
+        app = col("app_protocol")
+        sport = np.asarray(col("src_port").to_numpy(zero_copy_only=False))
+        dport = np.asarray(col("dst_port").to_numpy(zero_copy_only=False))
+        infra = np.array(sorted(INFRA_PORTS))
+        ps0 = np.asarray(col("pkts_s2c").to_numpy(zero_copy_only=False)) == 0
+        pk = np.column_stack([
+            _codes(col("sni")), _codes(col("connect_host")), _codes(col("connect_port")), _codes(col("http_host")),
+            _codes(abs_uri), _codes(dn), np.where(scoped, -2 - scope[di], di), dport,
+            _codes(col("transport")), np.where(scoped, 0, _eq(app, "quic")), _codes(col("conn_state")),
+            _codes(col("state")), ps0, np.isin(sport, infra), np.isin(dport, infra), _codes(app),
+            dev[si], _codes(col("tls_handshake")), _codes(col("http_status")),
+            _valid(col("tls_server_version")), _valid(col("cert_sha256")), _valid(col("tls_alerts")),
+            _valid(col("icmp")), np.where(scoped, mcast[di], -1), _valid(col("quic_version")),
+        ])  # fmt: skip
+        groups, inverse = _groups(pk)
+        # one representative row per group: its key tuples, classified and pre-checked on a real record
+        reps = tb.take(pa.array(groups)).select(["sni", "connect_host", "connect_port", "http_host", "http_method",
+                                                 "http_uri", "dns_names", "dst_ip", "dst_port", "transport",
+                                                 "app_protocol", "src_port", "conn_state", "state", "pkts_s2c",
+                                                 "tls_handshake", "http_status", "tls_server_version", "cert_sha256",
+                                                 "tls_alerts", "icmp", "quic_version"]).to_pydict()  # fmt: skip
+        cls_key = self._cls_key
+        gkeys, gpkeys = [], []
+        for g, i in enumerate(groups):  # the cache keys hold values, not this batch's codes
+            r = {k: v[g] for k, v in reps.items()}
+            hm, hu = r["http_method"], r["http_uri"]
+            key = cls_key(r["sni"], r["connect_host"], r["connect_port"], r["http_host"],
+                          hu if hm and hu and "://" in hu else None, r["dns_names"], r["dst_ip"], r["dst_port"],
+                          r["transport"], r["app_protocol"])  # fmt: skip
+            gkeys.append(key)
+            gpkeys.append((key, r["conn_state"], r["state"], r["pkts_s2c"] == 0, r["src_port"] in INFRA_PORTS,
+                           r["dst_port"] in INFRA_PORTS, r["app_protocol"], bool(dev[si[i]]),
+                           r["tls_handshake"], r["http_status"], r["tls_server_version"] is None,
+                           r["cert_sha256"] is None, r["tls_alerts"] is None, r["icmp"] is None,
+                           bool(mcast[di[i]]) if scoped[i] else None, r["quic_version"] is None))  # fmt: skip
+        need = [i for g, i in enumerate(groups) if gpkeys[g] not in self._quiet_cache or gkeys[g] not in self._cls_cache]
+        if need:
+            gi = {i: g for g, i in enumerate(groups)}
+            for i, (row, plain) in zip(need, flow_rows(rb.take(pa.array(need, type=pa.int64())))):
                 rec = FlowRecord(**row._asdict()) if plain else row
-                key = keys[i]
-                hit = self._cls_cache.get(key)
+                g = gi[i]
+                hit = self._cls_cache.get(gkeys[g])
                 if hit is None:
                     cls = classify(rec, self.index, self._prefer)
                     hit = (cls, self.coverage.rules_for_flow(rec, cls))
                     if len(self._cls_cache) > 20_000:
                         self._cls_cache.clear()
-                    self._cls_cache[key] = hit
+                    self._cls_cache[gkeys[g]] = hit
                 cls, _rules = hit
                 rule = ctx.rule(cls.rule_id)
                 if len(self._quiet_cache) > 50_000:
                     self._quiet_cache.clear()
-                self._quiet_cache[pkeys[i]] = (
+                self._quiet_cache[gpkeys[g]] = (
                     quiet(rec, cls, rule, ctx) and not (rule is not None and rule.region), reached(rec))
-        # classification columns of the table, and the flows that need the detectors
-        cls_rows, loud = [], []
-        cov = self.coverage
-        for i, (key, pk, uid, ts, proc, eproc) in enumerate(zip(keys, pkeys, c["uid"], c["ts"], c["process"],
-                                                                 c["eprocess"])):  # fmt: skip
-            hit = self._cls_cache.get(key)
-            fast = self._quiet_cache.get(pk)
-            if hit is None or fast is None:  # a cache was cleared in between: the full path decides
-                loud.append(i)
-                cls_rows.append(None)
-                continue
-            cls, rules = hit
-            cls_rows.append(cls)
-            if not fast[0]:
-                loud.append(i)
-            elif rules or (cls.vendor and cls.vendor not in cov.vendors_seen):
-                cov.account(uid, ts, fast[1], cls, rules, process_label(proc, None, eproc))
-        if loud:
-            self._detect_loud(rb, tb, loud, keys, pkeys, cls_rows)
-        self.flows.add_batch(with_classification(tb, cls_rows))
+        # each group's classification, quiet or not; the quiet rows' checklist tallies, a group at a time
+        ghits = [self._cls_cache.get(k) for k in gkeys]
+        gfast = [self._quiet_cache.get(k) for k in gpkeys]
+        gquiet = np.array([h is not None and f is not None and f[0] for h, f in zip(ghits, gfast)] + [False])
+        quiet_rows = gquiet[inverse]
+        classes = _Distinct()
+        row_cls = np.array([classes.add(h[0]) if h is not None else -1 for h in ghits], dtype=np.int64)[inverse]
+        self._account_groups(tb, np.flatnonzero(quiet_rows), inverse, ghits, gfast)
+        loud = np.flatnonzero(~quiet_rows)
+        if loud.size:
+            self._detect_loud(rb, tb, loud, inverse, ghits, gfast, row_cls, classes)
+        self.flows.add_batch(with_classification(tb, classes.items, row_cls))
 
-    def _detect_loud(self, rb, tb, loud: list[int], keys: list, pkeys: list, cls_rows: list) -> None:
-        """The detectors over the flows of a batch that may have a finding (``loud``, in order).
+    def _account_groups(self, tb, rows, groups, ghits, gfast) -> None:
+        """The checklist tallies of ``rows`` (numpy), each of group ``groups[row]`` whose classification and
+        (quiet, reached) are ``ghits``/``gfast``: the same as one ``CoverageTracker.account`` per row."""
+        if rows.size == 0:
+            return
+        import numpy as np
+        import pyarrow as pa
+
+        cov = self.coverage
+        sel = pa.array(rows)
+        g = groups[rows]
+        order = np.argsort(g, kind="stable")
+        g = g[order]
+        starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+        ends = np.r_[starts[1:], len(g)]
+        taken = rows[order]
+        ts = tb.column("ts").take(pa.array(taken)).to_pylist()
+        uids = tb.column("uid").take(pa.array(taken)).to_pylist()
+        proc, eproc = tb.column("process").take(sel), tb.column("eprocess").take(sel)
+        labels = None
+        if proc.null_count < len(proc) or eproc.null_count < len(eproc):
+            p, e = proc.take(pa.array(order)).to_pylist(), eproc.take(pa.array(order)).to_pylist()
+            labels = [process_label(a, None, b) for a, b in zip(p, e)]
+        for lo, hi in zip(starts.tolist(), ends.tolist()):
+            cls, rules = ghits[g[lo]]
+            if not rules and not (cls.vendor and cls.vendor not in cov.vendors_seen):
+                continue
+            procs = {x for x in labels[lo:hi] if x is not None} if labels is not None else ()
+            cov.account_many(list(zip(ts[lo:hi], uids[lo:hi])), gfast[g[lo]][1], cls, rules, procs)
+
+    def _detect_loud(self, rb, tb, loud, groups, ghits, gfast, row_cls, classes) -> None:
+        """The detectors over the flows of a batch that may have a finding (``loud``: row numbers, in
+        order; ``groups``/``ghits``/``gfast``: each row's pre-check group, its classification and (quiet,
+        reached); the rows' classifications are set in ``row_cls``).
 
         Loud flows repeat too: every unanswered SYN to one host, every flow to one unlisted port. Flows
         that agree on everything the detectors read but what only a message or evidence quotes (the
         detection key below) get the same findings, so the detectors run on the first flow of each key
-        and the others' findings are ``RepeatDraft``s of its drafts: the same calls into the collector
-        and the checklist, in the same order, as running the detectors on each flow. Flows with details
-        that vary per flow (alerts, ICMP errors, a proxy's CONNECT or status, an upgrade),
-        a UDP flow without a reply (held to the end), legacy APNs (its identifier names the client) and
-        region rules (kept for the region re-check) take the per-flow path.
-        tests/unit/test_findings.py checks both paths give the same tables.
+        and the others' findings are ``RepeatDraft``s of its drafts: the same calls into the collector, in
+        the same order, and the same checklist tallies as running the detectors on each flow. Flows with
+        details that vary per flow (alerts, ICMP errors, a proxy's CONNECT or status, an upgrade), a UDP
+        flow without a reply (held to the end), legacy APNs (its identifier names the client), region
+        rules (kept for the region re-check), and flows whose group's caches were cleared take the
+        per-flow path. tests/unit/test_findings.py checks both paths give the same tables.
         """
+        import numpy as np
         import pyarrow as pa
+        import pyarrow.compute as pc
 
-        c = tb.select(["dst_ip", "one_direction", "history", "ts", "ts_last", "syn_count", "pkts_c2s",
-                       "pkts_s2c", "payload_s2c", "tls_server_version", "quic_version", "cert_sha256",
-                       "cert_chain", "tls_alerts", "icmp", "connect_host", "http_status", "smtp_starttls",
-                       "ldap_starttls", "ldap_simple_bind", "transport", "uid", "src_ip", "src_port", "dst_port",
-                       "process", "eprocess"]).to_pydict()  # fmt: skip
+        col = tb.column
+        sel = pa.array(loud)
+        sub = tb.take(sel)
+        c = sub.select(["ts", "ts_last", "cert_chain", "cert_sha256"]).to_pydict()
         end = self.ctx.capture_end
-        grace = None if end is None else end - END_GRACE
-        cls_cache, quiet_cache, rule_of = self._cls_cache, self._quiet_cache, self.ctx.rule
-        grouping = self._on_finding is None
+        g = groups[loud]
+        grouping = self._on_finding is None  # live capture shows every finding: each is built anyway
+        simple = np.array([grouping and h is not None and f is not None and h[0].verdict != VERDICT_LEGACY
+                           and not ((r := self.ctx.rule(h[0].rule_id)) is not None and r.region)
+                           for h, f in zip(ghits, gfast)] + [False])[g]  # fmt: skip
+        for name in ("tls_alerts", "icmp", "connect_host", "http_status", "smtp_starttls"):
+            simple &= ~_valid(sub.column(name))
+        for name in ("ldap_starttls", "ldap_simple_bind"):
+            simple &= ~np.asarray(pc.fill_null(sub.column(name), False).to_numpy(zero_copy_only=False), bool)
+        pkts_c2s = np.asarray(sub.column("pkts_c2s").to_numpy(zero_copy_only=False))
+        simple &= ~(_eq(sub.column("transport"), "udp") & (np.asarray(sub.column("pkts_s2c").to_numpy(zero_copy_only=False)) == 0))
+        # a chain's certificates are its digests': only their validity against the flow's start varies
         leaf_dates = self._leaf_dates
-        first: dict[tuple, int] = {}
-        dkeys: list[tuple | None] = []
-        need: list[int] = []
-        for i in loud:
-            hit = cls_cache.get(keys[i])
-            fast = quiet_cache.get(pkeys[i])
-            dk = None
-            chain = c["cert_chain"][i]
-            if chain is None:
-                valid = None
-            else:  # a chain's certificates are its digests'; only their validity against the flow's time varies
-                dates = leaf_dates.get(c["cert_sha256"][i])
-                valid = None if dates is None else validity(dates[0], dates[1], c["ts"][i])
-            if grouping and hit is not None and fast is not None and (
-                (chain is None or valid is not None) and c["tls_alerts"][i] is None
-                and c["icmp"][i] is None and c["connect_host"][i] is None and c["http_status"][i] is None
-                and c["smtp_starttls"][i] is None and not c["ldap_starttls"][i] and not c["ldap_simple_bind"][i]
-                and not (c["transport"][i] == "udp" and c["pkts_s2c"][i] == 0)
-                and hit[0].verdict != VERDICT_LEGACY
-            ):  # fmt: skip
-                rule = rule_of(hit[0].rule_id)
-                if rule is None or not rule.region:
-                    h, tl, c2s = c["history"][i] or "", c["ts_last"][i], c["pkts_c2s"][i]
-                    dk = (pkeys[i], c["dst_ip"][i], c["one_direction"][i], "h" in h, "F" in h or "R" in h,
-                          grace is not None and tl >= grace, c["syn_count"][i] <= 1, tl - c["ts"][i] < 0.5,
-                          c2s <= 1, c2s == 0, c["payload_s2c"][i] > 0, c["tls_server_version"][i],
-                          c["quic_version"][i], chain, valid)  # fmt: skip
-            dkeys.append(dk and (dk, hit, fast[1]))
-            if dk is None:
-                need.append(i)
-            elif dk not in first:
-                first[dk] = i
-                need.append(i)
+        valid = np.zeros(len(loud), np.int64)
+        for j in np.flatnonzero(simple & _valid(sub.column("cert_chain"))).tolist():
+            dates = leaf_dates.get(c["cert_sha256"][j])
+            if dates is None:
+                simple[j] = False
+            else:
+                expired, not_yet = validity(dates[0], dates[1], c["ts"][j])
+                valid[j] = 1 + expired + 2 * not_yet
+        ts, ts_last = np.asarray(c["ts"], float), np.asarray(c["ts_last"], float)
+        hist = sub.column("history")
+        dk = np.column_stack([
+            g, _codes(sub.column("dst_ip")), _codes(sub.column("one_direction")),
+            _flag(pc.match_substring(hist, "h")),
+            _flag(pc.or_(pc.match_substring(hist, "F"), pc.match_substring(hist, "R"))),
+            (ts_last >= end - END_GRACE) if end is not None else np.zeros(len(loud), bool),
+            np.asarray(sub.column("syn_count").to_numpy(zero_copy_only=False)) <= 1, ts_last - ts < 0.5,
+            pkts_c2s <= 1, pkts_c2s == 0, np.asarray(sub.column("payload_s2c").to_numpy(zero_copy_only=False)) > 0,
+            _codes(sub.column("tls_server_version")), _codes(sub.column("quic_version")),
+            _codes(sub.column("cert_chain")), valid,
+        ])  # fmt: skip
+        dk[~simple, 0] = -1 - np.arange(int((~simple).sum()))  # the per-flow path: a group of its own
+        first, dinv = _groups(dk)
+        need = np.unique(np.r_[first, np.flatnonzero(~simple)])
         recs: dict[int, FlowRecord] = {}
-        for i, (row, plain) in zip(need, flow_rows(rb.take(pa.array(need, type=pa.int64())))):
-            recs[i] = rec = FlowRecord(**row._asdict()) if plain else row
+        for j, (row, plain) in zip(need.tolist(), flow_rows(rb.take(pa.array(loud[need])))):
+            recs[j] = rec = FlowRecord(**row._asdict()) if plain else row
             if rec.certs and rec.certs[0].sha256 not in leaf_dates:
                 if len(leaf_dates) > 50_000:
                     leaf_dates.clear()
                 leaf_dates[rec.certs[0].sha256] = (rec.certs[0].not_before, rec.certs[0].not_after)
-        drafts: dict[tuple, list[FindingDraft]] = {}
-        cov, ctx = self.coverage, self.ctx
-        for i, grouped in zip(loud, dkeys):
-            if grouped is None:
-                cls_rows[i] = self._detect(recs[i])
+        # the grouped rows' checklist tallies, a pre-check group at a time
+        self._account_groups(tb, loud[simple], groups, ghits, gfast)
+        drafts: dict[int, list] = {}
+        uid_col = sub.column("uid")
+        src, sp, dst, dp = (sub.column(x).to_pylist() for x in ("src_ip", "src_port", "dst_ip", "dst_port"))
+        uids = uid_col.to_pylist()
+        ctx = self.ctx
+        for j, (i, d, ok) in enumerate(zip(loud.tolist(), dinv.tolist(), simple.tolist())):
+            if not ok:
+                row_cls[i] = classes.add(self._detect(recs[j]))
                 continue
-            dk, (cls, rules), ok = grouped
-            cls_rows[i] = cls
-            uid, ts = c["uid"][i], c["ts"][i]
-            cov.account(uid, ts, ok, cls, rules, process_label(c["process"][i], None, c["eprocess"][i]))
-            mine = drafts.get(dk)
+            cls, rules = ghits[g[j]]
+            mine = drafts.get(d)
             if mine is None:  # the key's first flow: its own drafts, kept for the others
-                mine = drafts[dk] = list(detect_flow(recs[i], cls, ctx))
+                mine = drafts[d] = list(detect_flow(recs[j], cls, ctx))
                 made = mine
             elif mine:
-                made = [RepeatDraft(d, uid, ts, self._repeat_maker(rb, i, cls)) for d in mine]
+                uid, t = uids[j], c["ts"][j]
+                made = [RepeatDraft(fd, uid, t, self._repeat_maker(rb, i, cls)) for fd in mine]
             else:
+                self._grouped += 1
                 continue
-            src = c["src_ip"][i]
-            fkey = fold_key(src, c["src_port"][i], c["dst_ip"][i], c["dst_port"][i]) if made else None
-            for fd in made:
-                self._finding(fd, rules, src, fkey)
+            if made:
+                fkey = fold_key(src[j], sp[j], dst[j], dp[j])
+                for fd in made:
+                    self._finding(fd, rules, src[j], fkey)
             self._grouped += 1
 
     def _repeat_maker(self, rb, i: int, cls: Classification):

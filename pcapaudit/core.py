@@ -119,25 +119,15 @@ CLASSIFICATION_COLUMNS = ("vendor", "rule_id", "service", "matched_by", "matched
                           "reason")  # fmt: skip
 
 
-def with_classification(tb, cls_rows: list):
-    """The flows-table batch of the core plus the classification columns (one ``Classification`` per row),
-    in ``FLOW_COLUMNS`` order."""
+def with_classification(tb, classes: list, rows):
+    """The flows-table batch of the core plus the classification columns, in ``FLOW_COLUMNS`` order: row
+    ``i`` has classification ``classes[rows[i]]`` (flows to one destination share one)."""
     import pyarrow as pa
 
     from pcapaudit.report.columns import FLOW_COLUMNS
 
-    # flows to one destination share one Classification object: each distinct one is read once
-    index: dict[int, int] = {}
-    distinct: list = []
-    rows = []
-    for c in cls_rows:
-        j = index.get(id(c))
-        if j is None:
-            j = index[id(c)] = len(distinct)
-            distinct.append(c)
-        rows.append(j)
-    take = pa.array(rows, type=pa.int32())
-    extra = {name: pa.array([getattr(c, name) for c in distinct], type=pa.string()).take(take)
+    take = pa.array(rows, type=pa.int64())
+    extra = {name: pa.array([getattr(c, name) for c in classes], type=pa.string()).take(take)
              for name in CLASSIFICATION_COLUMNS}  # fmt: skip
     cols = {name: tb.column(i) for i, name in enumerate(tb.schema.names)}
     cols.update(extra)

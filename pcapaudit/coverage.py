@@ -156,6 +156,25 @@ class CoverageTracker:
             if process is not None:
                 self._process(rid, process)
 
+    def account_many(self, items: list[tuple[float, str]], ok: bool, cls: Classification, rules: frozenset[str],
+                     processes=()) -> None:  # fmt: skip
+        """``account`` for many flows of one classification and rules at once, given their (ts, uid), whether
+        they ``reached`` their server and their distinct process labels: the same tallies as one call each
+        (the earliest flows kept per rule do not depend on the order flows come in)."""
+        if cls.vendor and cls.matched_by in NAME_EVIDENCE and cls.vendor not in self.vendors_seen:
+            self.vendors_seen.append(cls.vendor)
+        if not rules:
+            return
+        best = sorted(items) if len(items) <= MAX_UIDS else heapq.nsmallest(MAX_UIDS, items)
+        for rid in rules:
+            self.flows[rid] += len(items)
+            for item in best:
+                self._uid(rid, item)
+            if ok:
+                self.reached.add(rid)
+            for name in processes:
+                self._process(rid, name)
+
     def _process(self, rid: str, name: str) -> None:
         """Keep the alphabetically first MAX_PROCESSES names: the same ones whatever the flows' order or
         the partitioning of a parallel audit."""
