@@ -311,7 +311,7 @@ class Auditor:
         if n == 0:
             return
         if self._on_flow is not None:  # live capture: every flow is shown as it ends
-            for row, plain in flow_rows(rb):
+            for row, plain in flow_rows(rb.take(range(n))):
                 if plain:
                     self._flow(FlowRecord(**row._asdict()), row)
                 else:
@@ -400,7 +400,7 @@ class Auditor:
         need = [i for g, i in enumerate(groups) if gpkeys[g] not in self._quiet_cache or gkeys[g] not in self._cls_cache]
         if need:
             gi = {i: g for g, i in enumerate(groups)}
-            for i, (row, plain) in zip(need, flow_rows(rb.take(pa.array(need, type=pa.int64())))):
+            for i, (row, plain) in zip(need, flow_rows(rb.take(need))):
                 rec = FlowRecord(**row._asdict()) if plain else row
                 g = gi[i]
                 hit = self._cls_cache.get(gkeys[g])
@@ -520,7 +520,7 @@ class Auditor:
         first, dinv = _groups(dk)
         need = np.unique(np.r_[first, np.flatnonzero(~simple)])
         recs: dict[int, FlowRecord] = {}
-        for j, (row, plain) in zip(need.tolist(), flow_rows(rb.take(pa.array(loud[need])))):
+        for j, (row, plain) in zip(need.tolist(), flow_rows(rb.take(loud[need]))):
             recs[j] = rec = FlowRecord(**row._asdict()) if plain else row
             if rec.certs and rec.certs[0].sha256 not in leaf_dates:
                 if len(leaf_dates) > 50_000:

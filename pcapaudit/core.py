@@ -10,10 +10,16 @@ time.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
+
 import numpy as np
 
-from pcapaudit import _core
+# the core's allocator (mimalloc) reads its options when first used: freed pages go back to the system
+# after 100 ms (its default, 10 ms, costs time; 1 s let a run's peak memory grow by a fifth)
+os.environ.setdefault("MIMALLOC_PURGE_DELAY", "100")
+
+from pcapaudit import _core  # noqa: E402
 from pcapaudit.errors import CaptureError, PcapAuditError
 from pcapaudit.model import CertInfo, DnsAnswer, DnsTransaction, FlowBase, FlowRecord, TlsAlert, Transport, Weird
 
@@ -29,6 +35,30 @@ _DEEP_COLUMNS = (
 )  # fmt: skip
 _DEEP_LISTS = ("alpn", "certs", "alerts", "client_records_after_server", "icmp", "tls_server_flight")
 _DEEP_FLAGS = ("tls_ech", "ldap_simple_bind", "ldap_starttls")
+
+
+class FlowRecords:
+    """A batch of finished flows still in the core: the records (nested columns) of the rows asked for
+    are built then, as a pyarrow RecordBatch (most flows never need theirs: their table row says all)."""
+
+    __slots__ = ("_rows",)
+
+    def __init__(self, rows) -> None:
+        self._rows = rows
+
+    @property
+    def num_rows(self) -> int:
+        return len(self._rows)
+
+    def take(self, indices):
+        """The records of rows ``indices`` (a sequence, numpy or pyarrow array of row numbers), in order."""
+        import pyarrow as pa
+
+        rows = indices.tolist() if hasattr(indices, "tolist") else list(indices)
+        return pa.record_batch(self._rows.take(rows))
+
+    def slice(self, offset: int, length: int = 1):
+        return self.take(range(offset, min(offset + length, len(self._rows))))
 
 
 class CoreError(PcapAuditError):
@@ -170,6 +200,10 @@ def check_build() -> None:
     from pcapaudit.report.columns import DNS_COLUMNS, FLOW_COLUMNS
 
     eng = _core.Engine({})
+    if not hasattr(eng, "take_flow_table"):
+        raise CoreError(f"the compiled core ({_core.__file__}) does not match this pcapaudit's Python code "
+                        "(no Engine.take_flow_table): it was built from other sources; rebuild it "
+                        "(pip install -e .)")  # fmt: skip
     frb, ftb = (pa.record_batch(b) for b in eng.take_flows(0))
     drb, dtb = (pa.record_batch(b) for b in eng.take_dns(0))
     want = {
@@ -199,8 +233,8 @@ class CoreEngine:
         partition: tuple[int, int] | None = None,
         file_filter=None,
     ):
-        """``on_flows(records, table)``: each batch of finished flows, as two Arrow record batches of the
-        same rows (``flow_rows`` turns the first into records; the second is the flows table's columns);
+        """``on_flows(records, table)``: each batch of finished flows, as ``FlowRecords`` (the records of
+        the rows asked for, which ``flow_rows`` turns into ``FlowRecord``s) and the flows table's columns;
         ``on_dns(transactions, table)`` likewise for DNS transactions (``dns_rows``). ``file_filter``: a
         ``FileFilter`` (``audit --filter/--start/--end``): the packets it leaves out are skipped."""
         check_build()
@@ -276,10 +310,10 @@ class CoreEngine:
         for w in weird_rows(pa.record_batch(self._core.take_weirds())):
             self.on_weird(w)
         while True:  # in chunks: a flush ends every flow at once
-            rb, tb = self._core.take_flows(DRAIN_ROWS)
-            if tb.num_rows == 0:
+            rows, tb = self._core.take_flow_table(DRAIN_ROWS)
+            if len(rows) == 0:
                 break
-            self.on_flows(pa.record_batch(rb), pa.record_batch(tb))
+            self.on_flows(FlowRecords(rows), pa.record_batch(tb))
         while True:
             rb, tb = self._core.take_dns(DRAIN_ROWS)
             if tb.num_rows == 0:

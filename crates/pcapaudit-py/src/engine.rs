@@ -270,6 +270,22 @@ impl PyEngine {
         ))
     }
 
+    /// Up to `max_rows` flows finished and not taken yet: the flows table's columns (a pyarrow
+    /// RecordBatch) and the same rows as `FlowRows`, whose records (nested columns) are built only for
+    /// the rows Python asks for (most flows never need one).
+    #[pyo3(signature = (max_rows=usize::MAX))]
+    fn take_flow_table<'py>(
+        &mut self,
+        py: Python<'py>,
+        max_rows: usize,
+    ) -> PyResult<(FlowRows, Bound<'py, PyAny>)> {
+        self.flows.extend(self.inner.take_flows());
+        let n = max_rows.min(self.flows.len());
+        let rows: Vec<FlowRecord> = self.flows.drain(..n).collect();
+        let tb = guard("take_flow_table", || flow_table(&rows).map_err(arrow_err))?;
+        Ok((FlowRows { rows }, PyRecordBatch::new(tb).into_pyarrow(py)?))
+    }
+
     /// Up to `max_rows` DNS transactions finished and not taken yet, as two pyarrow RecordBatches of
     /// the same rows: the transactions (answers nested) and the dns table's columns.
     #[pyo3(signature = (max_rows=usize::MAX))]
@@ -386,5 +402,37 @@ impl PyEngine {
             detail,
             count: 1,
         });
+    }
+}
+
+/// Finished flows handed to Python (`Engine.take_flow_table`): their records as a pyarrow RecordBatch,
+/// for the rows asked for.
+#[pyclass(name = "FlowRows", module = "pcapaudit._core", frozen)]
+pub struct FlowRows {
+    rows: Vec<FlowRecord>,
+}
+
+#[pymethods]
+impl FlowRows {
+    fn __len__(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// The records of rows `indices` (in that order) as a RecordBatch of nested columns; IndexError
+    /// for a row out of range.
+    fn take<'py>(&self, py: Python<'py>, indices: Vec<i64>) -> PyResult<Bound<'py, PyAny>> {
+        let n = self.rows.len() as i64;
+        let mut picked = Vec::with_capacity(indices.len());
+        for i in indices {
+            let j = if i < 0 { i + n } else { i };
+            if !(0..n).contains(&j) {
+                return Err(pyo3::exceptions::PyIndexError::new_err(format!(
+                    "row {i} of {n}"
+                )));
+            }
+            picked.push(self.rows[j as usize].clone());
+        }
+        let rb = guard("FlowRows.take", || flows_batch(&picked).map_err(arrow_err))?;
+        PyRecordBatch::new(rb).into_pyarrow(py)
     }
 }
