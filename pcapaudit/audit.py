@@ -163,11 +163,21 @@ def _groups(keys) -> tuple:
     row's group number)."""
     import numpy as np
 
-    _u, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    # one 64-bit mix of each row sorts fast; rows of one mix are checked equal, and any collision falls
+    # back to comparing whole rows
+    h = np.zeros(len(keys), np.uint64)
+    with np.errstate(over="ignore"):
+        for column in keys.T:
+            h = (h ^ column.astype(np.uint64)) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(0x632BE59BD9B4E019)
+    _u, first, inverse = np.unique(h, return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    if not (keys == keys[first[inverse]]).all():
+        _u, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+        inverse = inverse.reshape(-1)
     order = np.argsort(first, kind="stable")
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
-    return first[order], rank[inverse.reshape(-1)]
+    return first[order], rank[inverse]
 
 
 class _Distinct:

@@ -169,6 +169,9 @@ class CoverageTracker:
         for rid in rules:
             self.flows[rid] += len(items)
             for item in best:
+                latest = self._latest.get(rid)
+                if latest is not None and item >= latest:  # the rest are later still
+                    break
                 self._uid(rid, item)
             if ok:
                 self.reached.add(rid)

@@ -284,3 +284,23 @@ def test_unnamed_flows_classify_by_address_scope_like_by_address(tmp_path, monke
     for path, got_tables, want_tables in zip(paths, by_scope, by_addr):
         for got, want in zip(got_tables, want_tables):
             assert got.equals(want) if hasattr(got, "equals") else got == want, path
+
+
+def test_groups_are_equal_rows_in_first_occurrence_order():
+    """audit._groups: rows of equal codes share a group, numbered in order of first occurrence."""
+    import numpy as np
+
+    from pcapaudit.audit import _groups
+
+    rng = np.random.default_rng(5)
+    keys = rng.integers(-3, 3, size=(5000, 6))
+    first, groups = _groups(keys)
+    assert list(first) == sorted(first)
+    assert (keys == keys[first[groups]]).all()  # every row equals its group's first row
+    distinct = {tuple(r) for r in keys.tolist()}
+    assert len(first) == len(distinct)
+    seen = []
+    for g in groups.tolist():
+        if g not in seen:
+            seen.append(g)
+    assert seen == list(range(len(first)))
