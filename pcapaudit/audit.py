@@ -32,6 +32,7 @@ from pcapaudit.errors import RulesetError, UsageError
 from pcapaudit.findings import (
     END_GRACE,
     INFRA_PORTS,
+    SINKHOLES,
     FindingCollector,
     FindingContext,
     FindingDraft,
@@ -436,7 +437,7 @@ class Auditor:
         self._account_groups(tb, np.flatnonzero(quiet_rows), inverse, ghits, gfast)
         loud = np.flatnonzero(~quiet_rows)
         if loud.size:
-            self._detect_loud(rb, tb, loud, inverse, ghits, gfast, row_cls, classes)
+            self._detect_loud(rb, tb, loud, inverse, ghits, gfast, row_cls, classes, np.delete(pk[loud], 6, axis=1))
         self.flows.add_batch(with_classification(tb, classes.items, row_cls))
 
     def _account_groups(self, tb, rows, groups, ghits, gfast) -> None:
@@ -469,10 +470,11 @@ class Auditor:
             procs = {x for x in labels[lo:hi] if x is not None} if labels is not None else ()
             cov.account_many(list(zip(ts[lo:hi], uids[lo:hi])), gfast[g[lo]][1], cls, rules, procs)
 
-    def _detect_loud(self, rb, tb, loud, groups, ghits, gfast, row_cls, classes) -> None:
+    def _detect_loud(self, rb, tb, loud, groups, ghits, gfast, row_cls, classes, codes) -> None:
         """The detectors over the flows of a batch that may have a finding (``loud``: row numbers, in
         order; ``groups``/``ghits``/``gfast``: each row's pre-check group, its classification and (quiet,
-        reached); the rows' classifications are set in ``row_cls``).
+        reached); ``codes``: the loud rows' pre-check codes but the address; the rows' classifications are
+        set in ``row_cls``).
 
         Loud flows repeat too: every unanswered SYN to one host, every flow to one unlisted port. Flows
         that agree on everything the detectors read but what only a message or evidence quotes (the
@@ -516,8 +518,38 @@ class Auditor:
                 valid[j] = 1 + expired + 2 * not_yet
         ts, ts_last = np.asarray(c["ts"], float), np.asarray(c["ts_last"], float)
         hist = sub.column("history")
+        # the server's address matters to a named flow's findings only through the rule's networks and
+        # the DNS answers for its SNI: flows to a name's many addresses share a group unless those differ
+        value: dict[tuple, int] = {}
+        by_name = np.zeros(len(ghits) + 1, bool)
+        vid = np.full(len(ghits) + 1, -1, np.int64)
+        for k, (h, f) in enumerate(zip(ghits, gfast)):
+            if h is None or f is None:
+                continue
+            vid[k] = value.setdefault((h[0], h[1], f[1]), len(value))
+            r = self.ctx.rule(h[0].rule_id)
+            # a flow named by its rule's match: its findings name that, not the address or its DNS names
+            by_name[k] = (h[0].matched_by in ("sni", "http_host", "dns") and bool(h[0].matched_name)
+                          and not (r is not None and r.server_cidrs))  # fmt: skip
+        sni, dst = sub.column("sni"), sub.column("dst_ip")
+        keep = ~by_name[g]
+        codes = codes.copy()
+        codes[~keep, 5] = -1  # the DNS names column: only flow_name() reads it, after the matched name
+        answers: dict[str, frozenset] = {}
+        for j, (name, addr) in enumerate(zip(sni.to_pylist(), dst.to_pylist())):
+            if keep[j] or name is None:
+                continue
+            answered = answers.get(name)
+            if answered is None:
+                answered = answers[name] = self.ctx.dnsmap.addresses(name)
+            keep[j] = bool(answered) and addr not in answered and not (answered & SINKHOLES)
+        denc = dst.dictionary_encode()
+        mc = self._mcast_cache
+        multicast = np.array([mc[a] if a in mc else is_multicast_or_broadcast(a) for a in denc.dictionary.to_pylist()]
+                             + [False])  # fmt: skip
+        di = _codes(denc)
         dk = np.column_stack([
-            g, _codes(sub.column("dst_ip")), _codes(sub.column("one_direction")),
+            vid[g], codes, np.where(keep, di, -1), multicast[di], _codes(sub.column("one_direction")),
             _flag(pc.match_substring(hist, "h")),
             _flag(pc.or_(pc.match_substring(hist, "F"), pc.match_substring(hist, "R"))),
             (ts_last >= end - END_GRACE) if end is not None else np.zeros(len(loud), bool),
