@@ -37,6 +37,7 @@ from pcapaudit.findings import (
     FindingContext,
     FindingDraft,
     RepeatDraft,
+    Template,
     _f,
     as_finding,
     detect_dns,
@@ -129,6 +130,13 @@ class WeirdCollector:
                 out.append(Weird(None, name, None, f"{n - MAX_WEIRD_ROWS_PER_NAME} more not listed", n - MAX_WEIRD_ROWS_PER_NAME))
         return out
 
+
+
+# the columns whose values make a detection group's key with the flags (Auditor._detect_loud); the last
+# two are the DNS names and the address, left out where they do not matter
+_GROUP_VALUES = ["sni", "connect_host", "connect_port", "http_host", "http_method", "http_uri", "transport",
+                 "conn_state", "state", "app_protocol", "tls_handshake", "http_status", "one_direction",
+                 "tls_server_version", "quic_version", "cert_chain", "dns_names", "dst_ip"]  # fmt: skip
 
 
 def _codes(arr) -> "np.ndarray":
@@ -274,6 +282,8 @@ class Auditor:
         self._mcast_server_cache: dict[str, bool] = {}
         self._quiet_cache: dict[tuple, tuple[bool, bool]] = {}  # pre-check key -> (quiet, reached)
         self._leaf_dates: dict[str, tuple] = {}  # a leaf certificate's digest -> (not_before, not_after)
+        self._templates: dict[tuple, list] = {}  # a detection group's key in values -> its findings' templates
+        self._template_hits = 0  # detection groups whose templates an earlier batch made
         self._grouped = 0  # loud flows whose findings repeated another flow's (``_detect_loud``)
 
     # -- streaming callbacks ---------------------------------------------------------------------
@@ -378,15 +388,18 @@ class Auditor:
         dport = np.asarray(col("dst_port").to_numpy(zero_copy_only=False))
         infra = np.array(sorted(INFRA_PORTS))
         ps0 = np.asarray(col("pkts_s2c").to_numpy(zero_copy_only=False)) == 0
-        pk = np.column_stack([
+        # columns of this batch's codes (local), and of values (the same in every batch)
+        local = np.column_stack([
             _codes(col("sni")), _codes(col("connect_host")), _codes(col("connect_port")), _codes(col("http_host")),
-            _codes(abs_uri), _codes(dn), np.where(scoped, -2 - scope[di], di), dport,
-            _codes(col("transport")), np.where(scoped, 0, _eq(app, "quic")), _codes(col("conn_state")),
-            _codes(col("state")), ps0, np.isin(sport, infra), np.isin(dport, infra), _codes(app),
-            dev[si], _codes(col("tls_handshake")), _codes(col("http_status")),
-            _valid(col("tls_server_version")), _valid(col("cert_sha256")), _valid(col("tls_alerts")),
+            _codes(abs_uri), _codes(dn), _codes(col("transport")), _codes(col("conn_state")), _codes(col("state")),
+            _codes(app), _codes(col("tls_handshake")), _codes(col("http_status")),
+        ])  # fmt: skip
+        values = np.column_stack([
+            dport, np.where(scoped, 0, _eq(app, "quic")), ps0, np.isin(sport, infra), np.isin(dport, infra),
+            dev[si], _valid(col("tls_server_version")), _valid(col("cert_sha256")), _valid(col("tls_alerts")),
             _valid(col("icmp")), np.where(scoped, mcast[di], -1), _valid(col("quic_version")),
         ])  # fmt: skip
+        pk = np.column_stack([local, np.where(scoped, -2 - scope[di], di), values])
         groups, inverse = _groups(pk)
         # one representative row per group: its key tuples, classified and pre-checked on a real record
         reps = tb.take(pa.array(groups)).select(["sni", "connect_host", "connect_port", "http_host", "http_method",
@@ -437,7 +450,7 @@ class Auditor:
         self._account_groups(tb, np.flatnonzero(quiet_rows), inverse, ghits, gfast)
         loud = np.flatnonzero(~quiet_rows)
         if loud.size:
-            self._detect_loud(rb, tb, loud, inverse, ghits, gfast, row_cls, classes, np.delete(pk[loud], 6, axis=1))
+            self._detect_loud(rb, tb, loud, inverse, ghits, gfast, row_cls, classes, local[loud], values[loud])
         self.flows.add_batch(with_classification(tb, classes.items, row_cls))
 
     def _account_groups(self, tb, rows, groups, ghits, gfast) -> None:
@@ -470,11 +483,11 @@ class Auditor:
             procs = {x for x in labels[lo:hi] if x is not None} if labels is not None else ()
             cov.account_many(list(zip(ts[lo:hi], uids[lo:hi])), gfast[g[lo]][1], cls, rules, procs)
 
-    def _detect_loud(self, rb, tb, loud, groups, ghits, gfast, row_cls, classes, codes) -> None:
+    def _detect_loud(self, rb, tb, loud, groups, ghits, gfast, row_cls, classes, local, values) -> None:
         """The detectors over the flows of a batch that may have a finding (``loud``: row numbers, in
         order; ``groups``/``ghits``/``gfast``: each row's pre-check group, its classification and (quiet,
-        reached); ``codes``: the loud rows' pre-check codes but the address; the rows' classifications are
-        set in ``row_cls``).
+        reached); ``local``/``values``: the loud rows' pre-check columns but the address, as this batch's
+        codes and as values; the rows' classifications are set in ``row_cls``).
 
         Loud flows repeat too: every unanswered SYN to one host, every flow to one unlisted port. Flows
         that agree on everything the detectors read but what only a message or evidence quotes (the
@@ -533,8 +546,8 @@ class Auditor:
                           and not (r is not None and r.server_cidrs))  # fmt: skip
         sni, dst = sub.column("sni"), sub.column("dst_ip")
         keep = ~by_name[g]
-        codes = codes.copy()
-        codes[~keep, 5] = -1  # the DNS names column: only flow_name() reads it, after the matched name
+        local = local.copy()
+        local[~keep, 5] = -1  # the DNS names column: only flow_name() reads it, after the matched name
         answers: dict[str, frozenset] = {}
         for j, (name, addr) in enumerate(zip(sni.to_pylist(), dst.to_pylist())):
             if keep[j] or name is None:
@@ -548,19 +561,44 @@ class Auditor:
         multicast = np.array([mc[a] if a in mc else is_multicast_or_broadcast(a) for a in denc.dictionary.to_pylist()]
                              + [False])  # fmt: skip
         di = _codes(denc)
-        dk = np.column_stack([
-            vid[g], codes, np.where(keep, di, -1), multicast[di], _codes(sub.column("one_direction")),
-            _flag(pc.match_substring(hist, "h")),
+        flags = np.column_stack([
+            values, multicast[di], _flag(pc.match_substring(hist, "h")),
             _flag(pc.or_(pc.match_substring(hist, "F"), pc.match_substring(hist, "R"))),
             (ts_last >= end - END_GRACE) if end is not None else np.zeros(len(loud), bool),
             np.asarray(sub.column("syn_count").to_numpy(zero_copy_only=False)) <= 1, ts_last - ts < 0.5,
             pkts_c2s <= 1, pkts_c2s == 0, np.asarray(sub.column("payload_s2c").to_numpy(zero_copy_only=False)) > 0,
+            valid,
+        ])  # fmt: skip
+        dk = np.column_stack([
+            vid[g], local, np.where(keep, di, -1), flags, _codes(sub.column("one_direction")),
             _codes(sub.column("tls_server_version")), _codes(sub.column("quic_version")),
-            _codes(sub.column("cert_chain")), valid,
+            _codes(sub.column("cert_chain")),
         ])  # fmt: skip
         dk[~simple, 0] = -1 - np.arange(int((~simple).sum()))  # the per-flow path: a group of its own
         first, dinv = _groups(dk)
-        need = np.unique(np.r_[first, np.flatnonzero(~simple)])
+        # a group seen in an earlier batch has its findings' templates already: the same key in values
+        tmpl_cache = self._templates
+        templates: dict[int, list] = {}
+        fs = [j for j in first.tolist() if simple[j]]
+        if fs:
+            vals = sub.take(pa.array(fs)).select(_GROUP_VALUES).to_pydict()
+            for n_, j in enumerate(fs):
+                h = ghits[g[j]]
+                row = tuple(vals[name][n_] for name in _GROUP_VALUES)
+                if by_name[g[j]]:
+                    row = row[:-2] + (None, row[-1] if keep[j] else None)  # no DNS names; the address if kept
+                elif not keep[j]:
+                    row = row[:-1] + (None,)
+                vk = (h[0], h[1], gfast[g[j]][1], row, tuple(flags[j].tolist()))
+                d = int(dinv[j])
+                hit = tmpl_cache.get(vk)
+                if hit is not None:
+                    templates[d] = hit
+                    self._template_hits += 1
+                else:
+                    templates[d] = vk  # filled from this group's first flow below
+        need = np.unique(np.r_[[j for j in first.tolist() if not isinstance(templates.get(int(dinv[j])), list)],
+                               np.flatnonzero(~simple)]).astype(np.int64)  # fmt: skip
         recs: dict[int, FlowRecord] = {}
         for j, (row, plain) in zip(need.tolist(), flow_rows(rb.take(loud[need]))):
             recs[j] = rec = FlowRecord(**row._asdict()) if plain else row
@@ -570,7 +608,6 @@ class Auditor:
                 leaf_dates[rec.certs[0].sha256] = (rec.certs[0].not_before, rec.certs[0].not_after)
         # the grouped rows' checklist tallies, a pre-check group at a time
         self._account_groups(tb, loud[simple], groups, ghits, gfast)
-        drafts: dict[int, list] = {}
         uid_col = sub.column("uid")
         src, sp, dst, dp = (sub.column(x).to_pylist() for x in ("src_ip", "src_port", "dst_ip", "dst_port"))
         uids = uid_col.to_pylist()
@@ -580,10 +617,12 @@ class Auditor:
                 row_cls[i] = classes.add(self._detect(recs[j]))
                 continue
             cls, rules = ghits[g[j]]
-            mine = drafts.get(d)
-            if mine is None:  # the key's first flow: its own drafts, kept for the others
-                mine = drafts[d] = list(detect_flow(recs[j], cls, ctx))
-                made = mine
+            mine = templates.get(d)
+            if type(mine) is tuple:  # the key's first flow: its own drafts, kept for the others
+                made = list(detect_flow(recs[j], cls, ctx))
+                if len(tmpl_cache) > 20_000:
+                    tmpl_cache.clear()
+                tmpl_cache[mine] = templates[d] = [Template.of(fd) for fd in made]
             elif mine:
                 uid, t = uids[j], c["ts"][j]
                 made = [RepeatDraft(fd, uid, t, self._repeat_maker(rb, i, cls)) for fd in mine]

@@ -169,6 +169,21 @@ class FindingDraft(NamedTuple):
         )
 
 
+class Template(NamedTuple):
+    """What every flow of a detection group says of one finding: the part of a draft a ``RepeatDraft``
+    takes (kept across batches without the flow behind it)."""
+
+    kind: FindingKind
+    severity: Severity
+    code: str
+    identifier: str
+    rule_id: str | None
+
+    @classmethod
+    def of(cls, fd: FindingDraft) -> Template:
+        return cls(fd.kind, fd.severity, fd.code, fd.identifier, fd.rule_id)
+
+
 class RepeatDraft:
     """A finding of one flow that another flow of its detection group already stated (same destination,
     classification and every field the detectors read but the ones only a message or evidence quotes):
@@ -179,7 +194,7 @@ class RepeatDraft:
     __slots__ = ("kind", "severity", "code", "identifier", "rule_id", "uid", "ts", "_make")
     count = 1
 
-    def __init__(self, template: FindingDraft, uid: str, ts: float, make) -> None:
+    def __init__(self, template: Template | FindingDraft, uid: str, ts: float, make) -> None:
         self.kind, self.severity, self.code = template.kind, template.severity, template.code
         self.identifier, self.rule_id = template.identifier, template.rule_id
         self.uid, self.ts, self._make = uid, ts, make
