@@ -57,6 +57,15 @@ fn config_from(d: Option<&Bound<'_, PyDict>>) -> PyResult<EngineConfig> {
     Ok(cfg)
 }
 
+/// Append `more` to the rows waiting for Python; into an empty queue without copying them.
+fn extend<T>(queue: &mut VecDeque<T>, more: Vec<T>) {
+    if queue.is_empty() {
+        *queue = VecDeque::from(more);
+    } else {
+        queue.extend(more);
+    }
+}
+
 fn arrow_err(e: arrow_schema::ArrowError) -> PyErr {
     CoreError::new_err(format!("internal error building Arrow columns: {e}"))
 }
@@ -255,7 +264,7 @@ impl PyEngine {
         py: Python<'py>,
         max_rows: usize,
     ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
-        self.flows.extend(self.inner.take_flows());
+        extend(&mut self.flows, self.inner.take_flows());
         let n = max_rows.min(self.flows.len());
         let rows: Vec<FlowRecord> = self.flows.drain(..n).collect();
         let (rb, tb) = guard("take_flows", || {
@@ -279,7 +288,7 @@ impl PyEngine {
         py: Python<'py>,
         max_rows: usize,
     ) -> PyResult<(FlowRows, Bound<'py, PyAny>)> {
-        self.flows.extend(self.inner.take_flows());
+        extend(&mut self.flows, self.inner.take_flows());
         let n = max_rows.min(self.flows.len());
         let rows: Vec<FlowRecord> = self.flows.drain(..n).collect();
         let tb = guard("take_flow_table", || flow_table(&rows).map_err(arrow_err))?;
@@ -294,7 +303,7 @@ impl PyEngine {
         py: Python<'py>,
         max_rows: usize,
     ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
-        self.dns.extend(self.inner.take_dns());
+        extend(&mut self.dns, self.inner.take_dns());
         let n = max_rows.min(self.dns.len());
         let rows: Vec<DnsTransaction> = self.dns.drain(..n).collect();
         let (rb, tb) = guard("take_dns", || {

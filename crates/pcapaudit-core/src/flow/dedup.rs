@@ -44,6 +44,8 @@ pub struct InterfaceCopies {
     ids: HashMap<String, u32>,
     /// VLAN -> (interface, group), for `vlan_group_id`
     vlan_ids: HashMap<i32, Vec<(Box<str>, u32)>, ahash::RandomState>,
+    /// `vlan_ids` of the unnamed interface ("")
+    vlan_plain: HashMap<i32, u32, ahash::RandomState>,
     vlan_groups: usize,
     /// the capture showed a VLAN tag: its untagged packets that name no interface are a group too
     pub tags_seen: bool,
@@ -65,6 +67,7 @@ impl InterfaceCopies {
             count: 0,
             ids: HashMap::new(),
             vlan_ids: HashMap::default(),
+            vlan_plain: HashMap::default(),
             vlan_groups: 0,
             tags_seen: false,
             kept: HashMap::default(),
@@ -86,6 +89,21 @@ impl InterfaceCopies {
     /// and its VLAN tag (QinQ as one value), named as Python names it. Past `MAX_VLAN_GROUPS` (a hostile
     /// capture with random tags) new tags share one group per interface.
     pub fn vlan_group_id(&mut self, base: &str, vlan: i32) -> u32 {
+        // most captures name no interface: their groups are found by the tag alone
+        if base.is_empty() {
+            if let Some(&id) = self.vlan_plain.get(&vlan) {
+                return id;
+            }
+            let id = self.vlan_group_named(base, vlan);
+            if self.vlan_plain.len() < MAX_VLAN_GROUPS {
+                self.vlan_plain.insert(vlan, id);
+            }
+            return id;
+        }
+        self.vlan_group_named(base, vlan)
+    }
+
+    fn vlan_group_named(&mut self, base: &str, vlan: i32) -> u32 {
         if let Some(&(_, id)) = self
             .vlan_ids
             .get(&vlan)
