@@ -24,6 +24,10 @@ from pcapaudit.errors import CaptureError, PcapAuditError
 from pcapaudit.model import CertInfo, DnsAnswer, DnsTransaction, FlowBase, FlowRecord, TlsAlert, Transport, Weird
 
 BATCH_BYTES = 8 << 20
+# finished rows are handed over after every DRAIN_FEEDS batches of packets: at the same places of the file
+# in every process of a parallel audit (what the findings see of the DNS answers is the same), with
+# enough rows each time that Python's cost per batch does not add up
+DRAIN_FEEDS = 8
 DRAIN_ROWS = 16384  # finished rows handed to Python at a time  # packet bytes per call into the core: large enough to amortise, small enough to stream
 
 _TRANSPORTS = {t.value: t for t in Transport}
@@ -258,8 +262,11 @@ class CoreEngine:
     def run(self, capture: _core.Capture, source=None, progress: Callable[[int], None] | None = None) -> None:
         """Read ``capture`` to its end, delivering finished rows batch by batch; ``source`` (a
         ``CaptureFile`` naming the same file) is kept up to date for progress bars and logs."""
+        fed = 0
         while self._call(capture.name, self._core.feed, capture, BATCH_BYTES):
-            self.drain()
+            fed += 1
+            if fed % DRAIN_FEEDS == 0:  # Python's cost per batch spread over enough rows
+                self.drain()
             if source is not None:
                 _sync(source, capture)
             if progress:
