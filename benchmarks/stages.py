@@ -32,8 +32,10 @@ def _read(path: str) -> None:
 
 
 def _core_only(path: str, take: bool) -> None:
-    from pcapaudit import core  # noqa: F401 - sets the core allocator's options as an audit does
-    from pcapaudit import _core
+    from pcapaudit import (
+        _core,
+        core,  # noqa: F401 - sets the core allocator's options as an audit does
+    )
 
     cap, eng = _core.Capture(path), _core.Engine({})
     while eng.feed(cap):

@@ -17,10 +17,17 @@ import socket
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from pcapaudit.capture.filefilter import FileFilter
 from pcapaudit.capture.pcapfile import CaptureFile, PacketBatch
-from pcapaudit.classify import VERDICT_LEGACY, address_scope, classify, is_multicast, is_multicast_or_broadcast
+from pcapaudit.classify import (
+    VERDICT_LEGACY,
+    address_scope,
+    classify,
+    is_multicast,
+    is_multicast_or_broadcast,
+)
 from pcapaudit.core import CoreEngine, dns_rows, flow_rows, open_capture, with_classification
 from pcapaudit.coverage import CoverageTracker, reached
 from pcapaudit.decode import FAST, Decoder
@@ -68,6 +75,9 @@ from pcapaudit.rules.loader import load_rulebook
 from pcapaudit.rules.matcher import RuleIndex
 from pcapaudit.rules.schema import RuleBook
 from pcapaudit.store import ColumnStore
+
+if TYPE_CHECKING:
+    import numpy as np
 
 log = logging.getLogger("pcapaudit")
 
@@ -139,7 +149,17 @@ _GROUP_VALUES = ["sni", "connect_host", "connect_port", "http_host", "http_metho
                  "tls_server_version", "quic_version", "cert_chain", "dns_names", "dst_ip"]  # fmt: skip
 
 
-def _codes(arr) -> "np.ndarray":
+def _memo(cache: dict, key, limit: int, compute):
+    """``compute(key)``, kept in ``cache`` (emptied past ``limit`` entries: hostile traffic cannot grow it)."""
+    hit = cache.get(key)
+    if hit is None:
+        if len(cache) > limit:
+            cache.clear()
+        hit = cache[key] = compute(key)
+    return hit
+
+
+def _codes(arr) -> np.ndarray:
     """int64 codes of an Arrow array's values, -1 for null: equal values, equal codes (within the array)."""
     import numpy as np
     import pyarrow as pa
@@ -148,19 +168,19 @@ def _codes(arr) -> "np.ndarray":
     return np.asarray(enc.indices.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
-def _valid(arr) -> "np.ndarray":
+def _valid(arr) -> np.ndarray:
     import numpy as np
 
     return np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def _eq(arr, value) -> "np.ndarray":
+def _eq(arr, value) -> np.ndarray:
     import pyarrow.compute as pc
 
     return _flag(pc.equal(arr, value))
 
 
-def _flag(arr) -> "np.ndarray":
+def _flag(arr) -> np.ndarray:
     import numpy as np
     import pyarrow.compute as pc
 
@@ -286,6 +306,10 @@ class Auditor:
         self._template_hits = 0  # detection groups whose templates an earlier batch made
         self._grouped = 0  # loud flows whose findings repeated another flow's (``_detect_loud``)
 
+    def _address(self, ip: str) -> tuple:
+        """(in a rule's network, address_scope) of a destination address."""
+        return bool(self.index.match_ip(ip)), address_scope(ip)
+
     # -- streaming callbacks ---------------------------------------------------------------------
     def _cls_key(self, sni, connect_host, connect_port, http_host, abs_uri, dns_names, dst_ip, dst_port,
                  transport, app_protocol) -> tuple:  # fmt: skip
@@ -297,11 +321,7 @@ class Auditor:
         1,000 times, not 200,000 (tests/unit/test_findings.py checks the two keys agree).
         """
         if sni is None and connect_host is None and http_host is None and abs_uri is None and not dns_names:
-            m = self._match_ip_cache.get(dst_ip)
-            if m is None:
-                if len(self._match_ip_cache) > 100_000:
-                    self._match_ip_cache.clear()
-                m = self._match_ip_cache[dst_ip] = (bool(self.index.match_ip(dst_ip)), address_scope(dst_ip))
+            m = _memo(self._match_ip_cache, dst_ip, 100_000, self._address)
             if not m[0]:
                 return (None, m[1], dst_port, transport)
         return (sni, connect_host, connect_port, http_host, abs_uri, dns_names, dst_ip, dst_port, transport,
@@ -351,28 +371,15 @@ class Auditor:
         in_net, scope, mcast = np.zeros(len(dsts) + 1, bool), np.zeros(len(dsts) + 1, np.int64), np.zeros(len(dsts) + 1, bool)
         scopes: dict[tuple, int] = {}
         for j, dst in enumerate(dsts):
-            m = self._match_ip_cache.get(dst)
-            if m is None:
-                if len(self._match_ip_cache) > 100_000:
-                    self._match_ip_cache.clear()
-                m = self._match_ip_cache[dst] = (bool(self.index.match_ip(dst)), address_scope(dst))
-            mc = self._mcast_cache.get(dst)
-            if mc is None:
-                if len(self._mcast_cache) > 100_000:
-                    self._mcast_cache.clear()
-                mc = self._mcast_cache[dst] = is_multicast_or_broadcast(dst)
+            m = _memo(self._match_ip_cache, dst, 100_000, self._address)
+            mc = _memo(self._mcast_cache, dst, 100_000, is_multicast_or_broadcast)
             in_net[j], scope[j], mcast[j] = m[0], scopes.setdefault(m[1], len(scopes)), mc
         senc = col("src_ip").dictionary_encode()
         si = _codes(senc)
         dev = np.ones(len(senc.dictionary) + 1, bool)
         if ctx.devices:
             for j, src in enumerate(senc.dictionary.to_pylist()):
-                d = self._device_cache.get(src)
-                if d is None:
-                    if len(self._device_cache) > 50_000:
-                        self._device_cache.clear()
-                    d = self._device_cache[src] = ctx.is_device(src)
-                dev[j] = d
+                dev[j] = _memo(self._device_cache, src, 50_000, ctx.is_device)
         # the pre-check key of _cls_key and quiet(), as codes: rows with equal codes have equal keys
         method, uri = col("http_method"), col("http_uri")
         absolute = pc.fill_null(pc.and_(pc.is_valid(method), pc.match_substring(uri, "://")), False)
@@ -503,7 +510,6 @@ class Auditor:
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        col = tb.column
         sel = pa.array(loud)
         sub = tb.take(sel)
         c = sub.select(["ts", "ts_last", "cert_chain", "cert_sha256"]).to_pydict()
@@ -557,9 +563,8 @@ class Auditor:
                 answered = answers[name] = self.ctx.dnsmap.addresses(name)
             keep[j] = bool(answered) and addr not in answered and not (answered & SINKHOLES)
         denc = dst.dictionary_encode()
-        mc = self._mcast_cache
-        multicast = np.array([mc[a] if a in mc else is_multicast_or_broadcast(a) for a in denc.dictionary.to_pylist()]
-                             + [False])  # fmt: skip
+        multicast = np.array([_memo(self._mcast_cache, a, 100_000, is_multicast_or_broadcast)
+                              for a in denc.dictionary.to_pylist()] + [False])  # fmt: skip
         di = _codes(denc)
         flags = np.column_stack([
             values, multicast[di], _flag(pc.match_substring(hist, "h")),
@@ -699,11 +704,7 @@ class Auditor:
         cls, rules = hit
         ctx = self.ctx
         if ctx.devices:
-            dev = self._device_cache.get(b.src_ip)
-            if dev is None:
-                if len(self._device_cache) > 50_000:
-                    self._device_cache.clear()
-                dev = self._device_cache[b.src_ip] = ctx.is_device(b.src_ip)
+            dev = _memo(self._device_cache, b.src_ip, 50_000, ctx.is_device)
         else:
             dev = True
         pkey = (key, b.conn_state, b.state, b.pkts_s2c == 0, b.src_port in INFRA_PORTS, b.app_protocol, dev)
@@ -761,15 +762,7 @@ class Auditor:
             return
         query_op = pc.fill_null(pc.equal(tb.column("opcode"), "QUERY"), False).to_numpy(zero_copy_only=False)
         senc = tb.column("server_ip").dictionary_encode()
-        multicast = self._mcast_server_cache
-        mc = []
-        for server in senc.dictionary.to_pylist():
-            m = multicast.get(server)
-            if m is None:
-                if len(multicast) > 10_000:
-                    multicast.clear()
-                m = multicast[server] = is_multicast(server)
-            mc.append(m)
+        mc = [_memo(self._mcast_server_cache, server, 10_000, is_multicast) for server in senc.dictionary.to_pylist()]
         si = np.asarray(senc.indices.fill_null(len(mc)).to_numpy(zero_copy_only=False), dtype=np.int64)
         counted = named & query_op & ~np.array(mc + [False])[si]
         rows = np.flatnonzero(counted)
@@ -926,8 +919,8 @@ class Auditor:
             return
         with quiet_gc():
             self.engine.flush()
-        if self.decoder.simple.expired_fragments or self.decoder.simple._frags:  # noqa: SLF001
-            n = self.decoder.simple.expired_fragments + len(self.decoder.simple._frags)  # noqa: SLF001
+        if self.decoder.simple.expired_fragments or self.decoder.simple._frags:
+            n = self.decoder.simple.expired_fragments + len(self.decoder.simple._frags)
             self.weirds.add(Weird(self.last_ts, "incomplete_ip_datagram", None,
                                   f"{n} fragmented datagram(s) never completed"))  # fmt: skip
         self._drain_orphan_icmp()
@@ -1238,4 +1231,4 @@ def severity_at_least(findings: list[tuple[Finding, tuple[str, ...]]], threshold
     return any(f.severity >= threshold for f, _ in findings)
 
 
-__all__ = ["AuditOptions", "Auditor", "audit", "severity_at_least", "CoverageRow"]
+__all__ = ["AuditOptions", "Auditor", "CoverageRow", "audit", "severity_at_least"]

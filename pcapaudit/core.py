@@ -19,9 +19,18 @@ import numpy as np
 # after 100 ms (its default, 10 ms, costs time; 1 s let a run's peak memory grow by a fifth)
 os.environ.setdefault("MIMALLOC_PURGE_DELAY", "100")
 
-from pcapaudit import _core  # noqa: E402
+from pcapaudit import _core
 from pcapaudit.errors import CaptureError, PcapAuditError
-from pcapaudit.model import CertInfo, DnsAnswer, DnsTransaction, FlowBase, FlowRecord, TlsAlert, Transport, Weird
+from pcapaudit.model import (
+    CertInfo,
+    DnsAnswer,
+    DnsTransaction,
+    FlowBase,
+    FlowRecord,
+    TlsAlert,
+    Transport,
+    Weird,
+)
 
 BATCH_BYTES = 8 << 20
 # finished rows are handed over after every DRAIN_FEEDS batches of packets: at the same places of the file
@@ -347,7 +356,7 @@ def _sync(source, capture: _core.Capture) -> None:
     source.packets, source.bytes, source.format = capture.packets, capture.bytes, capture.format
     source.error, source.dropped, source.clamped = capture.error, capture.dropped, capture.clamped
     source.first_clamped = capture.first_clamped
-    source._consumed = capture.offset  # noqa: SLF001 - CaptureFile.offset reports it without a file handle
+    source._consumed = capture.offset
 
 
 class CoreDnsMap:

@@ -191,7 +191,7 @@ class RepeatDraft:
     needs nothing else unless the occurrence starts a row or becomes a row's earliest; then ``build()``
     runs the detectors on this flow itself (``make``), so the row says what this flow showed."""
 
-    __slots__ = ("kind", "severity", "code", "identifier", "rule_id", "uid", "ts", "_make")
+    __slots__ = ("_make", "code", "identifier", "kind", "rule_id", "severity", "ts", "uid")
     count = 1
 
     def __init__(self, template: Template | FindingDraft, uid: str, ts: float, make) -> None:

@@ -312,7 +312,7 @@ def test_detection_groups_across_small_batches(tmp_path, monkeypatch):
     import subprocess
     import sys
 
-    import pcapaudit.core as core
+    from pcapaudit import core
 
     out = tmp_path / "span.pcap"
     subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gen_capture.py"), str(out), "--packets", "8000",
