@@ -21,16 +21,8 @@ os.environ.setdefault("MIMALLOC_PURGE_DELAY", "100")
 
 from pcapaudit import _core
 from pcapaudit.errors import CaptureError, PcapAuditError
-from pcapaudit.model import (
-    CertInfo,
-    DnsAnswer,
-    DnsTransaction,
-    FlowBase,
-    FlowRecord,
-    TlsAlert,
-    Transport,
-    Weird,
-)
+from pcapaudit.model import CertInfo, DnsAnswer, DnsTransaction, FlowBase, FlowRecord, TlsAlert, Transport
+from pcapaudit.model import Weird
 
 BATCH_BYTES = 8 << 20
 # finished rows are handed over after every DRAIN_FEEDS batches of packets: at the same places of the file
