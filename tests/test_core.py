@@ -160,3 +160,30 @@ def test_a_core_built_from_other_sources_is_one_line(monkeypatch, capsys, tmp_pa
     monkeypatch.setattr(core, "FlowRecord", Newer.__mro__[1])
     monkeypatch.setattr(core, "_BUILD_CHECKED", False)
     core.check_build()  # the real build matches
+
+
+def test_rows_handed_over_after_several_batches_report_the_same(tmp_path, monkeypatch):
+    """Finished rows wait in the core for DRAIN_FEEDS batches of packets: the same tables as taking them
+    after every batch (small batches here, so the capture is many of them)."""
+    from pcapaudit import core
+
+    out = tmp_path / "span.pcap"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gen_capture.py"), str(out), "--packets", "8000",
+                    "--seed", "3"], check=True, capture_output=True)  # fmt: skip
+    monkeypatch.setattr(core, "BATCH_BYTES", 64 << 10)
+    results = []
+    for feeds in (1, 8):
+        monkeypatch.setattr(core, "DRAIN_FEEDS", feeds)
+        r = pcapaudit.audit(str(out))
+        results.append((r.flows, r.dns, r.findings, r.coverage))
+    for got, want in zip(*results):
+        pd.testing.assert_frame_equal(got.reset_index(drop=True), want.reset_index(drop=True))
+    assert len(results[0][0]) > 500
+
+
+def test_flow_rows_out_of_range_is_an_index_error():
+    eng = _core.Engine({})
+    rows, table = eng.take_flow_table()
+    assert len(rows) == 0 and table.num_rows == 0
+    with pytest.raises(IndexError):
+        rows.take([0])
