@@ -40,10 +40,10 @@ def _core_only(path: str, take: bool) -> None:
     cap, eng = _core.Capture(path), _core.Engine({})
     while eng.feed(cap):
         if take:
-            eng.take_flow_table(), eng.take_dns(), eng.take_weirds()
+            eng.take_flow_table(), eng.take_dns_table(), eng.take_weirds()
     eng.flush()
     if take:
-        eng.take_flow_table(), eng.take_dns(), eng.take_weirds()
+        eng.take_flow_table(), eng.take_dns_table(), eng.take_weirds()
 
 
 def _audit(path: str) -> object:

@@ -781,7 +781,7 @@ class Auditor:
                                          False).to_numpy(zero_copy_only=False)
                             | pc.fill_null(tb.column("sinkholed"), False).to_numpy(zero_copy_only=False))  # fmt: skip
         if failed.any():  # the DNS detectors: failed and sinkholed lookups of a vendor's names
-            for tx in dns_rows(rb.take(pa.array(np.flatnonzero(failed)))):
+            for tx in dns_rows(rb.take(np.flatnonzero(failed))):
                 rules = self._dns_cache.get(tx.query, (None,))[0] or self.coverage.name_rules(tx.query)
                 for fd in detect_dns(tx, self.ctx):
                     self._finding(fd, rules, tx.client_ip)

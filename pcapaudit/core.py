@@ -42,9 +42,10 @@ _DEEP_LISTS = ("alpn", "certs", "alerts", "client_records_after_server", "icmp",
 _DEEP_FLAGS = ("tls_ech", "ldap_simple_bind", "ldap_starttls")
 
 
-class FlowRecords:
-    """A batch of finished flows still in the core: the records (nested columns) of the rows asked for
-    are built then, as a pyarrow RecordBatch (most flows never need theirs: their table row says all)."""
+class CoreRows:
+    """A batch of finished flows or DNS transactions still in the core: the records (nested columns) of
+    the rows asked for are built then, as a pyarrow RecordBatch (most rows never need theirs: their table
+    row says all)."""
 
     __slots__ = ("_rows",)
 
@@ -205,9 +206,9 @@ def check_build() -> None:
     from pcapaudit.report.columns import DNS_COLUMNS, FLOW_COLUMNS
 
     eng = _core.Engine({})
-    if not hasattr(eng, "take_flow_table"):
+    if not (hasattr(eng, "take_flow_table") and hasattr(eng, "take_dns_table")):
         raise CoreError(f"the compiled core ({_core.__file__}) does not match this pcapaudit's Python code "
-                        "(no Engine.take_flow_table): it was built from other sources; rebuild it "
+                        "(no Engine.take_flow_table / take_dns_table): it was built from other sources; rebuild it "
                         "(pip install -e .)")  # fmt: skip
     frb, ftb = (pa.record_batch(b) for b in eng.take_flows(0))
     drb, dtb = (pa.record_batch(b) for b in eng.take_dns(0))
@@ -238,8 +239,8 @@ class CoreEngine:
         partition: tuple[int, int] | None = None,
         file_filter=None,
     ):
-        """``on_flows(records, table)``: each batch of finished flows, as ``FlowRecords`` (the records of
-        the rows asked for, which ``flow_rows`` turns into ``FlowRecord``s) and the flows table's columns;
+        """``on_flows(records, table)``: each batch of finished flows, as ``CoreRows`` (the records of the
+        rows asked for, which ``flow_rows`` turns into ``FlowRecord``s) and the flows table's columns;
         ``on_dns(transactions, table)`` likewise for DNS transactions (``dns_rows``). ``file_filter``: a
         ``FileFilter`` (``audit --filter/--start/--end``): the packets it leaves out are skipped."""
         check_build()
@@ -321,12 +322,12 @@ class CoreEngine:
             rows, tb = self._core.take_flow_table(DRAIN_ROWS)
             if len(rows) == 0:
                 break
-            self.on_flows(FlowRecords(rows), pa.record_batch(tb))
+            self.on_flows(CoreRows(rows), pa.record_batch(tb))
         while True:
-            rb, tb = self._core.take_dns(DRAIN_ROWS)
-            if tb.num_rows == 0:
+            rows, tb = self._core.take_dns_table(DRAIN_ROWS)
+            if len(rows) == 0:
                 break
-            self.on_dns(pa.record_batch(rb), pa.record_batch(tb))
+            self.on_dns(CoreRows(rows), pa.record_batch(tb))
 
     def expire(self, now: float) -> None:
         """Finish flows idle past their timeout at ``now`` (live capture, while nothing arrives)."""

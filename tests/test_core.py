@@ -187,3 +187,11 @@ def test_flow_rows_out_of_range_is_an_index_error():
     assert len(rows) == 0 and table.num_rows == 0
     with pytest.raises(IndexError):
         rows.take([0])
+
+
+def test_dns_rows_out_of_range_is_an_index_error():
+    eng = _core.Engine({})
+    rows, table = eng.take_dns_table()
+    assert len(rows) == 0 and table.num_rows == 0
+    with pytest.raises(IndexError):
+        rows.take([-1])

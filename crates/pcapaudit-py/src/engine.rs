@@ -318,6 +318,21 @@ impl PyEngine {
         ))
     }
 
+    /// Up to `max_rows` DNS transactions finished and not taken yet: the dns table's columns and the
+    /// same rows as `DnsRows`, whose records (answers nested) are built only for the rows asked for.
+    #[pyo3(signature = (max_rows=usize::MAX))]
+    fn take_dns_table<'py>(
+        &mut self,
+        py: Python<'py>,
+        max_rows: usize,
+    ) -> PyResult<(DnsRows, Bound<'py, PyAny>)> {
+        extend(&mut self.dns, self.inner.take_dns());
+        let n = max_rows.min(self.dns.len());
+        let rows: Vec<DnsTransaction> = self.dns.drain(..n).collect();
+        let tb = guard("take_dns_table", || dns_table(&rows).map_err(arrow_err))?;
+        Ok((DnsRows { rows }, PyRecordBatch::new(tb).into_pyarrow(py)?))
+    }
+
     /// Weirds since the last call, as a pyarrow RecordBatch.
     fn take_weirds<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let rows = self.inner.take_weirds();
@@ -414,6 +429,44 @@ impl PyEngine {
     }
 }
 
+/// The rows of `rows` at `indices` (negative from the end), cloned; IndexError for one out of range.
+fn pick<T: Clone>(rows: &[T], indices: Vec<i64>) -> PyResult<Vec<T>> {
+    let n = rows.len() as i64;
+    let mut picked = Vec::with_capacity(indices.len());
+    for i in indices {
+        let j = if i < 0 { i + n } else { i };
+        if !(0..n).contains(&j) {
+            return Err(pyo3::exceptions::PyIndexError::new_err(format!(
+                "row {i} of {n}"
+            )));
+        }
+        picked.push(rows[j as usize].clone());
+    }
+    Ok(picked)
+}
+
+/// Finished DNS transactions handed to Python (`Engine.take_dns_table`): their records as a pyarrow
+/// RecordBatch, for the rows asked for.
+#[pyclass(name = "DnsRows", module = "pcapaudit._core", frozen)]
+pub struct DnsRows {
+    rows: Vec<DnsTransaction>,
+}
+
+#[pymethods]
+impl DnsRows {
+    fn __len__(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// The records of rows `indices` (in that order) as a RecordBatch (answers nested); IndexError for
+    /// a row out of range.
+    fn take<'py>(&self, py: Python<'py>, indices: Vec<i64>) -> PyResult<Bound<'py, PyAny>> {
+        let picked = pick(&self.rows, indices)?;
+        let rb = guard("DnsRows.take", || dns_batch(&picked).map_err(arrow_err))?;
+        PyRecordBatch::new(rb).into_pyarrow(py)
+    }
+}
+
 /// Finished flows handed to Python (`Engine.take_flow_table`): their records as a pyarrow RecordBatch,
 /// for the rows asked for.
 #[pyclass(name = "FlowRows", module = "pcapaudit._core", frozen)]
@@ -430,17 +483,7 @@ impl FlowRows {
     /// The records of rows `indices` (in that order) as a RecordBatch of nested columns; IndexError
     /// for a row out of range.
     fn take<'py>(&self, py: Python<'py>, indices: Vec<i64>) -> PyResult<Bound<'py, PyAny>> {
-        let n = self.rows.len() as i64;
-        let mut picked = Vec::with_capacity(indices.len());
-        for i in indices {
-            let j = if i < 0 { i + n } else { i };
-            if !(0..n).contains(&j) {
-                return Err(pyo3::exceptions::PyIndexError::new_err(format!(
-                    "row {i} of {n}"
-                )));
-            }
-            picked.push(self.rows[j as usize].clone());
-        }
+        let picked = pick(&self.rows, indices)?;
         let rb = guard("FlowRows.take", || flows_batch(&picked).map_err(arrow_err))?;
         PyRecordBatch::new(rb).into_pyarrow(py)
     }

@@ -83,5 +83,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<capture::Capture>()?;
     m.add_class::<engine::PyEngine>()?;
     m.add_class::<engine::FlowRows>()?;
+    m.add_class::<engine::DnsRows>()?;
     Ok(())
 }
