@@ -306,6 +306,11 @@ class Auditor:
         self._template_hits = 0  # detection groups whose templates an earlier batch made
         self._grouped = 0  # loud flows whose findings repeated another flow's (``_detect_loud``)
 
+    def _name_hit(self, name: str | None) -> tuple:
+        """(the rules a lookup of ``name`` counts for, its best rule or None)."""
+        rules = self.coverage.name_rules(name)
+        return rules, self.index.match_name(name)[0].rule if rules else None
+
     def _address(self, ip: str) -> tuple:
         """(in a rule's network, address_scope) of a destination address."""
         return bool(self.index.match_ip(ip)), address_scope(ip)
@@ -454,10 +459,13 @@ class Auditor:
         quiet_rows = gquiet[inverse]
         classes = _Distinct()
         row_cls = np.array([classes.add(h[0]) if h is not None else -1 for h in ghits], dtype=np.int64)[inverse]
-        self._account_groups(tb, np.flatnonzero(quiet_rows), inverse, ghits, gfast)
+        counted = np.flatnonzero(quiet_rows)
         loud = np.flatnonzero(~quiet_rows)
         if loud.size:
-            self._detect_loud(rb, tb, loud, inverse, ghits, gfast, row_cls, classes, local[loud], values[loud])
+            grouped = self._detect_loud(rb, tb, loud, inverse, ghits, gfast, row_cls, classes, local[loud],
+                                        values[loud], di[loud], mcast[di[loud]])  # fmt: skip
+            counted = np.concatenate([counted, grouped])
+        self._account_groups(tb, counted, inverse, ghits, gfast)  # the rest counted in _detect
         self.flows.add_batch(with_classification(tb, classes.items, row_cls))
 
     def _account_groups(self, tb, rows, groups, ghits, gfast) -> None:
@@ -490,11 +498,14 @@ class Auditor:
             procs = {x for x in labels[lo:hi] if x is not None} if labels is not None else ()
             cov.account_many(list(zip(ts[lo:hi], uids[lo:hi])), gfast[g[lo]][1], cls, rules, procs)
 
-    def _detect_loud(self, rb, tb, loud, groups, ghits, gfast, row_cls, classes, local, values) -> None:
+    def _detect_loud(self, rb, tb, loud, groups, ghits, gfast, row_cls, classes, local, values, dst_codes,
+                     multicast):  # fmt: skip
         """The detectors over the flows of a batch that may have a finding (``loud``: row numbers, in
         order; ``groups``/``ghits``/``gfast``: each row's pre-check group, its classification and (quiet,
         reached); ``local``/``values``: the loud rows' pre-check columns but the address, as this batch's
-        codes and as values; the rows' classifications are set in ``row_cls``).
+        codes and as values; ``dst_codes``/``multicast``: their address's code and whether it is multicast
+        or broadcast). The rows' classifications are set in ``row_cls``; returns the rows that took the
+        group path, whose checklist tallies are the caller's to add (the others' were added here).
 
         Loud flows repeat too: every unanswered SYN to one host, every flow to one unlisted port. Flows
         that agree on everything the detectors read but what only a message or evidence quotes (the
@@ -512,7 +523,7 @@ class Auditor:
 
         sel = pa.array(loud)
         sub = tb.take(sel)
-        c = sub.select(["ts", "ts_last", "cert_chain", "cert_sha256"]).to_pydict()
+        c = sub.select(["ts", "ts_last", "cert_sha256"]).to_pydict()
         end = self.ctx.capture_end
         g = groups[loud]
         grouping = self._on_finding is None  # live capture shows every finding: each is built anyway
@@ -550,24 +561,20 @@ class Auditor:
             # a flow named by its rule's match: its findings name that, not the address or its DNS names
             by_name[k] = (h[0].matched_by in ("sni", "http_host", "dns") and bool(h[0].matched_name)
                           and not (r is not None and r.server_cidrs))  # fmt: skip
-        sni, dst = sub.column("sni"), sub.column("dst_ip")
+        sni, dst = sub.column("sni"), sub.column("dst_ip").to_pylist()
         keep = ~by_name[g]
         local = local.copy()
         local[~keep, 5] = -1  # the DNS names column: only flow_name() reads it, after the matched name
         answers: dict[str, frozenset] = {}
-        for j, (name, addr) in enumerate(zip(sni.to_pylist(), dst.to_pylist())):
+        for j, (name, addr) in enumerate(zip(sni.to_pylist(), dst)):
             if keep[j] or name is None:
                 continue
             answered = answers.get(name)
             if answered is None:
                 answered = answers[name] = self.ctx.dnsmap.addresses(name)
             keep[j] = bool(answered) and addr not in answered and not (answered & SINKHOLES)
-        denc = dst.dictionary_encode()
-        multicast = np.array([_memo(self._mcast_cache, a, 100_000, is_multicast_or_broadcast)
-                              for a in denc.dictionary.to_pylist()] + [False])  # fmt: skip
-        di = _codes(denc)
         flags = np.column_stack([
-            values, multicast[di], _flag(pc.match_substring(hist, "h")),
+            values, multicast, _flag(pc.match_substring(hist, "h")),
             _flag(pc.or_(pc.match_substring(hist, "F"), pc.match_substring(hist, "R"))),
             (ts_last >= end - END_GRACE) if end is not None else np.zeros(len(loud), bool),
             np.asarray(sub.column("syn_count").to_numpy(zero_copy_only=False)) <= 1, ts_last - ts < 0.5,
@@ -575,7 +582,7 @@ class Auditor:
             valid,
         ])  # fmt: skip
         dk = np.column_stack([
-            vid[g], local, np.where(keep, di, -1), flags, _codes(sub.column("one_direction")),
+            vid[g], local, np.where(keep, dst_codes, -1), flags, _codes(sub.column("one_direction")),
             _codes(sub.column("tls_server_version")), _codes(sub.column("quic_version")),
             _codes(sub.column("cert_chain")),
         ])  # fmt: skip
@@ -584,10 +591,10 @@ class Auditor:
         # a group seen in an earlier batch has its findings' templates already: the same key in values
         tmpl_cache = self._templates
         templates: dict[int, list] = {}
-        fs = [j for j in first.tolist() if simple[j]]
+        fs = [(d, j) for d, j in enumerate(first.tolist()) if simple[j]]
         if fs:
-            vals = sub.take(pa.array(fs)).select(_GROUP_VALUES).to_pydict()
-            for n_, j in enumerate(fs):
+            vals = sub.take(pa.array([j for _d, j in fs])).select(_GROUP_VALUES).to_pydict()
+            for n_, (d, j) in enumerate(fs):
                 h = ghits[g[j]]
                 row = tuple(vals[name][n_] for name in _GROUP_VALUES)
                 if by_name[g[j]]:
@@ -595,27 +602,21 @@ class Auditor:
                 elif not keep[j]:
                     row = row[:-1] + (None,)
                 vk = (h[0], h[1], gfast[g[j]][1], row, tuple(flags[j].tolist()))
-                d = int(dinv[j])
                 hit = tmpl_cache.get(vk)
                 if hit is not None:
                     templates[d] = hit
                     self._template_hits += 1
                 else:
                     templates[d] = vk  # filled from this group's first flow below
-        need = np.unique(np.r_[[j for j in first.tolist() if not isinstance(templates.get(int(dinv[j])), list)],
+        need = np.unique(np.r_[[j for d, j in enumerate(first.tolist()) if not isinstance(templates.get(d), list)],
                                np.flatnonzero(~simple)]).astype(np.int64)  # fmt: skip
         recs: dict[int, FlowRecord] = {}
         for j, (row, plain) in zip(need.tolist(), flow_rows(rb.take(loud[need]))):
             recs[j] = rec = FlowRecord(**row._asdict()) if plain else row
-            if rec.certs and rec.certs[0].sha256 not in leaf_dates:
-                if len(leaf_dates) > 50_000:
-                    leaf_dates.clear()
-                leaf_dates[rec.certs[0].sha256] = (rec.certs[0].not_before, rec.certs[0].not_after)
-        # the grouped rows' checklist tallies, a pre-check group at a time
-        self._account_groups(tb, loud[simple], groups, ghits, gfast)
-        uid_col = sub.column("uid")
-        src, sp, dst, dp = (sub.column(x).to_pylist() for x in ("src_ip", "src_port", "dst_ip", "dst_port"))
-        uids = uid_col.to_pylist()
+            if rec.certs:
+                leaf = rec.certs[0]
+                _memo(leaf_dates, leaf.sha256, 50_000, lambda _sha, leaf=leaf: (leaf.not_before, leaf.not_after))
+        src, sp, dp, uids = (sub.column(x).to_pylist() for x in ("src_ip", "src_port", "dst_port", "uid"))
         ctx = self.ctx
         for j, (i, d, ok) in enumerate(zip(loud.tolist(), dinv.tolist(), simple.tolist())):
             if not ok:
@@ -632,13 +633,13 @@ class Auditor:
                 uid, t = uids[j], c["ts"][j]
                 made = [RepeatDraft(fd, uid, t, self._repeat_maker(rb, i, cls)) for fd in mine]
             else:
-                self._grouped += 1
                 continue
             if made:
                 fkey = fold_key(src[j], sp[j], dst[j], dp[j])
                 for fd in made:
                     self._finding(fd, rules, src[j], fkey)
-            self._grouped += 1
+        self._grouped += int(simple.sum())
+        return loud[simple]
 
     def _repeat_maker(self, rb, i: int, cls: Classification):
         """How a ``RepeatDraft`` of row ``i`` of ``rb`` becomes that flow's own draft."""
@@ -738,16 +739,7 @@ class Auditor:
         cache = self._dns_cache
         enc = tb.column("query").dictionary_encode()
         names = enc.dictionary.to_pylist()
-        hits = []
-        for q in names:  # once per distinct name of the batch
-            hit = cache.get(q)
-            if hit is None:
-                rules = self.coverage.name_rules(q)
-                hit = (rules, self.index.match_name(q)[0].rule if rules else None)
-                if len(cache) > 50_000:
-                    cache.clear()
-                cache[q] = hit
-            hits.append(hit)
+        hits = [_memo(cache, q, 50_000, self._name_hit) for q in names]  # once per distinct name of the batch
         qi = np.asarray(enc.indices.fill_null(len(names)).to_numpy(zero_copy_only=False), dtype=np.int64)
         take = pa.array(qi)
         vendors = pa.array([r.vendor if r is not None else None for _x, r in hits] + [None], type=pa.string())
@@ -787,14 +779,7 @@ class Auditor:
                     self._finding(fd, rules, tx.client_ip)
 
     def _dns(self, tx: DnsTransaction) -> None:
-        hit = self._dns_cache.get(tx.query)
-        if hit is None:
-            rules = self.coverage.dns_rules(tx)
-            hit = (rules, self.index.match_name(tx.query)[0].rule if rules else None)
-            if len(self._dns_cache) > 50_000:
-                self._dns_cache.clear()
-            self._dns_cache[tx.query] = hit
-        rules, rule = hit
+        rules, rule = _memo(self._dns_cache, tx.query, 50_000, self._name_hit)
         self.dns.append(dns_row(tx, rule))
         if not rules or is_multicast(tx.server_ip) or tx.opcode != "QUERY":  # mDNS/LLMNR asks the link, not a
             return  # resolver; a NOTIFY / UPDATE / NetBIOS message is no lookup of the name

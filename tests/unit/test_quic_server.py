@@ -12,7 +12,6 @@ from pcapaudit.decode import quic
 from tests.craft import IP, UDP, Ether, Raw, client_hello, write
 from tests.unit.test_protocols import _crypto, _protect
 
-V1_SALT = bytes.fromhex("38762cf7f55934b34d179ae6a4c80cadccbb7f0a")
 # RFC 9001 A.3: the ServerHello of the server's Initial (TLS_AES_128_GCM_SHA256, key_share then
 # supported_versions, x25519)
 SH = bytes.fromhex(
@@ -21,25 +20,14 @@ SH = bytes.fromhex(
 SHAPE = "q13_1301_0033-002b_001d"
 
 
-def _expand(secret: bytes, label: bytes, n: int) -> bytes:
-    full = b"tls13 " + label
-    info = n.to_bytes(2, "big") + bytes([len(full)]) + full + b"\x00"
-    out, t, i = b"", b"", 1
-    while len(out) < n:
-        t = hmac.new(secret, t + info + bytes([i]), hashlib.sha256).digest()
-        out += t
-        i += 1
-    return out[:n]
-
-
 def _server_initial(dcid: bytes, frames: bytes, pn: int = 0) -> bytes:
     """A protected server Initial (RFC 9001 5.2 "server in" keys of the client's first DCID)."""
     from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-    secret = _expand(hmac.new(V1_SALT, dcid, hashlib.sha256).digest(), b"server in", 32)
-    key, iv, hp = (_expand(secret, b"quic key", 16), _expand(secret, b"quic iv", 12),
-                   _expand(secret, b"quic hp", 16))  # fmt: skip
+    expand = quic._hkdf_expand_label  # the Python decoder's HKDF (the core's decryption is under test)
+    secret = expand(hmac.new(quic.SALT_V1, dcid, hashlib.sha256).digest(), b"server in", 32)
+    key, iv, hp = expand(secret, b"quic key", 16), expand(secret, b"quic iv", 12), expand(secret, b"quic hp", 16)
     payload = frames + b"\x00" * max(0, 20 - len(frames))
     length = len(payload) + 16 + 4
     hdr = (b"\xc3" + (1).to_bytes(4, "big") + b"\x04\x09\x09\x09\x09\x00\x00"
