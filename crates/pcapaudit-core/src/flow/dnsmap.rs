@@ -3,6 +3,10 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
+/// The maps' hasher: keys are addresses and names from the capture, so a keyed hash (not SipHash: it
+/// was most of the map's time).
+type Fast = ahash::RandomState;
+
 pub const MAX_ADDRESSES: usize = 500_000;
 pub const MAX_NAMES_PER_ADDRESS: usize = 32;
 pub const MAX_ENTRIES: usize = 1_000_000;
@@ -13,7 +17,7 @@ const MAX_ADDRESSES_PER_NAME: usize = 64;
 /// Order is kept by stamps in a queue; stale queue entries are skipped and compacted now and then.
 #[derive(Debug, Default, Clone)]
 struct Lru<V> {
-    map: HashMap<String, (u64, V)>,
+    map: HashMap<String, (u64, V), Fast>,
     order: VecDeque<(u64, String)>,
     stamp: u64,
 }
@@ -51,7 +55,7 @@ impl<V> Lru<V> {
 #[derive(Debug, Clone)]
 pub struct DnsMap {
     addrs: Lru<Vec<(f64, String)>>,
-    names: Lru<HashSet<String>>,
+    names: Lru<HashSet<String, Fast>>,
     max: usize,
     max_entries: usize,
     entries: usize,
@@ -117,7 +121,9 @@ impl DnsMap {
             }
         }
         if !self.names.map.contains_key(name) {
-            self.names.map.insert(name.to_string(), (0, HashSet::new()));
+            self.names
+                .map
+                .insert(name.to_string(), (0, HashSet::default()));
         }
         self.names.touch(name);
         if let Some((_, set)) = self.names.map.get_mut(name) {
@@ -160,7 +166,7 @@ impl DnsMap {
     }
 
     /// Every (address, names) pair, for the findings' name -> addresses checks.
-    pub fn iter_names(&self) -> impl Iterator<Item = (&str, &HashSet<String>)> {
+    pub fn iter_names(&self) -> impl Iterator<Item = (&str, &HashSet<String, Fast>)> {
         self.names.map.iter().map(|(k, (_, v))| (k.as_str(), v))
     }
 }

@@ -22,7 +22,8 @@ mod tests;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::Ipv6Addr;
+use std::sync::Arc;
 
 use crate::capture::bpf::{PacketFilter, Verdict};
 use crate::capture::{CaptureReader, PacketBatch, ProcessInfo};
@@ -430,14 +431,50 @@ pub struct Engine {
     filter: Option<PacketFilter>,
     /// `flush_step`: the slots still to emit, the next one last
     flush_queue: Option<Vec<u32>>,
+    /// certificates already read, by their DER: a server sends the same chain on every connection
+    certs: CertCache,
 }
 
-fn ip_str(ver: u8, a: u128) -> String {
-    if ver == 4 {
-        Ipv4Addr::from(a as u32).to_string()
-    } else {
-        Ipv6Addr::from(a).to_string()
+/// Parsed certificates by DER, shared by every record that carries them; cleared when full.
+#[derive(Default)]
+struct CertCache(HashMap<Box<[u8]>, Arc<x509::CertInfo>, ahash::RandomState>);
+
+const CERT_CACHE_MAX: usize = 4096;
+
+impl CertCache {
+    fn get(&mut self, der: &[u8]) -> Arc<x509::CertInfo> {
+        if let Some(c) = self.0.get(der) {
+            return Arc::clone(c);
+        }
+        if self.0.len() >= CERT_CACHE_MAX {
+            self.0.clear();
+        }
+        let c = Arc::new(cert_info_or_hash(der));
+        self.0.insert(der.into(), Arc::clone(&c));
+        c
     }
+}
+
+/// An address as text (dotted quad written by hand: `Display` through the formatter was a few per cent
+/// of the core, once per flow end and per DNS transaction).
+fn ip_str(ver: u8, a: u128) -> String {
+    if ver != 4 {
+        return Ipv6Addr::from(a).to_string();
+    }
+    let mut s = String::with_capacity(15);
+    for (i, o) in (a as u32).to_be_bytes().into_iter().enumerate() {
+        if i > 0 {
+            s.push('.');
+        }
+        if o >= 100 {
+            s.push(char::from(b'0' + o / 100));
+        }
+        if o >= 10 {
+            s.push(char::from(b'0' + o / 10 % 10));
+        }
+        s.push(char::from(b'0' + o % 10));
+    }
+    s
 }
 
 fn ev_mask(proto: u8, flags: u8, plen: u32) -> [bool; NEV] {
@@ -500,6 +537,7 @@ impl Engine {
             stats: EngineStats::default(),
             filter: None,
             flush_queue: None,
+            certs: CertCache::default(),
         }
     }
 
@@ -742,7 +780,8 @@ impl Engine {
         all_max: f64,
     ) {
         // DNS answers of the whole batch name flows (every partition sees all of them)
-        let mut parsed: HashMap<usize, ParseResult<DnsMessage>> = HashMap::new();
+        let mut parsed: HashMap<usize, ParseResult<DnsMessage>, ahash::RandomState> =
+            HashMap::default();
         for (j, (t, _, p)) in pkts.iter().enumerate() {
             if let Some(r) = self.name_by_dns(p, *t) {
                 parsed.insert(j, r);
@@ -1541,7 +1580,7 @@ impl Engine {
             });
         }
         if let Some(st) = f.deep.as_deref() {
-            deep_fields(&mut rec, st, &f, cd, sd, key.proto);
+            deep_fields(&mut rec, st, &f, cd, sd, key.proto, &mut self.certs);
             for (wts, name, detail) in &st.weirds {
                 let t = if *wts == 0.0 { f.first_ts } else { *wts };
                 self.weird(Weird {
@@ -1846,7 +1885,15 @@ fn cert_info_or_hash(der: &[u8]) -> x509::CertInfo {
 }
 
 /// The application fields of a flow's record (`_deep_fields`).
-fn deep_fields(rec: &mut FlowRecord, st: &DeepState, f: &Flow, cd: usize, sd: usize, proto: u8) {
+fn deep_fields(
+    rec: &mut FlowRecord,
+    st: &DeepState,
+    f: &Flow,
+    cd: usize,
+    sd: usize,
+    proto: u8,
+    certs: &mut CertCache,
+) {
     rec.app_protocol = st.app_protocol().map(str::to_string);
     if st.plain() {
         return;
@@ -1877,12 +1924,7 @@ fn deep_fields(rec: &mut FlowRecord, st: &DeepState, f: &Flow, cd: usize, sd: us
         rec.tls_server_flight = flight;
     }
     if let Some(t) = tsv {
-        rec.certs = t
-            .certs
-            .iter()
-            .take(8)
-            .map(|d| cert_info_or_hash(d))
-            .collect();
+        rec.certs = t.certs.iter().take(8).map(|d| certs.get(d)).collect();
     }
     rec.alerts = st
         .alerts

@@ -1,6 +1,8 @@
 //! What the flow table emits: one row type per output table, as `pcapaudit/model.py` has them. The
 //! binding turns vectors of these into Arrow columns; nothing here is per-row in Python.
 
+use std::sync::Arc;
+
 use crate::proto::x509::CertInfo;
 
 /// A TLS alert seen in clear. `sender`: 0 client, 1 server.
@@ -52,7 +54,7 @@ pub struct FlowRecord {
     pub tls_server_version: Option<String>,
     pub tls_ech: bool,
     pub tls_handshake: Option<String>,
-    pub certs: Vec<CertInfo>,
+    pub certs: Vec<Arc<CertInfo>>,
     pub alerts: Vec<TlsAlert>,
     /// (content type, length) of the client's records after the server's flight
     pub client_records_after_server: Vec<(u8, u16)>,

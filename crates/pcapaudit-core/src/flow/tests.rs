@@ -2193,3 +2193,36 @@ fn quic_server_hello_shape_and_handshake_flight() {
     assert_eq!(f.tls_server_version, None);
     assert_eq!(f.tls_cipher, None);
 }
+
+#[test]
+fn ip_str_writes_dotted_quads_as_display_does() {
+    let mut x: u32 = 0x9E37_79B9;
+    for v in [
+        0u32,
+        1,
+        9,
+        10,
+        99,
+        100,
+        255,
+        0x0A00_0001,
+        0xC0A8_0A0B,
+        0xFFFF_FFFF,
+        0x6464_6400,
+    ] {
+        assert_eq!(
+            ip_str(4, u128::from(v)),
+            std::net::Ipv4Addr::from(v).to_string()
+        );
+    }
+    for _ in 0..10_000 {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        assert_eq!(
+            ip_str(4, u128::from(x)),
+            std::net::Ipv4Addr::from(x).to_string()
+        );
+    }
+    assert_eq!(ip_str(6, 1), "::1");
+}
