@@ -618,6 +618,7 @@ class Auditor:
                 _memo(leaf_dates, leaf.sha256, 50_000, lambda _sha, leaf=leaf: (leaf.not_before, leaf.not_after))
         src, sp, dp, uids = (sub.column(x).to_pylist() for x in ("src_ip", "src_port", "dst_port", "uid"))
         ctx = self.ctx
+        repeat, tallies, ts_list = self.findings.repeat, Counter(), c["ts"]
         for j, (i, d, ok) in enumerate(zip(loud.tolist(), dinv.tolist(), simple.tolist())):
             if not ok:
                 row_cls[i] = classes.add(self._detect(recs[j]))
@@ -629,15 +630,22 @@ class Auditor:
                 if len(tmpl_cache) > 20_000:
                     tmpl_cache.clear()
                 tmpl_cache[mine] = templates[d] = [Template.of(fd) for fd in made]
+                if made:
+                    fkey = fold_key(src[j], sp[j], dst[j], dp[j])
+                    for fd in made:
+                        self._finding(fd, rules, src[j], fkey)
             elif mine:
-                uid, t = uids[j], c["ts"][j]
-                made = [RepeatDraft(fd, uid, t, self._repeat_maker(rb, i, cls)) for fd in mine]
-            else:
-                continue
-            if made:
-                fkey = fold_key(src[j], sp[j], dst[j], dp[j])
-                for fd in made:
-                    self._finding(fd, rules, src[j], fkey)
+                # most repeats are only counted (collector.repeat; their checklist tallies after the loop),
+                # the others go the whole way
+                uid, t, client = uids[j], ts_list[j], src[j]
+                fkey = fold_key(client, sp[j], dst[j], dp[j])
+                for tm in mine:
+                    if repeat(tm, uid, t, client, fkey):
+                        tallies[tm, rules] += 1
+                    else:
+                        self._finding(RepeatDraft(tm, uid, t, self._repeat_maker(rb, i, cls)), rules, client, fkey)
+        for (tm, rules), k in tallies.items():
+            self.coverage.flow_finding(tm.kind, tm.severity, tm.code, rules, k)
         self._grouped += int(simple.sum())
         return loud[simple]
 
@@ -889,7 +897,8 @@ class Auditor:
     def finish(self) -> AuditResult:
         """Flush every flow, build the checklist and return the result (call once)."""
         self.flush_all()
-        return self.assemble()
+        with quiet_gc():
+            return self.assemble()
 
     def flush_all(self) -> None:
         """End of input: emit every remaining flow (the per-partition part of finishing)."""

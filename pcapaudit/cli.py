@@ -647,7 +647,10 @@ def _jobs(args) -> int:
 
 
 def _report(result, args, threshold, interrupted: bool) -> int:
-    write_report(result, args)
+    from pcapaudit.audit import quiet_gc
+
+    with quiet_gc():  # the report's tables are many objects, none in a cycle
+        write_report(result, args)
     if not args.quiet:
         print(_summary_line(result), file=sys.stderr)
     return _exit_code(result, threshold, interrupted)

@@ -239,14 +239,19 @@ class CoverageTracker:
         flow the capture does not hold) goes to its own rule."""
         if fd.rule_id and fd.uid is None:
             rules = rules | {fd.rule_id}
+        self.flow_finding(fd.kind, fd.severity, fd.code, rules)
+
+    def flow_finding(self, kind: FindingKind, severity: Severity, code: str, rules: frozenset[str],
+                     times: int = 1) -> None:  # fmt: skip
+        """``finding`` of ``times`` flows' findings (they have a uid) of this kind, severity and code."""
         for rid in rules:
-            if fd.kind is FindingKind.BLOCKED:
-                self.blocked[rid].add(fd.code)
-            elif fd.kind is FindingKind.INTERCEPTED:
-                if fd.severity >= Severity.MEDIUM:
-                    self.intercepted[rid].add(fd.code)
-                elif fd.code == "evidence_unavailable":
-                    self.unavailable[rid] += 1
+            if kind is FindingKind.BLOCKED:
+                self.blocked[rid].add(code)
+            elif kind is FindingKind.INTERCEPTED:
+                if severity >= Severity.MEDIUM:
+                    self.intercepted[rid].add(code)
+                elif code == "evidence_unavailable":
+                    self.unavailable[rid] += times
 
     def merge(self, other: CoverageTracker) -> None:
         """Add another partition's tallies."""

@@ -747,6 +747,34 @@ class FindingCollector:
             return self._fold_more(fd, None)
         return self._fold(ident, fd, fd.count, fd.severity, (fd.uid,) if fd.uid else ())
 
+    def repeat(self, t: Template, uid: str, ts: float, client: str, key: str) -> bool:
+        """``add`` of a ``RepeatDraft`` of ``t`` (``uid``, ``ts``) from ``client`` (budget ``key``) when
+        it is only counted: its row exists, it is not the row's earliest, and its key's budget for the
+        code does not fold it. Returns False, having changed nothing, otherwise (``add`` then takes it)."""
+        ident = t.identifier
+        old = self._first.get(ident)
+        if old is None or ts < (old.ts or 0):
+            return False
+        k = (key, t.code)
+        seen = self._seen.get(k)
+        if seen is None:
+            self._seen[k] = ident
+        elif type(seen) is str:
+            if seen != ident:
+                self._seen[k] = {seen, ident}
+        elif ident not in seen:
+            if len(seen) >= self.MAX_NEW_PER_CLIENT:
+                return False
+            seen.add(ident)
+        self.raw += 1
+        self._count[ident] += 1
+        if t.severity > self._sev[ident]:
+            self._sev[ident] = t.severity
+        have = self._uids[ident]
+        if len(have) < self.MAX_UIDS:
+            have[uid] = None
+        return True
+
     def _fold_more(self, fd: Finding | FindingDraft, client: str | None) -> Finding | None:
         """Fold ``fd`` into the "and N more" row of its code (and client)."""
         key = f"more:{fd.kind.value}:{fd.code}|{client or '*'}"

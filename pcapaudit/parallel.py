@@ -29,7 +29,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import replace
 
-from pcapaudit.audit import AuditOptions, Auditor
+from pcapaudit.audit import AuditOptions, Auditor, quiet_gc
 from pcapaudit.capture.pcapfile import GZIP_MAGIC, CaptureFile
 from pcapaudit.errors import PcapAuditError
 from pcapaudit.result import AuditResult
@@ -133,4 +133,5 @@ def audit_parallel(opts: AuditOptions, paths: list[str], jobs: int,
             parent.dns.settle()
     finally:
         shutil.rmtree(spill_dir, ignore_errors=True)
-    return parent.assemble()
+    with quiet_gc():
+        return parent.assemble()

@@ -180,6 +180,49 @@ def test_a_client_with_many_new_destinations_folds_the_rest_into_one_row(monkeyp
     assert c.raw == 15
 
 
+def test_counting_a_repeat_is_adding_it(monkeypatch):
+    """``FindingCollector.repeat`` (the grouped detectors' shortcut) changes the collector exactly as
+    ``add`` of the same ``RepeatDraft`` would, or not at all: random repeats over few clients, targets and
+    codes, with budgets and the row limit small enough to fold (dropping its budget or earliest-time
+    checks makes this fail)."""
+    import random
+    from types import SimpleNamespace
+
+    from pcapaudit.findings import RepeatDraft, Template
+
+    monkeypatch.setattr(FindingCollector, "MAX_NEW_PER_CLIENT", 3)
+    monkeypatch.setattr(FindingCollector, "MAX_ROWS", 12)
+    monkeypatch.setattr(FindingCollector, "MAX_UIDS", 7)
+    rnd = random.Random(7)
+    made = []
+
+    def draft(t, uid, ts):
+        def own(rd):  # the flow's own draft: what build() of a RepeatDraft that starts a row makes
+            made.append(rd.uid)
+            return SimpleNamespace(build=lambda: _probe(rd.uid, rd.ts, t.identifier, code=t.code, sev=t.severity))
+
+        return RepeatDraft(t, uid, ts, own)
+
+    for _ in range(40):
+        plain, fast = FindingCollector(), FindingCollector()
+        shortcut = 0
+        for n in range(300):
+            code = rnd.choice(["syn_no_reply", "syn_rejected"])
+            target = f"10.9.9.{rnd.randrange(8)}:22"
+            fd = _probe("x", 0.0, target, code=code, sev=rnd.choice([Severity.LOW, Severity.HIGH]))
+            t = Template(fd.kind, fd.severity, fd.code, fd.identifier, fd.rule_id)
+            client = f"10.0.0.{rnd.randrange(4)}"
+            uid, ts = f"U{n}", rnd.uniform(0, 100)
+            plain.add(draft(t, uid, ts), client, client)
+            if fast.repeat(t, uid, ts, client, client):
+                shortcut += 1
+            else:
+                fast.add(draft(t, uid, ts), client, client)
+        assert shortcut > 50 and made
+        assert fast.rows() == plain.rows()
+        assert (fast._seen, fast._more, fast.raw) == (plain._seen, plain._more, plain.raw)
+
+
 def test_the_budget_key_is_the_partition_endpoint(monkeypatch):
     """A scan from a low source port (nmap -g) is partitioned by its targets; the budget follows."""
     from pcapaudit.findings import fold_key
