@@ -646,14 +646,33 @@ def _jobs(args) -> int:
     return n
 
 
-def _report(result, args, threshold, interrupted: bool) -> int:
+def _report(result, args, threshold, interrupted: bool, summary: str | None = None) -> int:
+    """Write the report and the summary line (``summary``, default the audit's); the exit code."""
     from pcapaudit.audit import quiet_gc
 
-    with quiet_gc():  # the report's tables are many objects, none in a cycle
-        write_report(result, args)
-    if not args.quiet:
-        print(_summary_line(result), file=sys.stderr)
-    return _exit_code(result, threshold, interrupted)
+    try:
+        with quiet_gc():  # the report's tables are many objects, none in a cycle
+            write_report(result, args)
+        sys.stdout.flush()
+        if not args.quiet:
+            print(summary or _summary_line(result), file=sys.stderr)
+    except BrokenPipeError:  # `| head`: the reader stopped; the exit code still says what the audit found
+        _streams_gone()
+    try:
+        return _exit_code(result, threshold, interrupted)
+    except BrokenPipeError:
+        _streams_gone()
+        return _exit_code(result, threshold, interrupted)
+
+
+def _streams_gone() -> None:
+    """stdout and stderr whose reader went away: what is still written goes nowhere (also the
+    interpreter's flush at exit)."""
+    for name in ("stdout", "stderr"):
+        try:
+            setattr(sys, name, open(os.devnull, "w"))  # noqa: SIM115 - replaces the stream for the rest of the run
+        except OSError:
+            pass
 
 
 def _exit_code(result, threshold, interrupted: bool = False) -> int:
@@ -790,16 +809,13 @@ def _run_live(args, opts, threshold) -> int:
     if log.isEnabledFor(logging.INFO):
         _log_rate(result, t_finish - run.elapsed)
     display.close(auditor.packets, auditor.active_flows, len(auditor.flows), run.stats, run.elapsed)
-    write_report(result, args)
-    if not args.quiet:
-        line = _summary_line(result)
-        if run.stats is not None:
-            s = run.stats
-            line += f"; capture: {s[0]:,} received by filter, {s[1]:,} dropped by kernel, {s[2]:,} by interface"
-        if run.files:
-            line += f"; packets written to {', '.join(run.files)}"
-        print(line, file=sys.stderr)
-    return _exit_code(result, threshold)
+    line = _summary_line(result)
+    if run.stats is not None:
+        s = run.stats
+        line += f"; capture: {s[0]:,} received by filter, {s[1]:,} dropped by kernel, {s[2]:,} by interface"
+    if run.files:
+        line += f"; packets written to {', '.join(run.files)}"
+    return _report(result, args, threshold, False, line)
 
 
 def cmd_crosscheck(args) -> int:
@@ -927,11 +943,8 @@ def main(argv: list[str] | None = None) -> int:
             e = blame_config(e, args)
         print(f"pcapaudit: error: {one_line(e)}", file=sys.stderr)
         return EXIT_ERROR
-    except BrokenPipeError:
-        try:
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the interpreter's flush at exit
-        except OSError:
-            pass
+    except BrokenPipeError:  # a listing (rules, live --list) whose reader stopped: nothing was lost
+        _streams_gone()
         return EXIT_OK
     except KeyboardInterrupt:
         print("pcapaudit: interrupted", file=sys.stderr)

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import sys
 
 import pandas as pd
 import pytest
@@ -480,3 +481,19 @@ def test_live_without_an_interface_is_one_usage_line(capsys):
     assert main(["live"]) == 2
     err = capsys.readouterr().err
     assert "an interface is needed" in err and "--list" in err
+
+
+@pytest.mark.parametrize("extra", [[], ["-q", "-f", "json"]], ids=["table", "json"])
+def test_a_reader_that_stops_reading_does_not_change_the_exit_code(extra):
+    """``pcapaudit audit ... | head``: the reader closing the pipe early must not turn the findings' exit
+    code (1 here: HIGH findings) into 0, or a CI gate with pipefail passes a failing audit."""
+    import subprocess
+
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "captures")
+    cmd = [sys.executable, "-m", "pcapaudit", "audit", os.path.join(root, "enrollment-troubleshooting.pcap"),
+           "--config", os.path.join(root, "lab.yaml"), *extra]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # gone before the report is written
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 1, err
+    assert "Traceback" not in err and "Exception ignored" not in err
