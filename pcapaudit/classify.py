@@ -47,6 +47,9 @@ def ip_literal(host: str) -> str | None:
         return None
 
 
+PROXY_REFUSALS = frozenset({403, 407, 502, 503, 504})  # statuses of a proxy refusing a request
+
+
 def flow_target(f: FlowRecord) -> Target:
     """The destination port (and address) that the vendor rules talk about."""
     transport = f.transport.value

@@ -14,7 +14,7 @@ import heapq
 
 from collections import defaultdict
 
-from pcapaudit.classify import VERDICT_UNLISTED_PORT, flow_target, name_hits, satisfied_rules
+from pcapaudit.classify import PROXY_REFUSALS, VERDICT_UNLISTED_PORT, flow_target, name_hits, satisfied_rules
 from pcapaudit.model import (
     Classification,
     CoverageRow,
@@ -45,6 +45,8 @@ def reached(f: FlowRecord) -> bool:
         return False
     if f.connect_host and f.http_status not in (None, 200):
         return False
+    if f.http_status in PROXY_REFUSALS and f.http_method and f.http_uri and flow_target(f).via_proxy:
+        return False  # a proxy refused the absolute-form request (the findings' proxy_denied)
     return f.pkts_s2c > 0
 
 

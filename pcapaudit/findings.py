@@ -17,6 +17,7 @@ from typing import NamedTuple
 from dataclasses import dataclass, field, replace
 
 from pcapaudit.classify import (
+    PROXY_REFUSALS,
     VERDICT_LEGACY,
     VERDICT_LOCAL,
     VERDICT_UNKNOWN,
@@ -235,7 +236,6 @@ CLEAR_APPS = frozenset({"http", "ldap", "smtp", "amqp", "hl7-mllp", "ftp-or-smtp
 NAME_MATCHES = frozenset({"sni", "connect", "http_host", "dns", "cidr"})
 
 
-PROXY_REFUSALS = frozenset({403, 407, 502, 503, 504})  # statuses of a proxy refusing a request
 
 
 def quiet(f: FlowRecord, cls: Classification, rule: Rule | None, ctx: FindingContext) -> bool:
