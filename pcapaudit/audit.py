@@ -50,6 +50,7 @@ from pcapaudit.findings import (
     detect_dns,
     detect_flow,
     fold_key,
+    no_address,
     quiet,
     region_findings,
     region_note,
@@ -777,10 +778,12 @@ class Auditor:
         for q, items in groups.items():  # the checklist's lookups, once per name of the batch
             rules, rule = hits[q]
             self.coverage.dns_queries(rules, rule.vendor if rule is not None else None, items)
-        failed = counted & (pc.fill_null(pc.is_in(tb.column("rcode"), pa.array(["NXDOMAIN", "REFUSED", "SERVFAIL"])),
-                                         False).to_numpy(zero_copy_only=False)
-                            | pc.fill_null(tb.column("sinkholed"), False).to_numpy(zero_copy_only=False))  # fmt: skip
-        if failed.any():  # the DNS detectors: failed and sinkholed lookups of a vendor's names
+        rcode = tb.column("rcode")
+        no_a = pc.and_(pc.equal(rcode, "NOERROR"), pc.equal(tb.column("qtype"), "A"))
+        no_a = pc.and_(no_a, pc.invert(pc.fill_null(pc.match_substring_regex(tb.column("answers"), "(^|;)A:"), False)))
+        failed = counted & (_flag(pc.is_in(rcode, pa.array(["NXDOMAIN", "REFUSED", "SERVFAIL"])))
+                            | _flag(tb.column("sinkholed")) | _flag(pc.is_null(rcode)) | _flag(no_a))  # fmt: skip
+        if failed.any():  # the DNS detectors: failed, unanswered, empty and sinkholed lookups of vendor names
             for tx in dns_rows(rb.take(np.flatnonzero(failed))):
                 rules = self._dns_cache.get(tx.query, (None,))[0] or self.coverage.name_rules(tx.query)
                 for fd in detect_dns(tx, self.ctx):
@@ -792,7 +795,7 @@ class Auditor:
         if not rules or is_multicast(tx.server_ip) or tx.opcode != "QUERY":  # mDNS/LLMNR asks the link, not a
             return  # resolver; a NOTIFY / UPDATE / NetBIOS message is no lookup of the name
         self.coverage.dns_query(tx, rules, rule.vendor if rule is not None else None)
-        if tx.rcode in ("NXDOMAIN", "REFUSED", "SERVFAIL") or tx.sinkholed:
+        if tx.rcode in ("NXDOMAIN", "REFUSED", "SERVFAIL", None) or tx.sinkholed or no_address(tx):
             for fd in detect_dns(tx, self.ctx):
                 self._finding(fd, rules, tx.client_ip)
 

@@ -622,6 +622,27 @@ def detect_dns(tx: DnsTransaction, ctx: FindingContext) -> Iterator[FindingDraft
             _f(BLOCKED, sev, "dns_sinkhole", None, cls, rule, tx.query,
                f"DNS answered {tx.query} with a sinkhole address ({ev['answers']})", ev,
                f"blocked:dns_sinkhole|{rule.id}|{tx.query}", ts=tx.ts), tx.uid)  # fmt: skip
+    elif tx.rcode is None:
+        # never answered (a filter that drops the query); a query the capture's end may have cut says nothing
+        if ctx.capture_end is not None and tx.ts >= ctx.capture_end - END_GRACE:
+            return
+        yield _with_uid(
+            _f(BLOCKED, sev, "dns_no_response", None, cls, rule, tx.query,
+               f"DNS query for {tx.query} ({tx.qtype or '?'}) to {tx.server_ip} was never answered", ev,
+               f"blocked:dns_no_response|{rule.id}|{tx.query}", ts=tx.ts), tx.uid)  # fmt: skip
+    elif no_address(tx):
+        yield _with_uid(
+            _f(BLOCKED, sev, "dns_no_address", None, cls, rule, tx.query,
+               f"DNS answered {tx.query} from {tx.server_ip} with no address (NOERROR without an A record: "
+               "a filter's NODATA answer)", ev, f"blocked:dns_no_address|{rule.id}|{tx.query}", ts=tx.ts),
+            tx.uid)  # fmt: skip
+
+
+def no_address(tx: DnsTransaction) -> bool:
+    """A NOERROR answer to an A query with no A record in it (NODATA, CNAMEs or not): a vendor's host
+    always has an IPv4 address, so this is a DNS filter's way of blocking it (AAAA is left out: many hosts
+    have no IPv6 address)."""
+    return tx.rcode == "NOERROR" and tx.qtype == "A" and not any(a.rtype == "A" for a in tx.answers)
 
 
 def _with_uid(fd: FindingDraft, uid: str) -> FindingDraft:

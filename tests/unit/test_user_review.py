@@ -32,3 +32,62 @@ def test_a_proxy_refusing_an_absolute_form_request_is_not_reaching_the_host(tmp_
     row = _row(out["coverage"], "apple.captive")
     assert row["reached"] is reached
     assert row["status"] == ("reached" if reached else "blocked")
+
+
+def _dns(client, server, name, t, *, qtype="A", answers=None, rcode=0, tid=7, sport=40000):
+    """A query (and its response unless ``answers`` is None): (ts, packet) pairs."""
+    from scapy.all import DNS, DNSQR, DNSRR, IP, UDP, Ether
+
+    q = Ether() / IP(src=client, dst=server) / UDP(sport=sport, dport=53) / DNS(id=tid, rd=1, qd=DNSQR(qname=name, qtype=qtype))
+    out = [(t, q)]
+    if answers is not None:
+        an = [DNSRR(rrname=name, type=qtype, rdata=value, ttl=60) for value in answers]
+        r = Ether() / IP(src=server, dst=client) / UDP(sport=53, dport=sport) / DNS(
+            id=tid, qr=1, rd=1, ra=1, rcode=rcode, qd=DNSQR(qname=name, qtype=qtype), an=an)
+        out.append((t + 0.02, r))
+    return out
+
+
+def _write_timed(path, items):
+    from tests.craft import at
+
+    return write(path, [at(p, t) for t, p in sorted(items, key=lambda x: x[0])])
+
+
+T0 = 1_700_000_000.0
+
+
+def test_an_unanswered_lookup_of_a_vendor_name_is_a_block(tmp_path, capsys):
+    """gdmf.apple.com asked three times, never answered (a DNS filter that drops): a blocked finding and
+    a blocked checklist row, not "tried, not reached" with nothing said."""
+    items = [x for i in range(3) for x in _dns("10.0.0.5", "10.0.0.53", "gdmf.apple.com", T0 + i)]
+    items += _dns("10.0.0.5", "10.0.0.53", "example.org", T0 + 10, answers=["93.184.216.34"], tid=9, sport=40009)
+    out = _audit(capsys, _write_timed(tmp_path / "unanswered.pcap", items))
+    codes = [(f["code"], f["kind"]) for f in out["findings"]]
+    assert ("dns_no_response", "blocked") in codes
+    f = next(f for f in out["findings"] if f["code"] == "dns_no_response")
+    assert f["rule_id"] == "apple.gdmf" and "10.0.0.53" in f["message"]
+    assert _row(out["coverage"], "apple.gdmf")["status"] == "blocked"
+
+
+def test_a_lookup_cut_by_the_end_of_the_capture_says_nothing(tmp_path, capsys):
+    items = _dns("10.0.0.5", "10.0.0.53", "example.org", T0, answers=["93.184.216.34"], tid=9, sport=40009)
+    items += _dns("10.0.0.5", "10.0.0.53", "gdmf.apple.com", T0 + 5)  # the capture's last packet
+    out = _audit(capsys, _write_timed(tmp_path / "cut.pcap", items))
+    assert not [f for f in out["findings"] if f["code"] == "dns_no_response"]
+
+
+@pytest.mark.parametrize("qtype, answers, blocked", [
+    ("A", [], True),  # NODATA: a filter answering "no address" (Pi-hole's NODATA mode)
+    ("AAAA", [], False),  # no IPv6 address: common and harmless
+    ("A", ["17.253.21.201"], False),
+])  # fmt: skip
+def test_an_empty_address_answer_for_a_vendor_name_is_a_block(tmp_path, capsys, qtype, answers, blocked):
+    items = _dns("10.0.0.5", "10.0.0.53", "gdmf.apple.com", T0, qtype=qtype, answers=answers)
+    items += _dns("10.0.0.5", "10.0.0.53", "example.org", T0 + 10, answers=["93.184.216.34"], tid=9, sport=40009)
+    out = _audit(capsys, _write_timed(tmp_path / "nodata.pcap", items))
+    found = [f for f in out["findings"] if f["code"] == "dns_no_address"]
+    assert bool(found) is blocked
+    if blocked:
+        assert found[0]["kind"] == "blocked" and found[0]["rule_id"] == "apple.gdmf"
+        assert _row(out["coverage"], "apple.gdmf")["status"] == "blocked"
