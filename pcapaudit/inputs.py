@@ -20,15 +20,13 @@ last packet too, so the audit measures them as it reads (``distributed.file_span
 from __future__ import annotations
 
 import glob
-import gzip
 import logging
 import os
 import re
 import struct
-import zlib
 from dataclasses import dataclass, field
 
-from pcapaudit.capture.pcapfile import GZIP_MAGIC, PCAP_MAGICS, PCAPNG_SHB, CaptureFile
+from pcapaudit.capture.pcapfile import PCAP_MAGICS, PCAPNG_SHB
 from pcapaudit.errors import CaptureError, UsageError
 
 log = logging.getLogger("pcapaudit")
@@ -111,17 +109,33 @@ def expand(specs: list[str], recursive: bool = False) -> tuple[list[tuple[str, b
 
 
 def _head(path: str) -> bytes:
-    """The first bytes of a capture, decompressed when it is gzip."""
-    with open(path, "rb") as fh:
-        head = fh.read(SNIFF_BYTES)
-        if head[:2] == GZIP_MAGIC:
-            fh.seek(0)
-            try:
-                with gzip.GzipFile(fileobj=fh) as gz:
-                    return gz.read(SNIFF_BYTES)
-            except (OSError, EOFError, zlib.error):
-                return b""
-    return head
+    """The first bytes of a file, decompressed when it is compressed (gzip, zstd, xz, bzip2: as the core
+    reads them)."""
+    from pcapaudit import _core
+
+    return _core.sniff(path, SNIFF_BYTES)
+
+
+# what a capture file is called (tcpdump -C numbers them trace.pcap1, ...), compressed or not
+CAPTURE_NAME = re.compile(r"\.(pcap|pcapng|cap|dmp)\d*(\.(gz|zst|zstd|xz|bz2|lz4))?$", re.IGNORECASE)
+CAPTURE_MAGICS = (*PCAP_MAGICS, PCAPNG_SHB)
+
+
+def looks_like_capture(path: str, head: bytes) -> bool:
+    """A file a directory scan must not skip quietly: named as a capture, or starting as one."""
+    return bool(CAPTURE_NAME.search(os.path.basename(path))) or head[:4] in CAPTURE_MAGICS
+
+
+def why_unreadable(path: str) -> str:
+    """One line naming the file and what is wrong with it, as the core reader says it."""
+    from pcapaudit.core import open_capture
+
+    try:
+        cap = open_capture(path)
+        cap.first_packet(SNIFF_BYTES)
+    except CaptureError as e:
+        return str(e)
+    return cap.error or f"{path}: not a pcap or pcapng capture"
 
 
 def capture_meta(head: bytes) -> str | None:
@@ -159,12 +173,12 @@ def capture_meta(head: bytes) -> str | None:
 
 
 def first_packet_time(path: str) -> tuple[float | None, str]:
-    """Time of the first packet of a capture and its format (reads one small chunk)."""
-    src = CaptureFile(path)
-    for batch in src.batches(chunk=SNIFF_BYTES):
-        if len(batch):
-            return float(batch.ts[0]), src.format
-    return None, src.format
+    """Time of the first packet of a capture and its format (reads small chunks until a packet)."""
+    from pcapaudit.core import open_capture
+
+    cap = open_capture(path)
+    first = cap.first_packet(SNIFF_BYTES)
+    return (first[0] if first is not None else None), cap.format
 
 
 def sensor_of(path: str, pattern: re.Pattern | None, meta: str) -> str:
@@ -199,13 +213,16 @@ def plan_inputs(specs: list[str], recursive: bool = False, sensor_pattern: str |
     files: list[tuple[str, InputFile]] = []
     for path, explicit in paths:
         try:
-            meta = capture_meta(_head(path))
+            head = _head(path)
+            meta = capture_meta(head)
         except OSError as e:
             plan.errors.append(f"{path}: cannot open: {e.strerror or e}")
             continue
         if meta is None:
             if explicit:
                 plan.errors.append(f"{path}: not a pcap or pcapng capture")
+            elif looks_like_capture(path, head):  # a damaged capture is data lost: say so
+                plan.errors.append(why_unreadable(path))
             else:
                 log.info("%s: not a capture, skipped", path)
             continue

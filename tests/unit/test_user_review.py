@@ -91,3 +91,50 @@ def test_an_empty_address_answer_for_a_vendor_name_is_a_block(tmp_path, capsys, 
     if blocked:
         assert found[0]["kind"] == "blocked" and found[0]["rule_id"] == "apple.gdmf"
         assert _row(out["coverage"], "apple.gdmf")["status"] == "blocked"
+
+
+# -- a directory: compressed captures are found, damaged ones are errors, other files are skipped ---------
+SAMPLE = Path(__file__).resolve().parents[2] / "captures" / "enrollment-troubleshooting.pcap"
+
+
+def _compressed(path: Path, kind: str) -> Path:
+    import bz2
+    import lzma
+
+    data = SAMPLE.read_bytes()
+    if kind == "xz":
+        path.write_bytes(lzma.compress(data))
+    elif kind == "bz2":
+        path.write_bytes(bz2.compress(data))
+    return path
+
+
+@pytest.mark.parametrize("kind", ["xz", "bz2"])
+def test_compressed_captures_in_a_directory_are_audited(tmp_path, capsys, kind):
+    d = tmp_path / "ring"
+    d.mkdir()
+    _compressed(d / f"a.pcap.{kind}", kind)
+    (d / "README.txt").write_text("rotated by tcpdump\n")
+    out = tmp_path / "r.json"
+    assert main(["audit", str(d), "-f", "json", "-o", str(out), "--fail-on", "none"]) == 0, capsys.readouterr().err
+    data = json.loads(out.read_text())
+    assert data["summary"]["flows"] == 24 and not data["weirds"]
+
+
+@pytest.mark.parametrize("content", [
+    SAMPLE.read_bytes()[:10],  # a capture's magic, its header cut short (a ring file being written)
+    bytes(range(256)) * 4,  # garbage under a capture's name
+])  # fmt: skip
+def test_a_damaged_capture_in_a_directory_is_an_error_not_skipped(tmp_path, capsys, content):
+    d = tmp_path / "ring"
+    d.mkdir()
+    (d / "ring_1.pcap").write_bytes(SAMPLE.read_bytes())
+    (d / "ring_2.pcap").write_bytes(content)
+    (d / "notes.txt").write_text("not a capture and not named as one: skipped\n")
+    out = tmp_path / "r.json"
+    assert main(["audit", str(d), "-f", "json", "-o", str(out), "--fail-on", "none"]) == 2
+    err = capsys.readouterr().err
+    assert "ring_2.pcap" in err and "notes.txt" not in err
+    data = json.loads(out.read_text())
+    assert data["summary"]["flows"] == 24
+    assert [w["name"] for w in data["weirds"]] == ["capture_unreadable"] and "ring_2.pcap" in data["weirds"][0]["detail"]

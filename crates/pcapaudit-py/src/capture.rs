@@ -82,6 +82,19 @@ impl Capture {
         })
     }
 
+    /// The time and link type of the first packet (None: no packet before the end or the damage,
+    /// which `error` names), reading `max_bytes` at a time: a directory scan's ordering of its files.
+    #[pyo3(signature = (max_bytes=1 << 16))]
+    fn first_packet(&mut self, py: Python<'_>, max_bytes: usize) -> PyResult<Option<(f64, u32)>> {
+        let reader = self.reader.get_mut().unwrap_or_else(|e| e.into_inner());
+        py.detach(|| {
+            guard(
+                "Capture.first_packet",
+                || Ok(reader.first_packet(max_bytes)),
+            )
+        })
+    }
+
     #[getter]
     fn name(&self) -> String {
         self.r().name.clone()
@@ -123,5 +136,31 @@ impl Capture {
     #[getter]
     fn ifnames(&self) -> Vec<String> {
         self.r().ifnames.clone()
+    }
+}
+
+/// The first `n` bytes of the file at `path`, decompressed when it is compressed (gzip, zstd, xz,
+/// bzip2); OSError when it cannot be opened or read.
+#[pyfunction]
+pub fn sniff<'py>(
+    py: Python<'py>,
+    path: &str,
+    n: usize,
+) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
+    let data = py.detach(|| guard("sniff", || Ok(CaptureReader::sniff(path, n))))?;
+    match data {
+        Ok(v) => Ok(pyo3::types::PyBytes::new(py, &v)),
+        Err(e) => {
+            let text = e.to_string();
+            let text = text
+                .split(" (os error ")
+                .next()
+                .unwrap_or(&text)
+                .to_string();
+            Err(pyo3::exceptions::PyOSError::new_err((
+                e.raw_os_error().unwrap_or(0),
+                text,
+            )))
+        }
     }
 }

@@ -158,6 +158,41 @@ impl CaptureReader {
         self.raw_read.load(Ordering::Relaxed)
     }
 
+    /// The first `n` bytes of a file, decompressed when it is compressed (gzip, zstd, xz, bzip2): what a
+    /// directory scan looks at to tell a capture from a README. Compressed data that cannot be read
+    /// gives the bytes that could.
+    pub fn sniff(path: &str, n: usize) -> io::Result<Vec<u8>> {
+        let mut f: Box<dyn Read + Send> = Box::new(std::fs::File::open(path)?);
+        let (head, err) = read_upto(&mut *f, n.min(4));
+        if let Some(e) = err {
+            return Err(e);
+        }
+        match compress::compression_of(&head) {
+            Some(kind) => {
+                let mut z = compress::decompressor(kind, head, f);
+                Ok(read_upto(&mut *z, n).0)
+            }
+            None => {
+                let (rest, err) = read_upto(&mut *f, n.saturating_sub(head.len()));
+                match err {
+                    Some(e) if rest.is_empty() => Err(e),
+                    _ => Ok([head, rest].concat()),
+                }
+            }
+        }
+    }
+
+    /// The time and link type of the first packet, reading batches of `max_bytes` until one has a
+    /// packet; None when the capture has none (or stops before one: `error` says why).
+    pub fn first_packet(&mut self, max_bytes: usize) -> Option<(f64, u32)> {
+        while let Some(b) = self.next_batch(max_bytes) {
+            if let (Some(&ts), Some(&lt)) = (b.ts.first(), b.linktype.first()) {
+                return Some((ts, lt));
+            }
+        }
+        None
+    }
+
     /// Open a path (`-` for stdin). Errors: no such file, a directory, permission denied, bad magic.
     pub fn open(path: &str) -> Result<CaptureReader, CaptureError> {
         if path == "-" {

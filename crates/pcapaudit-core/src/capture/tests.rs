@@ -880,3 +880,31 @@ fn corpus_matches_python() {
     }
     assert!(checked > 0);
 }
+
+#[test]
+fn sniff_and_first_packet_see_through_every_compression() {
+    let plain = hl7();
+    let (_, want) = read_all(&plain, CHUNK);
+    let first_ts = want.first().map(|p| p.0).unwrap();
+    let root = format!("{}/src/capture/testdata", env!("CARGO_MANIFEST_DIR"));
+    for file in ["hl7.pcap.zst", "hl7.pcap.xz", "hl7.pcap.bz2"] {
+        let path = format!("{root}/{file}");
+        let head = CaptureReader::sniff(&path, 64).unwrap();
+        assert_eq!(head[..], plain[..64], "{file}");
+        let mut r = CaptureReader::open(&path).unwrap();
+        let (ts, lt) = r.first_packet(100).unwrap();
+        assert_eq!((ts, lt), (first_ts, 1), "{file}");
+    }
+    // a plain file shorter than asked: what there is
+    let tmp = std::env::temp_dir().join("pcapaudit-core-sniff-short.pcap");
+    std::fs::write(&tmp, &plain[..10]).unwrap();
+    assert_eq!(
+        CaptureReader::sniff(tmp.to_str().unwrap(), 64).unwrap(),
+        plain[..10]
+    );
+    std::fs::remove_file(&tmp).unwrap();
+    assert!(CaptureReader::sniff("/nonexistent/pcapaudit.pcap", 64).is_err());
+    // no packet at all: None
+    let mut r = reader(&plain[..24], "x.pcap").unwrap();
+    assert_eq!(r.first_packet(100), None);
+}
