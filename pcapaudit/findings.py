@@ -445,14 +445,36 @@ def server_answered(f: FlowRecord) -> bool:
     return f.payload_s2c > 0 or (f.transport is Transport.TCP and "h" in f.history)
 
 
+def _tenant_guard(f: FlowRecord, cls: Classification, rule: Rule, ctx: FindingContext) -> Rule | None:
+    """A rule that forbids inspection of a name only a wildcard rule that allows it matched by host: the
+    tenant's own host with its placeholder unfilled (``{instance}.jamfcloud.com`` under the Jamf-hosted
+    services' ``*.jamfcloud.com``). Classification prefers the wildcard (a better match than a pattern),
+    but an inspected instance must not pass as a hosted service's note. A host listed by name (exact)
+    keeps its own rule."""
+    if cls.confidence != "wildcard" or not cls.matched_name:
+        return None
+    tgt = flow_target(f)
+    for hit in ctx.index.match_name(cls.matched_name):
+        r = hit.rule
+        if (hit.confidence == "pattern" and r.vendor == rule.vendor and (not r.tls_inspection_allowed or r.pinned)
+                and r.port_ok(tgt.port, tgt.transport)):  # fmt: skip
+            return r
+    return None
+
+
 def _intercepted(f, cls, rule, ctx, name, where, ident) -> Iterator[FindingDraft]:
     vendor_flow = rule is not None and cls.matched_by in ("sni", "connect", "http_host", "dns", "cidr")
     # a rule that allows inspection is not protected by naming its usual issuers: an inspection CA there is
     # worth a note (LOW), not an alarm
     protected = vendor_flow and (not rule.tls_inspection_allowed or rule.pinned)
+    if vendor_flow and not protected:
+        guard = _tenant_guard(f, cls, rule, ctx)
+        if guard is not None:  # the vendor's own host by name: its rule's issuers, not the wildcard's
+            rule, protected = guard, True
     tls_seen = f.sni is not None or f.tls_handshake is not None
     ev = {"sni": f.sni, "tls_version": f.tls_server_version or f.tls_version, "handshake": f.tls_handshake}
     leaf = f.certs[0] if f.certs else None
+    genuine = False  # the leaf is the expected issuers', valid at the flow's start, nothing of a proxy in the chain
     # a DNS filter's block page: the name resolved to the filter's server, which presents a certificate
     # for another name. Said in the message, so the engineer looks at the DNS filter, not for a proxy
     block_page = ""
@@ -502,6 +524,8 @@ def _intercepted(f, cls, rule, ctx, name, where, ident) -> Iterator[FindingDraft
                          f"{block_page}",
                          ev, f"intercepted:name|{name}|{leaf.sha256}")  # fmt: skip
         expired, not_yet = validity(leaf.not_before, leaf.not_after, f.ts)
+        genuine = (not inspection and above is None and not leaf.self_signed and not expired and not not_yet
+                   and ctx.issuer_ok(leaf, rule.expected_issuers or "public") if rule is not None else False)  # fmt: skip
         if expired:
             yield _f(INTERCEPTED, Severity.MEDIUM if protected else Severity.LOW, "certificate_expired", f, cls, rule,
                      where, f"{where}: certificate expired on {leaf.not_after[:10]}", ev,
@@ -513,7 +537,15 @@ def _intercepted(f, cls, rule, ctx, name, where, ident) -> Iterator[FindingDraft
                      f"intercepted:not_yet_valid|{leaf.sha256}")  # fmt: skip
     # unknown_ca, bad_certificate...: "always fatal" (RFC 5246 7.2), whatever level a client gives them
     rej = [a for a in f.alerts if a.sender == "client" and a.description in CERT_REJECT_ALERTS and a.after_server_flight]
-    if rej and tls_seen:
+    if rej and tls_seen and genuine and rej[0].description == 45:
+        # certificate_expired for a chain valid at the capture's time: the device's clock, not a proxy (a
+        # forged chain that copies the issuer's name is refused as unknown_ca or bad_certificate instead)
+        yield _f(BLOCKED, Severity.MEDIUM, "certificate_rejected_as_expired", f, cls, rule, where,
+                 f"{where}: the client refused the certificate as expired, but it is valid at the capture's time "
+                 f"(until {(leaf.not_after or '')[:10]}) and issued by {leaf.issuer_cn or leaf.issuer} as expected: "
+                 "the device's clock is probably wrong", {**ev, "alert": "certificate_expired"},
+                 f"blocked:certificate_rejected_as_expired|{ident}")  # fmt: skip
+    elif rej and tls_seen:
         desc = ALERT_NAMES.get(rej[0].description, str(rej[0].description))
         yield _f(INTERCEPTED, Severity.HIGH if protected else Severity.MEDIUM, "client_rejected_certificate", f, cls,
                  rule, where, f"{where}: client refused the server certificate ({'fatal' if rej[0].fatal else 'warning'} "

@@ -130,8 +130,10 @@ def test_the_lab_recordings_together_give_the_name_signal_to_the_intercepted_flo
     assert int(passive["count"].sum()) == 8
     assert passive["evidence"].str.contains("flight_differs_for_name").all()
     assert set(passive["severity"]) == {"medium"}
-    # the clean path's TLS 1.3 notes stay
-    assert int((r.findings["code"] == "evidence_unavailable").sum()) == 4
+    # the clean path's TLS 1.3 notes stay; acme.jamfcloud.com has one too without the tenant configured:
+    # the Jamf Cloud instance may not be inspected (its rule, not the Jamf-hosted services' wildcard)
+    notes = r.findings[r.findings["code"] == "evidence_unavailable"]
+    assert len(notes) == 5 and "jamf-pro.web-app-cloud" in set(notes["rule_id"])
 
 
 QSHAPE = "q13_1301_0033-002b_001d"

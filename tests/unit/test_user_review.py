@@ -138,3 +138,79 @@ def test_a_damaged_capture_in_a_directory_is_an_error_not_skipped(tmp_path, caps
     data = json.loads(out.read_text())
     assert data["summary"]["flows"] == 24
     assert [w["name"] for w in data["weirds"]] == ["capture_unreadable"] and "ring_2.pcap" in data["weirds"][0]["detail"]
+
+
+# -- interception on a tenant's own host when no tenant is configured --------------------------------------
+def _tls_flow(sni, dst, certs, **kw):
+    from pcapaudit.model import FlowRecord, Transport
+
+    base = dict(uid="C1", ts=1_700_000_000.0, ts_last=1_700_000_001.0, transport=Transport.TCP,
+                src_ip="192.168.50.10", src_port=50000, dst_ip=dst, dst_port=443, ip_version=4, pkts_c2s=8,
+                pkts_s2c=8, bytes_c2s=900, bytes_s2c=4000, payload_c2s=600, payload_s2c=3500, conn_state="SF",
+                state="closed", history="ShADadFf", sni=sni, app_protocol="tls", tls_version="TLSv1.2",
+                tls_server_version="TLSv1.2", tls_handshake="complete", certs=certs)  # fmt: skip
+    base.update(kw)
+    return FlowRecord(**base)
+
+
+def _cert(issuer_cn, issuer_org, subject_cn, san, sha="ab"):
+    from pcapaudit.model import CertInfo
+
+    return CertInfo(subject=f"CN={subject_cn}", issuer=f"CN={issuer_cn},O={issuer_org}", subject_cn=subject_cn,
+                    issuer_cn=issuer_cn, issuer_org=issuer_org, sha256=sha, self_signed=False,
+                    not_before="2023-01-01T00:00:00+00:00", not_after="2030-01-01T00:00:00+00:00", san=san)  # fmt: skip
+
+
+def _found(rec, **opts) -> dict[str, str]:
+    from pcapaudit.audit import AuditOptions, Auditor
+    from pcapaudit.classify import classify
+    from pcapaudit.findings import _detect
+
+    a = Auditor(AuditOptions(**opts))
+    cls = classify(rec, a.index, a._prefer)
+    return {fd.code: fd.severity.name for fd in _detect(rec, cls, a.ctx.rule(cls.rule_id), a.ctx)}
+
+
+ZSCALER = ("Zscaler Intermediate Root CA", "Zscaler Inc.")
+
+
+@pytest.mark.parametrize("tenants", [None, {"jamf-pro.instance": "acme"}], ids=["no-tenant", "tenant"])
+def test_inspection_of_a_jamf_cloud_instance_is_an_alarm_with_or_without_the_tenant(tenants):
+    """acme.jamfcloud.com re-signed by Zscaler: Jamf says HTTPS interception is not supported for Jamf Pro,
+    so it is issuer_mismatch (HIGH) also when the instance name is not configured: the wildcard rule of
+    Jamf's own hosted services (which may be inspected) must not hide the unfilled instance rule."""
+    rec = _tls_flow("acme.jamfcloud.com", "3.140.18.44", (_cert(*ZSCALER, "acme.jamfcloud.com", ("*.jamfcloud.com",)),))
+    got = _found(rec, tenants=tenants or {})
+    assert got.get("issuer_mismatch") == "HIGH", got
+
+
+def test_inspection_of_a_named_jamf_hosted_service_stays_a_note():
+    """jamf-patch.jamfcloud.com is listed by name among the services the Jamf Pro server calls, which the
+    rules let a proxy inspect: a note, not an alarm (the instance pattern does not take it over)."""
+    rec = _tls_flow("jamf-patch.jamfcloud.com", "3.140.18.45",
+                    (_cert(*ZSCALER, "jamf-patch.jamfcloud.com", ("*.jamfcloud.com",)),))  # fmt: skip
+    assert _found(rec) == {"inspection_ca_seen": "LOW"}
+
+
+DIGICERT = ("DigiCert Global G2 TLS RSA SHA256 2020 CA1", "DigiCert Inc")
+
+
+@pytest.mark.parametrize("alert, code, kind", [
+    (45, "certificate_rejected_as_expired", "BLOCKED"),  # certificate_expired, the chain valid: the device's clock
+    (48, "client_rejected_certificate", "INTERCEPTED"),  # unknown_ca: a forged chain may copy the issuer's name
+])  # fmt: skip
+def test_a_client_calling_a_valid_expected_chain_expired_is_its_clock_not_an_interception(alert, code, kind):
+    from pcapaudit.audit import AuditOptions, Auditor
+    from pcapaudit.classify import classify
+    from pcapaudit.findings import _detect
+    from pcapaudit.model import TlsAlert
+
+    rec = _tls_flow("1-courier.push.apple.com", "17.57.146.20",
+                    (_cert(*DIGICERT, "1-courier.push.apple.com", ("*.push.apple.com",)),),
+                    alerts=(TlsAlert("client", 2, alert, True),), tls_handshake="client_alert")  # fmt: skip
+    a = Auditor(AuditOptions())
+    cls = classify(rec, a.index, a._prefer)
+    got = {fd.code: (fd.kind.name, fd.severity.name) for fd in _detect(rec, cls, a.ctx.rule(cls.rule_id), a.ctx)}
+    assert code in got and got[code][0] == kind, got
+    if kind == "BLOCKED":
+        assert "client_rejected_certificate" not in got and not any(k == "INTERCEPTED" for k, _s in got.values()), got
