@@ -37,6 +37,7 @@ from pcapaudit.engine import EngineConfig, FlowEngine
 from pcapaudit.enrich import DnsMap
 from pcapaudit.errors import RulesetError, UsageError
 from pcapaudit.findings import (
+    DNS_FAILURES,
     END_GRACE,
     INFRA_PORTS,
     SINKHOLES,
@@ -948,6 +949,31 @@ class Auditor:
         self._max_active += state["max_active"]
         self._ended_early += state["ended_early"]
 
+    def _dns_recovered(self) -> None:
+        """DNS failures of a name that a later lookup answered with an address (a resolver's hiccup, a retry
+        that worked) are LOW notes: what stays a block is a name whose last lookup failed."""
+        names = self.findings.targets(DNS_FAILURES)
+        if not names or not len(self.dns):
+            return
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        t = self.dns.table().select(["query", "ts", "qtype", "rcode", "answers", "sinkholed", "opcode"])
+        t = t.filter(pc.and_(pc.is_in(t.column("query"), pa.array(sorted(names))),
+                             pc.fill_null(pc.equal(t.column("opcode"), "QUERY"), False)))  # fmt: skip
+        last_ok: dict[str, float] = {}
+        last_fail: dict[str, float] = {}
+        for q, ts, qtype, rcode, answers, sinkholed in zip(*(t.column(c).to_pylist() for c in (
+                "query", "ts", "qtype", "rcode", "answers", "sinkholed"))):  # fmt: skip
+            types = {a.split(":", 1)[0] for a in answers.split(";")} if answers else set()
+            if rcode == "NOERROR" and types & {"A", "AAAA"} and not sinkholed:
+                last_ok[q] = max(last_ok.get(q, ts), ts)
+            elif rcode in ("NXDOMAIN", "REFUSED", "SERVFAIL", None) or (qtype == "A" and "A" not in types):
+                last_fail[q] = max(last_fail.get(q, ts), ts)
+        recovered = {q for q, ok in last_ok.items() if ok > last_fail.get(q, float("-inf"))}
+        if recovered:
+            self.findings.soften(DNS_FAILURES, recovered, "answered later with an address: a transient failure")
+
     def _tls13_passive(self) -> None:
         """Passive TLS 1.3 interception evidence over the whole flows table (``pcapaudit.tls13``): its
         per-flow verdicts replace the "evidence unavailable" notes of the flows they cover."""
@@ -993,6 +1019,7 @@ class Auditor:
                 self._finding(fd, rules, client, fkey)
         self._held_udp.clear()
         self._tls13_passive()
+        self._dns_recovered()
         vendors = self.options.vendors or self.coverage.detected_vendors(self.book)
         finding_rows = self.findings.rows()
         coverage = self.coverage.rows(self.book, tuple(vendors), self.ctx.region)

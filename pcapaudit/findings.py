@@ -670,6 +670,10 @@ def detect_dns(tx: DnsTransaction, ctx: FindingContext) -> Iterator[FindingDraft
             tx.uid)  # fmt: skip
 
 
+# a lookup that failed: what a later good answer for the same name makes a transient failure
+DNS_FAILURES = frozenset({"dns_nxdomain", "dns_refused", "dns_servfail", "dns_no_response", "dns_no_address"})
+
+
 def no_address(tx: DnsTransaction) -> bool:
     """A NOERROR answer to an A query with no A record in it (NODATA, CNAMEs or not): a vendor's host
     always has an IPv4 address, so this is a DNS filter's way of blocking it (AAAA is left out: many hosts
@@ -883,6 +887,18 @@ class FindingCollector:
         the cross-flow analyses, made once the whole flows table is known)."""
         self.raw += 1
         return self._fold(fd.identifier, fd, fd.count, fd.severity, uids)
+
+    def targets(self, codes: frozenset[str]) -> set[str]:
+        """The targets of the rows of these codes."""
+        return {f.target for f in self._first.values() if f.code in codes and f.target}
+
+    def soften(self, codes: frozenset[str], targets: set[str], note: str) -> None:
+        """Rows of ``codes`` about ``targets`` become LOW notes with ``note`` added to their message (a later
+        analysis showed what they report did not last)."""
+        for key, f in list(self._first.items()):
+            if f.code in codes and f.target in targets:
+                self._first[key] = replace(f, severity=Severity.LOW, message=f"{f.message}; {note}")
+                self._sev[key] = Severity.LOW
 
     def retract(self, code: str, uids: set[str]) -> int:
         """Take the flows ``uids`` out of the rows of ``code`` (a later analysis replaced what those rows

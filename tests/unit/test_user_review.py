@@ -214,3 +214,21 @@ def test_a_client_calling_a_valid_expected_chain_expired_is_its_clock_not_an_int
     assert code in got and got[code][0] == kind, got
     if kind == "BLOCKED":
         assert "client_rejected_certificate" not in got and not any(k == "INTERCEPTED" for k, _s in got.values()), got
+
+
+# -- a lookup that failed once and was answered on the retry ---------------------------------------------
+@pytest.mark.parametrize("order, softened", [("fail-then-ok", True), ("ok-then-fail", False)])
+def test_a_dns_failure_answered_on_the_retry_is_a_low_note(tmp_path, capsys, order, softened):
+    """SERVFAIL for albert.apple.com, answered a second later (a resolver's hiccup): a LOW note that says
+    it recovered, not a HIGH block; a failure after the last good answer stays what it was."""
+    fail = _dns("10.0.0.5", "10.0.0.53", "albert.apple.com", 0, answers=[], rcode=2, tid=1, sport=40001)
+    ok = _dns("10.0.0.5", "10.0.0.53", "albert.apple.com", 0, answers=["17.253.21.201"], tid=2, sport=40002)
+    first, second = (fail, ok) if order == "fail-then-ok" else (ok, fail)
+    items = [(T0 + t, p) for t, p in first] + [(T0 + 1 + t, p) for t, p in second]
+    items += _dns("10.0.0.5", "10.0.0.53", "example.org", T0 + 10, answers=["93.184.216.34"], tid=9, sport=40009)
+    out = _audit(capsys, _write_timed(tmp_path / "retry.pcap", items))
+    f = next(f for f in out["findings"] if f["code"] == "dns_servfail")
+    if softened:
+        assert f["severity"] == "low" and "answered later" in f["message"], f
+    else:
+        assert f["severity"] == "high" and "answered later" not in f["message"], f
