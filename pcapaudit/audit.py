@@ -28,6 +28,7 @@ from pcapaudit.classify import (
     is_multicast,
     is_multicast_or_broadcast,
 )
+from pcapaudit.config import load_config, parse_kv
 from pcapaudit.core import CoreEngine, dns_rows, flow_rows, open_capture, with_classification
 from pcapaudit.coverage import CoverageTracker, reached
 from pcapaudit.decode import FAST, Decoder
@@ -35,7 +36,7 @@ from pcapaudit.decode import icmp as icmpmod
 from pcapaudit.dedup import InterfaceCopies
 from pcapaudit.engine import EngineConfig, FlowEngine
 from pcapaudit.enrich import DnsMap
-from pcapaudit.errors import RulesetError, UsageError
+from pcapaudit.errors import ConfigError, RulesetError, UsageError
 from pcapaudit.findings import (
     DNS_FAILURES,
     END_GRACE,
@@ -1163,8 +1164,13 @@ def audit(
     recursive: bool = False,
     sensor_pattern: str | None = None,
     partitions: int | None = None,
+    config: str | os.PathLike | None = None,
 ):
     """Audit one or more capture files and return an ``AuditResult`` (``.flows``, ``.findings``, ``.coverage``).
+
+    ``config``: a config file, as ``pcapaudit audit --config`` reads it (its ``fail_on`` is the CLI's exit
+    threshold and means nothing here); the other arguments add to its lists and override its tenants, key
+    by key, as the CLI's flags do. ``tenants``: a dict, or ``VENDOR.NAME=VALUE`` strings.
 
     Raises ``CaptureError`` when a capture cannot be opened at all and ``RulesetError`` for bad rulesets;
     a capture that is truncated mid-way still returns a result, with the problem in ``result.errors``.
@@ -1178,11 +1184,20 @@ def audit(
         raise UsageError("captures: no capture given")
     if engine not in ("core", "fast", "simple"):
         raise UsageError(f"engine {engine!r}: core, fast or simple")
+    cfg = load_config(config) if config is not None else {}
+    try:
+        cfg_devices = networks(tuple(cfg.get("devices") or ()), f"{config}: devices")
+    except UsageError as e:
+        raise ConfigError(str(e)) from None
     opts = AuditOptions(
-        rules=list(_paths(rules, "rules")) or None, vendors=_strings(vendors, "vendors") or None,
-        tenants=dict(tenants or {}), trust_issuers=_strings(trust_issuers, "trust_issuers"),
-        devices=networks(_strings(devices, "devices"), "devices"), engine=engine,
+        rules=list(_paths(rules, "rules")) or cfg.get("rules") or None,
+        vendors=_strings(vendors, "vendors") or _vendor_list(cfg.get("vendor")) or None,
+        tenants={**{str(k): str(v) for k, v in (cfg.get("tenants") or {}).items()}, **_tenants(tenants)},
+        trust_issuers=tuple(cfg.get("trust_issuers") or ()) + _strings(trust_issuers, "trust_issuers"),
+        devices=cfg_devices + networks(_strings(devices, "devices"), "devices"), engine=engine,
     )  # fmt: skip
+    if cfg.get("max_flows") is not None:
+        opts = replace(opts, engine_config=replace(opts.engine_config, max_flows=cfg["max_flows"] or None))
     from pcapaudit.inputs import is_capture_spec
 
     if client is not None or recursive or sensor_pattern or partitions or any(map(is_capture_spec, captures)):
@@ -1196,6 +1211,25 @@ def audit(
     for c in captures:
         a.run_file(CaptureFile(c))
     return a.finish()
+
+
+def _tenants(tenants) -> dict[str, str]:
+    """``tenants=``: a dict, or ``VENDOR.NAME=VALUE`` strings (as ``--tenant`` takes them)."""
+    if tenants is None:
+        return {}
+    if isinstance(tenants, dict):
+        for k in tenants:
+            if not isinstance(k, str) or "." not in k:
+                raise UsageError(f"tenants: {k!r}: a key is VENDOR.NAME (kandji.uuid, jamf-pro.instance)")
+        return {k: str(v) for k, v in tenants.items()}
+    if isinstance(tenants, str) or not all(isinstance(t, str) for t in tenants):
+        raise UsageError("tenants: a dict {'VENDOR.NAME': value} or a list of 'VENDOR.NAME=VALUE' strings")
+    return parse_kv(tenants, "tenants:")
+
+
+def _vendor_list(v) -> tuple[str, ...]:
+    """The config's ``vendor``: names, each of which may list several with commas."""
+    return tuple(x.strip() for item in (v or ()) for x in item.split(",") if x.strip())
 
 
 @contextlib.contextmanager

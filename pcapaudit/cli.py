@@ -14,9 +14,9 @@ import signal
 import sys
 import time
 from collections import Counter
-from pathlib import Path
 
-from pcapaudit.errors import CaptureError, PcapAuditError, RulesetError, UsageError, one_line
+from pcapaudit.config import load_config, parse_kv
+from pcapaudit.errors import CaptureError, ConfigError, PcapAuditError, RulesetError, UsageError, one_line
 from pcapaudit.model import Severity
 
 log = logging.getLogger("pcapaudit")
@@ -30,10 +30,6 @@ DEFAULT_TEXT_TABLES = ("findings", "coverage", "flows")
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line (main adds a hint to --help), exit 2 (argparse's own convention)
         raise UsageError(message)
-
-
-class ConfigError(UsageError):
-    """A bad ``--config`` file or value in it: the message names the file (no hint to ``--help``)."""
 
 
 COMMANDS = ("audit", "live", "crosscheck", "rules")
@@ -184,86 +180,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _parse_kv(items: list[str], flag: str) -> dict[str, str]:
-    out = {}
-    for it in items:
-        k, sep, v = it.partition("=")
-        if not sep or not k or "." not in k:
-            raise UsageError(f"{flag} {it!r}: expected VENDOR.NAME=VALUE")
-        out[k.strip()] = v.strip()
-    return out
-
-
-def _load_config(path: str) -> dict:
-    import yaml
-
-    from pcapaudit.rules.loader import SAFE_LOADER, check_node_budget
-
-    try:
-        data = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=SAFE_LOADER) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: cannot read config: {e}") from None
-    except yaml.YAMLError as e:  # where and what, as for --rules files
-        mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}:" if mark is not None else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise ConfigError(f"{path}:{where} invalid YAML: {problem}") from None
-    except RecursionError:
-        raise ConfigError(f"{path}: invalid YAML: nested too deeply") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: config must be a mapping")
-    if not check_node_budget(data):
-        raise ConfigError(f"{path}: config too large (YAML aliases expanding to a huge document?)")
-    allowed = ("rules", "vendor", "tenants", "trust_issuers", "devices", "fail_on", "max_flows")
-    for key in data:
-        if key not in allowed:
-            raise ConfigError(f"{path}: unknown config key {key!r} (allowed: {', '.join(sorted(allowed))})")
-
-    def strings(key: str) -> list[str]:  # a string, or a list of strings
-        v = data[key]
-        items = v if isinstance(v, list) else [v]
-        if not items or not all(isinstance(x, str) and x for x in items):
-            raise ConfigError(f"{path}: {key}: expected a string or a list of strings")
-        return items
-
-    for key in ("rules", "vendor", "trust_issuers", "devices"):
-        if key in data:
-            data[key] = strings(key)
-    if "fail_on" in data and not isinstance(data["fail_on"], str):
-        raise ConfigError(f"{path}: fail_on: expected one of info, low, medium, high, none")
-    if "max_flows" in data:
-        v = data["max_flows"]
-        try:
-            if isinstance(v, bool) or not isinstance(v, int):
-                raise argparse.ArgumentTypeError(f"expected a whole number of flows (0: no cap), not {v!r}")
-            data["max_flows"] = _max_flows(str(v))
-        except argparse.ArgumentTypeError as e:
-            raise ConfigError(f"{path}: max_flows: {e}") from None
-    tenants = data.get("tenants")
-    if tenants is not None and not (
-        isinstance(tenants, dict)
-        and all(isinstance(k, str) and isinstance(v, (str, int, float)) and not isinstance(v, bool) for k, v in tenants.items())
-    ):
-        raise ConfigError(f"{path}: tenants: expected a mapping of VENDOR.NAME: VALUE")
-    base = Path(path).resolve().parent
-    if "rules" in data:
-        data["rules"] = [str(base / r) if not Path(r).is_absolute() else r for r in data["rules"]]
-    return data
-
-
 def _options(args):
     from pcapaudit.audit import AuditOptions, networks
 
     path = getattr(args, "config", None)
-    cfg = _load_config(path) if path else {}
+    cfg = load_config(path) if path else {}
     rules = args.rules or cfg.get("rules") or ([os.environ["PCAPAUDIT_RULES"]] if os.environ.get("PCAPAUDIT_RULES") else None)
     vendor = args.vendor or cfg.get("vendor")
     if isinstance(vendor, list):
         vendor = ",".join(vendor)
     tenants = {str(k): str(v) for k, v in (cfg.get("tenants") or {}).items()}
-    flag_tenants = _parse_kv(args.tenant, "--tenant")
+    flag_tenants = parse_kv(args.tenant, "--tenant")
     # what the config file decided, so that the checks made later name the file, not the flag
     args.config_values = {"vendor": bool(cfg.get("vendor")) and not args.vendor,
                           "tenants": set(tenants) - set(flag_tenants)} if path else {}  # fmt: skip

@@ -19,6 +19,10 @@ class UsageError(PcapAuditError):
     """A bad flag or option value."""
 
 
+class ConfigError(UsageError):
+    """A bad config file (``--config``, ``audit(config=)``) or value in it: the message names the file."""
+
+
 def one_line(e: object) -> str:
     """An error message on one line, whatever a hostile file name or ruleset value carries."""
     return str(e).replace("\r", "\\r").replace("\n", "\\n")

@@ -232,3 +232,46 @@ def test_a_dns_failure_answered_on_the_retry_is_a_low_note(tmp_path, capsys, ord
         assert f["severity"] == "low" and "answered later" in f["message"], f
     else:
         assert f["severity"] == "high" and "answered later" not in f["message"], f
+
+
+# -- the API: a config file, tenants as the CLI writes them ---------------------------------------------
+LAB = Path(__file__).resolve().parents[2] / "captures" / "lab.yaml"
+
+
+def test_the_api_reads_the_same_config_file_as_the_cli(tmp_path):
+    import pcapaudit
+
+    with_config = pcapaudit.audit(SAMPLE, config=LAB)
+    by_hand = pcapaudit.audit(SAMPLE, tenants={"kandji.uuid": "4f3c2a10-7e55-4d1e-9a4b-2b6f0c8d9e01",
+                                               "jamf-pro.instance": "acme"},
+                              trust_issuers=["pcapaudit Lab Trust Services"],
+                              devices=["192.168.50.0/24", "10.20.0.0/24"])  # fmt: skip
+    assert with_config.findings.equals(by_hand.findings) and with_config.coverage.equals(by_hand.coverage)
+    bare = pcapaudit.audit(SAMPLE)
+    assert not bare.findings.equals(with_config.findings)
+    # the arguments add to (devices, trust_issuers) or override (tenants by key) the file's values
+    other = pcapaudit.audit(SAMPLE, config=LAB, tenants={"jamf-pro.instance": "other"})
+    assert not other.coverage.equals(with_config.coverage)
+
+
+def test_api_config_errors_name_the_file(tmp_path):
+    import pcapaudit
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("tenants: [1, 2]\n")
+    with pytest.raises(pcapaudit.UsageError, match="bad.yaml: tenants"):
+        pcapaudit.audit(SAMPLE, config=bad)
+    with pytest.raises(pcapaudit.UsageError, match="no such config file"):
+        pcapaudit.audit(SAMPLE, config=tmp_path / "missing.yaml")
+
+
+def test_api_tenants_as_the_cli_writes_them():
+    import pcapaudit
+
+    as_dict = pcapaudit.audit(SAMPLE, tenants={"kandji.region": "eu"})
+    as_items = pcapaudit.audit(SAMPLE, tenants=["kandji.region=eu"])
+    assert as_items.coverage.equals(as_dict.coverage)
+    with pytest.raises(pcapaudit.UsageError, match="tenants: .*VENDOR.NAME"):
+        pcapaudit.audit(SAMPLE, tenants=["kandji.region"])
+    with pytest.raises(pcapaudit.UsageError, match="tenants: 'kandji': .*VENDOR.NAME"):
+        pcapaudit.audit(SAMPLE, tenants={"kandji": "x"})
