@@ -686,6 +686,9 @@ def cmd_live(args) -> int:
         return 0
     if not args.interface:
         raise UsageError("live: an interface is needed (pcapaudit live --list shows them)")
+    from pcapaudit.capture.libpcap import resolve_interface
+
+    args.interface = resolve_interface(args.interface)  # a number of --list, as tcpdump -i takes it
     opts, threshold = _options(args)
     return _run_live(args, opts, threshold)
 

@@ -108,6 +108,25 @@ def interfaces() -> list[str]:
         return []
 
 
+def available_interfaces() -> list[str]:
+    """The names ``--list`` prints (libpcap's, "any" included), else the system's."""
+    try:
+        return [name for name, _d, _f in list_interfaces()] or interfaces()
+    except CaptureError:
+        return interfaces()
+
+
+def resolve_interface(name: str) -> str:
+    """An interface name, or a number of the ``--list`` (``tcpdump -D``) list, as ``tcpdump -i 2`` takes it."""
+    if not name.isdigit() or name in interfaces():
+        return name
+    names = [n for n, _d, _f in list_interfaces()]
+    n = int(name)
+    if not 1 <= n <= len(names):
+        raise CaptureError(f"{name}: no interface number {n} (pcapaudit live --list numbers them 1 to {len(names)})")
+    return names[n - 1]
+
+
 def _perm_hint(iface: str) -> str:
     if sys.platform == "darwin":
         return (f"{iface}: permission denied capturing packets: run as root (sudo pcapaudit live {iface}) or grant "
@@ -204,7 +223,7 @@ class Handle:
             if rc == PCAP_ERROR_PERM_DENIED or "ermission" in msg or "not permitted" in msg:
                 raise CaptureError(_perm_hint(iface))
             if rc == PCAP_ERROR_NO_SUCH_DEVICE or "No such device" in msg:
-                avail = ", ".join(interfaces()) or "see `ip link` / `ifconfig`"
+                avail = ", ".join(available_interfaces()) or "see `ip link` / `ifconfig`"
                 raise CaptureError(f"{iface}: no such interface (available: {avail})")
             if rc == PCAP_ERROR_IFACE_NOT_UP:
                 raise CaptureError(f"{iface}: interface is down (bring it up: ip link set {iface} up)")

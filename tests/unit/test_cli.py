@@ -497,3 +497,20 @@ def test_a_reader_that_stops_reading_does_not_change_the_exit_code(extra):
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 1, err
     assert "Traceback" not in err and "Exception ignored" not in err
+
+
+def test_live_takes_the_numbers_its_list_prints():
+    """`pcapaudit live 2` is the second interface of `--list`, as `tcpdump -i 2` is of `tcpdump -D`; a
+    number past the list says how many there are; the "available" list names what --list names ("any")."""
+    from pcapaudit.capture import libpcap
+    from pcapaudit.errors import CaptureError
+
+    try:
+        listed = [name for name, _d, _f in libpcap.list_interfaces()]
+    except CaptureError:
+        pytest.skip("libpcap is not installed")
+    assert libpcap.resolve_interface("1") == listed[0]
+    assert libpcap.resolve_interface(listed[-1]) == listed[-1]
+    with pytest.raises(CaptureError, match=f"no interface number {len(listed) + 1} .*1 to {len(listed)}"):
+        libpcap.resolve_interface(str(len(listed) + 1))
+    assert "any" in libpcap.available_interfaces() or "any" not in listed
