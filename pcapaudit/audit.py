@@ -25,8 +25,10 @@ from pcapaudit.classify import (
     VERDICT_LEGACY,
     address_scope,
     classify,
+    is_loopback,
     is_multicast,
     is_multicast_or_broadcast,
+    named_on_listed_port,
 )
 from pcapaudit.config import load_config, parse_kv
 from pcapaudit.core import CoreEngine, dns_rows, flow_rows, open_capture, with_classification
@@ -70,6 +72,7 @@ from pcapaudit.model import (
     FlowBase,
     FlowRecord,
     Severity,
+    Transport,
     Weird,
     process_label,
 )
@@ -212,6 +215,20 @@ def _groups(keys) -> tuple:
     return first[order], rank[inverse]
 
 
+class _NameView:
+    """What ``classify.named_on_listed_port`` reads of a flow, from one row of the flows table."""
+
+    __slots__ = ("app_protocol", "connect_host", "connect_port", "dns_names", "dst_ip", "dst_port", "http_host",
+                 "http_method", "http_uri", "sni", "transport")  # fmt: skip
+
+    def __init__(self, r: dict, absolute: str | None) -> None:
+        self.sni, self.connect_host, self.connect_port = r["sni"], r["connect_host"], r["connect_port"]
+        self.http_host, self.app_protocol = r["http_host"], r["app_protocol"]
+        self.http_method, self.http_uri = ("GET", absolute) if absolute else (None, None)
+        self.dns_names = tuple(n for n in (r["dns_names"] or "").split(";") if n)
+        self.dst_port, self.transport, self.dst_ip = r["dst_port"], Transport(r["transport"]), None
+
+
 class _Distinct:
     """Distinct objects (by identity) in the order first added, and their numbers."""
 
@@ -231,6 +248,7 @@ class Auditor:
     """Streaming auditor. Feed sources with ``run_file``/``feed_batch``, then call ``finish``."""
 
     scope_keys = True  # unnamed flows in no rule's network classify by the address's scope (_cls_key)
+    name_keys = True  # flows a rule lists by name on their port classify without their address (_core_flows)
 
     def __init__(
         self,
@@ -302,6 +320,8 @@ class Auditor:
         self._device_cache: dict[str, bool] = {}
         self._match_ip_cache: dict[str, tuple] = {}  # address -> (in a rule's network, scope)
         self._mcast_cache: dict[str, bool] = {}
+        self._loop_cache: dict[str, bool] = {}
+        self._listed_cache: dict[tuple, bool] = {}  # names, port, transport -> classified by name alone
         self._mcast_server_cache: dict[str, bool] = {}
         self._quiet_cache: dict[tuple, tuple[bool, bool]] = {}  # pre-check key -> (quiet, reached)
         self._leaf_dates: dict[str, tuple] = {}  # a leaf certificate's digest -> (not_before, not_after)
@@ -414,7 +434,11 @@ class Auditor:
             dev[si], _valid(col("tls_server_version")), _valid(col("cert_sha256")), _valid(col("tls_alerts")),
             _valid(col("icmp")), np.where(scoped, mcast[di], -1), _valid(col("quic_version")),
         ])  # fmt: skip
-        pk = np.column_stack([local, np.where(scoped, -2 - scope[di], di), values])
+        # a flow a rule lists by name on its port classifies, pre-checks and counts the same whatever its
+        # server's address (but loopback): such flows share a key across a name's many addresses
+        addr_free = ~scoped & self._named_on_listed_port(tb, local, dport) & self.name_keys
+        addr_free &= ~np.array([_memo(self._loop_cache, d, 100_000, is_loopback) for d in dsts] + [False])[di]
+        pk = np.column_stack([local, np.where(scoped, -2 - scope[di], np.where(addr_free, -1, di)), values])
         groups, inverse = _groups(pk)
         # one representative row per group: its key tuples, classified and pre-checked on a real record
         reps = tb.take(pa.array(groups)).select(["sni", "connect_host", "connect_port", "http_host", "http_method",
@@ -428,8 +452,9 @@ class Auditor:
             r = {k: v[g] for k, v in reps.items()}
             hm, hu = r["http_method"], r["http_uri"]
             key = cls_key(r["sni"], r["connect_host"], r["connect_port"], r["http_host"],
-                          hu if hm and hu and "://" in hu else None, r["dns_names"], r["dst_ip"], r["dst_port"],
-                          r["transport"], r["app_protocol"])  # fmt: skip
+                          hu if hm and hu and "://" in hu else None, r["dns_names"],
+                          None if addr_free[i] else r["dst_ip"], r["dst_port"], r["transport"],
+                          r["app_protocol"])  # fmt: skip
             gkeys.append(key)
             gpkeys.append((key, r["conn_state"], r["state"], r["pkts_s2c"] == 0, r["src_port"] in INFRA_PORTS,
                            r["dst_port"] in INFRA_PORTS, r["app_protocol"], bool(dev[si[i]]),
@@ -470,6 +495,28 @@ class Auditor:
             counted = np.concatenate([counted, grouped])
         self._account_groups(tb, counted, inverse, ghits, gfast)  # the rest counted in _detect
         self.flows.add_batch(with_classification(tb, classes.items, row_cls))
+
+    def _named_on_listed_port(self, tb, local, dport) -> np.ndarray:
+        """Per row of ``tb``: ``classify.named_on_listed_port``, once per distinct combination of the names,
+        port and transport it reads (``local``: the batch's codes of the pre-check columns)."""
+        import numpy as np
+        import pyarrow as pa
+
+        nk = np.column_stack([local[:, [0, 1, 2, 3, 4, 5, 6, 9]], dport])
+        first, inverse = _groups(nk)
+        cols = ("sni", "connect_host", "connect_port", "http_host", "http_method", "http_uri", "dns_names",
+                "dst_port", "transport", "app_protocol")  # fmt: skip
+        reps = tb.take(pa.array(first)).select(list(cols)).to_pydict()
+        out = []
+        for g in range(len(first)):
+            r = {k: reps[k][g] for k in cols}
+            hm, hu = r["http_method"], r["http_uri"]
+            absolute = hu if hm and hu and "://" in hu else None
+            key = (r["sni"], r["connect_host"], r["connect_port"], r["http_host"], absolute, r["dns_names"],
+                   r["dst_port"], r["transport"], r["app_protocol"] == "quic")  # fmt: skip
+            out.append(_memo(self._listed_cache, key, 50_000, lambda _k, r=r, absolute=absolute: named_on_listed_port(
+                _NameView(r, absolute), self.index)))  # fmt: skip
+        return np.array(out + [False], dtype=bool)[inverse]
 
     def _account_groups(self, tb, rows, groups, ghits, gfast) -> None:
         """The checklist tallies of ``rows`` (numpy), each of group ``groups[row]`` whose classification and

@@ -199,6 +199,26 @@ def _also(rules: list[Rule], chosen: Rule) -> str:
     return f" (also listed by {', '.join(others)})" if others else ""
 
 
+def _listed_names(f: FlowRecord, index: RuleIndex, names: list[tuple[str, str]], tgt: Target) -> tuple[list, list, bool]:
+    """Every (by, name, hit) of the flow's evidence names; those on a port their rule lists (or HTTP/3
+    on udp/443 for a tcp/443 HTTPS host: the same service over QUIC); whether that took HTTP/3."""
+    name_hits = [(by, name, hit) for by, name in names for hit in index.match_name(name)]
+    ok = [(by, name, hit) for by, name, hit in name_hits if hit.rule.port_ok(tgt.port, tgt.transport)]
+    h3 = False
+    if not ok and f.app_protocol == "quic" and tgt.transport == "udp":
+        ok = [(by, name, hit) for by, name, hit in name_hits if quic_as_https(hit.rule, tgt.port)]
+        h3 = bool(ok)
+    return name_hits, ok, h3
+
+
+def named_on_listed_port(f: FlowRecord, index: RuleIndex) -> bool:
+    """``classify()`` answers from the flow's names alone (a name its rule lists on the flow's port):
+    the server's address changes nothing then, but for loopback, and ``satisfied_rules`` does not read
+    it either (the auditor groups such flows without their address)."""
+    tgt = flow_target(f)
+    return bool(_listed_names(f, index, evidence_names(f), tgt)[1])
+
+
 def classify(f: FlowRecord, index: RuleIndex, prefer: tuple[str, ...] = ()) -> Classification:
     """Classify one flow against the index.
 
@@ -213,17 +233,8 @@ def classify(f: FlowRecord, index: RuleIndex, prefer: tuple[str, ...] = ()) -> C
         return Classification(None, None, None, "none", None, "none", VERDICT_LOCAL,
                               "loopback: the traffic never left the host")  # fmt: skip
     names = evidence_names(f)
-    name_hits = []
-    for by, name in names:
-        for hit in index.match_name(name):
-            name_hits.append((by, name, hit))
+    name_hits, ok, h3 = _listed_names(f, index, names, tgt)
     # 1. a name match on a listed port (best evidence, then best confidence, then preferred vendor)
-    ok = [(by, name, hit) for by, name, hit in name_hits if hit.rule.port_ok(tgt.port, tgt.transport)]
-    h3 = False
-    if not ok and f.app_protocol == "quic" and tgt.transport == "udp":
-        # HTTP/3 is the same HTTPS service over QUIC: a host listed for HTTPS on tcp/443 may use udp/443
-        ok = [(by, name, hit) for by, name, hit in name_hits if quic_as_https(hit.rule, tgt.port)]
-        h3 = bool(ok)
     if ok:
         by, name, first = ok[0]
         same = [h.rule for b, n, h in ok if b == by and n == name and h.confidence == first.confidence]

@@ -322,11 +322,53 @@ def test_unnamed_flows_classify_by_address_scope_like_by_address(tmp_path, monke
 
     monkeypatch.setattr(A, "_cls_key", by_address)
     monkeypatch.setattr(A, "scope_keys", False)  # the batch's pre-check groups by address too
+    monkeypatch.setattr(A, "name_keys", False)  # and so do the named flows'
     by_addr = [_tables(p, True, **opts)[0] for p in paths]
     assert sum(used) > 200  # once per pre-check group of a batch
     for path, got_tables, want_tables in zip(paths, by_scope, by_addr):
         for got, want in zip(got_tables, want_tables):
             assert got.equals(want) if hasattr(got, "equals") else got == want, path
+
+
+def _one_name_at_many_addresses(path: Path) -> Path:
+    """TLS to vendor names at many addresses: Apple's and others', loopback (a local forwarder), a port the
+    rule does not list, through a proxy's CONNECT, and QUIC on udp/443."""
+    from scapy.all import IP, UDP, Ether
+
+    from tests.craft import at, client_hello, tcp_session, write
+
+    pkts, t, port = [], 1_700_000_000.0, 40000
+    targets = [("gdmf.apple.com", d, 443) for d in ("17.253.1.1", "17.253.1.2", "203.0.113.5", "127.0.0.1")]
+    targets += [("1-courier.push.apple.com", d, 443) for d in ("17.57.146.20", "17.57.146.21", "198.51.100.9")]
+    targets += [("1-courier.push.apple.com", "17.57.146.22", 5223), ("gdmf.apple.com", "17.253.1.3", 8443)]
+    for i, (sni, dst, dport) in enumerate(targets * 2):
+        port += 1
+        close = "fin" if i % 3 else "rst_server"
+        pkts += tcp_session("192.168.50.10", dst, port, dport, [client_hello(sni)], [b""], close=close, t0=t)
+        t += 0.5
+    connect = b"CONNECT gdmf.apple.com:443 HTTP/1.1\r\nHost: gdmf.apple.com:443\r\n\r\n"
+    pkts += tcp_session("192.168.50.10", "10.0.0.3", port + 1, 3128, [connect], [b"HTTP/1.1 200 OK\r\n\r\n"], t0=t)
+    for k, dst in enumerate(("17.253.1.9", "203.0.113.7")):  # QUIC-looking datagrams without a reply
+        pkts.append(at(Ether() / IP(src="192.168.50.10", dst=dst) / UDP(sport=50000 + k, dport=443) / (b"\xc0" + bytes(40)),
+                       t + 1 + k))  # fmt: skip
+    return write(path, sorted(pkts, key=lambda p: p.time))
+
+
+def test_named_flows_classify_without_their_address_like_with_it(tmp_path, monkeypatch):
+    """Flows a rule lists by name on their port share their pre-check key across the name's addresses
+    (Auditor.name_keys); every table must be what keying by the address gives, loopback staying local."""
+    from pcapaudit.audit import Auditor as A
+
+    path = _one_name_at_many_addresses(tmp_path / "names.pcap")
+    grouped = _tables(path, True)[0]
+    monkeypatch.setattr(A, "name_keys", False)
+    by_addr = _tables(path, True)[0]
+    for got, want in zip(grouped, by_addr):
+        assert got.equals(want) if hasattr(got, "equals") else got == want
+    flows = grouped[0]
+    verdicts = dict(zip(flows["dst_ip"], flows["verdict"]))
+    assert verdicts["127.0.0.1"] == "local" and verdicts["17.253.1.1"] != "local"
+    assert len(set(flows["dst_ip"])) >= 10
 
 
 def test_groups_are_equal_rows_in_first_occurrence_order():
