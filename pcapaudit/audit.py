@@ -215,6 +215,13 @@ def _groups(keys) -> tuple:
     return first[order], rank[inverse]
 
 
+def _has(strings, pattern: str):
+    """Whether each string matches ``pattern`` (False for null)."""
+    import pyarrow.compute as pc
+
+    return pc.fill_null(pc.match_substring_regex(strings, pattern), False)
+
+
 class _NameView:
     """What ``classify.named_on_listed_port`` reads of a flow, from one row of the flows table."""
 
@@ -998,27 +1005,42 @@ class Auditor:
         self._ended_early += state["ended_early"]
 
     def _dns_recovered(self) -> None:
-        """DNS failures of a name that a later lookup answered with an address (a resolver's hiccup, a retry
-        that worked) are LOW notes: what stays a block is a name whose last lookup failed."""
+        """DNS failures of a name that a later lookup of the same client answered with an address (a
+        resolver's hiccup, a retry that worked), for every client it failed for, are LOW notes: what stays a
+        block is a name some client's last lookup of which failed."""
         names = self.findings.targets(DNS_FAILURES)
         if not names or not len(self.dns):
             return
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        t = self.dns.table().select(["query", "ts", "qtype", "rcode", "answers", "sinkholed", "opcode"])
+        t = self.dns.table().select(["query", "client_ip", "ts", "qtype", "rcode", "answers", "sinkholed", "opcode"])
         t = t.filter(pc.and_(pc.is_in(t.column("query"), pa.array(sorted(names))),
                              pc.fill_null(pc.equal(t.column("opcode"), "QUERY"), False)))  # fmt: skip
-        last_ok: dict[str, float] = {}
-        last_fail: dict[str, float] = {}
-        for q, ts, qtype, rcode, answers, sinkholed in zip(*(t.column(c).to_pylist() for c in (
-                "query", "ts", "qtype", "rcode", "answers", "sinkholed"))):  # fmt: skip
-            types = {a.split(":", 1)[0] for a in answers.split(";")} if answers else set()
-            if rcode == "NOERROR" and types & {"A", "AAAA"} and not sinkholed:
-                last_ok[q] = max(last_ok.get(q, ts), ts)
-            elif rcode in ("NXDOMAIN", "REFUSED", "SERVFAIL", None) or (qtype == "A" and "A" not in types):
-                last_fail[q] = max(last_fail.get(q, ts), ts)
-        recovered = {q for q, ok in last_ok.items() if ok > last_fail.get(q, float("-inf"))}
+        t = pa.table({n: c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c  # the store's categories
+                      for n, c in zip(t.column_names, t.columns)})  # fmt: skip
+        answers, rcode = t.column("answers"), t.column("rcode")
+        ok = pc.and_(pc.and_(pc.equal(rcode, "NOERROR"), _has(answers, "(^|;)(A|AAAA):")),
+                     pc.invert(pc.fill_null(t.column("sinkholed"), False)))  # fmt: skip
+        ok = pc.fill_null(ok, False)
+        bad = pc.or_(pc.fill_null(pc.is_in(rcode, pa.array(["NXDOMAIN", "REFUSED", "SERVFAIL"])), False),
+                     pc.or_(pc.is_null(rcode), pc.and_(pc.fill_null(pc.equal(t.column("qtype"), "A"), False),
+                                                        pc.invert(_has(answers, "(^|;)A:")))))  # fmt: skip
+        bad = pc.and_(pc.invert(ok), bad)
+        null_ts = pa.scalar(None, pa.float64())
+        per = pa.table({"client": t.column("client_ip"), "query": t.column("query"),
+                        "ok": pc.if_else(ok, t.column("ts"), null_ts),
+                        "bad": pc.if_else(bad, t.column("ts"), null_ts)}).group_by(["client", "query"]).aggregate(
+            [("ok", "max"), ("bad", "max")]).to_pydict()  # fmt: skip
+        # a name recovered when every client it failed for got an address after its last failure
+        still: set[str] = set()
+        failed: set[str] = set()
+        for q, last_ok, last_bad in zip(per["query"], per["ok_max"], per["bad_max"]):
+            if last_bad is not None:
+                failed.add(q)
+                if last_ok is None or last_ok <= last_bad:
+                    still.add(q)
+        recovered = failed - still
         if recovered:
             self.findings.soften(DNS_FAILURES, recovered, "answered later with an address: a transient failure")
 

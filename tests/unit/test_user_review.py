@@ -275,3 +275,15 @@ def test_api_tenants_as_the_cli_writes_them():
         pcapaudit.audit(SAMPLE, tenants=["kandji.region"])
     with pytest.raises(pcapaudit.UsageError, match="tenants: 'kandji': .*VENDOR.NAME"):
         pcapaudit.audit(SAMPLE, tenants={"kandji": "x"})
+
+
+def test_another_clients_good_answer_does_not_soften_a_failure(tmp_path, capsys):
+    """10.0.0.5 gets NXDOMAIN for gdmf.apple.com twice; 10.0.0.6 later gets an address from another
+    resolver: 10.0.0.5 never resolved the name, so its failure stays a block."""
+    items = _dns("10.0.0.5", "10.0.0.53", "gdmf.apple.com", T0, answers=[], rcode=3, tid=1, sport=40001)
+    items += _dns("10.0.0.5", "10.0.0.53", "gdmf.apple.com", T0 + 1, answers=[], rcode=3, tid=2, sport=40002)
+    items += _dns("10.0.0.6", "8.8.8.8", "gdmf.apple.com", T0 + 5, answers=["17.253.21.201"], tid=3, sport=40003)
+    items += _dns("10.0.0.5", "10.0.0.53", "example.org", T0 + 10, answers=["93.184.216.34"], tid=9, sport=40009)
+    out = _audit(capsys, _write_timed(tmp_path / "clients.pcap", items))
+    f = next(f for f in out["findings"] if f["code"] == "dns_nxdomain")
+    assert f["severity"] == "high" and "answered later" not in f["message"], f
