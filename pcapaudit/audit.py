@@ -837,6 +837,7 @@ class Auditor:
         rcode = tb.column("rcode")
         no_a = pc.and_(pc.equal(rcode, "NOERROR"), pc.equal(tb.column("qtype"), "A"))
         no_a = pc.and_(no_a, pc.invert(pc.fill_null(pc.match_substring_regex(tb.column("answers"), "(^|;)A:"), False)))
+        no_a = pc.and_(no_a, pc.invert(pc.fill_null(tb.column("truncated"), False)))  # TC: asked again over TCP
         failed = counted & (_flag(pc.is_in(rcode, pa.array(["NXDOMAIN", "REFUSED", "SERVFAIL"])))
                             | _flag(tb.column("sinkholed")) | _flag(pc.is_null(rcode)) | _flag(no_a))  # fmt: skip
         if failed.any():  # the DNS detectors: failed, unanswered, empty and sinkholed lookups of vendor names
@@ -1014,7 +1015,8 @@ class Auditor:
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        t = self.dns.table().select(["query", "client_ip", "ts", "qtype", "rcode", "answers", "sinkholed", "opcode"])
+        t = self.dns.table().select(["query", "client_ip", "ts", "qtype", "rcode", "answers", "sinkholed", "opcode",
+                                     "truncated"])  # fmt: skip
         t = t.filter(pc.and_(pc.is_in(t.column("query"), pa.array(sorted(names))),
                              pc.fill_null(pc.equal(t.column("opcode"), "QUERY"), False)))  # fmt: skip
         t = pa.table({n: c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c  # the store's categories
@@ -1026,7 +1028,7 @@ class Auditor:
         bad = pc.or_(pc.fill_null(pc.is_in(rcode, pa.array(["NXDOMAIN", "REFUSED", "SERVFAIL"])), False),
                      pc.or_(pc.is_null(rcode), pc.and_(pc.fill_null(pc.equal(t.column("qtype"), "A"), False),
                                                         pc.invert(_has(answers, "(^|;)A:")))))  # fmt: skip
-        bad = pc.and_(pc.invert(ok), bad)
+        bad = pc.and_(pc.and_(pc.invert(ok), bad), pc.invert(pc.fill_null(t.column("truncated"), False)))
         null_ts = pa.scalar(None, pa.float64())
         per = pa.table({"client": t.column("client_ip"), "query": t.column("query"),
                         "ok": pc.if_else(ok, t.column("ts"), null_ts),

@@ -178,7 +178,7 @@ def dns_rows(rb) -> Iterator[DnsTransaction]:
             d["uid"][i], d["ts"][i], d["client_ip"][i], d["server_ip"][i], d["transport"][i], d["trans_id"][i],
             d["query"][i], d["qtype"][i], d["rcode"][i],
             tuple(DnsAnswer(a["name"], a["rtype"], a["value"], a["ttl"]) for a in d["answers"][i] or ()),
-            d["rtt"][i], d["process"][i], d["opcode"][i],
+            d["rtt"][i], d["process"][i], d["opcode"][i], bool(d["truncated"][i]),
         )  # fmt: skip
 
 

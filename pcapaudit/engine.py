@@ -773,6 +773,7 @@ class FlowEngine:
                 qtype=dnsmod.qtype_name(qtype), rcode=dnsmod.rcode_name(msg.rcode), answers=answers,
                 rtt=(r_ts - q_ts) if q_ts is not None else None,
                 process=_command_label(self.proc_of.get(slot)) if self.proc_of else None,
+                truncated=msg.truncated,
             )
         )  # fmt: skip
         if msg.rcode == 0 and st.proto == 6:  # answers over UDP went to the DnsMap in _name_by_dns

@@ -677,8 +677,9 @@ DNS_FAILURES = frozenset({"dns_nxdomain", "dns_refused", "dns_servfail", "dns_no
 def no_address(tx: DnsTransaction) -> bool:
     """A NOERROR answer to an A query with no A record in it (NODATA, CNAMEs or not): a vendor's host
     always has an IPv4 address, so this is a DNS filter's way of blocking it (AAAA is left out: many hosts
-    have no IPv6 address)."""
-    return tx.rcode == "NOERROR" and tx.qtype == "A" and not any(a.rtype == "A" for a in tx.answers)
+    have no IPv6 address). A truncated answer (TC) is none: the client asks again over TCP."""
+    return (tx.rcode == "NOERROR" and tx.qtype == "A" and not tx.truncated
+            and not any(a.rtype == "A" for a in tx.answers))  # fmt: skip
 
 
 def _with_uid(fd: FindingDraft, uid: str) -> FindingDraft:

@@ -122,6 +122,7 @@ class DnsTransaction:
     process: str | None = None  # the querying process, when the capture names it (PKTAP)
     # the DNS opcode (QUERY, NOTIFY, UPDATE, ...), or NBNS / NBNS_REGISTER / NBNS_RELEASE for NetBIOS rows
     opcode: str = "QUERY"
+    truncated: bool = False  # the response said TC: the answer did not fit in UDP (asked again over TCP)
 
     @property
     def sinkholed(self) -> bool:

@@ -49,7 +49,7 @@ DNS_COLUMNS: dict[str, str] = {
     "uid": "string", "ts": "datetime64[us, UTC]", "client_ip": "string", "server_ip": "string",
     "transport": "category", "trans_id": "UInt16", "query": "string", "qtype": "category", "rcode": "category",
     "answers": "string", "rtt": "float64", "sinkholed": "boolean", "vendor": "category", "rule_id": "string",
-    "process": "string", "opcode": "category",
+    "process": "string", "opcode": "category", "truncated": "boolean",
 }  # fmt: skip
 
 WEIRD_COLUMNS: dict[str, str] = {
@@ -106,5 +106,5 @@ def dns_row(t: DnsTransaction, rule) -> tuple:
         t.uid, t.ts, t.client_ip, t.server_ip, t.transport, t.trans_id, t.query, t.qtype, t.rcode,
         ";".join(f"{a.rtype}:{a.value}" for a in t.answers) or None, t.rtt,
         t.sinkholed if t.answers else None, rule.vendor if rule else None, rule.id if rule else None, t.process,
-        t.opcode,
+        t.opcode, t.truncated,
     )

@@ -287,3 +287,19 @@ def test_another_clients_good_answer_does_not_soften_a_failure(tmp_path, capsys)
     out = _audit(capsys, _write_timed(tmp_path / "clients.pcap", items))
     f = next(f for f in out["findings"] if f["code"] == "dns_nxdomain")
     assert f["severity"] == "high" and "answered later" not in f["message"], f
+
+
+def test_a_truncated_udp_answer_is_no_nodata_block(tmp_path, capsys):
+    """An empty answer with TC set says "ask again over TCP", not "no address": no dns_no_address, and the
+    dns table says truncated."""
+    from scapy.all import DNS, DNSQR, IP, UDP, Ether
+
+    q = Ether() / IP(src="10.0.0.5", dst="10.0.0.53") / UDP(sport=40001, dport=53) / DNS(id=5, rd=1, qd=DNSQR(qname="gdmf.apple.com"))
+    r = Ether() / IP(src="10.0.0.53", dst="10.0.0.5") / UDP(sport=53, dport=40001) / DNS(
+        id=5, qr=1, rd=1, ra=1, tc=1, qd=DNSQR(qname="gdmf.apple.com"))
+    items = [(T0, q), (T0 + 0.01, r)]
+    items += _dns("10.0.0.5", "10.0.0.53", "example.org", T0 + 10, answers=["93.184.216.34"], tid=9, sport=40009)
+    out = _audit(capsys, _write_timed(tmp_path / "tc.pcap", items))
+    assert not [f for f in out["findings"] if f["code"].startswith("dns_")], out["findings"]
+    row = next(d for d in out["dns"] if d["query"] == "gdmf.apple.com")
+    assert row["truncated"] is True and row["rcode"] == "NOERROR"

@@ -470,6 +470,10 @@ pub fn dns_batch(rows: &[DnsTransaction]) -> Result<RecordBatch, ArrowError> {
         strings(rows.iter().map(|r| r.process.as_deref())),
     );
     c.add("opcode", strings(rows.iter().map(|r| Some(r.opcode))));
+    c.add(
+        "truncated",
+        prim!(BooleanBuilder, rows, |r: &DnsTransaction| Some(r.truncated)),
+    );
     c.finish()
 }
 

@@ -363,6 +363,10 @@ pub fn dns_table(rows: &[DnsTransaction]) -> Result<RecordBatch, ArrowError> {
         strings(rows, |r: &DnsTransaction| r.process.as_deref()),
     );
     add("opcode", strings(rows, |r: &DnsTransaction| Some(r.opcode)));
+    add(
+        "truncated",
+        col!(BooleanBuilder, rows, |r: &DnsTransaction| Some(r.truncated)),
+    );
     let fields: Vec<Field> = names
         .iter()
         .zip(&arrays)

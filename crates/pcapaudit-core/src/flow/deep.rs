@@ -61,6 +61,8 @@ pub struct DnsEvent {
     /// the message was sent by the side that asks (an NBNS request): the row's client is `side`
     pub from_client: bool,
     pub nbns: bool,
+    /// TC: the answer did not fit in UDP (the client asks again over TCP)
+    pub truncated: bool,
 }
 
 /// UDP port 137, the NetBIOS name service.
@@ -846,6 +848,7 @@ impl DeepState {
             side,
             from_client: false,
             nbns: false,
+            truncated: msg.truncated,
         });
     }
 
@@ -887,6 +890,7 @@ impl DeepState {
             side,
             from_client: !m.is_response,
             nbns: true,
+            truncated: false,
         });
     }
 

@@ -1201,6 +1201,7 @@ impl Engine {
             rtt: e.q_ts.map(|q| e.r_ts - q),
             process: f.proc.as_deref().and_then(command_label),
             opcode: e.opcode,
+            truncated: e.truncated,
         });
         // only a resolver's answers to standard queries name flows (not an UPDATE's own claims)
         if e.rcode == Some(0) && proto == 6 && e.opcode == "QUERY" {
@@ -1628,6 +1629,7 @@ impl Engine {
                         rtt: None,
                         process: proc.as_deref().and_then(command_label),
                         opcode: dns::opcode_name(q.opcode),
+                        truncated: false,
                     });
                 }
             }

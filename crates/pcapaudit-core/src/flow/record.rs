@@ -109,6 +109,8 @@ pub struct DnsTransaction {
     /// "QUERY", "NOTIFY", "UPDATE", ... (the DNS opcode), "NBNS" / "NBNS_REGISTER" / "NBNS_RELEASE" (NetBIOS
     /// name service)
     pub opcode: &'static str,
+    /// the response said TC (truncated: the answer is to be asked for again over TCP)
+    pub truncated: bool,
 }
 
 /// Malformed or unusual input, kept as a row: `pcapaudit.model.Weird`.
