@@ -313,21 +313,22 @@ class CoreEngine:
         self.drain()
 
     def drain(self) -> None:
-        """Deliver what the core finished since the last call (weirds first: a flow's weird precedes it)."""
+        """Deliver what the core finished since the last call: weirds first (a flow's weird precedes it),
+        then DNS transactions (the lookups a flow of the same batches may have followed), then flows."""
         import pyarrow as pa
 
         for w in weird_rows(pa.record_batch(self._core.take_weirds())):
             self.on_weird(w)
-        while True:  # in chunks: a flush ends every flow at once
-            rows, tb = self._core.take_flow_table(DRAIN_ROWS)
-            if len(rows) == 0:
-                break
-            self.on_flows(CoreRows(rows), pa.record_batch(tb))
         while True:
             rows, tb = self._core.take_dns_table(DRAIN_ROWS)
             if len(rows) == 0:
                 break
             self.on_dns(CoreRows(rows), pa.record_batch(tb))
+        while True:  # in chunks: a flush ends every flow at once
+            rows, tb = self._core.take_flow_table(DRAIN_ROWS)
+            if len(rows) == 0:
+                break
+            self.on_flows(CoreRows(rows), pa.record_batch(tb))
 
     def expire(self, now: float) -> None:
         """Finish flows idle past their timeout at ``now`` (live capture, while nothing arrives)."""

@@ -55,6 +55,39 @@ def required_severity(rule: Rule | None) -> Severity:
     return {"required": Severity.HIGH, "recommended": Severity.MEDIUM}.get(rule.required, Severity.LOW)
 
 
+class ClientLookups:
+    """What each client's own lookups of vendor names answered, by time (its last few per name; bounded):
+    a flow is judged against the answers its own device got before it, not against every address any
+    device was given at any time (CDNs hand different devices, and one device over time, other addresses)."""
+
+    KEEP = 4  # lookups kept per client and name
+    MAX = 200_000  # clients x names before the map starts again
+
+    def __init__(self) -> None:
+        self._by: dict[tuple[str, str], list[tuple[float, str]]] = {}
+
+    def add(self, client: str, name: str, ts: float, answers: str) -> None:
+        """A lookup of ``name`` by ``client`` answered at ``ts`` with ``answers`` (the dns table's text)."""
+        k = (client, name)
+        lst = self._by.get(k)
+        if lst is None:
+            if len(self._by) >= self.MAX:
+                self._by.clear()
+            lst = self._by[k] = []
+        lst.append((ts, answers))
+        if len(lst) > self.KEEP:
+            del lst[0]
+
+    def answered(self, client: str, name: str, ts: float) -> frozenset[str]:
+        """The addresses the client's lookups of ``name`` answered up to ``ts`` (+1 ms); empty when it
+        looked the name up in none the capture shows."""
+        lst = self._by.get((client, name))
+        if not lst:
+            return frozenset()
+        return frozenset(v for t, text in lst if t <= ts + 0.001 for a in text.split(";")
+                         for typ, _s, v in (a.partition(":"),) if typ in ("A", "AAAA"))  # fmt: skip
+
+
 @dataclass
 class FindingContext:
     """What detectors need besides the flow itself."""
@@ -65,6 +98,7 @@ class FindingContext:
     capture_end: float | None = None
     devices: tuple[str, ...] = ()  # CIDRs of audited (managed) hosts; empty: every initiator
     region: dict[str, str] = field(default_factory=dict)  # vendor -> tenant region
+    lookups: ClientLookups = field(default_factory=ClientLookups)
     _issuer_cache: dict = field(default_factory=dict, repr=False)
 
     def rule(self, rule_id: str | None) -> Rule | None:
@@ -574,10 +608,13 @@ def _intercepted(f, cls, rule, ctx, name, where, ident) -> Iterator[FindingDraft
                  {**ev, "server_ip": server, "expected": ", ".join(rule.server_cidrs)},
                  f"intercepted:range|{ident}|{server}")  # fmt: skip
     if vendor_flow and server == f.dst_ip and f.sni and cls.matched_by == "sni":
-        answered = ctx.dnsmap.addresses(f.sni)
+        answered = ctx.lookups.answered(f.src_ip, f.sni, f.ts)
         if answered and f.dst_ip not in answered and not any(s in SINKHOLES for s in answered):
-            yield _f(INTERCEPTED, Severity.MEDIUM, "server_not_in_dns_answer", f, cls, rule, where,
-                     f"{where}: DNS answered {', '.join(sorted(answered)[:4])} for {f.sni}, but the connection went to {f.dst_ip}",
+            # a note, not an alarm: a transparent proxy keeps the address DNS gave; another address says the
+            # device did not use this answer (an older cached one, DNS over HTTPS, a fixed address)
+            yield _f(INTERCEPTED, Severity.LOW, "server_not_in_dns_answer", f, cls, rule, where,
+                     f"{where}: DNS answered {f.src_ip}'s lookups of {f.sni} with {', '.join(sorted(answered)[:4])}, "
+                     f"but its connection went to {f.dst_ip} (a cached address, DNS over HTTPS or a fixed one?)",
                      {**ev, "dns_answers": ", ".join(sorted(answered)[:8])}, f"intercepted:dns|{ident}|{f.dst_ip}")  # fmt: skip
     if protected and leaf is None and f.tls_server_version == "TLSv1.3" and f.tls_handshake in ("complete", "incomplete"):
         yield _f(INTERCEPTED, Severity.INFO, "evidence_unavailable", f, cls, rule, where,

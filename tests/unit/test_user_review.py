@@ -303,3 +303,35 @@ def test_a_truncated_udp_answer_is_no_nodata_block(tmp_path, capsys):
     assert not [f for f in out["findings"] if f["code"].startswith("dns_")], out["findings"]
     row = next(d for d in out["dns"] if d["query"] == "gdmf.apple.com")
     assert row["truncated"] is True and row["rcode"] == "NOERROR"
+
+
+# -- "served from an address DNS did not give": this client's own lookups, before the flow ----------------
+def _tls_to(client, dst, sni, t, sport):
+    from tests.craft import client_hello, server_hello, tcp_session
+
+    return [(p._ts, p) for p in tcp_session(client, dst, sport, 443, [client_hello(sni)], [server_hello()], t0=t)]
+
+
+@pytest.mark.parametrize("case, flagged", [
+    ("own-lookup-other-address", True),  # this client was told .51 and went to .50
+    ("lookup-after-the-flow", False),  # a cached address; the client's lookup a minute later gave another
+    ("other-clients-lookup", False),  # another device was told .51; this one asked nothing in the capture
+])  # fmt: skip
+def test_server_not_in_dns_answer_uses_the_clients_own_earlier_lookups(tmp_path, capsys, case, flagged):
+    a, b = "192.168.50.10", "192.168.50.11"
+    items = []
+    if case == "own-lookup-other-address":
+        items += _dns(a, "10.0.0.53", "gdmf.apple.com", T0, answers=["17.253.21.51"])
+        items += _tls_to(a, "17.253.21.50", "gdmf.apple.com", T0 + 1, 50001)
+    elif case == "lookup-after-the-flow":
+        items += _tls_to(a, "17.253.21.50", "gdmf.apple.com", T0, 50001)
+        items += _dns(a, "10.0.0.53", "gdmf.apple.com", T0 + 60, answers=["17.253.21.51"])
+    else:
+        items += _dns(b, "10.0.0.53", "gdmf.apple.com", T0, answers=["17.253.21.51"])
+        items += _tls_to(a, "17.253.21.50", "gdmf.apple.com", T0 + 1, 50001)
+    items += _dns(a, "10.0.0.53", "example.org", T0 + 120, answers=["93.184.216.34"], tid=9, sport=40009)
+    out = _audit(capsys, _write_timed(tmp_path / "dnsaddr.pcap", items), "--config", LAB)
+    found = [f for f in out["findings"] if f["code"] == "server_not_in_dns_answer"]
+    assert bool(found) is flagged, out["findings"]
+    assert all(f["severity"] == "low" for f in found)  # a note: the device did not use that answer
+    assert _row(out["coverage"], "apple.gdmf")["status"] != "intercepted"
