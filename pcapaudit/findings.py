@@ -826,21 +826,27 @@ class FindingCollector:
         draft is only built when it starts a row or is the row's earliest occurrence."""
         self.raw += 1
         ident = fd.identifier
-        if client is not None:
-            k = (key or client, fd.code)
-            seen = self._seen.get(k)
-            if seen is None:  # most keys bring one destination: a str until a second one comes
-                self._seen[k] = ident
-            elif type(seen) is str:
-                if seen != ident:
-                    self._seen[k] = {seen, ident}
-            elif ident not in seen:
-                if len(seen) >= self.MAX_NEW_PER_CLIENT:
-                    return self._fold_more(fd, client)
-                seen.add(ident)
+        if client is not None and not self._budget(key or client, fd.code, ident):
+            return self._fold_more(fd, client)
         if ident not in self._first and len(self._first) >= self.max_rows:
             return self._fold_more(fd, None)
         return self._fold(ident, fd, fd.count, fd.severity, (fd.uid,) if fd.uid else ())
+
+    def _budget(self, key: str, code: str, ident: str) -> bool:
+        """Whether budget ``key`` may bring ``ident`` for ``code`` (it has, or it has room: then noted);
+        False, nothing noted, when its ``MAX_NEW_PER_CLIENT`` destinations are taken."""
+        k = (key, code)
+        seen = self._seen.get(k)
+        if seen is None:  # most keys bring one destination: a str until a second one comes
+            self._seen[k] = ident
+        elif type(seen) is str:
+            if seen != ident:
+                self._seen[k] = {seen, ident}
+        elif ident not in seen:
+            if len(seen) >= self.MAX_NEW_PER_CLIENT:
+                return False
+            seen.add(ident)
+        return True
 
     def repeat(self, t: Template, uid: str, ts: float, client: str, key: str) -> bool:
         """``add`` of a ``RepeatDraft`` of ``t`` (``uid``, ``ts``) from ``client`` (budget ``key``) when
@@ -850,17 +856,8 @@ class FindingCollector:
         old = self._first.get(ident)
         if old is None or ts < (old.ts or 0):
             return False
-        k = (key, t.code)
-        seen = self._seen.get(k)
-        if seen is None:
-            self._seen[k] = ident
-        elif type(seen) is str:
-            if seen != ident:
-                self._seen[k] = {seen, ident}
-        elif ident not in seen:
-            if len(seen) >= self.MAX_NEW_PER_CLIENT:
-                return False
-            seen.add(ident)
+        if not self._budget(key, t.code, ident):
+            return False
         self.raw += 1
         self._count[ident] += 1
         if t.severity > self._sev[ident]:
