@@ -115,13 +115,22 @@ def to_dns(f: FlowRecord) -> bool:
     return f.dst_port == 53 and not f.connect_host
 
 
+def tunnel_elsewhere(f: FlowRecord) -> bool:
+    """A proxy tunnel to a host name other than the one its ClientHello names: the proxy connected to the
+    CONNECT target, so that is where the flow goes (an SNI naming another host says nothing of it)."""
+    ch = f.connect_host
+    if not ch or ip_literal(ch) is not None:  # CONNECT to an address: the SNI names the host
+        return False
+    return ch.lower().rstrip(".") != (f.sni or "").lower().rstrip(".")
+
+
 def evidence_names(f: FlowRecord) -> list[tuple[str, str]]:
     """(matched_by, name) candidates in priority order: the flow's own names (SNI, CONNECT target, HTTP
-    Host) when it has any, else the DNS answers that named its server's address. The DNS names of an
+    Host; not an SNI inside a tunnel to another host) when it has any, else the DNS answers that named its server's address. The DNS names of an
     address a CDN shares (captive.apple.com and mesu.apple.com) say nothing about a flow that names its
     server itself, and nothing about a flow to DNS itself."""
     out: list[tuple[str, str]] = []
-    if f.sni:
+    if f.sni and not tunnel_elsewhere(f):
         out.append(("sni", f.sni))
     if f.connect_host:
         out.append(("connect", f.connect_host))

@@ -25,6 +25,7 @@ from pcapaudit.classify import (
     flow_target,
     is_multicast_or_broadcast,
     to_dns,
+    tunnel_elsewhere,
 )
 from pcapaudit.decode import icmp as icmpmod
 from pcapaudit.decode.tls import ALERT_NAMES, CERT_REJECT_ALERTS
@@ -256,7 +257,8 @@ def _f(kind, sev, code, flow: FlowRecord | None, cls: Classification | None, rul
 
 def flow_name(f: FlowRecord, cls: Classification | None) -> str:
     """The best name for a flow's destination (SNI, CONNECT target, Host, DNS, or the address)."""
-    return (cls.matched_name if cls and cls.matched_name else None) or f.sni or f.connect_host or f.http_host or (
+    return (cls.matched_name if cls and cls.matched_name else None) or (
+        f.connect_host if tunnel_elsewhere(f) else None) or f.sni or f.connect_host or f.http_host or (
         f.dns_name if not to_dns(f) else None  # a resolver is not named by what it answered
     ) or f.dst_ip
 

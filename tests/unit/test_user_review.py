@@ -335,3 +335,19 @@ def test_server_not_in_dns_answer_uses_the_clients_own_earlier_lookups(tmp_path,
     assert bool(found) is flagged, out["findings"]
     assert all(f["severity"] == "low" for f in found)  # a note: the device did not use that answer
     assert _row(out["coverage"], "apple.gdmf")["status"] != "intercepted"
+
+
+def test_a_tunnel_is_where_its_connect_goes_not_what_its_sni_says(tmp_path, capsys):
+    """CONNECT tunnel.example.net:443, then a ClientHello naming gdmf.apple.com inside the tunnel: the proxy
+    connected to tunnel.example.net, so the flow is not Apple's and does not reach Apple's row."""
+    from tests.craft import client_hello, tcp_session, write
+
+    connect = b"CONNECT tunnel.example.net:443 HTTP/1.1\r\nHost: tunnel.example.net:443\r\n\r\n"
+    pkts = tcp_session("192.168.50.10", "10.0.0.3", 50001, 3128, [connect, client_hello("gdmf.apple.com")],
+                       [b"HTTP/1.1 200 Connection established\r\n\r\n", b""])  # fmt: skip
+    out = _audit(capsys, write(tmp_path / "tunnel.pcap", pkts), "--config", LAB)
+    flow = next(f for f in out["flows"] if f["dst_port"] == 3128)
+    assert flow["connect_host"] == "tunnel.example.net" and flow["sni"] == "gdmf.apple.com"
+    assert flow["rule_id"] != "apple.gdmf" and flow["matched_by"] != "sni", flow
+    assert all(r["status"] == "never seen" for r in out["coverage"] if r["rule_id"] == "apple.gdmf")
+    assert any(f["code"] == "not_allowed" and "tunnel.example.net" in f["target"] for f in out["findings"])
