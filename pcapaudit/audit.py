@@ -622,15 +622,19 @@ class Auditor:
         keep = ~by_name[g]
         local = local.copy()
         local[~keep, 5] = -1  # the DNS names column: only flow_name() reads it, after the matched name
-        # server_not_in_dns_answer reads the client's own lookups before the flow: whether they gave another
-        # address is a flag of the key, and keeps the address in it
-        answered_by = self.ctx.lookups.answered
+        # server_not_in_dns_answer reads whether the client asked for the name before the flow and what DNS
+        # answered for it: whether they point elsewhere is a flag of the key, and keeps the address in it
+        before, answers = self.ctx.lookups.before, {}
         elsewhere = np.zeros(len(loud), bool)
         for j, (name, addr, client, t) in enumerate(zip(sni.to_pylist(), dst, sub.column("src_ip").to_pylist(),
                                                         c["ts"])):  # fmt: skip
-            if name is not None:
-                answered = answered_by(client, name, t)
-                elsewhere[j] = bool(answered) and addr not in answered and not (answered & SINKHOLES)
+            if name is None:
+                continue
+            answered = answers.get(name)
+            if answered is None:
+                answered = answers[name] = self.ctx.dnsmap.addresses(name)
+            elsewhere[j] = (bool(answered) and addr not in answered and not (answered & SINKHOLES)
+                            and before(client, name, t))  # fmt: skip
         keep |= elsewhere
         flags = np.column_stack([
             values, multicast, elsewhere, _flag(pc.match_substring(hist, "h")),
@@ -837,12 +841,9 @@ class Auditor:
             rules, rule = hits[q]
             self.coverage.dns_queries(rules, rule.vendor if rule is not None else None, items)
         answered = np.flatnonzero(counted & _flag(pc.equal(tb.column("rcode"), "NOERROR")) & _valid(tb.column("answers")))
-        if answered.size:  # each client's own answers, for the flows it opens next
-            sel_a = pa.array(answered)
-            add = self.ctx.lookups.add
-            for client, q, t, text in zip(*(tb.column(x).take(sel_a).to_pylist() for x in ("client_ip", "query", "ts",
-                                                                                            "answers"))):  # fmt: skip
-                add(client, q, t, text)
+        if answered.size:  # which client had an answer for which name when, for the flows it opens next
+            self.ctx.lookups.add_table(pa.table({"c": tb.column("client_ip"), "q": tb.column("query"),
+                                                 "t": tb.column("ts")}).take(pa.array(answered)))  # fmt: skip
         rcode = tb.column("rcode")
         no_a = pc.and_(pc.equal(rcode, "NOERROR"), pc.equal(tb.column("qtype"), "A"))
         no_a = pc.and_(no_a, pc.invert(pc.fill_null(pc.match_substring_regex(tb.column("answers"), "(^|;)A:"), False)))
@@ -862,7 +863,7 @@ class Auditor:
             return  # resolver; a NOTIFY / UPDATE / NetBIOS message is no lookup of the name
         self.coverage.dns_query(tx, rules, rule.vendor if rule is not None else None)
         if tx.rcode == "NOERROR" and tx.answers:
-            self.ctx.lookups.add(tx.client_ip, tx.query, tx.ts, ";".join(f"{a.rtype}:{a.value}" for a in tx.answers))
+            self.ctx.lookups.add(tx.client_ip, tx.query, tx.ts)
         if tx.rcode in ("NXDOMAIN", "REFUSED", "SERVFAIL", None) or tx.sinkholed or no_address(tx):
             for fd in detect_dns(tx, self.ctx):
                 self._finding(fd, rules, tx.client_ip)

@@ -57,36 +57,46 @@ def required_severity(rule: Rule | None) -> Severity:
 
 
 class ClientLookups:
-    """What each client's own lookups of vendor names answered, by time (its last few per name; bounded):
-    a flow is judged against the answers its own device got before it, not against every address any
-    device was given at any time (CDNs hand different devices, and one device over time, other addresses)."""
+    """When each client first looked up each vendor name and got an answer (bounded): a flow is judged
+    against DNS answers only when its own device asked before it (a device that asked nothing in the
+    capture used an answer the capture does not show)."""
 
-    KEEP = 4  # lookups kept per client and name
     MAX = 200_000  # clients x names before the map starts again
 
     def __init__(self) -> None:
-        self._by: dict[tuple[str, str], list[tuple[float, str]]] = {}
+        self._first: dict[tuple[str, str], float] = {}
+        self._pending: list = []  # Arrow tables (c: client, q: name, t: time) not indexed yet
 
-    def add(self, client: str, name: str, ts: float, answers: str) -> None:
-        """A lookup of ``name`` by ``client`` answered at ``ts`` with ``answers`` (the dns table's text)."""
+    def add_table(self, table) -> None:
+        """Answered lookups as an Arrow table (``c``, ``q``, ``t``): indexed only when a flow asks (most
+        captures never make one ask)."""
+        self._pending.append(table)
+
+    def _index(self) -> None:
+        import pyarrow as pa
+
+        tables, self._pending = self._pending, []
+        first = pa.concat_tables(tables).group_by(["c", "q"]).aggregate([("t", "min")]).to_pydict()
+        for client, name, ts in zip(first["c"], first["q"], first["t_min"]):
+            self.add(client, name, ts)
+
+    def add(self, client: str, name: str, ts: float) -> None:
+        """An answered lookup of ``name`` by ``client`` at ``ts``."""
         k = (client, name)
-        lst = self._by.get(k)
-        if lst is None:
-            if len(self._by) >= self.MAX:
-                self._by.clear()
-            lst = self._by[k] = []
-        lst.append((ts, answers))
-        if len(lst) > self.KEEP:
-            del lst[0]
+        old = self._first.get(k)
+        if old is None:
+            if len(self._first) >= self.MAX:
+                self._first.clear()
+            self._first[k] = ts
+        elif ts < old:
+            self._first[k] = ts
 
-    def answered(self, client: str, name: str, ts: float) -> frozenset[str]:
-        """The addresses the client's lookups of ``name`` answered up to ``ts`` (+1 ms); empty when it
-        looked the name up in none the capture shows."""
-        lst = self._by.get((client, name))
-        if not lst:
-            return frozenset()
-        return frozenset(v for t, text in lst if t <= ts + 0.001 for a in text.split(";")
-                         for typ, _s, v in (a.partition(":"),) if typ in ("A", "AAAA"))  # fmt: skip
+    def before(self, client: str, name: str, ts: float) -> bool:
+        """Whether ``client`` had an answer for ``name`` by ``ts`` (+1 ms)."""
+        if self._pending:
+            self._index()
+        t = self._first.get((client, name))
+        return t is not None and t <= ts + 0.001
 
 
 @dataclass
@@ -610,13 +620,14 @@ def _intercepted(f, cls, rule, ctx, name, where, ident) -> Iterator[FindingDraft
                  {**ev, "server_ip": server, "expected": ", ".join(rule.server_cidrs)},
                  f"intercepted:range|{ident}|{server}")  # fmt: skip
     if vendor_flow and server == f.dst_ip and f.sni and cls.matched_by == "sni":
-        answered = ctx.lookups.answered(f.src_ip, f.sni, f.ts)
-        if answered and f.dst_ip not in answered and not any(s in SINKHOLES for s in answered):
-            # a note, not an alarm: a transparent proxy keeps the address DNS gave; another address says the
-            # device did not use this answer (an older cached one, DNS over HTTPS, a fixed address)
+        answered = ctx.dnsmap.addresses(f.sni)
+        if (answered and f.dst_ip not in answered and not any(s in SINKHOLES for s in answered)
+                and ctx.lookups.before(f.src_ip, f.sni, f.ts)):  # fmt: skip
+            # a note, not an alarm: a transparent proxy keeps the address DNS gave; another one says the
+            # device did not use the answers (an older cached one, DNS over HTTPS, a fixed address)
             yield _f(INTERCEPTED, Severity.LOW, "server_not_in_dns_answer", f, cls, rule, where,
-                     f"{where}: DNS answered {f.src_ip}'s lookups of {f.sni} with {', '.join(sorted(answered)[:4])}, "
-                     f"but its connection went to {f.dst_ip} (a cached address, DNS over HTTPS or a fixed one?)",
+                     f"{where}: DNS answered {', '.join(sorted(answered)[:4])} for {f.sni} ({f.src_ip} asked too), but "
+                     f"the connection went to {f.dst_ip} (a cached address, DNS over HTTPS or a fixed one?)",
                      {**ev, "dns_answers": ", ".join(sorted(answered)[:8])}, f"intercepted:dns|{ident}|{f.dst_ip}")  # fmt: skip
     if protected and leaf is None and f.tls_server_version == "TLSv1.3" and f.tls_handshake in ("complete", "incomplete"):
         yield _f(INTERCEPTED, Severity.INFO, "evidence_unavailable", f, cls, rule, where,
