@@ -1024,6 +1024,7 @@ class Auditor:
         names = self.findings.targets(DNS_FAILURES)
         if not names or not len(self.dns):
             return
+        import numpy as np
         import pyarrow as pa
         import pyarrow.compute as pc
 
@@ -1032,7 +1033,9 @@ class Auditor:
         t = t.filter(pc.and_(pc.is_in(t.column("query"), pa.array(sorted(names))),
                              pc.fill_null(pc.equal(t.column("opcode"), "QUERY"), False)))  # fmt: skip
         t = pa.table({n: c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c  # the store's categories
-                      for n, c in zip(t.column_names, t.columns)})  # fmt: skip
+                      for n, c in zip(t.column_names, t.columns)}).combine_chunks()  # fmt: skip
+        if t.num_rows == 0:
+            return
         answers, rcode = t.column("answers"), t.column("rcode")
         ok = pc.and_(pc.and_(pc.equal(rcode, "NOERROR"), _has(answers, "(^|;)(A|AAAA):")),
                      pc.invert(pc.fill_null(t.column("sinkholed"), False)))  # fmt: skip
@@ -1041,19 +1044,21 @@ class Auditor:
                      pc.or_(pc.is_null(rcode), pc.and_(pc.fill_null(pc.equal(t.column("qtype"), "A"), False),
                                                         pc.invert(_has(answers, "(^|;)A:")))))  # fmt: skip
         bad = pc.and_(pc.and_(pc.invert(ok), bad), pc.invert(pc.fill_null(t.column("truncated"), False)))
-        null_ts = pa.scalar(None, pa.float64())
-        per = pa.table({"client": t.column("client_ip"), "query": t.column("query"),
-                        "ok": pc.if_else(ok, t.column("ts"), null_ts),
-                        "bad": pc.if_else(bad, t.column("ts"), null_ts)}).group_by(["client", "query"]).aggregate(
-            [("ok", "max"), ("bad", "max")]).to_pydict()  # fmt: skip
+        # per (client, name): its last good answer and its last failure (numpy, not Acero's group_by: a
+        # small capture must not load the query engine for this)
+        ci, qi = _codes(t.column("client_ip").chunk(0)), _codes(t.column("query").chunk(0))
+        key = ci * (int(qi.max(initial=0)) + 2) + qi
+        uniq, inv = np.unique(key, return_inverse=True)
+        ts = np.asarray(t.column("ts").to_numpy(), dtype=float)
+        last_ok, last_bad = np.full(len(uniq), -np.inf), np.full(len(uniq), -np.inf)
+        np.maximum.at(last_ok, inv, np.where(_flag(ok), ts, -np.inf))
+        np.maximum.at(last_bad, inv, np.where(_flag(bad), ts, -np.inf))
+        first_row = np.zeros(len(uniq), np.int64)
+        first_row[inv[::-1]] = np.arange(len(inv))[::-1]
+        queries = t.column("query").take(pa.array(first_row)).to_pylist()
         # a name recovered when every client it failed for got an address after its last failure
-        still: set[str] = set()
-        failed: set[str] = set()
-        for q, last_ok, last_bad in zip(per["query"], per["ok_max"], per["bad_max"]):
-            if last_bad is not None:
-                failed.add(q)
-                if last_ok is None or last_ok <= last_bad:
-                    still.add(q)
+        failed = {q for q, b in zip(queries, last_bad.tolist()) if b > -np.inf}
+        still = {q for q, o, b in zip(queries, last_ok.tolist(), last_bad.tolist()) if b > -np.inf and o <= b}
         recovered = failed - still
         if recovered:
             self.findings.soften(DNS_FAILURES, recovered, "answered later with an address: a transient failure")

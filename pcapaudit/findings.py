@@ -73,12 +73,11 @@ class ClientLookups:
         self._pending.append(table)
 
     def _index(self) -> None:
-        import pyarrow as pa
-
         tables, self._pending = self._pending, []
-        first = pa.concat_tables(tables).group_by(["c", "q"]).aggregate([("t", "min")]).to_pydict()
-        for client, name, ts in zip(first["c"], first["q"], first["t_min"]):
-            self.add(client, name, ts)
+        add = self.add
+        for t in tables:
+            for client, name, ts in zip(*(t.column(c).to_pylist() for c in ("c", "q", "t"))):
+                add(client, name, ts)
 
     def add(self, client: str, name: str, ts: float) -> None:
         """An answered lookup of ``name`` by ``client`` at ``ts``."""
