@@ -351,3 +351,28 @@ def test_a_tunnel_is_where_its_connect_goes_not_what_its_sni_says(tmp_path, caps
     assert flow["rule_id"] != "apple.gdmf" and flow["matched_by"] != "sni", flow
     assert all(r["status"] == "never seen" for r in out["coverage"] if r["rule_id"] == "apple.gdmf")
     assert any(f["code"] == "not_allowed" and "tunnel.example.net" in f["target"] for f in out["findings"])
+
+
+def test_a_port_reused_after_a_close_is_a_new_connection(tmp_path, capsys):
+    """albert.apple.com over a connection closed by FIN, then, a second later, a SYN with a new ISN on the
+    same ports carrying a ClientHello for mdmenrollment.apple.com reset by the server: two flows (Zeek's
+    connection reuse), and the second one's block is reported."""
+    from tests.craft import client_hello, server_hello, tcp_session, write
+
+    first = tcp_session("192.168.50.10", "17.253.21.201", 50001, 443, [client_hello("albert.apple.com")],
+                        [server_hello()], close="fin", t0=T0, isn=1000, isn_s=5000)  # fmt: skip
+    second = tcp_session("192.168.50.10", "17.253.21.205", 50001, 443, [client_hello("mdmenrollment.apple.com")],
+                         [b""], close="rst_server", t0=T0 + 1, isn=900_000, isn_s=7000)  # fmt: skip
+    # the same server address for both (the 5-tuple is reused)
+    for p in second:
+        from scapy.all import IP
+
+        if p[IP].src == "17.253.21.205":
+            p[IP].src = "17.253.21.201"
+        if p[IP].dst == "17.253.21.205":
+            p[IP].dst = "17.253.21.201"
+    out = _audit(capsys, write(tmp_path / "reuse.pcap", first + second), "--config", LAB)
+    flows = [f for f in out["flows"] if f["dst_port"] == 443]
+    assert sorted(f["sni"] for f in flows) == ["albert.apple.com", "mdmenrollment.apple.com"], flows
+    codes = {(f["code"], f["rule_id"]) for f in out["findings"]}
+    assert ("rst_after_client_hello", "apple.mdmenrollment") in codes, codes

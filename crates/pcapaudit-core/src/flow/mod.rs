@@ -887,7 +887,7 @@ impl Engine {
         let (key, d) = FlowKey::of(p.ipver, p.proto, -1, p.src, p.sport, p.dst, p.dport);
         let ev = ev_mask(p.proto, p.flags, p.plen);
         let slot = match self.map.get(&key) {
-            Some(&s) if reopens(&self.cfg, &self.flows[s as usize], p, ts) => {
+            Some(&s) if reopens(&self.cfg, &self.flows[s as usize], p, d, ts) => {
                 self.emit(s);
                 self.new_flow(key, d, ts, pktno, ev)
             }
@@ -1774,12 +1774,18 @@ fn flow_is_dead(cfg: &EngineConfig, f: &Flow, now: f64) -> bool {
 /// `tcp_reset_delay` (5 s) after it closed and a later packet makes a new connection (new uid). Without
 /// this the flow went on when both packets fell in the same batch (expiry runs between batches).
 /// Bare ACKs and RSTs after the delay stay with the old flow (stray retransmissions are not connections).
-fn reopens(cfg: &EngineConfig, f: &Flow, p: &Packet<'_>, ts: f64) -> bool {
+/// Sooner than that, a SYN (not a SYN-ACK) with another ISN than the flow's from the same side is a new
+/// connection on the same ports, as Zeek's `IsReuse` has it: the port reused after a close.
+fn reopens(cfg: &EngineConfig, f: &Flow, p: &Packet<'_>, d: usize, ts: f64) -> bool {
     if !cfg.reopen_closed || p.proto != 6 || !(p.flags & SYN != 0 || p.plen > 0) {
         return false;
     }
     let closed = f.evn[0][EV_R] + f.evn[1][EV_R] > 0 || (f.evn[0][EV_F] > 0 && f.evn[1][EV_F] > 0);
-    closed && f.last_ts < ts - cfg.close_delay
+    if !closed {
+        return false;
+    }
+    let reuse = p.flags & (SYN | ACK) == SYN && f.isn[d] >= 0 && i64::from(p.seq) != f.isn[d];
+    reuse || f.last_ts < ts - cfg.close_delay
 }
 
 /// About when `flow_is_dead` turns true for a flow that gets no more packets.
