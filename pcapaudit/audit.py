@@ -40,6 +40,7 @@ from pcapaudit.engine import EngineConfig, FlowEngine
 from pcapaudit.enrich import DnsMap
 from pcapaudit.errors import ConfigError, RulesetError, UsageError
 from pcapaudit.findings import (
+    CANCEL_WINDOW,
     DNS_FAILURES,
     END_GRACE,
     INFRA_PORTS,
@@ -641,6 +642,7 @@ class Auditor:
             _flag(pc.or_(pc.match_substring(hist, "F"), pc.match_substring(hist, "R"))),
             (ts_last >= end - END_GRACE) if end is not None else np.zeros(len(loud), bool),
             np.asarray(sub.column("syn_count").to_numpy(zero_copy_only=False)) <= 1, ts_last - ts < 0.5,
+            ts_last - ts < CANCEL_WINDOW,
             pkts_c2s <= 1, pkts_c2s == 0, np.asarray(sub.column("payload_s2c").to_numpy(zero_copy_only=False)) > 0,
             valid,
         ])  # fmt: skip

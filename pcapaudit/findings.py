@@ -47,6 +47,7 @@ BLOCKED, UNEXPECTED, INTERCEPTED = FindingKind.BLOCKED, FindingKind.UNEXPECTED, 
 INFRA_PORTS = frozenset({53, 67, 68, 137, 138, 546, 547, 1900, 5353, 5355})
 SINKHOLES = frozenset({"0.0.0.0", "127.0.0.1", "::", "::1"})
 END_GRACE = 1.0  # a handshake cut by the end of the capture proves nothing
+CANCEL_WINDOW = 0.5  # a client closing this soon after its SYN did not wait for an answer (no RTO is shorter)
 
 
 def required_severity(rule: Rule | None) -> Severity:
@@ -388,8 +389,11 @@ def _blocked(f, cls, rule, ctx, name, where, ident) -> Iterator[FindingDraft]:
         yield _f(BLOCKED, sev, "fin_after_client_hello", f, cls, rule, where,
                  f"server side closed {where} right after the ClientHello without answering (SNI filtering)",
                  tev, f"blocked:fin_after_client_hello|{ident}")  # fmt: skip
-    elif hs == "silence_after_client_hello" and (not ended_early or "F" in f.history or "R" in f.history):
-        # the client giving up (its FIN/RST) is conclusive even at the very end of the capture
+    elif hs == "silence_after_client_hello" and (not ended_early or "F" in f.history or "R" in f.history) and not (
+        ("F" in f.history or "R" in f.history) and f.ts_last - f.ts < CANCEL_WINDOW
+    ):  # fmt: skip
+        # the client giving up (its FIN/RST) is conclusive even at the very end of the capture, but not
+        # within half a second of its SYN: it did not wait for any answer (a cancelled request)
         yield _f(BLOCKED, sev, "silence_after_client_hello", f, cls, rule, where,
                  f"no answer to the ClientHello for {where} (dropped after SNI inspection?)",
                  {**tev, "client_packets": f.pkts_c2s}, f"blocked:silence_after_client_hello|{ident}")  # fmt: skip

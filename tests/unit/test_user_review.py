@@ -376,3 +376,25 @@ def test_a_port_reused_after_a_close_is_a_new_connection(tmp_path, capsys):
     assert sorted(f["sni"] for f in flows) == ["albert.apple.com", "mdmenrollment.apple.com"], flows
     codes = {(f["code"], f["rule_id"]) for f in out["findings"]}
     assert ("rst_after_client_hello", "apple.mdmenrollment") in codes, codes
+
+
+@pytest.mark.parametrize("wait, blocked", [(0.001, False), (3.0, True)])
+def test_a_client_cancelling_right_after_its_clienthello_is_no_block(tmp_path, capsys, wait, blocked):
+    """The client resets its own connection 1 ms after the ClientHello (a Happy Eyeballs loser, a cancelled
+    request): the server had no time to answer, so no silence_after_client_hello; after 3 s of silence the
+    client giving up is the block it looks like."""
+    from scapy.all import IP, TCP, Ether
+
+    from tests.craft import at, client_hello, write
+
+    c, s, sp = "192.168.50.10", "17.253.21.201", 50001
+    ch = client_hello("albert.apple.com")
+    pkts = [at(Ether() / IP(src=c, dst=s) / TCP(sport=sp, dport=443, flags="S", seq=100), T0),
+            at(Ether() / IP(src=s, dst=c) / TCP(sport=443, dport=sp, flags="SA", seq=500, ack=101), T0 + 0.001),
+            at(Ether() / IP(src=c, dst=s) / TCP(sport=sp, dport=443, flags="A", seq=101, ack=501), T0 + 0.002),
+            at(Ether() / IP(src=c, dst=s) / TCP(sport=sp, dport=443, flags="PA", seq=101, ack=501) / ch, T0 + 0.002),
+            at(Ether() / IP(src=c, dst=s) / TCP(sport=sp, dport=443, flags="R", seq=101 + len(ch)), T0 + 0.002 + wait)]
+    pkts += [at(p, t + 10) for t, p in _dns(c, "10.0.0.53", "example.org", T0, answers=["93.184.216.34"])]
+    out = _audit(capsys, write(tmp_path / "cancel.pcap", pkts), "--config", LAB)
+    found = [f for f in out["findings"] if f["code"] == "silence_after_client_hello"]
+    assert bool(found) is blocked, out["findings"]
