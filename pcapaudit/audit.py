@@ -32,7 +32,7 @@ from pcapaudit.classify import (
 )
 from pcapaudit.config import load_config, parse_kv
 from pcapaudit.core import CoreEngine, dns_rows, flow_rows, open_capture, with_classification
-from pcapaudit.coverage import CoverageTracker, reached
+from pcapaudit.coverage import FAILED_HANDSHAKES, REACHED_STATES, CoverageTracker, reached
 from pcapaudit.decode import FAST, Decoder
 from pcapaudit.decode import icmp as icmpmod
 from pcapaudit.dedup import InterfaceCopies
@@ -1019,6 +1019,37 @@ class Auditor:
         self._max_active += state["max_active"]
         self._ended_early += state["ended_early"]
 
+    def _tcp_fallbacks(self) -> Callable[[FindingDraft, str], bool]:
+        """Whether a held udp_no_reply finding is a QUIC attempt its client followed (within a minute) by a
+        connection over TCP to the same name that reached it (as the checklist's ``reached``): the fallback
+        of browsers and Apple's stack."""
+        quic = [(fd.flow.sni, fd.ts) for fd, *_r in self._held_udp
+                if fd.flow is not None and fd.flow.app_protocol == "quic" and fd.flow.sni]  # fmt: skip
+        if not quic or not len(self.flows):
+            return lambda fd, client: False
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        t = self.flows.table().select(["src_ip", "sni", "ts", "transport", "tls_handshake", "state", "pkts_s2c"])
+        t = t.filter(pc.is_in(t.column("sni").cast(pa.string()), pa.array(sorted({n for n, _t in quic}))))
+        text = {c: t.column(c).cast(pa.string()) for c in ("transport", "tls_handshake", "state")}
+        reached_tcp = pc.and_(pc.and_(pc.equal(text["transport"], "tcp"), pc.greater(t.column("pkts_s2c"), 0)),
+                              pc.is_in(text["state"], pa.array(sorted(REACHED_STATES))))  # as coverage.reached()
+        t = t.filter(pc.and_(reached_tcp, pc.invert(pc.fill_null(
+            pc.is_in(text["tls_handshake"], pa.array(sorted(FAILED_HANDSHAKES))), False))))  # fmt: skip
+        done: dict[tuple[str, str], list[float]] = {}
+        for client, sni, ts in zip(*(t.column(c).cast(pa.float64() if c == "ts" else pa.string()).to_pylist()
+                                     for c in ("src_ip", "sni", "ts"))):  # fmt: skip
+            done.setdefault((client, sni), []).append(ts)
+
+        def fell_back(fd: FindingDraft, client: str) -> bool:
+            f = fd.flow
+            if f is None or f.app_protocol != "quic" or not f.sni:
+                return False
+            return any(f.ts - 1.0 <= t <= f.ts_last + 60.0 for t in done.get((client, f.sni), ()))
+
+        return fell_back
+
     def _dns_recovered(self) -> None:
         """DNS failures of a name that a later lookup of the same client answered with an address (a
         resolver's hiccup, a retry that worked), for every client it failed for, are LOW notes: what stays a
@@ -1105,9 +1136,18 @@ class Auditor:
             row, uids = region_note(vendor, regions)
             self.findings.add_row(row, uids)
         one_way = self._one_direction_view()
+        fell_back = self._tcp_fallbacks()
         for fd, rules, client, fkey in sorted(self._held_udp, key=lambda h: (h[0].ts, h[3])):
-            if client not in one_way["clients"]:
-                self._finding(fd, rules, client, fkey)
+            if client in one_way["clients"]:
+                continue
+            if fell_back(fd, client):  # QUIC refused, the same service reached over TCP: a note
+                fd = fd._replace(severity=Severity.LOW, message=f"{fd.message}; the client fell back to TLS over "
+                                 "TCP, which worked (UDP 443 blocked: HTTP/3 unavailable, the service reached)")
+                row = self.findings.add(fd, client, fkey)
+                if self._on_finding:
+                    self._on_finding(row or as_finding(fd), row is not None)
+                continue
+            self._finding(fd, rules, client, fkey)
         self._held_udp.clear()
         self._tls13_passive()
         self._dns_recovered()

@@ -398,3 +398,31 @@ def test_a_client_cancelling_right_after_its_clienthello_is_no_block(tmp_path, c
     out = _audit(capsys, write(tmp_path / "cancel.pcap", pkts), "--config", LAB)
     found = [f for f in out["findings"] if f["code"] == "silence_after_client_hello"]
     assert bool(found) is blocked, out["findings"]
+
+
+@pytest.mark.parametrize("fallback, severity", [(True, "low"), (False, "high")])
+def test_quic_that_fell_back_to_tcp_is_a_note(tmp_path, capsys, fallback, severity):
+    """Three QUIC Initials to gdmf.apple.com that nobody answers (UDP 443 blocked), then the same client's
+    TLS over TCP to it completes: QUIC is blocked but the service is reached, a LOW note and a reached row;
+    without the TCP connection it stays the block it is."""
+    from scapy.all import IP, UDP, Ether
+
+    from tests.craft import at, client_hello, server_hello, tcp_session, write
+
+    from tests.unit.test_protocols import _crypto, _protect  # a protected RFC 9001 Initial carrying an SNI
+
+    c, s = "192.168.50.10", "17.253.21.201"
+    initial = _protect(1, bytes(range(8)), _crypto(0, client_hello("gdmf.apple.com")[5:]), pn=0)
+    pkts = [at(Ether() / IP(src=c, dst=s) / UDP(sport=55000, dport=443) / initial, T0 + k * 0.3) for k in range(3)]
+    if fallback:  # the client's Finished and data after the server's flight: a complete handshake
+        finished = b"\x14\x03\x03\x00\x01\x01" + b"\x17\x03\x03\x00\x20" + bytes(32)
+        pkts += tcp_session(c, s, 50001, 443, [client_hello("gdmf.apple.com"), finished],
+                            [server_hello(version=0x0304, cipher=0x1301), b"\x17\x03\x03\x00\x20" + bytes(32)],
+                            t0=T0 + 1)  # fmt: skip
+    pkts += [at(p, t + 20) for t, p in _dns(c, "10.0.0.53", "example.org", T0, answers=["93.184.216.34"])]
+    out = _audit(capsys, write(tmp_path / "quic.pcap", pkts), "--config", LAB)
+    found = [f for f in out["findings"] if f["code"] == "udp_no_reply"]
+    assert len(found) == 1 and found[0]["severity"] == severity, out["findings"]
+    if fallback:
+        assert "fell back" in found[0]["message"]
+        assert _row(out["coverage"], "apple.gdmf")["status"] == "reached"
