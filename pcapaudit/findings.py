@@ -312,6 +312,8 @@ def quiet(f: FlowRecord, cls: Classification, rule: Rule | None, ctx: FindingCon
     if rule is not None:
         if rule.cleartext or (rule.tls == "required" and f.app_protocol in CLEAR_APPS):
             return False
+        if (rule.app_protocol or "").endswith("+starttls"):  # whether the upgrade happened is per flow
+            return False
         if rule.region and ctx.region.get(rule.vendor):
             return False
         if cls.matched_by in NAME_MATCHES:
@@ -464,6 +466,11 @@ def _unexpected(f, cls, rule, ctx, name, where, ident, tgt) -> Iterator[FindingD
                      {"app": app, "secure_alternative": alt.id if alt else None, "simple_bind": f.ldap_simple_bind or None,
                       "starttls": f.smtp_starttls if f.smtp_starttls is not None else None},
                      f"unexpected:cleartext|{ident}")  # fmt: skip
+    elif (rule.app_protocol or "").endswith("+starttls") and f.smtp_starttls is False:
+        # the rule's protocol is SMTP upgraded by STARTTLS: mail sent, or a login, without it went in clear
+        yield _f(UNEXPECTED, Severity.MEDIUM, "cleartext", f, cls, rule, where,
+                 f"{where}: SMTP without STARTTLS (mail or a login in clear) where the rule expects "
+                 f"{rule.app_protocol}", {"app": app, "starttls": False}, f"unexpected:cleartext|{ident}")  # fmt: skip
     elif rule.tls == "required" and app in ("http", "ldap", "smtp", "amqp", "hl7-mllp", "ftp-or-smtp"):
         yield _f(UNEXPECTED, Severity.MEDIUM, "cleartext", f, cls, rule, where,
                  f"{where}: {app} in clear where the rule expects TLS", {"app": app},

@@ -140,14 +140,15 @@ def ldap_scan(data: bytes) -> tuple[bool, bool, bool, bool]:
 
 
 def smtp_scan(data: bytes) -> bool | None:
-    """True if the client issued STARTTLS before MAIL FROM and the session then went on in TLS (or the
-    stream ends there), False if it sent mail without, or went on in clear after STARTTLS (the server
-    refused: "454 TLS not available"); None if unknown."""
+    """True if the client issued STARTTLS before MAIL FROM or AUTH and the session then went on in TLS (or
+    the stream ends there), False if it sent mail or logged in without, or went on in clear after STARTTLS
+    (the server refused: "454 TLS not available"); None if unknown."""
     up = data[:4096].upper()
     st = up.find(b"\nSTARTTLS")
     if up.startswith(b"STARTTLS"):
         st = 0
-    mail = up.find(b"MAIL FROM")
+    clear = [i for i in (up.find(b"MAIL FROM"), up.find(b"\nAUTH "), 0 if up.startswith(b"AUTH ") else -1) if i >= 0]
+    mail = min(clear) if clear else -1
     if st >= 0 and (mail < 0 or st < mail):
         nl = up.find(b"\n", st + 1)
         rest = up[nl + 1 :] if nl >= 0 else b""

@@ -279,6 +279,8 @@ def test_smtp_starttls():
     assert app.smtp_scan(b"EHLO x\r\nSTARTTLS\r\n") is True
     assert app.smtp_scan(b"EHLO x\r\nSTARTTLS\r\n\x16\x03\x01\x02\x00") is True
     assert app.smtp_scan(b"EHLO x\r\nMAIL FROM:<a@b>\r\n") is False
+    assert app.smtp_scan(b"EHLO x\r\nAUTH PLAIN AGEAYg==\r\n") is False  # a login in clear
+    assert app.smtp_scan(b"AUTH LOGIN\r\n") is False
     assert app.smtp_scan(b"EHLO x\r\n") is None
     # "454 TLS not available": the client goes on in clear
     assert app.smtp_scan(b"EHLO x\r\nSTARTTLS\r\nMAIL FROM:<a@b>\r\n") is False

@@ -426,3 +426,25 @@ def test_quic_that_fell_back_to_tcp_is_a_note(tmp_path, capsys, fallback, severi
     if fallback:
         assert "fell back" in found[0]["message"]
         assert _row(out["coverage"], "apple.gdmf")["status"] == "reached"
+
+
+@pytest.mark.parametrize("starttls", [False, True])
+def test_smtp_on_587_without_starttls_is_cleartext(tmp_path, capsys, starttls):
+    """Endpoint Central's mail over 587 is SMTP upgraded by STARTTLS; a session that logs in without it
+    sends the password in clear: a cleartext finding (the ruleset's own note says so)."""
+    from tests.craft import client_hello, server_hello, tcp_session, write
+
+    srv = [b"220 mail.example.com ESMTP\r\n", b"250-mail.example.com\r\n250-STARTTLS\r\n250 AUTH PLAIN\r\n"]
+    cli = [b"", b"EHLO ec.example.com\r\n"]
+    if starttls:
+        cli += [b"STARTTLS\r\n", client_hello("mail.example.com")]
+        srv += [b"220 2.0.0 Ready to start TLS\r\n", server_hello()]
+    else:
+        cli += [b"AUTH PLAIN AGVjAHNlY3JldA==\r\n", b"QUIT\r\n"]
+        srv += [b"235 2.7.0 Authentication successful\r\n", b"221 Bye\r\n"]
+    pkts = tcp_session("192.168.50.20", "192.168.60.25", 50001, 587, cli, srv, t0=T0)
+    out = _audit(capsys, write(tmp_path / "smtp.pcap", pkts), "--vendor", "endpoint-central")
+    flow = next(f for f in out["flows"] if f["dst_port"] == 587)
+    assert flow["rule_id"] == "endpoint-central.smtp-tls-587", flow
+    found = [f for f in out["findings"] if f["code"] == "cleartext"]
+    assert bool(found) is (not starttls), (flow["smtp_starttls"], out["findings"])

@@ -198,16 +198,26 @@ pub fn ldap_scan(data: &[u8]) -> (bool, bool, bool, bool) {
     (simple, pw, false, false)
 }
 
-/// SMTP client stream -> Some(true) if the client issued STARTTLS before MAIL FROM and the session then
-/// went on in TLS (or the stream ends there), Some(false) if it sent mail without, or went on in clear
-/// after STARTTLS (the server refused: "454 TLS not available"); None if unknown.
+/// SMTP client stream -> Some(true) if the client issued STARTTLS before MAIL FROM or AUTH and the
+/// session then went on in TLS (or the stream ends there), Some(false) if it sent mail or logged in
+/// without, or went on in clear after STARTTLS (the server refused: "454 TLS not available"); None if
+/// unknown.
 pub fn smtp_scan(data: &[u8]) -> Option<bool> {
     let up = data.get(..4096).unwrap_or(data).to_ascii_uppercase();
     let mut st = memmem::find(&up, b"\nSTARTTLS");
     if up.starts_with(b"STARTTLS") {
         st = Some(0);
     }
-    let mail = memmem::find(&up, b"MAIL FROM");
+    // the first command only a session in clear sends: MAIL FROM, or a login (AUTH)
+    let auth = if up.starts_with(b"AUTH ") {
+        Some(0)
+    } else {
+        memmem::find(&up, b"\nAUTH ")
+    };
+    let mail = match (memmem::find(&up, b"MAIL FROM"), auth) {
+        (Some(m), Some(a)) => Some(m.min(a)),
+        (m, a) => m.or(a),
+    };
     if let Some(st) = st {
         if mail.is_none_or(|m| st < m) {
             let rest: &[u8] = match memchr::memchr(b'\n', up.get(st + 1..).unwrap_or(&[])) {
@@ -767,6 +777,11 @@ mod tests {
             Some(false)
         );
         assert_eq!(smtp_scan(b"starttls"), Some(true));
+        // a login without STARTTLS is in clear too; AUTH after STARTTLS (and TLS) is not looked at
+        assert_eq!(smtp_scan(b"EHLO x\r\nAUTH PLAIN AGEAYg==\r\n"), Some(false));
+        assert_eq!(smtp_scan(b"AUTH LOGIN\r\n"), Some(false));
+        assert_eq!(smtp_scan(b"EHLO x\r\nSTARTTLS\r\n\x16\x03\x01"), Some(true));
+        assert_eq!(smtp_scan(b"EHLO x\r\nXAUTHORITY\r\n"), None);
     }
 
     #[test]
