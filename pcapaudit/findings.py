@@ -383,7 +383,7 @@ def _blocked(f, cls, rule, ctx, name, where, ident) -> Iterator[FindingDraft]:
             break
     hs = f.tls_handshake if not one_way else None
     tev = {**ev, "sni": f.sni, "tls_version": f.tls_version}
-    if hs == "reset_after_client_hello":
+    if hs == "reset_after_client_hello" and f.conn_state != "REJ":  # a refused (Fast Open) SYN: syn_rejected says it
         yield _f(BLOCKED, sev, "rst_after_client_hello", f, cls, rule, where,
                  f"connection to {where} reset right after the ClientHello (SNI filtering)", tev,
                  f"blocked:rst_after_client_hello|{ident}")  # fmt: skip

@@ -448,3 +448,20 @@ def test_smtp_on_587_without_starttls_is_cleartext(tmp_path, capsys, starttls):
     assert flow["rule_id"] == "endpoint-central.smtp-tls-587", flow
     found = [f for f in out["findings"] if f["code"] == "cleartext"]
     assert bool(found) is (not starttls), (flow["smtp_starttls"], out["findings"])
+
+
+def test_a_fast_open_syn_refused_is_one_block_not_two(tmp_path, capsys):
+    """TCP Fast Open: the ClientHello rides in the SYN and the server answers RST: the SYN refused is the
+    block (syn_rejected); the same reset is not also a reset after the ClientHello."""
+    from scapy.all import IP, TCP, Ether
+
+    from tests.craft import at, client_hello, write
+
+    c, s = "192.168.50.10", "17.253.21.201"
+    ch = client_hello("albert.apple.com")
+    pkts = [at(Ether() / IP(src=c, dst=s) / TCP(sport=50001, dport=443, flags="S", seq=100) / ch, T0),
+            at(Ether() / IP(src=s, dst=c) / TCP(sport=443, dport=50001, flags="RA", seq=0, ack=101 + len(ch)), T0 + 0.01)]
+    pkts += [at(p, t + 10) for t, p in _dns(c, "10.0.0.53", "example.org", T0, answers=["93.184.216.34"])]
+    out = _audit(capsys, write(tmp_path / "tfo.pcap", pkts), "--config", LAB)
+    codes = sorted(f["code"] for f in out["findings"] if f["kind"] == "blocked")
+    assert codes == ["syn_rejected"], out["findings"]
