@@ -25,7 +25,6 @@ from pcapaudit.classify import (
     VERDICT_LEGACY,
     address_scope,
     classify,
-    is_loopback,
     is_multicast,
     is_multicast_or_broadcast,
     named_on_listed_port,
@@ -43,6 +42,7 @@ from pcapaudit.findings import (
     CANCEL_WINDOW,
     DNS_FAILURES,
     END_GRACE,
+    FAILED_RCODES,
     INFRA_PORTS,
     SINKHOLES,
     FindingCollector,
@@ -328,7 +328,6 @@ class Auditor:
         self._device_cache: dict[str, bool] = {}
         self._match_ip_cache: dict[str, tuple] = {}  # address -> (in a rule's network, scope)
         self._mcast_cache: dict[str, bool] = {}
-        self._loop_cache: dict[str, bool] = {}
         self._listed_cache: dict[tuple, bool] = {}  # names, port, transport -> classified by name alone
         self._mcast_server_cache: dict[str, bool] = {}
         self._quiet_cache: dict[tuple, tuple[bool, bool]] = {}  # pre-check key -> (quiet, reached)
@@ -405,11 +404,12 @@ class Auditor:
         dsts = denc.dictionary.to_pylist()
         di = _codes(denc)
         in_net, scope, mcast = np.zeros(len(dsts) + 1, bool), np.zeros(len(dsts) + 1, np.int64), np.zeros(len(dsts) + 1, bool)
+        loop = np.zeros(len(dsts) + 1, bool)
         scopes: dict[tuple, int] = {}
         for j, dst in enumerate(dsts):
             m = _memo(self._match_ip_cache, dst, 100_000, self._address)
             mc = _memo(self._mcast_cache, dst, 100_000, is_multicast_or_broadcast)
-            in_net[j], scope[j], mcast[j] = m[0], scopes.setdefault(m[1], len(scopes)), mc
+            in_net[j], scope[j], mcast[j], loop[j] = m[0], scopes.setdefault(m[1], len(scopes)), mc, m[1][1]
         senc = col("src_ip").dictionary_encode()
         si = _codes(senc)
         dev = np.ones(len(senc.dictionary) + 1, bool)
@@ -444,8 +444,7 @@ class Auditor:
         ])  # fmt: skip
         # a flow a rule lists by name on its port classifies, pre-checks and counts the same whatever its
         # server's address (but loopback): such flows share a key across a name's many addresses
-        addr_free = ~scoped & self._named_on_listed_port(tb, local, dport) & self.name_keys
-        addr_free &= ~np.array([_memo(self._loop_cache, d, 100_000, is_loopback) for d in dsts] + [False])[di]
+        addr_free = ~scoped & ~loop[di] & self._named_on_listed_port(tb, local, dport) & self.name_keys
         pk = np.column_stack([local, np.where(scoped, -2 - scope[di], np.where(addr_free, -1, di)), values])
         groups, inverse = _groups(pk)
         # one representative row per group: its key tuples, classified and pre-checked on a real record
@@ -848,9 +847,9 @@ class Auditor:
                                                  "t": tb.column("ts")}).take(pa.array(answered)))  # fmt: skip
         rcode = tb.column("rcode")
         no_a = pc.and_(pc.equal(rcode, "NOERROR"), pc.equal(tb.column("qtype"), "A"))
-        no_a = pc.and_(no_a, pc.invert(pc.fill_null(pc.match_substring_regex(tb.column("answers"), "(^|;)A:"), False)))
+        no_a = pc.and_(no_a, pc.invert(_has(tb.column("answers"), "(^|;)A:")))
         no_a = pc.and_(no_a, pc.invert(pc.fill_null(tb.column("truncated"), False)))  # TC: asked again over TCP
-        failed = counted & (_flag(pc.is_in(rcode, pa.array(["NXDOMAIN", "REFUSED", "SERVFAIL"])))
+        failed = counted & (_flag(pc.is_in(rcode, pa.array(sorted(FAILED_RCODES))))
                             | _flag(tb.column("sinkholed")) | _flag(pc.is_null(rcode)) | _flag(no_a))  # fmt: skip
         if failed.any():  # the DNS detectors: failed, unanswered, empty and sinkholed lookups of vendor names
             for tx in dns_rows(rb.take(np.flatnonzero(failed))):
@@ -866,7 +865,7 @@ class Auditor:
         self.coverage.dns_query(tx, rules, rule.vendor if rule is not None else None)
         if tx.rcode == "NOERROR" and tx.answers:
             self.ctx.lookups.add(tx.client_ip, tx.query, tx.ts)
-        if tx.rcode in ("NXDOMAIN", "REFUSED", "SERVFAIL", None) or tx.sinkholed or no_address(tx):
+        if tx.rcode is None or tx.rcode in FAILED_RCODES or tx.sinkholed or no_address(tx):
             for fd in detect_dns(tx, self.ctx):
                 self._finding(fd, rules, tx.client_ip)
 
@@ -1023,15 +1022,15 @@ class Auditor:
         """Whether a held udp_no_reply finding is a QUIC attempt its client followed (within a minute) by a
         connection over TCP to the same name that reached it (as the checklist's ``reached``): the fallback
         of browsers and Apple's stack."""
-        quic = [(fd.flow.sni, fd.ts) for fd, *_r in self._held_udp
-                if fd.flow is not None and fd.flow.app_protocol == "quic" and fd.flow.sni]  # fmt: skip
+        quic = {fd.flow.sni for fd, *_r in self._held_udp
+                if fd.flow is not None and fd.flow.app_protocol == "quic" and fd.flow.sni}  # fmt: skip
         if not quic or not len(self.flows):
             return lambda fd, client: False
         import pyarrow as pa
         import pyarrow.compute as pc
 
         t = self.flows.table().select(["src_ip", "sni", "ts", "transport", "tls_handshake", "state", "pkts_s2c"])
-        t = t.filter(pc.is_in(t.column("sni").cast(pa.string()), pa.array(sorted({n for n, _t in quic}))))
+        t = t.filter(pc.is_in(t.column("sni").cast(pa.string()), pa.array(sorted(quic))))
         text = {c: t.column(c).cast(pa.string()) for c in ("transport", "tls_handshake", "state")}
         reached_tcp = pc.and_(pc.and_(pc.equal(text["transport"], "tcp"), pc.greater(t.column("pkts_s2c"), 0)),
                               pc.is_in(text["state"], pa.array(sorted(REACHED_STATES))))  # as coverage.reached()
@@ -1073,7 +1072,7 @@ class Auditor:
         ok = pc.and_(pc.and_(pc.equal(rcode, "NOERROR"), _has(answers, "(^|;)(A|AAAA):")),
                      pc.invert(pc.fill_null(t.column("sinkholed"), False)))  # fmt: skip
         ok = pc.fill_null(ok, False)
-        bad = pc.or_(pc.fill_null(pc.is_in(rcode, pa.array(["NXDOMAIN", "REFUSED", "SERVFAIL"])), False),
+        bad = pc.or_(pc.fill_null(pc.is_in(rcode, pa.array(sorted(FAILED_RCODES))), False),
                      pc.or_(pc.is_null(rcode), pc.and_(pc.fill_null(pc.equal(t.column("qtype"), "A"), False),
                                                         pc.invert(_has(answers, "(^|;)A:")))))  # fmt: skip
         bad = pc.and_(pc.and_(pc.invert(ok), bad), pc.invert(pc.fill_null(t.column("truncated"), False)))
@@ -1143,10 +1142,7 @@ class Auditor:
             if fell_back(fd, client):  # QUIC refused, the same service reached over TCP: a note
                 fd = fd._replace(severity=Severity.LOW, message=f"{fd.message}; the client fell back to TLS over "
                                  "TCP, which worked (UDP 443 blocked: HTTP/3 unavailable, the service reached)")
-                row = self.findings.add(fd, client, fkey)
-                if self._on_finding:
-                    self._on_finding(row or as_finding(fd), row is not None)
-                continue
+                rules = frozenset()  # the rules' rows stay reached: no block for them
             self._finding(fd, rules, client, fkey)
         self._held_udp.clear()
         self._tls13_passive()

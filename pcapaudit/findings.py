@@ -47,6 +47,7 @@ BLOCKED, UNEXPECTED, INTERCEPTED = FindingKind.BLOCKED, FindingKind.UNEXPECTED, 
 INFRA_PORTS = frozenset({53, 67, 68, 137, 138, 546, 547, 1900, 5353, 5355})
 SINKHOLES = frozenset({"0.0.0.0", "127.0.0.1", "::", "::1"})
 END_GRACE = 1.0  # a handshake cut by the end of the capture proves nothing
+FAILED_RCODES = frozenset({"NXDOMAIN", "REFUSED", "SERVFAIL"})  # DNS answers that refuse a name
 CANCEL_WINDOW = 0.5  # a client closing this soon after its SYN did not wait for an answer (no RTO is shorter)
 
 
@@ -280,8 +281,6 @@ BAD_HANDSHAKES = frozenset({
 })  # fmt: skip
 CLEAR_APPS = frozenset({"http", "ldap", "smtp", "amqp", "hl7-mllp", "ftp-or-smtp"})
 NAME_MATCHES = frozenset({"sni", "connect", "http_host", "dns", "cidr"})
-
-
 
 
 def quiet(f: FlowRecord, cls: Classification, rule: Rule | None, ctx: FindingContext) -> bool:
@@ -704,7 +703,7 @@ def detect_dns(tx: DnsTransaction, ctx: FindingContext) -> Iterator[FindingDraft
     ev = {"query": tx.query, "qtype": tx.qtype, "rcode": tx.rcode, "resolver": tx.server_ip,
           "answers": ", ".join(a.value for a in tx.answers[:6]), "process": tx.process}  # fmt: skip
     cls = None
-    if tx.rcode in ("NXDOMAIN", "REFUSED", "SERVFAIL"):
+    if tx.rcode in FAILED_RCODES:
         code = f"dns_{tx.rcode.lower()}"
         yield _with_uid(
             _f(BLOCKED, sev, code, None, cls, rule, tx.query, f"DNS {tx.rcode} for {tx.query} from {tx.server_ip}",
