@@ -29,7 +29,7 @@ from pcapaudit.classify import (
     is_multicast_or_broadcast,
     named_on_listed_port,
 )
-from pcapaudit.config import load_config, parse_kv
+from pcapaudit.config import load_config, parse_kv, vendor_names
 from pcapaudit.core import CoreEngine, dns_rows, flow_rows, open_capture, with_classification
 from pcapaudit.coverage import FAILED_HANDSHAKES, REACHED_STATES, CoverageTracker, reached
 from pcapaudit.decode import FAST, Decoder
@@ -1311,16 +1311,12 @@ def audit(
     if engine not in ("core", "fast", "simple"):
         raise UsageError(f"engine {engine!r}: core, fast or simple")
     cfg = load_config(config) if config is not None else {}
-    try:
-        cfg_devices = networks(tuple(cfg.get("devices") or ()), f"{config}: devices")
-    except UsageError as e:
-        raise ConfigError(str(e)) from None
     opts = AuditOptions(
         rules=list(_paths(rules, "rules")) or cfg.get("rules") or None,
-        vendors=_strings(vendors, "vendors") or _vendor_list(cfg.get("vendor")) or None,
-        tenants={**{str(k): str(v) for k, v in (cfg.get("tenants") or {}).items()}, **_tenants(tenants)},
+        vendors=_strings(vendors, "vendors") or vendor_names(cfg.get("vendor")) or None,
+        tenants={**cfg.get("tenants", {}), **_tenants(tenants)},
         trust_issuers=tuple(cfg.get("trust_issuers") or ()) + _strings(trust_issuers, "trust_issuers"),
-        devices=cfg_devices + networks(_strings(devices, "devices"), "devices"), engine=engine,
+        devices=config_devices(cfg, config) + networks(_strings(devices, "devices"), "devices"), engine=engine,
     )  # fmt: skip
     if cfg.get("max_flows") is not None:
         opts = replace(opts, engine_config=replace(opts.engine_config, max_flows=cfg["max_flows"] or None))
@@ -1351,11 +1347,6 @@ def _tenants(tenants) -> dict[str, str]:
     if isinstance(tenants, str) or not all(isinstance(t, str) for t in tenants):
         raise UsageError("tenants: a dict {'VENDOR.NAME': value} or a list of 'VENDOR.NAME=VALUE' strings")
     return parse_kv(tenants, "tenants:")
-
-
-def _vendor_list(v) -> tuple[str, ...]:
-    """The config's ``vendor``: names, each of which may list several with commas."""
-    return tuple(x.strip() for item in (v or ()) for x in item.split(",") if x.strip())
 
 
 @contextlib.contextmanager
@@ -1406,6 +1397,14 @@ def networks(items: Iterable[str], what: str) -> tuple[str, ...]:
         except ValueError as e:
             raise UsageError(f"{what}: {e}") from None
     return tuple(out)
+
+
+def config_devices(cfg: dict, path) -> tuple[str, ...]:
+    """A config file's ``devices`` as networks; a bad one is a ``ConfigError`` naming the file."""
+    try:
+        return networks(tuple(cfg.get("devices") or ()), f"{path}: devices")
+    except UsageError as e:
+        raise ConfigError(str(e)) from None
 
 
 def severity_at_least(findings: list[tuple[Finding, tuple[str, ...]]], threshold: Severity | None) -> bool:

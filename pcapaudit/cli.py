@@ -15,7 +15,7 @@ import sys
 import time
 from collections import Counter
 
-from pcapaudit.config import load_config, parse_kv
+from pcapaudit.config import load_config, max_flows_problem, parse_kv, vendor_names
 from pcapaudit.errors import CaptureError, ConfigError, PcapAuditError, RulesetError, UsageError, one_line
 from pcapaudit.model import Severity
 
@@ -75,10 +75,9 @@ def _snaplen(text: str) -> int:
 
 def _max_flows(text: str) -> int:
     n = _whole(text, 0)
-    if n is None:
-        raise argparse.ArgumentTypeError(f"expected a whole number of flows (0: no cap), not {text!r}")
-    if 0 < n < 1000:
-        raise argparse.ArgumentTypeError(f"{n} is too few to audit anything (at least 1000, or 0: no cap)")
+    problem = max_flows_problem(text if n is None else n)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
     return n
 
 
@@ -181,26 +180,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _options(args):
-    from pcapaudit.audit import AuditOptions, networks
+    from pcapaudit.audit import AuditOptions, config_devices, networks
 
     path = getattr(args, "config", None)
     cfg = load_config(path) if path else {}
     rules = args.rules or cfg.get("rules") or ([os.environ["PCAPAUDIT_RULES"]] if os.environ.get("PCAPAUDIT_RULES") else None)
-    vendor = args.vendor or cfg.get("vendor")
-    if isinstance(vendor, list):
-        vendor = ",".join(vendor)
-    tenants = {str(k): str(v) for k, v in (cfg.get("tenants") or {}).items()}
+    vendors = vendor_names([args.vendor] if args.vendor else cfg.get("vendor"))
+    tenants = dict(cfg.get("tenants") or {})
     flag_tenants = parse_kv(args.tenant, "--tenant")
     # what the config file decided, so that the checks made later name the file, not the flag
     args.config_values = {"vendor": bool(cfg.get("vendor")) and not args.vendor,
                           "tenants": set(tenants) - set(flag_tenants)} if path else {}  # fmt: skip
     tenants.update(flag_tenants)
     trust = tuple(cfg.get("trust_issuers") or ()) + tuple(args.trust_issuer)
-    try:
-        cfg_devices = networks(tuple(cfg.get("devices") or ()), f"{path}: devices")
-    except UsageError as e:
-        raise ConfigError(str(e)) from None
-    devices = networks(cfg_devices + tuple(args.device), "--device")
+    devices = networks(config_devices(cfg, path) + tuple(args.device), "--device")
     fail_on = args.fail_on or cfg.get("fail_on") or "medium"
     if str(fail_on).lower() == "none":
         threshold = None
@@ -211,7 +204,7 @@ def _options(args):
             where, cls = ("--fail-on", UsageError) if args.fail_on or not cfg.get("fail_on") else (f"{path}: fail_on", ConfigError)
             raise cls(f"{where}: unknown severity {str(fail_on)!r} (info, low, medium, high, none)") from None
     opts = AuditOptions(
-        rules=rules, vendors=tuple(v.strip() for v in vendor.split(",") if v.strip()) if vendor else None,
+        rules=rules, vendors=vendors or None,
         tenants=tenants, trust_issuers=trust, devices=devices, engine=args.engine,
     )  # fmt: skip
     max_flows = args.max_flows if getattr(args, "max_flows", None) is not None else cfg.get("max_flows")

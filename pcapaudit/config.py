@@ -65,19 +65,32 @@ def load_config(path: str | os.PathLike) -> dict:
             data[key] = strings(key)
     if "fail_on" in data and not isinstance(data["fail_on"], str):
         raise ConfigError(f"{path}: fail_on: expected one of info, low, medium, high, none")
-    if "max_flows" in data:
-        v = data["max_flows"]
-        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            raise ConfigError(f"{path}: max_flows: expected a whole number of flows (0: no cap), not {v!r}")
-        if 0 < v < 1000:
-            raise ConfigError(f"{path}: max_flows: {v} is too few to audit anything (at least 1000, or 0: no cap)")
+    if "max_flows" in data and (problem := max_flows_problem(data["max_flows"])):
+        raise ConfigError(f"{path}: max_flows: {problem}")
     tenants = data.get("tenants")
     if tenants is not None and not (
         isinstance(tenants, dict)
         and all(isinstance(k, str) and isinstance(v, (str, int, float)) and not isinstance(v, bool) for k, v in tenants.items())
     ):
         raise ConfigError(f"{path}: tenants: expected a mapping of VENDOR.NAME: VALUE")
+    if tenants is not None:
+        data["tenants"] = {str(k): str(v) for k, v in tenants.items()}
     base = Path(path).resolve().parent
     if "rules" in data:
         data["rules"] = [str(base / r) if not Path(r).is_absolute() else r for r in data["rules"]]
     return data
+
+
+def max_flows_problem(n) -> str | None:
+    """What is wrong with ``n`` as a flow cap (``--max-flows``, ``max_flows``), or None."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        return f"expected a whole number of flows (0: no cap), not {n!r}"
+    if 0 < n < 1000:
+        return f"{n} is too few to audit anything (at least 1000, or 0: no cap)"
+    return None
+
+
+def vendor_names(items) -> tuple[str, ...]:
+    """Vendor names from ``--vendor`` values or the config's ``vendor``, each of which may list several with
+    commas."""
+    return tuple(x.strip() for item in (items or ()) for x in item.split(",") if x.strip())
