@@ -177,8 +177,7 @@ def first_packet_time(path: str) -> tuple[float | None, str]:
     from pcapaudit.core import open_capture
 
     cap = open_capture(path)
-    first = cap.first_packet(SNIFF_BYTES)
-    return (first[0] if first is not None else None), cap.format
+    return cap.first_packet(SNIFF_BYTES), cap.format
 
 
 def sensor_of(path: str, pattern: re.Pattern | None, meta: str) -> str:

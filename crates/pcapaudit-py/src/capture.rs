@@ -82,10 +82,10 @@ impl Capture {
         })
     }
 
-    /// The time and link type of the first packet (None: no packet before the end or the damage,
-    /// which `error` names), reading `max_bytes` at a time: a directory scan's ordering of its files.
+    /// The time of the first packet (None: no packet before the end or the damage, which `error`
+    /// names), reading `max_bytes` at a time: a directory scan's ordering of its files.
     #[pyo3(signature = (max_bytes=1 << 16))]
-    fn first_packet(&mut self, py: Python<'_>, max_bytes: usize) -> PyResult<Option<(f64, u32)>> {
+    fn first_packet(&mut self, py: Python<'_>, max_bytes: usize) -> PyResult<Option<f64>> {
         let reader = self.reader.get_mut().unwrap_or_else(|e| e.into_inner());
         py.detach(|| {
             guard(
@@ -150,17 +150,9 @@ pub fn sniff<'py>(
     let data = py.detach(|| guard("sniff", || Ok(CaptureReader::sniff(path, n))))?;
     match data {
         Ok(v) => Ok(pyo3::types::PyBytes::new(py, &v)),
-        Err(e) => {
-            let text = e.to_string();
-            let text = text
-                .split(" (os error ")
-                .next()
-                .unwrap_or(&text)
-                .to_string();
-            Err(pyo3::exceptions::PyOSError::new_err((
-                e.raw_os_error().unwrap_or(0),
-                text,
-            )))
-        }
+        Err(e) => Err(pyo3::exceptions::PyOSError::new_err((
+            e.raw_os_error().unwrap_or(0),
+            pcapaudit_core::capture::strerror(&e),
+        ))),
     }
 }

@@ -129,7 +129,7 @@ fn read_error_text(e: &io::Error) -> String {
 }
 
 /// An OS error's text without Rust's " (os error N)" suffix (as Python's strerror).
-fn strerror(e: &io::Error) -> String {
+pub fn strerror(e: &io::Error) -> String {
     let s = e.to_string();
     match s.find(" (os error ") {
         Some(i) => s.get(..i).unwrap_or(&s).to_string(),
@@ -182,12 +182,12 @@ impl CaptureReader {
         }
     }
 
-    /// The time and link type of the first packet, reading batches of `max_bytes` until one has a
-    /// packet; None when the capture has none (or stops before one: `error` says why).
-    pub fn first_packet(&mut self, max_bytes: usize) -> Option<(f64, u32)> {
+    /// The time of the first packet, reading batches of `max_bytes` until one has a packet; None when
+    /// the capture has none (or stops before one: `error` says why).
+    pub fn first_packet(&mut self, max_bytes: usize) -> Option<f64> {
         while let Some(b) = self.next_batch(max_bytes) {
-            if let (Some(&ts), Some(&lt)) = (b.ts.first(), b.linktype.first()) {
-                return Some((ts, lt));
+            if let Some(&ts) = b.ts.first() {
+                return Some(ts);
             }
         }
         None

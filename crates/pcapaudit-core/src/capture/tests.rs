@@ -892,8 +892,7 @@ fn sniff_and_first_packet_see_through_every_compression() {
         let head = CaptureReader::sniff(&path, 64).unwrap();
         assert_eq!(head[..], plain[..64], "{file}");
         let mut r = CaptureReader::open(&path).unwrap();
-        let (ts, lt) = r.first_packet(100).unwrap();
-        assert_eq!((ts, lt), (first_ts, 1), "{file}");
+        assert_eq!(r.first_packet(100), Some(first_ts), "{file}");
     }
     // a plain file shorter than asked: what there is
     let tmp = std::env::temp_dir().join("pcapaudit-core-sniff-short.pcap");
