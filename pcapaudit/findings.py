@@ -68,14 +68,20 @@ class ClientLookups:
     def __init__(self) -> None:
         self._first: dict[tuple[str, str], float] = {}
         self._pending: list = []  # Arrow tables (c: client, q: name, t: time) not indexed yet
+        self._pending_rows = 0
+
+    PENDING_ROWS = 250_000  # lookups held unindexed at most (about 12 MB: bounded on any capture)
 
     def add_table(self, table) -> None:
-        """Answered lookups as an Arrow table (``c``, ``q``, ``t``): indexed only when a flow asks (most
-        captures never make one ask)."""
+        """Answered lookups as an Arrow table (``c``, ``q``, ``t``): indexed when a flow asks (most captures
+        never make one ask), or when too many wait."""
         self._pending.append(table)
+        self._pending_rows += table.num_rows
+        if self._pending_rows > self.PENDING_ROWS:
+            self._index()
 
     def _index(self) -> None:
-        tables, self._pending = self._pending, []
+        tables, self._pending, self._pending_rows = self._pending, [], 0
         add = self.add
         for t in tables:
             for client, name, ts in zip(*(t.column(c).to_pylist() for c in ("c", "q", "t"))):

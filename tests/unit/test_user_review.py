@@ -465,3 +465,19 @@ def test_a_fast_open_syn_refused_is_one_block_not_two(tmp_path, capsys):
     out = _audit(capsys, write(tmp_path / "tfo.pcap", pkts), "--config", LAB)
     codes = sorted(f["code"] for f in out["findings"] if f["kind"] == "blocked")
     assert codes == ["syn_rejected"], out["findings"]
+
+
+def test_client_lookups_hold_a_bounded_backlog(monkeypatch):
+    """Answered lookups wait unindexed until a flow asks, but never more than PENDING_ROWS of them; what
+    is asked is the same whenever they were indexed."""
+    import pyarrow as pa
+
+    from pcapaudit.findings import ClientLookups
+
+    monkeypatch.setattr(ClientLookups, "PENDING_ROWS", 5)
+    lk = ClientLookups()
+    for i in range(4):
+        lk.add_table(pa.table({"c": [f"10.0.0.{i}", "10.0.0.9"], "q": ["a.example", "b.example"], "t": [float(i), 9.0 - i]}))
+        assert len(lk._pending) <= 3 and lk._pending_rows <= 5
+    assert lk.before("10.0.0.2", "a.example", 2.0) and not lk.before("10.0.0.2", "a.example", 1.9)
+    assert lk.before("10.0.0.9", "b.example", 6.0) and not lk.before("10.0.0.9", "b.example", 5.9)
